@@ -1,0 +1,101 @@
+// A StoreBatch records logical mutations; nothing happens until Store.commit applies it. Keeping
+// it as plain data lets both stores share one apply step (state.ts) and lets the RocksDB store
+// merge many batches into one write.
+import type {
+  InflightEntry, NewMessage, NewQueueEntry, QueueEntry, StoredMessage, StoredSession, StoredSubscription,
+} from './types';
+
+export type BatchOp =
+  | { t: 'session'; session: StoredSession }
+  | { t: 'delSession'; clientId: string }
+  | { t: 'sub'; sub: StoredSubscription }
+  | { t: 'unsub'; clientId: string; filter: string }
+  | { t: 'message'; message: StoredMessage }
+  | { t: 'enqueue'; clientId: string; entry: QueueEntry }
+  | { t: 'dequeue'; clientId: string; seq: bigint }
+  | { t: 'dropOldest'; clientId: string; count: number }
+  | { t: 'inflight'; clientId: string; entry: InflightEntry }
+  | { t: 'delInflight'; clientId: string; packetId: number }
+  | { t: 'inbound'; clientId: string; packetId: number }
+  | { t: 'delInbound'; clientId: string; packetId: number }
+  | { t: 'retain'; message: NewMessage }
+  | { t: 'delRetain'; topic: string };
+
+/** Hands out message ids and queue sequence numbers; owned by the store, restored on load. */
+export interface IdSource {
+  nextMessageId(): bigint;
+  nextSeq(): bigint;
+}
+
+export class StoreBatch {
+  readonly ops: BatchOp[] = [];
+
+  constructor(private readonly ids: IdSource) {}
+
+  get size(): number { return this.ops.length; }
+
+  putSession(session: StoredSession): this { this.ops.push({ t: 'session', session }); return this; }
+
+  /** Removes the session with its subscriptions, queue, in-flight and inbound state. */
+  deleteSession(clientId: string): this { this.ops.push({ t: 'delSession', clientId }); return this; }
+
+  putSubscription(sub: StoredSubscription): this { this.ops.push({ t: 'sub', sub }); return this; }
+
+  deleteSubscription(clientId: string, filter: string): this {
+    this.ops.push({ t: 'unsub', clientId, filter });
+    return this;
+  }
+
+  /**
+   * Stores a message body once. It is written only if a queue or in-flight entry references
+   * it when the batch is applied, and deleted when the last reference goes.
+   */
+  addMessage(message: NewMessage): bigint {
+    const id = this.ids.nextMessageId();
+    this.ops.push({ t: 'message', message: { ...message, id } });
+    return id;
+  }
+
+  /** Appends to a session's offline queue; returns the slot's sequence number. */
+  enqueue(clientId: string, entry: NewQueueEntry): bigint {
+    const seq = this.ids.nextSeq();
+    this.ops.push({ t: 'enqueue', clientId, entry: { ...entry, seq } });
+    return seq;
+  }
+
+  /** Removes one queue slot (delivered, or moved in flight); absent slots are ignored. */
+  dequeue(clientId: string, seq: bigint): this { this.ops.push({ t: 'dequeue', clientId, seq }); return this; }
+
+  /** Drops the `count` oldest queue slots: the caller enforces its length/byte bounds. */
+  dropOldest(clientId: string, count: number): this {
+    this.ops.push({ t: 'dropOldest', clientId, count });
+    return this;
+  }
+
+  /** Inserts or replaces the in-flight entry for `entry.packetId`. */
+  putInflight(clientId: string, entry: InflightEntry): this {
+    this.ops.push({ t: 'inflight', clientId, entry });
+    return this;
+  }
+
+  deleteInflight(clientId: string, packetId: number): this {
+    this.ops.push({ t: 'delInflight', clientId, packetId });
+    return this;
+  }
+
+  /** Records an inbound QoS 2 packet id acknowledged with PUBREC, awaiting PUBREL. */
+  addInboundQos2(clientId: string, packetId: number): this {
+    this.ops.push({ t: 'inbound', clientId, packetId });
+    return this;
+  }
+
+  deleteInboundQos2(clientId: string, packetId: number): this {
+    this.ops.push({ t: 'delInbound', clientId, packetId });
+    return this;
+  }
+
+  /** Sets the retained message of `message.topic`; an empty payload should use deleteRetained. */
+  putRetained(message: NewMessage): this { this.ops.push({ t: 'retain', message }); return this; }
+
+  deleteRetained(topic: string): this { this.ops.push({ t: 'delRetain', topic }); return this; }
+}

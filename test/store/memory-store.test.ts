@@ -1,0 +1,4 @@
+import { MemoryStore } from '../../src/store/memory-store';
+import { abstractStoreSuite } from './abstract-store-suite';
+
+abstractStoreSuite('MemoryStore', { create: async () => new MemoryStore() });

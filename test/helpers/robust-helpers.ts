@@ -147,11 +147,17 @@ export class RawClient {
   /** Set when the read side failed to parse what the broker sent (a broker bug worth reporting). */
   parseError: Error | undefined;
   readonly closedP: Promise<void>;
+  /** Acknowledge incoming QoS 1/2 PUBLISHes (PUBACK / PUBREC, PUBREL -> PUBCOMP) like a well-behaved client. */
+  autoAck = true;
   private waiters: Array<() => void> = [];
 
   private constructor(readonly socket: net.Socket, readonly protocolVersion: 3 | 4 | 5) {
     const parser = mqttPacket.parser({ protocolVersion });
-    parser.on('packet', (p: Packet) => { this.packets.push(p); this.wake(); });
+    parser.on('packet', (p: Packet) => {
+      this.packets.push(p);
+      if (this.autoAck) this.ack(p);
+      this.wake();
+    });
     parser.on('error', (e: Error) => { this.parseError ??= e; this.wake(); });
     socket.on('data', (d: Buffer) => { parser.parse(d); });
     socket.on('error', () => { /* ECONNRESET etc.: 'close' follows */ });
@@ -163,6 +169,18 @@ export class RawClient {
       const s = net.connect(port, host, () => { s.removeListener('error', reject); resolve(new RawClient(s, protocolVersion)); });
       s.once('error', reject);
     });
+  }
+
+  private ack(p: Packet): void {
+    if (this.socket.destroyed) return;
+    if (p.cmd === 'publish' && p.qos === 1) this.send({ cmd: 'puback', messageId: p.messageId! });
+    else if (p.cmd === 'publish' && p.qos === 2) this.send({ cmd: 'pubrec', messageId: p.messageId! });
+    else if (p.cmd === 'pubrel') this.send({ cmd: 'pubcomp', messageId: p.messageId! });
+  }
+
+  /** PUBLISHes received so far (optionally only those on `topic`). */
+  publishes(topic?: string): mqttPacket.IPublishPacket[] {
+    return this.packets.filter((p) => p.cmd === 'publish' && (topic === undefined || p.topic === topic)) as mqttPacket.IPublishPacket[];
   }
 
   private wake(): void { for (const w of this.waiters.slice()) w(); }

@@ -3,7 +3,11 @@
     {
       "target_name": "fleetmq",
       "sources": [
-        "native/addon.cc"
+        "native/addon.cc",
+        "native/epoch.cc",
+        "native/match.cc",
+        "native/topic.cc",
+        "native/trie.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": [

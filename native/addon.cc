@@ -1,10 +1,37 @@
-// fleetmq native addon: process-wide state shared by every thread (see DESIGN.md §3).
+// fleetmq native addon: exports only. Process-wide state lives in trie.cc / slab.cc and is
+// shared by all threads (DESIGN.md §3); see native/README.md for who owns what.
 #include <napi.h>
 #include <unistd.h>
+
 #include <cerrno>
 #include <cstring>
+#include <string>
+
+#include "epoch.h"
+#include "match.h"
+#include "topic.h"
+#include "trie.h"
 
 namespace {
+
+using fleetmq::epoch::Guard;
+namespace trie = fleetmq::trie;
+namespace topic = fleetmq::topic;
+
+// Argument checks are programmer errors: they throw a TypeError and return undefined.
+// (No C++ exceptions: NAPI_DISABLE_CPP_EXCEPTIONS, see binding.gyp.)
+bool Fail(const Napi::Env& env, const char* usage) {
+  Napi::TypeError::New(env, usage).ThrowAsJavaScriptException();
+  return false;
+}
+
+bool IsU8(const Napi::Value& v) {
+  return v.IsTypedArray() && v.As<Napi::TypedArray>().TypedArrayType() == napi_uint8_array;
+}
+
+bool IsU32(const Napi::Value& v) {
+  return v.IsTypedArray() && v.As<Napi::TypedArray>().TypedArrayType() == napi_uint32_array;
+}
 
 // The main thread accepts a socket, duplicates its fd and hands the copy to a worker
 // (DESIGN.md §7: Node has no way to move a socket handle between threads).
@@ -33,9 +60,208 @@ Napi::Value CloseFd(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
+// --- topics ---------------------------------------------------------------------------------
+
+Napi::Value ValidateTopic(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 2 || !info[0].IsString() || !info[1].IsBoolean()) {
+    Fail(env, "validateTopic(topic: string, isFilter: boolean)");
+    return env.Undefined();
+  }
+  std::string s = info[0].As<Napi::String>().Utf8Value();
+  int rc = topic::Validate(reinterpret_cast<const uint8_t*>(s.data()), s.size(),
+                           info[1].As<Napi::Boolean>().Value());
+  return Napi::Number::New(env, rc);
+}
+
+Napi::Value ValidateTopicBytes(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 4 || !IsU8(info[0]) || !info[1].IsNumber() || !info[2].IsNumber() ||
+      !info[3].IsBoolean()) {
+    Fail(env, "validateTopicBytes(buf: Uint8Array, off: number, len: number, isFilter: boolean)");
+    return env.Undefined();
+  }
+  auto buf = info[0].As<Napi::Uint8Array>();
+  int64_t off = info[1].As<Napi::Number>().Int64Value();
+  int64_t len = info[2].As<Napi::Number>().Int64Value();
+  if (off < 0 || len < 0 || static_cast<uint64_t>(off + len) > buf.ByteLength()) {
+    Napi::RangeError::New(env, "validateTopicBytes: span outside buffer").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  int rc = topic::Validate(buf.Data() + off, static_cast<size_t>(len),
+                           info[3].As<Napi::Boolean>().Value());
+  return Napi::Number::New(env, rc);
+}
+
+Napi::Object TopicConstants(Napi::Env env) {
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("OK", static_cast<double>(topic::kOk));
+  o.Set("EMPTY", static_cast<double>(topic::kEmpty));
+  o.Set("TOO_LONG", static_cast<double>(topic::kTooLong));
+  o.Set("NUL", static_cast<double>(topic::kNul));
+  o.Set("WILDCARD_IN_NAME", static_cast<double>(topic::kWildcardInName));
+  o.Set("BAD_WILDCARD", static_cast<double>(topic::kBadWildcard));
+  o.Set("TOO_MANY_LEVELS", static_cast<double>(topic::kTooManyLevels));
+  o.Set("BAD_SHARE", static_cast<double>(topic::kBadShare));
+  o.Set("BAD_UTF8", static_cast<double>(topic::kBadUtf8));
+  o.Set("MAX_BYTES", static_cast<double>(topic::kMaxBytes));
+  o.Set("MAX_LEVELS", static_cast<double>(topic::kMaxLevels));
+  return o;
+}
+
+// --- trie -----------------------------------------------------------------------------------
+
+// Every trie call pins an epoch first: the Trie* must not be freed by a racing trieDestroy.
+trie::Trie* TrieArg(const Napi::CallbackInfo& info, const char* usage) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsNumber()) {
+    Fail(env, usage);
+    return nullptr;
+  }
+  trie::Trie* t = trie::Lookup(info[0].As<Napi::Number>().Uint32Value());
+  if (!t) Napi::Error::New(env, "unknown trie id").ThrowAsJavaScriptException();
+  return t;
+}
+
+Napi::Value TrieCreate(const Napi::CallbackInfo& info) {
+  uint32_t id = trie::Create();
+  if (id == 0) {
+    Napi::Error::New(info.Env(), "too many tries").ThrowAsJavaScriptException();
+    return info.Env().Undefined();
+  }
+  return Napi::Number::New(info.Env(), id);
+}
+
+Napi::Value TrieDestroy(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsNumber()) {
+    Fail(env, "trieDestroy(id: number)");
+    return env.Undefined();
+  }
+  return Napi::Boolean::New(env, trie::Destroy(info[0].As<Napi::Number>().Uint32Value()));
+}
+
+Napi::Value TrieSubscribe(const Napi::CallbackInfo& info) {
+  static const char* kUsage =
+      "trieSubscribe(id, filter: string, subscriber: number, options: number, subscriptionId: number)";
+  Napi::Env env = info.Env();
+  if (info.Length() < 5 || !info[1].IsString() || !info[2].IsNumber() || !info[3].IsNumber() ||
+      !info[4].IsNumber()) {
+    Fail(env, kUsage);
+    return env.Undefined();
+  }
+  Guard guard;
+  trie::Trie* t = TrieArg(info, kUsage);
+  if (!t) return env.Undefined();
+  std::string f = info[1].As<Napi::String>().Utf8Value();
+  int rc = t->Subscribe(reinterpret_cast<const uint8_t*>(f.data()), f.size(),
+                        info[2].As<Napi::Number>().Uint32Value(),
+                        static_cast<uint8_t>(info[3].As<Napi::Number>().Uint32Value()),
+                        info[4].As<Napi::Number>().Uint32Value());
+  return Napi::Number::New(env, rc);
+}
+
+Napi::Value TrieUnsubscribe(const Napi::CallbackInfo& info) {
+  static const char* kUsage = "trieUnsubscribe(id, filter: string, subscriber: number)";
+  Napi::Env env = info.Env();
+  if (info.Length() < 3 || !info[1].IsString() || !info[2].IsNumber()) {
+    Fail(env, kUsage);
+    return env.Undefined();
+  }
+  Guard guard;
+  trie::Trie* t = TrieArg(info, kUsage);
+  if (!t) return env.Undefined();
+  std::string f = info[1].As<Napi::String>().Utf8Value();
+  bool ok = t->Unsubscribe(reinterpret_cast<const uint8_t*>(f.data()), f.size(),
+                           info[2].As<Napi::Number>().Uint32Value());
+  return Napi::Boolean::New(env, ok);
+}
+
+Napi::Value TrieMatch(const Napi::CallbackInfo& info) {
+  static const char* kUsage =
+      "trieMatch(id, buf: Uint8Array, spans: Uint32Array, count: number, out: Uint32Array)";
+  Napi::Env env = info.Env();
+  if (info.Length() < 5 || !IsU8(info[1]) || !IsU32(info[2]) || !info[3].IsNumber() ||
+      !IsU32(info[4])) {
+    Fail(env, kUsage);
+    return env.Undefined();
+  }
+  auto buf = info[1].As<Napi::Uint8Array>();
+  auto spans = info[2].As<Napi::Uint32Array>();
+  auto out = info[4].As<Napi::Uint32Array>();
+  uint32_t count = info[3].As<Napi::Number>().Uint32Value();
+  if (static_cast<size_t>(count) * 2 > spans.ElementLength()) {
+    Napi::RangeError::New(env, "trieMatch: count exceeds spans").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  const uint32_t* sp = spans.Data();
+  uint64_t size = buf.ByteLength();
+  for (uint32_t i = 0; i < count; i++) {
+    if (static_cast<uint64_t>(sp[2 * i]) + sp[2 * i + 1] > size) {
+      Napi::RangeError::New(env, "trieMatch: span outside buffer").ThrowAsJavaScriptException();
+      return env.Undefined();
+    }
+  }
+  Guard guard;
+  trie::Trie* t = TrieArg(info, kUsage);
+  if (!t) return env.Undefined();
+  int64_t n = fleetmq::match::MatchBatch(t, buf.Data(), sp, count, out.Data(), out.ElementLength());
+  return Napi::Number::New(env, static_cast<double>(n));
+}
+
+Napi::Value TrieGeneration(const Napi::CallbackInfo& info) {
+  Guard guard;
+  trie::Trie* t = TrieArg(info, "trieGeneration(id)");
+  if (!t) return info.Env().Undefined();
+  return Napi::Number::New(info.Env(), static_cast<double>(t->Generation()));
+}
+
+Napi::Value TrieStats(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Guard guard;
+  trie::Trie* t = TrieArg(info, "trieStats(id)");
+  if (!t) return env.Undefined();
+  trie::Stats s = t->GetStats();
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("subscriptions", static_cast<double>(s.subscriptions));
+  o.Set("filters", static_cast<double>(s.filters));
+  o.Set("sharedGroups", static_cast<double>(s.shared_groups));
+  return o;
+}
+
+Napi::Value TrieSetCache(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 2 || !info[1].IsBoolean()) {
+    Fail(env, "trieSetCache(id, enabled: boolean)");
+    return env.Undefined();
+  }
+  Guard guard;
+  trie::Trie* t = TrieArg(info, "trieSetCache(id, enabled: boolean)");
+  if (!t) return env.Undefined();
+  t->set_cache_enabled(info[1].As<Napi::Boolean>().Value());
+  return env.Undefined();
+}
+
+Napi::Value EpochPending(const Napi::CallbackInfo& info) {
+  fleetmq::epoch::Collect();
+  return Napi::Number::New(info.Env(), static_cast<double>(fleetmq::epoch::Pending()));
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("dupFd", Napi::Function::New(env, DupFd));
   exports.Set("closeFd", Napi::Function::New(env, CloseFd));
+  exports.Set("validateTopic", Napi::Function::New(env, ValidateTopic));
+  exports.Set("validateTopicBytes", Napi::Function::New(env, ValidateTopicBytes));
+  exports.Set("topicConstants", TopicConstants(env));
+  exports.Set("trieCreate", Napi::Function::New(env, TrieCreate));
+  exports.Set("trieDestroy", Napi::Function::New(env, TrieDestroy));
+  exports.Set("trieSubscribe", Napi::Function::New(env, TrieSubscribe));
+  exports.Set("trieUnsubscribe", Napi::Function::New(env, TrieUnsubscribe));
+  exports.Set("trieMatch", Napi::Function::New(env, TrieMatch));
+  exports.Set("trieGeneration", Napi::Function::New(env, TrieGeneration));
+  exports.Set("trieStats", Napi::Function::New(env, TrieStats));
+  exports.Set("trieSetCache", Napi::Function::New(env, TrieSetCache));
+  exports.Set("epochPending", Napi::Function::New(env, EpochPending));
   return exports;
 }
 

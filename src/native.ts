@@ -2,9 +2,49 @@
 // gets the same process-wide native state (DESIGN.md §3).
 import * as path from 'node:path';
 
+export interface TrieStats {
+  subscriptions: number;
+  /** Distinct real filters (a `$share/g/f` counts toward `f`) holding any subscription. */
+  filters: number;
+  sharedGroups: number;
+}
+
+export interface TopicConstants {
+  OK: number;
+  EMPTY: number;
+  TOO_LONG: number;
+  NUL: number;
+  WILDCARD_IN_NAME: number;
+  BAD_WILDCARD: number;
+  TOO_MANY_LEVELS: number;
+  BAD_SHARE: number;
+  BAD_UTF8: number;
+  MAX_BYTES: number;
+  MAX_LEVELS: number;
+}
+
+/** Exports of native/addon.cc; semantics in native/README.md and src/trie.ts. */
 export interface NativeAddon {
   dupFd(fd: number): number;
   closeFd(fd: number): void;
+
+  validateTopic(topic: string, isFilter: boolean): number;
+  validateTopicBytes(buf: Uint8Array, off: number, len: number, isFilter: boolean): number;
+  topicConstants: TopicConstants;
+
+  trieCreate(): number;
+  trieDestroy(id: number): boolean;
+  /** 1 added, 0 replaced, negative = -TopicError for an invalid filter. */
+  trieSubscribe(id: number, filter: string, subscriber: number, options: number, subscriptionId: number): number;
+  trieUnsubscribe(id: number, filter: string, subscriber: number): boolean;
+  trieMatch(id: number, buf: Uint8Array, spans: Uint32Array, count: number, out: Uint32Array): number;
+  trieGeneration(id: number): number;
+  trieStats(id: number): TrieStats;
+  /** Per-thread match cache on/off for this trie (tests run both ways). */
+  trieSetCache(id: number, enabled: boolean): void;
+  /** Runs a reclamation pass and returns how many retired objects still wait for readers. */
+  epochPending(): number;
+
   [name: string]: unknown;
 }
 

@@ -294,6 +294,7 @@ export function abstractStoreSuite(name: string, opts: StoreSuiteOptions): void 
     test('use after close is rejected with a StoreError', async () => {
       await store.close();
       await assert.rejects(async () => store.commit(store.batch().putSession(session('c'))), { name: 'StoreError', code: 'CLOSED' });
+      await opts.dispose?.(store);
       store = await opts.create();
       await store.loadAll({});
     });

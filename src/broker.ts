@@ -1,0 +1,29 @@
+// Starts a broker in this process: coordinator, workers, then the listener.
+import type { BrokerConfig } from './config';
+import { Supervisor } from './main/supervisor';
+import { Listener } from './main/listener';
+
+export interface RunningBroker {
+  port: number;
+  host: string;
+  stop(): Promise<void>;
+}
+
+export async function startBroker(config: BrokerConfig, opts: { testHooks?: boolean } = {}): Promise<RunningBroker> {
+  const supervisor = new Supervisor(config, opts.testHooks ?? false);
+  await supervisor.start();
+  const listener = new Listener(supervisor);
+  const addr = await listener.listen(config.port, config.host);
+  let stopped: Promise<void> | null = null;
+  return {
+    port: addr.port,
+    host: addr.address,
+    stop() {
+      stopped ??= (async () => {
+        await listener.close();
+        await supervisor.stop();
+      })();
+      return stopped;
+    },
+  };
+}

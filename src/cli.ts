@@ -1,0 +1,43 @@
+// `fleetmq` command line: parse, validate (one clear line + exit 2 on bad input), start, and
+// shut down cleanly on SIGTERM / SIGINT.
+import { parseArgs, resolveConfig, helpText, ConfigError, BrokerConfig } from './config';
+import { startBroker } from './broker';
+
+const VERSION: string = require('../../package.json').version;
+
+function configure(argv: readonly string[]): BrokerConfig | null {
+  try {
+    const parsed = parseArgs(argv);
+    if (parsed.help) { process.stdout.write(helpText() + '\n'); return null; }
+    if (parsed.version) { process.stdout.write(`fleetmq ${VERSION}\n`); return null; }
+    return resolveConfig(parsed);
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`fleetmq: ${err.message}\n`);
+      process.exit(2);
+    }
+    throw err;
+  }
+}
+
+export async function main(argv: readonly string[]): Promise<void> {
+  const config = configure(argv);
+  if (!config) return;
+  let broker;
+  try {
+    broker = await startBroker(config, { testHooks: process.env.FLEETMQ_TEST_HOOKS === '1' });
+  } catch (err) {
+    process.stderr.write(`fleetmq: cannot start: ${(err as Error).message}\n`);
+    process.exit(1);
+  }
+  process.stdout.write(`fleetmq listening on ${broker.host}:${broker.port} (${config.workers} worker${config.workers === 1 ? '' : 's'})\n`);
+  const shutdown = (sig: string) => {
+    process.stdout.write(`fleetmq: ${sig}, shutting down\n`);
+    broker.stop().then(() => process.exit(0), (err) => {
+      process.stderr.write(`fleetmq: shutdown failed: ${(err as Error).message}\n`);
+      process.exit(1);
+    });
+  };
+  process.once('SIGTERM', () => shutdown('SIGTERM'));
+  process.once('SIGINT', () => shutdown('SIGINT'));
+}

@@ -1,0 +1,139 @@
+// Every setting is declared once here: its flag, its config-file key, its type, default and
+// help line. The CLI, `--help`, `--config` and the workers all read this one table.
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+
+export type QueuePolicy = 'drop-oldest' | 'drop-new' | 'disconnect';
+
+export interface BrokerConfig {
+  port: number;
+  host: string;
+  workers: number;
+  maxKeepalive: number;
+  maxPacketSize: number;
+  receiveMaximum: number;
+  maxInflight: number;
+  maxQueuedMessages: number;
+  maxQueuedBytes: number;
+  queuePolicy: QueuePolicy;
+  outputHighWater: number;
+  sysInterval: number;
+  config?: string;
+}
+
+export class ConfigError extends Error {}
+
+type Kind = 'int' | 'string' | 'enum';
+
+interface Setting {
+  key: keyof BrokerConfig;
+  flag: string;
+  kind: Kind;
+  min?: number;
+  max?: number;
+  choices?: readonly string[];
+  help: string;
+  default: () => string | number | undefined;
+}
+
+const defaultWorkers = () => Math.max(1, (os.availableParallelism?.() ?? os.cpus().length) - 1);
+
+export const SETTINGS: readonly Setting[] = [
+  { key: 'port', flag: '--port', kind: 'int', min: 0, max: 65535, default: () => 1883, help: 'TCP port to listen on (0 = any free port; the bound port is printed)' },
+  { key: 'host', flag: '--host', kind: 'string', default: () => '0.0.0.0', help: 'address to listen on' },
+  { key: 'workers', flag: '--workers', kind: 'int', min: 1, max: 256, default: defaultWorkers, help: 'worker threads serving connections (default: available cores - 1, at least 1)' },
+  { key: 'maxKeepalive', flag: '--max-keepalive', kind: 'int', min: 0, max: 65535, default: () => 65535, help: 'largest keep-alive (s) a client may use; larger or 0 is capped and, on MQTT 5, announced as Server Keep Alive' },
+  { key: 'maxPacketSize', flag: '--max-packet-size', kind: 'int', min: 64, max: 268435455, default: () => 1048576, help: 'largest packet (bytes) accepted from a client; larger is DISCONNECT 0x95 (v5) or a close' },
+  { key: 'receiveMaximum', flag: '--receive-maximum', kind: 'int', min: 1, max: 65535, default: () => 1024, help: 'QoS 1/2 PUBLISHes a client may have unacknowledged towards the broker (v5 Receive Maximum)' },
+  { key: 'maxInflight', flag: '--max-inflight', kind: 'int', min: 1, max: 65535, default: () => 1024, help: 'QoS 1/2 messages in flight to one client (lowered to the client\'s Receive Maximum)' },
+  { key: 'maxQueuedMessages', flag: '--max-queued-messages', kind: 'int', min: 0, max: 1e9, default: () => 10000, help: 'QoS 1/2 messages queued per session beyond the in-flight window (0 = none)' },
+  { key: 'maxQueuedBytes', flag: '--max-queued-bytes', kind: 'int', min: 0, max: 2 ** 40, default: () => 16 * 1024 * 1024, help: 'payload bytes queued per session' },
+  { key: 'queuePolicy', flag: '--queue-policy', kind: 'enum', choices: ['drop-oldest', 'drop-new', 'disconnect'], default: () => 'drop-oldest', help: 'what happens when a session queue is full (every drop is counted)' },
+  { key: 'outputHighWater', flag: '--output-high-water', kind: 'int', min: 1024, max: 2 ** 31, default: () => 1024 * 1024, help: 'bytes buffered for a socket before it counts as a slow consumer' },
+  { key: 'sysInterval', flag: '--sys-interval', kind: 'int', min: 0, max: 86400, default: () => 10, help: 'seconds between $SYS/broker updates (0 = off)' },
+  { key: 'config', flag: '--config', kind: 'string', default: () => undefined, help: 'JSON file whose keys are the camelCase flag names (e.g. "maxKeepalive"); flags win' },
+];
+
+const byFlag = new Map(SETTINGS.map((s) => [s.flag, s]));
+const byKey = new Map(SETTINGS.map((s) => [s.key as string, s]));
+
+function coerce(s: Setting, raw: unknown, where: string): string | number {
+  if (s.kind === 'int') {
+    const n = typeof raw === 'number' ? raw : typeof raw === 'string' && /^-?\d+$/.test(raw.trim()) ? Number(raw) : NaN;
+    if (!Number.isSafeInteger(n)) throw new ConfigError(`${where}: expected an integer, got ${JSON.stringify(raw)}`);
+    if ((s.min !== undefined && n < s.min) || (s.max !== undefined && n > s.max)) {
+      throw new ConfigError(`${where}: ${n} is out of range ${s.min}..${s.max}`);
+    }
+    return n;
+  }
+  if (typeof raw !== 'string' || raw === '') throw new ConfigError(`${where}: expected a non-empty string, got ${JSON.stringify(raw)}`);
+  if (s.kind === 'enum' && !s.choices!.includes(raw)) {
+    throw new ConfigError(`${where}: expected one of ${s.choices!.join(', ')}, got ${JSON.stringify(raw)}`);
+  }
+  return raw;
+}
+
+export interface ParsedArgs { help: boolean; version: boolean; values: Map<Setting, string | number> }
+
+export function parseArgs(argv: readonly string[]): ParsedArgs {
+  const values = new Map<Setting, string | number>();
+  let help = false;
+  let version = false;
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i];
+    if (arg === '--help' || arg === '-h') { help = true; continue; }
+    if (arg === '--version' || arg === '-v') { version = true; continue; }
+    const eq = arg.indexOf('=');
+    const name = eq > 0 ? arg.slice(0, eq) : arg;
+    const s = byFlag.get(name);
+    if (!s) throw new ConfigError(`unknown option ${JSON.stringify(name)} (see --help)`);
+    let raw: string | undefined = eq > 0 ? arg.slice(eq + 1) : argv[++i];
+    if (raw === undefined) throw new ConfigError(`${name} needs a value`);
+    values.set(s, coerce(s, raw, name));
+  }
+  return { help, version, values };
+}
+
+function readConfigFile(file: string): Record<string, unknown> {
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new ConfigError(`--config ${file}: cannot read: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+  }
+  let obj: unknown;
+  try {
+    obj = JSON.parse(text);
+  } catch (err) {
+    throw new ConfigError(`--config ${file}: invalid JSON: ${(err as Error).message}`);
+  }
+  if (typeof obj !== 'object' || obj === null || Array.isArray(obj)) throw new ConfigError(`--config ${file}: expected a JSON object`);
+  return obj as Record<string, unknown>;
+}
+
+/** Merges defaults < config file < flags. Throws ConfigError with one line naming the problem. */
+export function resolveConfig(parsed: ParsedArgs): BrokerConfig {
+  const out: Record<string, unknown> = {};
+  for (const s of SETTINGS) out[s.key] = s.default();
+  const file = parsed.values.get(byFlag.get('--config')!) as string | undefined;
+  if (file) {
+    for (const [k, v] of Object.entries(readConfigFile(file))) {
+      const s = byKey.get(k);
+      if (!s || s.key === 'config') throw new ConfigError(`--config ${file}: unknown key ${JSON.stringify(k)}`);
+      out[k] = coerce(s, v, `--config ${file}: ${k}`);
+    }
+  }
+  for (const [s, v] of parsed.values) out[s.key] = v;
+  return out as unknown as BrokerConfig;
+}
+
+export function helpText(): string {
+  const lines = ['Usage: fleetmq [options]', '', 'A clustered MQTT 3.1.1 / 5.0 broker for Node.js.', '', 'Options:'];
+  for (const s of SETTINGS) {
+    const d = s.default();
+    const arg = s.kind === 'int' ? 'N' : s.kind === 'enum' ? s.choices!.join('|') : 'VALUE';
+    lines.push(`  ${`${s.flag} ${arg}`.padEnd(38)} ${s.help}${d !== undefined ? ` [${d}]` : ''}  (config key "${s.key}")`);
+  }
+  lines.push(`  ${'--help'.padEnd(38)} print this help`, `  ${'--version'.padEnd(38)} print the version`);
+  return lines.join('\n');
+}

@@ -1,0 +1,72 @@
+// clientId → owning worker, with takeover (DESIGN.md §4 "Registry"). Claims for one clientId
+// are serialised: a second claim waits until the first one's takeover has completed.
+import type { MessagePort } from 'node:worker_threads';
+import type { FromCoordinator, WireSession } from '../shared/messages';
+
+interface Entry {
+  owner: number;
+  /** A takeover in progress: claims that arrive meanwhile wait here. */
+  busy: boolean;
+  waiting: Array<() => void>;
+}
+
+interface PendingRelease {
+  clientId: string;
+  from: number;
+  claimer: number;
+  claimReq: number;
+}
+
+export class Registry {
+  private readonly entries = new Map<string, Entry>();
+  private readonly releases = new Map<number, PendingRelease>();
+  private nextReq = 1;
+
+  constructor(private readonly ports: (MessagePort | null)[]) {}
+
+  private send(worker: number, msg: FromCoordinator): void {
+    this.ports[worker]?.postMessage(msg);
+  }
+
+  claim(worker: number, req: number, clientId: string, clean: boolean): void {
+    const e = this.entries.get(clientId);
+    if (!e) {
+      this.entries.set(clientId, { owner: worker, busy: false, waiting: [] });
+      this.send(worker, { t: 'granted', req, session: null, existed: false });
+      return;
+    }
+    if (e.busy) { e.waiting.push(() => this.claim(worker, req, clientId, clean)); return; }
+    e.busy = true;
+    const id = this.nextReq++;
+    this.releases.set(id, { clientId, from: e.owner, claimer: worker, claimReq: req });
+    this.send(e.owner, { t: 'release', req: id, clientId, clean });
+  }
+
+  released(worker: number, req: number, session: WireSession | null): void {
+    const p = this.releases.get(req);
+    if (!p || p.from !== worker) return;
+    this.finishRelease(req, p, session);
+  }
+
+  private finishRelease(req: number, p: PendingRelease, session: WireSession | null): void {
+    this.releases.delete(req);
+    const e = this.entries.get(p.clientId)!;
+    e.owner = p.claimer;
+    e.busy = false;
+    this.send(p.claimer, { t: 'granted', req: p.claimReq, session, existed: true });
+    const next = e.waiting.shift();
+    if (next) next();
+  }
+
+  /** The session is gone (clean disconnect, expiry) — only its current owner may say so. */
+  ended(worker: number, clientId: string): void {
+    const e = this.entries.get(clientId);
+    if (e && e.owner === worker && !e.busy && e.waiting.length === 0) this.entries.delete(clientId);
+  }
+
+  /** A worker died: its sessions are lost (in memory), and releases it owed resolve empty. */
+  workerDied(worker: number): void {
+    for (const [req, p] of this.releases) if (p.from === worker) this.finishRelease(req, p, null);
+    for (const [id, e] of this.entries) if (e.owner === worker && !e.busy) this.entries.delete(id);
+  }
+}

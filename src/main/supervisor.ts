@@ -1,0 +1,164 @@
+// Starts the worker threads and the coordinator, wires their rings, and replaces a worker
+// that dies without disturbing the others (DESIGN.md §1).
+import * as path from 'node:path';
+import { Worker, MessageChannel } from 'node:worker_threads';
+import type { BrokerConfig } from '../config';
+import { native } from '../native';
+import { createRingBuffer, createBell, RingProducer, RingConsumer } from '../shared/ring';
+import { ACCEPT_RECORD_BYTES, PeerReset, WorkerWiring } from '../shared/wiring';
+import { createCounters, COUNTERS_PER_WORKER, C_CONNECTIONS_OPEN, C_ACCEPTED, C_CLIENTS_CONNECTED, C_SESSIONS, C_SUBSCRIPTIONS } from '../shared/counters';
+import { topicIndex as trie } from '../shared/topic-index';
+
+const ACCEPT_RING_BYTES = 64 * 1024;
+const PEER_RING_BYTES = 4 * 1024 * 1024;
+const WORKER_JS = path.resolve(__dirname, '..', '..', 'workers', 'worker.js');
+const COORDINATOR_JS = path.resolve(__dirname, '..', 'coordinator', 'coordinator.js');
+
+interface Slot {
+  worker: Worker;
+  accept: RingProducer;
+  acceptSab: SharedArrayBuffer;
+  handed: number;
+  ready: boolean;
+}
+
+export class Supervisor {
+  private readonly slots: Slot[] = [];
+  private readonly bells: SharedArrayBuffer[] = [];
+  /** rings[i][j]: worker i → worker j. */
+  private readonly rings: (SharedArrayBuffer | null)[][] = [];
+  readonly counters: SharedArrayBuffer;
+  private readonly counterView: Float64Array;
+  private coordinator!: Worker;
+  private stopping = false;
+  private rr = 0;
+  readonly trieId: number;
+  readonly startedAt = Date.now();
+  restarts = 0;
+
+  constructor(private readonly config: BrokerConfig, private readonly testHooks: boolean) {
+    const n = config.workers;
+    this.counters = createCounters(n);
+    this.counterView = new Float64Array(this.counters);
+    this.trieId = trie.create();
+    for (let i = 0; i < n; i++) {
+      this.bells.push(createBell());
+      this.rings.push([]);
+      for (let j = 0; j < n; j++) this.rings[i].push(i === j ? null : createRingBuffer(PEER_RING_BYTES));
+    }
+  }
+
+  async start(): Promise<void> {
+    this.coordinator = new Worker(COORDINATOR_JS, { workerData: { workers: this.config.workers } });
+    this.coordinator.on('error', (err) => {
+      process.stderr.write(`fleetmq: coordinator failed: ${err.stack ?? err}\n`);
+      process.exit(1);
+    });
+    const ready: Promise<void>[] = [];
+    for (let i = 0; i < this.config.workers; i++) ready.push(this.spawn(i));
+    await Promise.all(ready);
+  }
+
+  private spawn(index: number): Promise<void> {
+    const acceptSab = createRingBuffer(ACCEPT_RING_BYTES);
+    const { port1, port2 } = new MessageChannel();
+    this.coordinator.postMessage({ t: 'attach', index, port: port1 }, [port1]);
+    const wiring: WorkerWiring = {
+      index,
+      config: this.config,
+      trieId: this.trieId,
+      acceptRing: acceptSab,
+      bell: this.bells[index],
+      inbound: this.rings.map((row) => row[index]),
+      outbound: this.rings[index],
+      bells: this.bells,
+      counters: this.counters,
+      coordinator: port2,
+      startedAt: this.startedAt,
+      testHooks: this.testHooks,
+    };
+    const worker = new Worker(WORKER_JS, { workerData: wiring, transferList: [port2] });
+    const slot: Slot = { worker, accept: new RingProducer(acceptSab, this.bells[index]), acceptSab, handed: 0, ready: false };
+    this.slots[index] = slot;
+    worker.on('error', (err) => process.stderr.write(`fleetmq: worker ${index} failed: ${err.stack ?? err}\n`));
+    worker.on('exit', (code) => this.onExit(index, slot, code));
+    return new Promise((resolve) => {
+      worker.on('message', (m: { t: string }) => {
+        if (m.t === 'ready' && !slot.ready) { slot.ready = true; resolve(); }
+      });
+      worker.once('exit', () => resolve());
+    });
+  }
+
+  /** Picks the worker with the fewest connections (ties: round-robin) and queues the fd. */
+  handOff(fd: number): boolean {
+    const n = this.slots.length;
+    let best = -1;
+    let bestLoad = Infinity;
+    for (let k = 0; k < n; k++) {
+      const i = (this.rr + k) % n;
+      const s = this.slots[i];
+      if (!s.ready) continue;
+      const accepted = this.counterView[i * COUNTERS_PER_WORKER + C_ACCEPTED];
+      const load = this.counterView[i * COUNTERS_PER_WORKER + C_CONNECTIONS_OPEN] + (s.handed - accepted);
+      if (load < bestLoad) { bestLoad = load; best = i; }
+    }
+    if (best < 0) return false;
+    this.rr = (best + 1) % n;
+    const s = this.slots[best];
+    const at = s.accept.reserve(ACCEPT_RECORD_BYTES);
+    if (at < 0) return false;
+    s.accept.dataView.setInt32(at, fd, true);
+    s.accept.commit();
+    s.handed++;
+    return true;
+  }
+
+  private onExit(index: number, slot: Slot, code: number): void {
+    if (this.stopping || this.slots[index] !== slot) return;
+    process.stderr.write(`fleetmq: worker ${index} exited (code ${code}); replacing it\n`);
+    this.restarts++;
+    this.closeQueuedFds(slot);
+    // Forget the dead worker's subscribers before a new worker reuses its slot numbers.
+    trie.removeWorker(this.trieId, index);
+    const row = this.counterView.subarray(index * COUNTERS_PER_WORKER, (index + 1) * COUNTERS_PER_WORKER);
+    // Gauges of the dead worker go to zero; its message totals stay in $SYS.
+    row[C_CONNECTIONS_OPEN] = 0;
+    row[C_ACCEPTED] = 0;
+    row[C_CLIENTS_CONNECTED] = 0;
+    row[C_SESSIONS] = 0;
+    row[C_SUBSCRIPTIONS] = 0;
+    this.coordinator.postMessage({ t: 'worker-died', index });
+    this.resetRings(index);
+    void this.spawn(index);
+  }
+
+  /** fds handed over but never adopted by the dead worker would leak otherwise (DESIGN.md §7). */
+  private closeQueuedFds(slot: Slot): void {
+    new RingConsumer(slot.acceptSab).drain((_d, view, off) => native.closeFd(view.getInt32(off, true)));
+  }
+
+  private resetRings(index: number): void {
+    for (let j = 0; j < this.slots.length; j++) {
+      if (j === index) continue;
+      this.rings[index][j] = createRingBuffer(PEER_RING_BYTES);
+      this.rings[j][index] = createRingBuffer(PEER_RING_BYTES);
+      const msg: PeerReset = { t: 'peer-reset', index, inbound: this.rings[index][j]!, outbound: this.rings[j][index]! };
+      this.slots[j].worker.postMessage(msg);
+    }
+  }
+
+  /** Asks every worker to disconnect its clients (v5: 0x8B) and exit; resolves when all have. */
+  async stop(timeoutMs = 5000): Promise<void> {
+    this.stopping = true;
+    const exits = this.slots.map((s) => new Promise<void>((resolve) => {
+      if (s.worker.threadId < 0) { resolve(); return; }
+      s.worker.once('exit', () => resolve());
+      s.worker.postMessage({ t: 'shutdown' });
+    }));
+    const timer = setTimeout(() => { for (const s of this.slots) void s.worker.terminate(); }, timeoutMs);
+    await Promise.all(exits);
+    clearTimeout(timer);
+    await this.coordinator.terminate();
+  }
+}

@@ -1,0 +1,51 @@
+// Per-worker metrics in one shared Float64Array: each worker writes only its own row, the
+// $SYS publisher reads every row. Doubles, not BigInts, because they are read often and
+// 2^53 messages is beyond any uptime.
+export const C_CLIENTS_CONNECTED = 0;
+export const C_MSGS_RECEIVED = 1;
+export const C_MSGS_SENT = 2;
+export const C_BYTES_RECEIVED = 3;
+export const C_BYTES_SENT = 4;
+/** QoS 0 messages not written to a slow consumer (socket over its high-water mark). */
+export const C_DROPPED_SLOW_QOS0 = 5;
+/** QoS 1/2 messages dropped by a full session queue (policy drop-oldest / drop-new). */
+export const C_DROPPED_QUEUE_FULL = 6;
+/** Messages dropped because their Message Expiry Interval passed while queued. */
+export const C_DROPPED_EXPIRED = 7;
+/** Messages not sent because they exceed the client's Maximum Packet Size [MQTT-3.1.2-25]. */
+export const C_DROPPED_TOO_LARGE = 8;
+export const C_SUBSCRIPTIONS = 9;
+export const C_SESSIONS = 10;
+export const C_CONNECTIONS_TOTAL = 11;
+export const C_PUBLISH_DROPPED_RING = 12;
+/** Connections this worker adopted from its accept ring (the main thread balances on it). */
+export const C_ACCEPTED = 13;
+/** TCP connections this worker holds now (accepted, not yet closed): the balancing load. */
+export const C_CONNECTIONS_OPEN = 14;
+export const COUNTERS_PER_WORKER = 16;
+
+export const COUNTER_NAMES: Record<number, string> = {
+  [C_CLIENTS_CONNECTED]: 'clients/connected',
+  [C_MSGS_RECEIVED]: 'messages/received',
+  [C_MSGS_SENT]: 'messages/sent',
+  [C_BYTES_RECEIVED]: 'bytes/received',
+  [C_BYTES_SENT]: 'bytes/sent',
+  [C_DROPPED_SLOW_QOS0]: 'messages/dropped/slow-consumer',
+  [C_DROPPED_QUEUE_FULL]: 'messages/dropped/queue-full',
+  [C_DROPPED_EXPIRED]: 'messages/dropped/expired',
+  [C_DROPPED_TOO_LARGE]: 'messages/dropped/too-large',
+  [C_SUBSCRIPTIONS]: 'subscriptions/count',
+  [C_SESSIONS]: 'sessions/count',
+  [C_CONNECTIONS_TOTAL]: 'clients/total',
+  [C_PUBLISH_DROPPED_RING]: 'messages/dropped/ring-overflow',
+};
+
+export function createCounters(workers: number): SharedArrayBuffer {
+  return new SharedArrayBuffer(8 * COUNTERS_PER_WORKER * workers);
+}
+
+export function sumCounter(all: Float64Array, workers: number, c: number): number {
+  let s = 0;
+  for (let w = 0; w < workers; w++) s += all[w * COUNTERS_PER_WORKER + c];
+  return s;
+}

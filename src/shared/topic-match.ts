@@ -1,0 +1,22 @@
+// Filter matching for the retained-message index (off the publish hot path, which uses the
+// native trie). Rules: `+` one level, `#` this level and below, `$` topics never match a
+// leading wildcard [MQTT-4.7.2-1].
+export function topicMatches(filter: string, topic: string): boolean {
+  if (topic.charCodeAt(0) === 36 /* $ */ && (filter.charCodeAt(0) === 43 || filter.charCodeAt(0) === 35)) return false;
+  const f = filter.split('/');
+  const t = topic.split('/');
+  for (let i = 0; i < f.length; i++) {
+    if (f[i] === '#') return true;
+    if (i >= t.length) return false;
+    if (f[i] !== '+' && f[i] !== t[i]) return false;
+  }
+  return f.length === t.length;
+}
+
+/** `$share/group/filter` → { group, filter }; null for an ordinary filter. */
+export function parseShared(filter: string): { group: string; filter: string } | null {
+  if (!filter.startsWith('$share/')) return null;
+  const slash = filter.indexOf('/', 7);
+  if (slash < 0) return null;
+  return { group: filter.slice(7, slash), filter: filter.slice(slash + 1) };
+}

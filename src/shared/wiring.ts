@@ -1,0 +1,34 @@
+// What the main thread hands each worker and the coordinator at start (structured-cloned
+// workerData; SharedArrayBuffers are shared, MessagePorts transferred).
+import type { MessagePort } from 'node:worker_threads';
+import type { BrokerConfig } from '../config';
+
+export interface WorkerWiring {
+  index: number;
+  config: BrokerConfig;
+  trieId: number;
+  /** main → this worker: accepted fds. */
+  acceptRing: SharedArrayBuffer;
+  /** this worker's doorbell, rung by every ring it consumes. */
+  bell: SharedArrayBuffer;
+  /** inbound[j]: ring worker j → this worker (null for j === index). */
+  inbound: (SharedArrayBuffer | null)[];
+  /** outbound[j]: ring this worker → worker j. */
+  outbound: (SharedArrayBuffer | null)[];
+  bells: SharedArrayBuffer[];
+  /** Float64 counters, COUNTERS_PER_WORKER per worker (src/shared/counters.ts). */
+  counters: SharedArrayBuffer;
+  coordinator: MessagePort;
+  startedAt: number;
+  testHooks: boolean;
+}
+
+/** main → worker: a peer was replaced; its rings to and from this worker are new. */
+export interface PeerReset {
+  t: 'peer-reset';
+  index: number;
+  inbound: SharedArrayBuffer;
+  outbound: SharedArrayBuffer;
+}
+
+export const ACCEPT_RECORD_BYTES = 4;

@@ -1,0 +1,53 @@
+// The worker's side of the coordinator conversation: requests with promises, and the
+// coordinator's own requests (release a session for takeover) passed to a handler.
+import type { MessagePort } from 'node:worker_threads';
+import type { FromCoordinator, ToCoordinator, WireMessage, WireSession } from '../../src/shared/messages';
+import type { Message } from '../protocol/message';
+
+type Pending = { resolve: (v: never) => void; reject: (e: Error) => void };
+
+export class CoordinatorClient {
+  private nextReq = 1;
+  private readonly pending = new Map<number, Pending>();
+
+  constructor(private readonly port: MessagePort, private readonly onRelease: (req: number, clientId: string, clean: boolean) => void) {
+    port.on('message', (m: FromCoordinator) => this.onMessage(m));
+  }
+
+  private onMessage(m: FromCoordinator): void {
+    if (m.t === 'release') { this.onRelease(m.req, m.clientId, m.clean); return; }
+    const p = this.pending.get(m.req);
+    if (!p) return;
+    this.pending.delete(m.req);
+    if (m.t === 'granted') (p.resolve as (v: { session: WireSession | null; existed: boolean }) => void)({ session: m.session, existed: m.existed });
+    else if (m.t === 'retained') (p.resolve as (v: WireMessage[][]) => void)(m.msgs);
+  }
+
+  private request<T>(build: (req: number) => ToCoordinator): Promise<T> {
+    const req = this.nextReq++;
+    return new Promise<T>((resolve, reject) => {
+      this.pending.set(req, { resolve: resolve as (v: never) => void, reject });
+      this.port.postMessage(build(req));
+    });
+  }
+
+  claim(clientId: string, clean: boolean): Promise<{ session: WireSession | null; existed: boolean }> {
+    return this.request((req) => ({ t: 'claim', req, clientId, clean }));
+  }
+
+  retained(filters: string[]): Promise<WireMessage[][]> {
+    return this.request((req) => ({ t: 'retained?', req, filters }));
+  }
+
+  released(req: number, session: WireSession | null): void {
+    this.port.postMessage({ t: 'released', req, session } satisfies ToCoordinator);
+  }
+
+  ended(clientId: string): void {
+    this.port.postMessage({ t: 'ended', clientId } satisfies ToCoordinator);
+  }
+
+  retain(msg: Message): void {
+    this.port.postMessage({ t: 'retain', msg: msg.toWire() } satisfies ToCoordinator);
+  }
+}

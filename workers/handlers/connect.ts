@@ -1,0 +1,120 @@
+// CONNECT → CONNACK (§3.1, §3.2): version check, client id, keep-alive cap, will, then a
+// claim on the client id through the coordinator (takeover happens there), then CONNACK.
+import * as crypto from 'node:crypto';
+import type { IConnectPacket, IConnackPacket } from 'mqtt-packet';
+import { Connection, ConnState } from '../net/connection';
+import { parseFrame, encode } from '../protocol/control-codec';
+import { RC, V3, SERVER_TOPIC_ALIAS_MAX } from '../protocol/constants';
+import { validTopicName } from '../protocol/validate';
+import { Message, NO_ORIGIN } from '../protocol/message';
+import { encodeProps } from '../protocol/properties';
+import { NEVER_EXPIRES } from '../session/session';
+import type { Will } from '../session/will';
+
+/** Reads protocol name and level from the raw frame, before trusting mqtt-packet with it. */
+function peekVersion(buf: Buffer, start: number, end: number): { name: string; level: number } | null {
+  if (end - start < 3) return null;
+  const nlen = (buf[start] << 8) | buf[start + 1];
+  if (start + 2 + nlen + 1 > end) return null;
+  return { name: buf.toString('latin1', start + 2, start + 2 + nlen), level: buf[start + 2 + nlen] };
+}
+
+export function handleConnect(c: Connection, first: number, buf: Buffer, frameStart: number, start: number, end: number): void {
+  const peek = peekVersion(buf, start, end);
+  if (!peek || (first & 0x0f) !== 0) { c.close(); return; }
+  const known = (peek.name === 'MQTT' && (peek.level === 4 || peek.level === 5)) || (peek.name === 'MQIsdp' && peek.level === 3);
+  if (!known) {
+    // Unsupported level: CONNACK 0x01 (v3) / 0x84 (v5), then close [MQTT-3.1.2-2].
+    if (peek.name === 'MQTT' || peek.name === 'MQIsdp') {
+      c.version = peek.level === 5 ? 5 : 4;
+      sendConnack(c, false, peek.level >= 5 ? RC.UNSUPPORTED_PROTOCOL_VERSION : V3.BAD_PROTOCOL, {});
+    }
+    c.close();
+    return;
+  }
+  c.version = peek.level;
+  const parsed = parseFrame(buf.subarray(frameStart, end), peek.level);
+  if (parsed instanceof Error || parsed.cmd !== 'connect') {
+    if (c.v5) sendConnack(c, false, RC.MALFORMED_PACKET, {});
+    c.close();
+    return;
+  }
+  admit(c, parsed);
+}
+
+function admit(c: Connection, p: IConnectPacket): void {
+  const hub = c.hub;
+  const v5 = c.v5;
+  const props = p.properties ?? {};
+  if (props.authenticationMethod) { reject(c, RC.BAD_AUTHENTICATION_METHOD, V3.SERVER_UNAVAILABLE); return; }
+  let clientId = p.clientId ?? '';
+  let assigned = '';
+  if (clientId === '') {
+    // v3.1.1: an empty id needs Clean Session [MQTT-3.1.3-8]; v5 assigns one [MQTT-3.1.3-6].
+    if (!v5 && (!p.clean || c.version === 3)) { reject(c, RC.CLIENT_IDENTIFIER_NOT_VALID, V3.IDENTIFIER_REJECTED); return; }
+    clientId = assigned = `fleetmq-${crypto.randomBytes(9).toString('base64url')}`;
+  }
+  const will = p.will ? buildWill(c, p) : null;
+  if (will === undefined) return;
+  let keepalive = p.keepalive ?? 0;
+  const max = hub.config.maxKeepalive;
+  let serverKeepAlive = -1;
+  if (max < 65535 && (keepalive === 0 || keepalive > max)) {
+    if (v5) { keepalive = max; serverKeepAlive = max; }
+    else if (keepalive > max) { reject(c, 0, V3.IDENTIFIER_REJECTED); return; }
+  }
+  c.clientId = clientId;
+  c.keepaliveMs = keepalive * 1000;
+  c.will = will;
+  if (v5) {
+    c.clientReceiveMax = props.receiveMaximum ?? 65535;
+    c.clientMaxPacket = props.maximumPacketSize ?? 0;
+    c.clientAliasMax = props.topicAliasMaximum ?? 0;
+  }
+  const expiry = v5 ? (props.sessionExpiryInterval ?? 0) : (p.clean ? 0 : NEVER_EXPIRES);
+  c.state = ConnState.CONNECTING;
+  c.socket.pause();
+  hub.claimSession(c, clientId, !!p.clean, expiry).then((present) => {
+    if (c.state === ConnState.CLOSED) return;
+    const ack: IConnackPacket['properties'] = {};
+    if (v5) {
+      ack.receiveMaximum = hub.config.receiveMaximum;
+      ack.maximumPacketSize = hub.config.maxPacketSize;
+      ack.topicAliasMaximum = SERVER_TOPIC_ALIAS_MAX;
+      if (assigned) ack.assignedClientIdentifier = assigned;
+      if (serverKeepAlive >= 0) ack.serverKeepAlive = serverKeepAlive;
+      if (props.requestResponseInformation) ack.responseInformation = `fleetmq/response/${clientId}`;
+    }
+    c.state = ConnState.CONNECTED;
+    sendConnack(c, present, 0, ack);
+    hub.sessionOnline(c);
+    c.resume();
+  }, () => c.close());
+}
+
+function reject(c: Connection, v5Reason: number, v3Code: number): void {
+  sendConnack(c, false, c.v5 ? v5Reason : v3Code, {});
+  c.close();
+}
+
+function sendConnack(c: Connection, sessionPresent: boolean, code: number, properties: IConnackPacket['properties']): void {
+  const packet: IConnackPacket = { cmd: 'connack', sessionPresent, returnCode: code };
+  if (c.v5) { packet.reasonCode = code; if (properties && Object.keys(properties).length) packet.properties = properties; }
+  c.write(encode(packet, c.version));
+}
+
+/** The will from CONNECT; undefined (after rejecting) if its topic is invalid [MQTT-3.1.3-11]. */
+function buildWill(c: Connection, p: IConnectPacket): Will | null | undefined {
+  const w = p.will!;
+  const topic = Buffer.from(w.topic, 'utf8');
+  if (!validTopicName(topic, 0, topic.length)) { reject(c, RC.TOPIC_NAME_INVALID, V3.IDENTIFIER_REJECTED); return undefined; }
+  const wp = (w.properties ?? {}) as Record<string, unknown>;
+  const payload = Buffer.isBuffer(w.payload) ? w.payload : Buffer.from(w.payload ?? '');
+  const props = c.v5 ? encodeProps(wp) : null;
+  const msg = new Message(topic, Buffer.from(payload), w.qos ?? 0, !!w.retain, props, 0, NO_ORIGIN);
+  return {
+    msg,
+    delay: typeof wp.willDelayInterval === 'number' ? wp.willDelayInterval : 0,
+    expiry: typeof wp.messageExpiryInterval === 'number' ? wp.messageExpiryInterval : -1,
+  };
+}

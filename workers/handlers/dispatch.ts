@@ -1,0 +1,57 @@
+// The one place that enforces protocol state (STYLE.md 1): CONNECT first and only once,
+// then each packet type to its handler. PUBLISH and its acks skip mqtt-packet.
+import type { Packet, ISubscribePacket, IUnsubscribePacket, IDisconnectPacket } from 'mqtt-packet';
+import { Connection, ConnState } from '../net/connection';
+import * as T from '../protocol/constants';
+import { RC } from '../protocol/constants';
+import { parseFrame } from '../protocol/control-codec';
+import { handleConnect } from './connect';
+import { handlePublish } from './publish';
+import { handleAck } from './acks';
+import { handleSubscribe, handleUnsubscribe } from './subscribe';
+import { handleDisconnect } from './disconnect';
+
+const PINGRESP = Buffer.from([T.PINGRESP << 4, 0]);
+
+export function dispatch(c: Connection, first: number, buf: Buffer, frameStart: number, start: number, end: number): void {
+  const type = first >> 4;
+  if (c.state === ConnState.NEW) {
+    if (type !== T.CONNECT) { c.close(); return; } // [MQTT-3.1.0-1]
+    handleConnect(c, first, buf, frameStart, start, end);
+    return;
+  }
+  switch (type) {
+    case T.PUBLISH: handlePublish(c, first, buf, start, end); return;
+    case T.PUBACK: case T.PUBREC: case T.PUBREL: case T.PUBCOMP:
+      c.hub.router.flushBatch();
+      handleAck(c, type, first, buf, start, end);
+      return;
+    case T.PINGREQ:
+      if ((first & 0x0f) !== 0 || end !== start) { c.protocolClose(RC.MALFORMED_PACKET); return; }
+      c.write(PINGRESP);
+      return;
+    case T.CONNECT: c.protocolClose(RC.PROTOCOL_ERROR); return; // a second CONNECT [MQTT-3.1.0-2]
+    case T.SUBSCRIBE: case T.UNSUBSCRIBE: case T.DISCONNECT: case T.AUTH:
+      c.hub.router.flushBatch();
+      control(c, type, buf, frameStart, start, end);
+      return;
+    default:
+      // CONNACK, SUBACK, UNSUBACK, PINGRESP and type 0 only ever flow server → client.
+      c.protocolClose(RC.PROTOCOL_ERROR);
+  }
+}
+
+function control(c: Connection, type: number, buf: Buffer, frameStart: number, start: number, end: number): void {
+  if (type === T.AUTH) {
+    // No authentication method was accepted in CONNECT, so any AUTH is a protocol error (§4.12).
+    c.protocolClose(RC.PROTOCOL_ERROR);
+    return;
+  }
+  const p: Packet | Error = parseFrame(buf.subarray(frameStart, end), c.version);
+  if (p instanceof Error) { c.protocolClose(RC.MALFORMED_PACKET); return; }
+  switch (type) {
+    case T.SUBSCRIBE: handleSubscribe(c, p as ISubscribePacket, buf, start, end); break;
+    case T.UNSUBSCRIBE: handleUnsubscribe(c, p as IUnsubscribePacket, buf, start, end); break;
+    case T.DISCONNECT: handleDisconnect(c, p as IDisconnectPacket); break;
+  }
+}

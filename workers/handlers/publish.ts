@@ -1,0 +1,58 @@
+// Inbound PUBLISH (DESIGN.md §2 steps 1-2 and 8): fast-path parse, admit (topic, alias,
+// expiry, flow control), hand to the router, acknowledge.
+import type { Connection } from '../net/connection';
+import { Message } from '../protocol/message';
+import { parsePublish, PublishFrame, PubError, forwardedProps, encodeAck } from '../protocol/publish-codec';
+import { validTopicName } from '../protocol/validate';
+import { PUBACK, PUBREC, RC, SERVER_TOPIC_ALIAS_MAX } from '../protocol/constants';
+import { C_MSGS_RECEIVED } from '../../src/shared/counters';
+
+const f = new PublishFrame();
+
+export function handlePublish(c: Connection, first: number, buf: Buffer, start: number, end: number): void {
+  const err = parsePublish(first, buf, start, end, c.v5, f);
+  if (err !== PubError.NONE) { c.protocolClose(err === PubError.MALFORMED ? RC.MALFORMED_PACKET : RC.PROTOCOL_ERROR); return; }
+  const topic = resolveTopic(c, buf);
+  if (!topic) return;
+  const s = c.session!;
+  const hub = c.hub;
+  hub.count(C_MSGS_RECEIVED, 1);
+  if (f.qos === 2) {
+    // Exactly once: a PUBLISH whose id awaits PUBREL is a resend, not a new message [MQTT-4.3.3-10].
+    if (s.inboundQos2.has(f.packetId)) { c.write(encodeAck(PUBREC, f.packetId, 0, c.v5)); return; }
+    if (s.inboundQos2.size >= hub.config.receiveMaximum) { c.protocolClose(RC.RECEIVE_MAXIMUM_EXCEEDED); return; } // [MQTT-3.3.4-9]
+  }
+  if (hub.testHook(c, topic)) return;
+  const expiryAt = f.expiryInterval >= 0 ? hub.now + f.expiryInterval * 1000 : 0;
+  const payload = buf.subarray(f.payloadStart, f.end);
+  const msg = new Message(topic, payload, f.qos, f.retain, c.v5 ? forwardedProps(buf, f) : null, expiryAt, s.subscriber);
+  hub.router.publish(msg);
+  if (f.qos === 1) c.write(encodeAck(PUBACK, f.packetId, 0, c.v5));
+  else if (f.qos === 2) {
+    s.inboundQos2.add(f.packetId);
+    c.write(encodeAck(PUBREC, f.packetId, 0, c.v5));
+  }
+}
+
+/** The topic bytes, after validation and (v5) inbound Topic Alias resolution [MQTT-3.3.2-8..12]. */
+function resolveTopic(c: Connection, buf: Buffer): Buffer | null {
+  const tlen = f.topicEnd - f.topicStart;
+  if (f.topicAlias !== 0) {
+    if (f.topicAlias > SERVER_TOPIC_ALIAS_MAX) { c.protocolClose(RC.TOPIC_ALIAS_INVALID); return null; } // [MQTT-3.3.2-9]
+    const aliases = (c.inAliases ??= new Map());
+    if (tlen === 0) {
+      const known = aliases.get(f.topicAlias);
+      if (!known) { c.protocolClose(RC.PROTOCOL_ERROR); return null; }
+      return known;
+    }
+    if (!validTopicName(buf, f.topicStart, f.topicEnd)) { c.protocolClose(RC.TOPIC_NAME_INVALID); return null; }
+    const copy = Buffer.from(buf.subarray(f.topicStart, f.topicEnd));
+    aliases.set(f.topicAlias, copy);
+    return copy;
+  }
+  if (!validTopicName(buf, f.topicStart, f.topicEnd)) {
+    c.protocolClose(c.v5 ? RC.TOPIC_NAME_INVALID : RC.MALFORMED_PACKET);
+    return null;
+  }
+  return buf.subarray(f.topicStart, f.topicEnd);
+}

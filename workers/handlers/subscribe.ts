@@ -1,0 +1,57 @@
+// SUBSCRIBE → SUBACK (§3.8, §3.9), then retained messages per Retain Handling.
+import type { ISubscribePacket, IUnsubscribePacket } from 'mqtt-packet';
+import type { Connection } from '../net/connection';
+import { encode } from '../protocol/control-codec';
+import { RC } from '../protocol/constants';
+import { validTopicFilter, parseSharedFilter, rawFiltersWellFormed } from '../protocol/validate';
+import { OPT_NO_LOCAL, OPT_RETAIN_AS_PUBLISHED } from '../../src/shared/topic-index';
+import { readVarint } from '../protocol/varint';
+
+const vi = { len: 0 };
+
+/** Start of the SUBSCRIBE / UNSUBSCRIBE payload (after packet id and v5 properties). */
+function payloadStart(c: Connection, buf: Buffer, start: number, end: number): number {
+  let p = start + 2;
+  if (c.v5) {
+    const n = readVarint(buf, p, end, vi);
+    if (n < 0) return -1;
+    p += vi.len + n;
+  }
+  return p;
+}
+
+export function handleSubscribe(c: Connection, p: ISubscribePacket, buf: Buffer, start: number, end: number): void {
+  const ps = payloadStart(c, buf, start, end);
+  if (ps < 0 || !rawFiltersWellFormed(buf, ps, end, true)) { c.protocolClose(RC.MALFORMED_PACKET); return; }
+  const hub = c.hub;
+  const s = c.session!;
+  const subId = (p.properties?.subscriptionIdentifier as number | undefined) ?? 0;
+  const granted: number[] = [];
+  const retainedFor: { filter: string; qos: number }[] = [];
+  for (const sub of p.subscriptions) {
+    const shared = parseSharedFilter(sub.topic);
+    if (shared === 'invalid' || (!shared && !validTopicFilter(sub.topic))) {
+      granted.push(c.v5 ? RC.TOPIC_FILTER_INVALID : 0x80);
+      continue;
+    }
+    if (shared && sub.nl) { c.protocolClose(RC.PROTOCOL_ERROR); return; } // [MQTT-3.8.3-4]
+    const qos = Math.min(sub.qos, 2);
+    const opts = qos | (sub.nl ? OPT_NO_LOCAL : 0) | (sub.rap ? OPT_RETAIN_AS_PUBLISHED : 0);
+    const rh = sub.rh ?? 0;
+    const isNew = hub.subscribe(s, sub.topic, opts, subId, rh);
+    granted.push(qos);
+    // Retained messages are not sent for shared subscriptions [MQTT-3.8.4-? / §4.8.2].
+    if (!shared && (rh === 0 || (rh === 1 && isNew))) retainedFor.push({ filter: sub.topic, qos });
+  }
+  c.write(encode({ cmd: 'suback', messageId: p.messageId!, granted }, c.version));
+  if (retainedFor.length > 0) hub.sendRetained(s, retainedFor, subId);
+}
+
+export function handleUnsubscribe(c: Connection, p: IUnsubscribePacket, buf: Buffer, start: number, end: number): void {
+  const ps = payloadStart(c, buf, start, end);
+  if (ps < 0 || !rawFiltersWellFormed(buf, ps, end, false)) { c.protocolClose(RC.MALFORMED_PACKET); return; }
+  const s = c.session!;
+  const codes: number[] = [];
+  for (const filter of p.unsubscriptions) codes.push(c.hub.unsubscribe(s, filter) ? RC.SUCCESS : RC.NO_SUBSCRIPTION_EXISTED);
+  c.write(encode({ cmd: 'unsuback', messageId: p.messageId!, granted: c.v5 ? codes : [] }, c.version));
+}

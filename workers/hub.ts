@@ -1,0 +1,275 @@
+// A worker's context: its connections and sessions, the router, the coordinator link, and
+// the turn scheduler that coalesces output (DESIGN.md §2.9).
+import * as net from 'node:net';
+import type { WorkerWiring } from '../src/shared/wiring';
+import type { BrokerConfig } from '../src/config';
+import { RingConsumer, BellWaiter } from '../src/shared/ring';
+import { topicIndex, subscriberId } from '../src/shared/topic-index';
+import * as K from '../src/shared/counters';
+import type { WireSession } from '../src/shared/messages';
+import { Connection, ConnState } from './net/connection';
+import { dispatch } from './handlers/dispatch';
+import { Router } from './routing/router';
+import { CoordinatorClient } from './coordination/coordinator-client';
+import { Session } from './session/session';
+import { SessionTable } from './session/session-table';
+import type { Will } from './session/will';
+import { Message, NO_ORIGIN } from './protocol/message';
+import { RC } from './protocol/constants';
+
+/** Records drained per ring per turn, so sockets get their turn under load. */
+const DRAIN_MAX = 2048;
+/** A connection must send CONNECT within this time [MQTT-3.1.4? server may close]. */
+const CONNECT_TIMEOUT_MS = 10_000;
+
+export class Hub {
+  readonly index: number;
+  readonly config: BrokerConfig;
+  readonly trieId: number;
+  readonly sessions = new SessionTable();
+  readonly connections = new Set<Connection>();
+  readonly router: Router;
+  readonly coord: CoordinatorClient;
+  private readonly counters: Float64Array;
+  private readonly accept: RingConsumer;
+  private readonly bell: BellWaiter;
+  private readonly dirty: Connection[] = [];
+  private turnScheduled = false;
+  private readonly created = new WeakMap<Connection, number>();
+  stopping = false;
+
+  constructor(readonly wiring: WorkerWiring) {
+    this.index = wiring.index;
+    this.config = wiring.config;
+    this.trieId = wiring.trieId;
+    this.counters = new Float64Array(wiring.counters, wiring.index * K.COUNTERS_PER_WORKER * 8, K.COUNTERS_PER_WORKER);
+    this.router = new Router(this, wiring.outbound, wiring.inbound, wiring.bells);
+    this.coord = new CoordinatorClient(wiring.coordinator, (req, id, clean) => this.release(req, id, clean));
+    this.accept = new RingConsumer(wiring.acceptRing);
+    this.bell = new BellWaiter(wiring.bell);
+  }
+
+  get now(): number { return Date.now(); }
+
+  count(c: number, n: number): void { this.counters[c] += n; }
+
+  dispatch(c: Connection, first: number, buf: Buffer, frameStart: number, start: number, end: number): void {
+    dispatch(c, first, buf, frameStart, start, end);
+  }
+
+  // ---- turn scheduling -------------------------------------------------------------
+
+  markDirty(c: Connection): void {
+    this.dirty.push(c);
+    this.scheduleTurn();
+  }
+
+  markRingDirty(): void { this.scheduleTurn(); }
+
+  private scheduleTurn(): void {
+    if (this.turnScheduled) return;
+    this.turnScheduled = true;
+    setImmediate(() => this.turn());
+  }
+
+  /** Once per loop turn: match what is still batched, write each dirty socket once, publish ring tails. */
+  private turn(): void {
+    this.turnScheduled = false;
+    this.router.flushBatch();
+    const d = this.dirty;
+    for (let i = 0; i < d.length; i++) d[i].flush();
+    d.length = 0;
+    this.router.commitRings();
+  }
+
+  // ---- inbound rings ---------------------------------------------------------------
+
+  /** Drains the accept ring and the peer rings; parks on the doorbell when all are empty. */
+  pump(): void {
+    if (this.stopping) return;
+    let n = this.accept.drain((_d, view, off) => this.adopt(view.getInt32(off, true)), DRAIN_MAX);
+    n += this.router.drainPeers(DRAIN_MAX);
+    if (n > 0 || this.router.hasInbound()) {
+      setImmediate(() => this.pump());
+      return;
+    }
+    this.bell.park(() => !this.accept.isEmpty() || this.router.hasInbound(), () => this.pump());
+  }
+
+  private adopt(fd: number): void {
+    this.count(K.C_ACCEPTED, 1);
+    this.count(K.C_CONNECTIONS_TOTAL, 1);
+    let socket: net.Socket;
+    try {
+      socket = new net.Socket({ fd, readable: true, writable: true });
+    } catch {
+      return;
+    }
+    socket.setNoDelay(true);
+    const c = new Connection(socket, this);
+    this.connections.add(c);
+    this.created.set(c, this.now);
+    this.count(K.C_CONNECTIONS_OPEN, 1);
+    if (this.stopping) c.close();
+  }
+
+  // ---- sessions --------------------------------------------------------------------
+
+  /** Claims the client id (taking the session over from wherever it is); true if a session was present. */
+  async claimSession(c: Connection, clientId: string, clean: boolean, expiry: number): Promise<boolean> {
+    const { session: wire } = await this.coord.claim(clientId, clean);
+    const slot = this.sessions.allocSlot();
+    const s = new Session(this, clientId, slot, subscriberId(this.index, slot), c.version);
+    s.expiryInterval = expiry;
+    this.sessions.add(s);
+    this.count(K.C_SESSIONS, 1);
+    let present = false;
+    if (!clean && wire) { this.restore(s, wire); present = true; }
+    c.session = s;
+    if (c.state === ConnState.CLOSED) {
+      // The client left while the claim was in flight: the session starts offline.
+      c.session = null;
+      this.goOffline(s, null);
+    }
+    return present;
+  }
+
+  private restore(s: Session, w: WireSession): void {
+    s.restore(w);
+    for (const sub of w.subscriptions) this.subscribe(s, sub.filter, sub.opts, sub.subId, sub.retainHandling);
+  }
+
+  sessionOnline(c: Connection): void {
+    const s = c.session!;
+    this.count(K.C_CLIENTS_CONNECTED, 1);
+    s.resume(c);
+  }
+
+  connectionClosed(c: Connection): void {
+    if (!this.connections.delete(c)) return;
+    this.count(K.C_CONNECTIONS_OPEN, -1);
+    const s = c.session;
+    if (!s || s.conn !== c) return;
+    c.session = null;
+    this.count(K.C_CLIENTS_CONNECTED, -1);
+    this.goOffline(s, c.normalDisconnect ? null : c.will);
+  }
+
+  /** Connection gone: the will goes out now, later (delay) or never; the session waits for its expiry. */
+  private goOffline(s: Session, will: Will | null): void {
+    if (s.expiryInterval === 0) {
+      if (will) this.publishWill(will);
+      this.endSession(s);
+      return;
+    }
+    s.detach(() => {
+      if (s.pendingWill) { const w = s.pendingWill; s.cancelTimers(); this.publishWill(w); }
+      this.endSession(s);
+    });
+    if (will) {
+      if (will.delay === 0) this.publishWill(will);
+      else s.scheduleWill(will, (w) => this.publishWill(w));
+    }
+  }
+
+  publishWill(will: Will): void {
+    const m = will.msg;
+    const expiryAt = will.expiry >= 0 ? this.now + will.expiry * 1000 : 0;
+    this.router.publish(new Message(m.topic, m.payload, m.qos, m.retain, m.props, expiryAt, m.origin));
+    this.router.flushBatch();
+  }
+
+  private dropSession(s: Session): void {
+    for (const filter of s.subs.keys()) topicIndex.unsubscribe(this.trieId, filter, s.subscriber);
+    this.count(K.C_SUBSCRIPTIONS, -s.subs.size);
+    s.subs.clear();
+    s.cancelTimers();
+    this.sessions.remove(s);
+    this.count(K.C_SESSIONS, -1);
+  }
+
+  private endSession(s: Session): void {
+    this.dropSession(s);
+    this.coord.ended(s.clientId);
+  }
+
+  /** The coordinator hands this client id to another connection (takeover, DESIGN.md §4). */
+  private release(req: number, clientId: string, clean: boolean): void {
+    const s = this.sessions.byClientId.get(clientId);
+    if (!s) { this.coord.released(req, null); return; }
+    const c = s.conn;
+    if (c) {
+      c.session = null;
+      s.conn = null;
+      this.count(K.C_CLIENTS_CONNECTED, -1);
+      // The old connection's will: published unless the session lives on within its delay.
+      if (c.will && !c.normalDisconnect && (clean || c.will.delay === 0)) this.publishWill(c.will);
+      c.protocolClose(RC.SESSION_TAKEN_OVER); // [MQTT-3.1.4-3]
+    } else if (s.pendingWill && clean) {
+      this.publishWill(s.pendingWill);
+    }
+    s.cancelTimers();
+    const wire = clean ? null : s.serialize();
+    this.dropSession(s);
+    this.coord.released(req, wire);
+  }
+
+  subscribe(s: Session, filter: string, opts: number, subId: number, retainHandling: number): boolean {
+    const existed = s.subs.has(filter);
+    topicIndex.subscribe(this.trieId, filter, s.subscriber, opts, subId);
+    s.subs.set(filter, { opts, subId, retainHandling });
+    if (!existed) this.count(K.C_SUBSCRIPTIONS, 1);
+    return !existed;
+  }
+
+  unsubscribe(s: Session, filter: string): boolean {
+    if (!s.subs.delete(filter)) return false;
+    topicIndex.unsubscribe(this.trieId, filter, s.subscriber);
+    this.count(K.C_SUBSCRIPTIONS, -1);
+    return true;
+  }
+
+  /** Retained messages for new subscriptions, sent with RETAIN 1 [MQTT-3.3.1-9]. */
+  sendRetained(s: Session, list: { filter: string; qos: number }[], subId: number): void {
+    this.coord.retained(list.map((x) => x.filter)).then((found) => {
+      if (this.sessions.byClientId.get(s.clientId) !== s) return;
+      for (let i = 0; i < found.length; i++) {
+        for (const w of found[i]) s.deliver(Message.fromWire(w, NO_ORIGIN), Math.min(w.qos, list[i].qos), true, subId ? [subId] : null);
+      }
+      this.scheduleTurn();
+    }, () => { /* coordinator gone: shutting down */ });
+  }
+
+  // ---- housekeeping ----------------------------------------------------------------
+
+  /** Keep-alive: 1.5 × the negotiated interval without a packet closes [MQTT-3.1.2-22]. */
+  sweep(): void {
+    const now = this.now;
+    for (const c of this.connections) {
+      if (c.state === ConnState.CONNECTED) {
+        if (c.keepaliveMs > 0 && now - c.lastRecv > c.keepaliveMs * 1.5) c.protocolClose(RC.KEEP_ALIVE_TIMEOUT);
+      } else if (c.state === ConnState.NEW && now - (this.created.get(c) ?? now) > CONNECT_TIMEOUT_MS) {
+        c.close();
+      }
+    }
+  }
+
+  testHook(_c: Connection, topic: Buffer): boolean {
+    if (!this.wiring.testHooks || topic.toString() !== '$fleetmq/test/crash-worker') return false;
+    setImmediate(() => { throw new Error(`test hook: worker ${this.index} crashes on purpose`); });
+    return true;
+  }
+
+  /** SIGTERM path: v5 clients get DISCONNECT 0x8B, then every socket closes. */
+  shutdown(done: () => void): void {
+    this.stopping = true;
+    const open = [...this.connections];
+    for (const c of open) c.protocolClose(RC.SERVER_SHUTTING_DOWN);
+    const pending = new Set(open.filter((c) => !c.socket.closed));
+    if (pending.size === 0) { done(); return; }
+    const timer = setTimeout(done, 2000);
+    for (const c of pending) {
+      c.socket.once('close', () => { pending.delete(c); if (pending.size === 0) { clearTimeout(timer); done(); } });
+    }
+  }
+}

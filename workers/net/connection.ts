@@ -1,0 +1,152 @@
+// One client connection: socket, framing, coalesced output, protocol state. The worker owns
+// it end to end (DESIGN.md §1); handlers/ decide what each packet means.
+import type * as net from 'node:net';
+import type { Hub } from '../hub';
+import type { Session } from '../session/session';
+import type { Will } from '../session/will';
+import { readVarint } from '../protocol/varint';
+import { DISCONNECT, RC } from '../protocol/constants';
+import { C_BYTES_RECEIVED, C_BYTES_SENT, C_DROPPED_SLOW_QOS0 } from '../../src/shared/counters';
+
+export const enum ConnState { NEW, CONNECTING, CONNECTED, CLOSED }
+
+const vi = { len: 0 };
+
+export class Connection {
+  state = ConnState.NEW;
+  /** 3 = MQTT 3.1, 4 = 3.1.1, 5 = 5.0. */
+  version = 4;
+  session: Session | null = null;
+  clientId = '';
+  keepaliveMs = 0;
+  lastRecv = Date.now();
+  will: Will | null = null;
+  /** Set when the client sent DISCONNECT 0x00: the will is discarded [MQTT-3.14.4-3]. */
+  normalDisconnect = false;
+
+  /** v5 limits the client announced in CONNECT. */
+  clientReceiveMax = 65535;
+  clientMaxPacket = 0;
+  clientAliasMax = 0;
+  inAliases: Map<number, Buffer> | null = null;
+  outAliases: Map<string, number> | null = null;
+  /** QoS 2 PUBLISHes received and not yet released by PUBREL (inbound Receive Maximum). */
+  inboundUnacked = 0;
+
+  private partial: Buffer | null = null;
+  /** Bytes that arrived while CONNECT was being decided (the socket is paused meanwhile). */
+  private held: Buffer | null = null;
+  private out: Buffer[] = [];
+  private outBytes = 0;
+  dirty = false;
+
+  constructor(readonly socket: net.Socket, readonly hub: Hub) {
+    socket.on('data', (chunk: Buffer) => this.onData(chunk));
+    socket.on('error', () => { /* 'close' follows; errors are a client's business */ });
+    socket.on('close', () => this.onClose());
+    socket.on('drain', () => this.session?.onDrain());
+  }
+
+  get v5(): boolean { return this.version === 5; }
+
+  private onData(chunk: Buffer): void {
+    this.hub.count(C_BYTES_RECEIVED, chunk.length);
+    this.lastRecv = this.hub.now;
+    if (this.state === ConnState.CONNECTING) {
+      this.held = this.held ? Buffer.concat([this.held, chunk]) : chunk;
+      return;
+    }
+    this.consume(chunk);
+  }
+
+  /** Splits `chunk` (plus any partial frame) into frames and dispatches each. */
+  private consume(chunk: Buffer): void {
+    let buf = chunk;
+    if (this.partial) { buf = Buffer.concat([this.partial, chunk]); this.partial = null; }
+    let pos = 0;
+    const end = buf.length;
+    const maxPacket = this.hub.config.maxPacketSize;
+    while (pos < end && this.state !== ConnState.CLOSED && this.state !== ConnState.CONNECTING) {
+      if (end - pos < 2) break;
+      const len = readVarint(buf, pos + 1, end, vi);
+      if (len === -2) { this.protocolClose(RC.MALFORMED_PACKET); return; }
+      if (len === -1) break;
+      const bodyStart = pos + 1 + vi.len;
+      if (bodyStart - pos + len > maxPacket) { this.protocolClose(RC.PACKET_TOO_LARGE); return; }
+      if (bodyStart + len > end) break;
+      this.hub.dispatch(this, buf[pos], buf, pos, bodyStart, bodyStart + len);
+      pos = bodyStart + len;
+    }
+    this.hub.router.flushBatch();
+    if (this.state === ConnState.CLOSED) return;
+    if (this.state === ConnState.CONNECTING) {
+      if (pos < end) this.held = buf.subarray(pos);
+      return;
+    }
+    if (pos < end) this.partial = buf.subarray(pos);
+  }
+
+  /** CONNECT decided: process what arrived meanwhile and read on. */
+  resume(): void {
+    if (this.state === ConnState.CLOSED) return;
+    const held = this.held;
+    this.held = null;
+    if (held) this.consume(held);
+    if ((this.state as ConnState) !== ConnState.CLOSED) this.socket.resume();
+  }
+
+  /** Queues bytes for this turn's single write (DESIGN.md §2.9). */
+  write(buf: Buffer): void {
+    if (this.state === ConnState.CLOSED) return;
+    this.out.push(buf);
+    this.outBytes += buf.length;
+    if (!this.dirty) { this.dirty = true; this.hub.markDirty(this); }
+  }
+
+  /** Over the high-water mark: a slow consumer (QoS 0 to it is dropped, QoS 1/2 queue). */
+  get congested(): boolean {
+    return this.outBytes + this.socket.writableLength > this.hub.config.outputHighWater;
+  }
+
+  dropSlow(): void { this.hub.count(C_DROPPED_SLOW_QOS0, 1); }
+
+  flush(): void {
+    this.dirty = false;
+    const n = this.out.length;
+    if (n === 0 || this.state === ConnState.CLOSED) { this.out.length = 0; this.outBytes = 0; return; }
+    const data = n === 1 ? this.out[0] : Buffer.concat(this.out, this.outBytes);
+    this.hub.count(C_BYTES_SENT, this.outBytes);
+    this.out = [];
+    this.outBytes = 0;
+    this.socket.write(data);
+  }
+
+  /** v5: DISCONNECT with `reason`, then close; v3: just close [MQTT-4.13.1-1]. */
+  protocolClose(reason: number): void {
+    if (this.state === ConnState.CLOSED) return;
+    if (this.v5 && this.state === ConnState.CONNECTED) this.write(disconnectPacket(reason));
+    this.close();
+  }
+
+  close(): void {
+    if (this.state === ConnState.CLOSED) return;
+    this.flush();
+    this.state = ConnState.CLOSED;
+    this.socket.end();
+    // A peer that never reads must not keep the fd open: give the FIN a moment, then destroy.
+    setTimeout(() => this.socket.destroy(), 2000).unref();
+    this.hub.connectionClosed(this);
+  }
+
+  private onClose(): void {
+    if (this.state !== ConnState.CLOSED) {
+      this.state = ConnState.CLOSED;
+      this.out.length = 0;
+      this.hub.connectionClosed(this);
+    }
+  }
+}
+
+export function disconnectPacket(reason: number): Buffer {
+  return Buffer.from([DISCONNECT << 4, 2, reason, 0]);
+}

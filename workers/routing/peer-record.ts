@@ -1,0 +1,36 @@
+// A PUBLISH crossing to another worker (DESIGN.md §2.6): one record per target worker holding
+// the message once and the list of that worker's matching subscribers, so the target never
+// re-matches and subscribers are never copied per message.
+//
+//   0      1      2        4        8         12        16         20            28
+//   ┌──────┬──────┬────────┬────────┬─────────┬─────────┬──────────┬─────────────┬───────────────┬──────────────────────┐
+//   │ kind │flags │ nSubs  │ origin │topicLen │propsLen │payloadLen│ expiryAt f64│ nSubs×12 bytes│ topic|props|payload  │
+//   └──────┴──────┴────────┴────────┴─────────┴─────────┴──────────┴─────────────┴───────────────┴──────────────────────┘
+//   flags: bits 0-1 QoS, bit 2 retain, bit 3 props present.
+//   each subscriber: [subscriber u32, options u32, subscriptionId u32] exactly as the trie gave them.
+import type { Message } from '../protocol/message';
+
+export const KIND_PUBLISH = 1;
+export const RECORD_HEADER = 28;
+export const TRIPLE = 12;
+
+export function recordSize(msg: Message, nSubs: number): number {
+  return RECORD_HEADER + nSubs * TRIPLE + msg.size;
+}
+
+/** Writes the record at `at` in `data`; `subs` holds nSubs triples starting at `from`. */
+export function writeRecord(data: Buffer, view: DataView, at: number, msg: Message, subs: Uint32Array, from: number, nSubs: number): void {
+  view.setUint8(at, KIND_PUBLISH);
+  view.setUint8(at + 1, msg.qos | (msg.retain ? 4 : 0) | (msg.props ? 8 : 0));
+  view.setUint16(at + 2, nSubs, true);
+  view.setUint32(at + 4, msg.origin, true);
+  view.setUint32(at + 8, msg.topic.length, true);
+  view.setUint32(at + 12, msg.props ? msg.props.length : 0, true);
+  view.setUint32(at + 16, msg.payload.length, true);
+  view.setFloat64(at + 20, msg.expiryAt, true);
+  let p = at + RECORD_HEADER;
+  for (let i = 0; i < nSubs * 3; i++, p += 4) view.setUint32(p, subs[from + i], true);
+  p += msg.topic.copy(data, p);
+  if (msg.props) p += msg.props.copy(data, p);
+  msg.payload.copy(data, p);
+}

@@ -1,0 +1,269 @@
+// Session state that outlives a connection (DESIGN.md §4): subscriptions, outbound in-flight
+// QoS 1/2, the bounded offline queue, inbound QoS 2 state, expiry and the delayed will.
+import type { Connection } from '../net/connection';
+import type { Hub } from '../hub';
+import { Message } from '../protocol/message';
+import { encodeAck, encodePublish, NO_EXTRAS, OutboundExtras } from '../protocol/publish-codec';
+import { PUBREL, RC, OUTBOUND_ALIAS_CAP } from '../protocol/constants';
+import type { WireSession, WireSubscription, WireInflight } from '../../src/shared/messages';
+import type { Will } from './will';
+import { C_DROPPED_EXPIRED, C_DROPPED_QUEUE_FULL, C_DROPPED_TOO_LARGE, C_MSGS_SENT } from '../../src/shared/counters';
+
+interface Outgoing {
+  msg: Message | null;
+  qos: number;
+  retain: boolean;
+  subIds: number[] | null;
+}
+
+interface Inflight extends Outgoing {
+  state: 'publish' | 'pubrel';
+}
+
+export interface Subscription {
+  opts: number;
+  subId: number;
+  retainHandling: number;
+}
+
+export const NEVER_EXPIRES = 0xffffffff;
+
+export class Session {
+  conn: Connection | null = null;
+  readonly subs = new Map<string, Subscription>();
+  private readonly inflight = new Map<number, Inflight>();
+  private queue: Outgoing[] = [];
+  private queueHead = 0;
+  private queuedBytes = 0;
+  readonly inboundQos2 = new Set<number>();
+  private nextPid = 1;
+  expiryInterval = 0;
+  private expiryTimer: NodeJS.Timeout | null = null;
+  private willTimer: NodeJS.Timeout | null = null;
+  pendingWill: Will | null = null;
+
+  /** Scratch used by the router to merge overlapping subscriptions per message. */
+  stamp = 0;
+  accQos = -1;
+  accRap = false;
+  accIds: number[] | null = null;
+
+  constructor(
+    readonly hub: Hub,
+    readonly clientId: string,
+    readonly slot: number,
+    readonly subscriber: number,
+    public protocolVersion: number,
+  ) {}
+
+  get online(): boolean { return this.conn !== null; }
+
+  /** The client's window: its Receive Maximum, capped by --max-inflight. */
+  private get window(): number {
+    const c = this.conn;
+    return Math.min(c ? c.clientReceiveMax : 65535, this.hub.config.maxInflight);
+  }
+
+  /** Delivers one message at `qos` (already min(published, granted)). */
+  deliver(msg: Message, qos: number, retain: boolean, subIds: number[] | null): void {
+    if (msg.expiryAt !== 0 && msg.expiryAt <= this.hub.now) { this.hub.count(C_DROPPED_EXPIRED, 1); return; }
+    const c = this.conn;
+    if (qos === 0) {
+      // QoS 0 is never queued: offline sessions miss it; slow consumers drop it, counted.
+      if (!c) return;
+      if (c.congested) { c.dropSlow(); return; }
+      this.send(c, msg, 0, retain, 0, false, subIds);
+      return;
+    }
+    const out: Outgoing = { msg, qos, retain, subIds };
+    if (c && this.queueLength === 0 && this.inflight.size < this.window && !c.congested) this.sendNew(c, out);
+    else this.enqueue(out);
+  }
+
+  private get queueLength(): number { return this.queue.length - this.queueHead; }
+
+  private enqueue(o: Outgoing): void {
+    const cfg = this.hub.config;
+    const size = o.msg!.size;
+    while (this.queueLength >= cfg.maxQueuedMessages || (this.queuedBytes + size > cfg.maxQueuedBytes && this.queueLength > 0)) {
+      if (cfg.queuePolicy === 'drop-new' || cfg.maxQueuedMessages === 0) { this.hub.count(C_DROPPED_QUEUE_FULL, 1); return; }
+      if (cfg.queuePolicy === 'disconnect' && this.conn) {
+        this.hub.count(C_DROPPED_QUEUE_FULL, 1);
+        this.conn.protocolClose(RC.QUOTA_EXCEEDED);
+        return;
+      }
+      this.shift();
+      this.hub.count(C_DROPPED_QUEUE_FULL, 1);
+    }
+    this.queue.push(o);
+    this.queuedBytes += size;
+  }
+
+  private shift(): Outgoing | undefined {
+    if (this.queueHead >= this.queue.length) return undefined;
+    const o = this.queue[this.queueHead];
+    (this.queue as (Outgoing | undefined)[])[this.queueHead++] = undefined;
+    this.queuedBytes -= o.msg!.size;
+    if (this.queueHead > 1024 && this.queueHead * 2 > this.queue.length) {
+      this.queue = this.queue.slice(this.queueHead);
+      this.queueHead = 0;
+    }
+    return o;
+  }
+
+  private allocPid(): number {
+    for (let i = 0; i < 65535; i++) {
+      const pid = this.nextPid;
+      this.nextPid = pid === 65535 ? 1 : pid + 1;
+      if (!this.inflight.has(pid)) return pid;
+    }
+    return 0;
+  }
+
+  private sendNew(c: Connection, o: Outgoing): void {
+    const pid = this.allocPid();
+    if (pid === 0) { this.enqueue(o); return; }
+    if (!this.send(c, o.msg!, o.qos, o.retain, pid, false, o.subIds)) return;
+    this.inflight.set(pid, { ...o, state: 'publish' });
+  }
+
+  /** Sends as many queued messages as the window allows (after an ack, a drain or a resume). */
+  pump(): void {
+    const c = this.conn;
+    if (!c) return;
+    while (this.queueLength > 0 && this.inflight.size < this.window && !c.congested) {
+      const o = this.shift()!;
+      if (o.msg!.expiryAt !== 0 && o.msg!.expiryAt <= this.hub.now) { this.hub.count(C_DROPPED_EXPIRED, 1); continue; }
+      this.sendNew(c, o);
+    }
+  }
+
+  onDrain(): void { this.pump(); }
+
+  /** Encodes and writes one PUBLISH; false if it exceeds the client's Maximum Packet Size. */
+  private send(c: Connection, msg: Message, qos: number, retain: boolean, pid: number, dup: boolean, subIds: number[] | null): boolean {
+    const v5 = c.v5;
+    let buf: Buffer;
+    let newAlias = '';
+    if (qos === 0 && !subIds && c.clientAliasMax === 0 && msg.expiryAt === 0) {
+      buf = cachedQos0(msg, v5, retain);
+    } else {
+      const x: OutboundExtras = v5 ? { subIds, alias: 0, omitTopic: false, expiry: -1 } : NO_EXTRAS;
+      if (v5) {
+        if (msg.expiryAt !== 0) x.expiry = Math.max(0, Math.ceil((msg.expiryAt - this.hub.now) / 1000));
+        if (c.clientAliasMax > 0) newAlias = this.pickAlias(c, msg, x);
+      }
+      buf = encodePublish(msg.topic, msg.payload, v5 ? msg.props : null, qos, retain, dup, pid, v5, x);
+    }
+    if (c.clientMaxPacket !== 0 && buf.length > c.clientMaxPacket) {
+      // Never send more than the client allows [MQTT-3.1.2-24]; the message is discarded.
+      if (newAlias) c.outAliases!.delete(newAlias);
+      this.hub.count(C_DROPPED_TOO_LARGE, 1);
+      return false;
+    }
+    c.write(buf);
+    this.hub.count(C_MSGS_SENT, 1);
+    return true;
+  }
+
+  /** Outbound topic alias: reuse a known one (empty topic), or assign while under the cap. */
+  private pickAlias(c: Connection, msg: Message, x: OutboundExtras): string {
+    const aliases = (c.outAliases ??= new Map());
+    const topic = msg.topicString;
+    const known = aliases.get(topic);
+    if (known) { x.alias = known; x.omitTopic = true; return ''; }
+    if (aliases.size >= Math.min(c.clientAliasMax, OUTBOUND_ALIAS_CAP)) return '';
+    x.alias = aliases.size + 1;
+    aliases.set(topic, x.alias);
+    return topic;
+  }
+
+  /** PUBACK (QoS 1) or PUBCOMP (QoS 2) completes a delivery. */
+  complete(pid: number, expectQos: number, expectState: 'publish' | 'pubrel'): void {
+    const f = this.inflight.get(pid);
+    if (!f || f.qos !== expectQos || f.state !== expectState) return;
+    this.inflight.delete(pid);
+    this.pump();
+  }
+
+  /** PUBREC: the message is stored at the client; from now on only PUBREL/PUBCOMP remain. */
+  received(pid: number, reason: number): boolean {
+    const f = this.inflight.get(pid);
+    if (!f || f.qos !== 2) return false;
+    if (reason >= 0x80) { this.inflight.delete(pid); this.pump(); return true; }
+    f.state = 'pubrel';
+    f.msg = null;
+    return true;
+  }
+
+  /** After (re)connect: resend unacknowledged PUBLISHes with DUP [MQTT-4.4.0-1], PUBRELs, then the queue. */
+  resume(c: Connection): void {
+    this.conn = c;
+    this.protocolVersion = c.version;
+    this.cancelTimers();
+    for (const [pid, f] of this.inflight) {
+      if (f.state === 'pubrel') c.write(encodeAck(PUBREL, pid, 0, c.v5));
+      else if (!this.send(c, f.msg!, f.qos, f.retain, pid, true, f.subIds)) this.inflight.delete(pid);
+    }
+    this.pump();
+  }
+
+  /** The connection went away; the session lives on until its expiry [MQTT-3.1.2-23]. */
+  detach(onExpire: () => void): void {
+    this.conn = null;
+    if (this.expiryInterval !== NEVER_EXPIRES) {
+      this.expiryTimer = setTimeout(onExpire, this.expiryInterval * 1000);
+      this.expiryTimer.unref();
+    }
+  }
+
+  scheduleWill(will: Will, publish: (w: Will) => void): void {
+    this.pendingWill = will;
+    const delay = Math.min(will.delay, this.expiryInterval);
+    this.willTimer = setTimeout(() => { this.willTimer = null; this.pendingWill = null; publish(will); }, delay * 1000);
+    this.willTimer.unref();
+  }
+
+  cancelTimers(): void {
+    if (this.expiryTimer) { clearTimeout(this.expiryTimer); this.expiryTimer = null; }
+    if (this.willTimer) { clearTimeout(this.willTimer); this.willTimer = null; }
+    this.pendingWill = null;
+  }
+
+  serialize(): WireSession {
+    const subscriptions: WireSubscription[] = [];
+    for (const [filter, s] of this.subs) subscriptions.push({ filter, opts: s.opts, subId: s.subId, retainHandling: s.retainHandling });
+    const inflight: WireInflight[] = [];
+    for (const [packetId, f] of this.inflight) inflight.push({ packetId, qos: f.qos, state: f.state, msg: f.msg ? { ...f.msg.toWire(), retain: f.retain } : null });
+    const queue = [];
+    for (let i = this.queueHead; i < this.queue.length; i++) queue.push({ ...this.queue[i].msg!.toWire(), qos: this.queue[i].qos, retain: this.queue[i].retain });
+    return {
+      clientId: this.clientId,
+      protocolVersion: this.protocolVersion,
+      expiryInterval: this.expiryInterval,
+      subscriptions,
+      inflight,
+      queue,
+      inboundQos2: [...this.inboundQos2],
+    };
+  }
+
+  /** Restores the transferable parts of a session taken over from another worker. */
+  restore(w: WireSession): void {
+    for (const f of w.inflight) {
+      this.inflight.set(f.packetId, { msg: f.msg ? Message.fromWire(f.msg) : null, qos: f.qos, retain: f.msg?.retain ?? false, subIds: null, state: f.state });
+      if (f.packetId >= this.nextPid) this.nextPid = f.packetId === 65535 ? 1 : f.packetId + 1;
+    }
+    for (const m of w.queue) this.enqueue({ msg: Message.fromWire(m), qos: m.qos, retain: m.retain, subIds: null });
+    for (const pid of w.inboundQos2) this.inboundQos2.add(pid);
+  }
+}
+
+function cachedQos0(msg: Message, v5: boolean, retain: boolean): Buffer {
+  if (v5) {
+    if (retain) return (msg.enc5r ??= encodePublish(msg.topic, msg.payload, msg.props, 0, true, false, 0, true, NO_EXTRAS));
+    return (msg.enc5 ??= encodePublish(msg.topic, msg.payload, msg.props, 0, false, false, 0, true, NO_EXTRAS));
+  }
+  if (retain) return (msg.enc3r ??= encodePublish(msg.topic, msg.payload, null, 0, true, false, 0, false, NO_EXTRAS));
+  return (msg.enc3 ??= encodePublish(msg.topic, msg.payload, null, 0, false, false, 0, false, NO_EXTRAS));
+}

@@ -1,0 +1,152 @@
+// 05 session: clean session (3.1.1) and clean start + session expiry (5.0). An offline
+// persistent session keeps its subscriptions and queues QoS 1/2 messages; a clean connection
+// discards it. The reconnect may land on another worker than the first connection.
+import { it } from 'node:test';
+import * as assert from 'node:assert/strict';
+import type { IClientOptions } from 'mqtt';
+import { eachWorkerCount, clientPool, subscribe, publish, end, uid, utopic, delay, VERSIONS } from '../helpers/mqtt-helpers';
+
+eachWorkerCount('05 session', (broker) => {
+  const pool = clientPool();
+
+  for (const v of VERSIONS) {
+    /** Options for a session that outlives the connection. */
+    const persistent = (clientId: string): IClientOptions => ({ protocolVersion: v, clientId, clean: false, ...(v === 5 ? { properties: { sessionExpiryInterval: 300 } } : {}) });
+
+    it(`v${v}: persistent session: session present on reconnect, subscriptions kept, QoS 1/2 queued while offline [MQTT-3.2.2-2] [MQTT-3.1.2-4]`, async () => {
+      const id = uid('persist');
+      const t = utopic('persist');
+      const a = await pool.connect(broker(), persistent(id));
+      assert.equal(a.connack.sessionPresent, false, 'no session yet');
+      await subscribe(a.client, { [`${t}/1`]: { qos: 1 }, [`${t}/2`]: { qos: 2 } });
+      await end(a.client);
+      const pub = await pool.connect(broker(), { protocolVersion: v });
+      for (let i = 0; i < 5; i++) { await publish(pub.client, `${t}/1`, `q1-${i}`, { qos: 1 }); await publish(pub.client, `${t}/2`, `q2-${i}`, { qos: 2 }); }
+      const b = await pool.connect(broker(), persistent(id));
+      assert.equal(b.connack.sessionPresent, true, 'session present');
+      const q1 = await b.inbox.waitFor(5, `${t}/1`);
+      const q2 = await b.inbox.waitFor(5, `${t}/2`);
+      assert.deepEqual(q1.map((m) => m.payload.toString()), [0, 1, 2, 3, 4].map((i) => `q1-${i}`), 'queued QoS 1 in order');
+      assert.deepEqual(q2.map((m) => m.payload.toString()), [0, 1, 2, 3, 4].map((i) => `q2-${i}`), 'queued QoS 2 in order');
+      // The subscription survived: live messages arrive without subscribing again.
+      await publish(pub.client, `${t}/1`, 'live', { qos: 1 });
+      await b.inbox.waitForPayload('live');
+    });
+
+    it(`v${v}: a clean connection discards the old session: session present 0, no queued messages, no subscriptions [MQTT-3.1.2-6] [MQTT-3.2.2-1]`, async () => {
+      const id = uid('discard');
+      const t = utopic('discard');
+      const a = await pool.connect(broker(), persistent(id));
+      await subscribe(a.client, t, { qos: 1 });
+      await end(a.client);
+      const pub = await pool.connect(broker(), { protocolVersion: v });
+      await publish(pub.client, t, 'queued', { qos: 1 });
+      const b = await pool.connect(broker(), { protocolVersion: v, clientId: id, clean: true });
+      assert.equal(b.connack.sessionPresent, false);
+      const sentinelTopic = `${t}-sentinel`;
+      await subscribe(b.client, sentinelTopic, { qos: 1 });
+      await publish(pub.client, t, 'not-subscribed', { qos: 1 });
+      await publish(pub.client, sentinelTopic, 'sentinel', { qos: 1 });
+      const before = await b.inbox.waitForPayload('sentinel');
+      assert.deepEqual(before.map((m) => m.payload.toString()), [], 'neither the queued message nor the old subscription survive');
+      await end(b.client);
+      // v4: clean session's state ends with the connection [MQTT-3.1.2-6]; v5: expiry 0 by default.
+      const c = await pool.connect(broker(), persistent(id));
+      assert.equal(c.connack.sessionPresent, false, 'nothing left of the clean session');
+    });
+
+    it(`v${v}: the offline session survives the publisher and subscriber being on different workers (several reconnects)`, async () => {
+      const id = uid('hop');
+      const t = utopic('hop');
+      const pub = await pool.connect(broker(), { protocolVersion: v });
+      const first = await pool.connect(broker(), persistent(id));
+      await subscribe(first.client, t, { qos: 1 });
+      await end(first.client);
+      for (let round = 0; round < 3; round++) {
+        await publish(pub.client, t, `r${round}`, { qos: 1 });
+        const c = await pool.connect(broker(), persistent(id));
+        assert.equal(c.connack.sessionPresent, true, `round ${round}: session present`);
+        const [m] = await c.inbox.waitFor(1, t);
+        assert.equal(m.payload.toString(), `r${round}`);
+        await end(c.client);
+      }
+    });
+
+    it(`v${v}: QoS 0 messages while offline are never delivered with QoS > 0; the session still works`, async () => {
+      const id = uid('q0off');
+      const t = utopic('q0off');
+      const a = await pool.connect(broker(), persistent(id));
+      await subscribe(a.client, t, { qos: 1 });
+      await end(a.client);
+      const pub = await pool.connect(broker(), { protocolVersion: v });
+      await publish(pub.client, t, 'q0', { qos: 0 });
+      await publish(pub.client, t, 'q1', { qos: 1 });
+      const b = await pool.connect(broker(), persistent(id));
+      const before = await b.inbox.waitForPayload('q1');
+      for (const m of before) assert.equal(m.packet.qos, 0, 'a QoS 0 message (queueing it is optional) keeps QoS 0');
+    });
+  }
+
+  it('v5: clean start=0 with session expiry 0 (the default): the session ends with the connection [MQTT-3.1.2-23]', async () => {
+    const id = uid('exp0');
+    const a = await pool.connect(broker(), { protocolVersion: 5, clientId: id, clean: false });
+    await subscribe(a.client, utopic('exp0'), { qos: 1 });
+    await end(a.client);
+    const b = await pool.connect(broker(), { protocolVersion: 5, clientId: id, clean: false });
+    assert.equal(b.connack.sessionPresent, false);
+  });
+
+  it('v5: clean start=1 discards an existing session even with a session expiry interval [MQTT-3.1.2-4]', async () => {
+    const id = uid('cs1');
+    const a = await pool.connect(broker(), { protocolVersion: 5, clientId: id, clean: false, properties: { sessionExpiryInterval: 300 } });
+    await subscribe(a.client, utopic('cs1'), { qos: 1 });
+    await end(a.client);
+    const b = await pool.connect(broker(), { protocolVersion: 5, clientId: id, clean: true, properties: { sessionExpiryInterval: 300 } });
+    assert.equal(b.connack.sessionPresent, false);
+  });
+
+  it('v5: a session expires after its Session Expiry Interval (1 s; checked after 3 s) [MQTT-3.1.2-23]', async () => {
+    const id = uid('exp1');
+    const t = utopic('exp1');
+    const a = await pool.connect(broker(), { protocolVersion: 5, clientId: id, clean: false, properties: { sessionExpiryInterval: 1 } });
+    await subscribe(a.client, t, { qos: 1 });
+    await end(a.client);
+    const pub = await pool.connect(broker(), { protocolVersion: 5 });
+    await publish(pub.client, t, 'queued', { qos: 1 });
+    await delay(3000); // the interval is the thing under test: the broker may expire it any time after 1 s
+    const b = await pool.connect(broker(), { protocolVersion: 5, clientId: id, clean: false, properties: { sessionExpiryInterval: 1 } });
+    assert.equal(b.connack.sessionPresent, false, 'session expired');
+    await subscribe(b.client, `${t}-sentinel`, { qos: 1 });
+    await publish(pub.client, `${t}-sentinel`, 'sentinel', { qos: 1 });
+    assert.deepEqual((await b.inbox.waitForPayload('sentinel')).map((m) => m.payload.toString()), [], 'queued message dropped with the session');
+  });
+
+  it('v5: DISCONNECT may lower the session expiry to 0: the session ends [MQTT-3.14.2-?] 3.14.2.2.2', async () => {
+    const id = uid('dexp');
+    const a = await pool.connect(broker(), { protocolVersion: 5, clientId: id, clean: false, properties: { sessionExpiryInterval: 300 } });
+    await subscribe(a.client, utopic('dexp'), { qos: 1 });
+    await end(a.client, { properties: { sessionExpiryInterval: 0 } });
+    const b = await pool.connect(broker(), { protocolVersion: 5, clientId: id, clean: false, properties: { sessionExpiryInterval: 300 } });
+    assert.equal(b.connack.sessionPresent, false);
+  });
+
+  it('v5: DISCONNECT setting a non-zero expiry when CONNECT had 0 is a protocol error [MQTT-3.14.2-2]', async () => {
+    const { raw } = await pool.rawConnected(broker(), 5, { clean: false });
+    raw.send({ cmd: 'disconnect', reasonCode: 0, properties: { sessionExpiryInterval: 60 } });
+    const rest = await raw.waitClose();
+    for (const p of rest) {
+      assert.equal(p.cmd, 'disconnect');
+      assert.equal((p as { reasonCode?: number }).reasonCode, 0x82, 'DISCONNECT 0x82 Protocol Error');
+    }
+  });
+
+  it('v5: CONNACK echoes a session expiry interval only if the broker changes it; a session with expiry is resumable', async () => {
+    const id = uid('exp-echo');
+    const a = await pool.connect(broker(), { protocolVersion: 5, clientId: id, clean: false, properties: { sessionExpiryInterval: 120 } });
+    const echoed = a.connack.properties?.sessionExpiryInterval;
+    assert.ok(echoed === undefined || echoed > 0, `session expiry from the broker: ${echoed}`);
+    await end(a.client);
+    const b = await pool.connect(broker(), { protocolVersion: 5, clientId: id, clean: false, properties: { sessionExpiryInterval: 120 } });
+    assert.equal(b.connack.sessionPresent, true);
+  });
+});

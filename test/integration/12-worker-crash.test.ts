@@ -37,16 +37,17 @@ async function probe(c: Client): Promise<'alive' | 'dead' | 'hung'> {
 }
 
 /** Every client publishes once (QoS 1) to crash/all; every client must receive every message. */
-async function round(clients: Client[], tag: string): Promise<void> {
+async function round(b: Broker, clients: Client[], tag: string): Promise<void> {
   for (const [i, c] of clients.entries()) {
     c.raw.send({ cmd: 'publish', topic: 'crash/all', payload: Buffer.from(`${tag}:${i}`), qos: 1, messageId: c.nextId++, dup: false, retain: false });
   }
   const want = clients.length;
   for (const c of clients) {
     const got = () => new Set(c.raw.publishes('crash/all').map((p) => p.payload.toString()).filter((s) => s.startsWith(`${tag}:`))).size;
+    const state = () => (b.alive() ? 'broker still running' : `broker process EXITED; output:\n${b.output().slice(-2000)}`);
     await waitUntil(() => got() === want || c.raw.closed, `${c.id} to receive all ${want} messages of round ${tag}`, 15000)
-      .catch((err) => { throw new Error(`${(err as Error).message} (has ${got()})`); });
-    assert.ok(!c.raw.closed, `${c.id} was disconnected during round ${tag}`);
+      .catch((err) => { throw new Error(`${(err as Error).message} (has ${got()}); ${state()}`); });
+    assert.ok(!c.raw.closed, `${c.id} was disconnected during round ${tag}; ${state()}`);
   }
 }
 
@@ -71,7 +72,7 @@ describe('worker crash with --workers 3', () => {
       // Sequential connects on a fresh broker: least-loaded placement gives each worker N/3.
       const clients: Client[] = [];
       for (let i = 0; i < N; i++) clients.push(await connect(b, `crash-${i}`, i % 2 ? 4 : 5));
-      await round(clients, 'before');
+      await round(b, clients, 'before');
       const threadsBefore = threadCount(b.proc.pid!);
 
       for (let r = 0; r < 3; r++) {
@@ -84,14 +85,14 @@ describe('worker crash with --workers 3', () => {
           `round ${r}: ${dead.length} clients lost (${deadIds.join(', ')}); with ${N} clients spread least-loaded over ${WORKERS} workers at most ${Math.ceil(N / WORKERS)} share a worker`);
 
         // Survivors keep working, across workers, while the dead worker is being replaced.
-        await round(alive, `r${r}-survivors`);
+        await round(b, alive, `r${r}-survivors`);
 
         // The dead worker's clients reconnect at once with the same client ids, and everyone works.
         for (const c of dead) {
           const fresh = await connect(b, c.id, c.v).catch((err) => { throw new Error(`round ${r}: ${c.id} could not reconnect at once: ${(err as Error).message}`); });
           clients[clients.indexOf(c)] = fresh;
         }
-        await round(clients, `r${r}-all`);
+        await round(b, clients, `r${r}-all`);
 
         // The supervisor replaced the worker: the process is back to its thread count.
         await waitUntil(() => threadCount(b.proc.pid!) >= threadsBefore, `the thread count to return to ${threadsBefore} (worker replaced); now ${threadCount(b.proc.pid!)}`, 15000);
@@ -100,7 +101,7 @@ describe('worker crash with --workers 3', () => {
       // New connections after the crashes work too (some land on the replacement workers).
       const late: Client[] = [];
       for (let i = 0; i < WORKERS; i++) late.push(await connect(b, `late-${i}`, 5));
-      await round([...clients, ...late], 'final');
+      await round(b, [...clients, ...late], 'final');
 
       const { code } = await b.signalAndWait('SIGTERM', 20000);
       assert.equal(code, 0, `exit code ${code} on SIGTERM after worker crashes; output:\n${b.output()}`);
@@ -116,7 +117,7 @@ describe('worker crash with --workers 1', () => {
     try {
       const clients: Client[] = [];
       for (let i = 0; i < 4; i++) clients.push(await connect(b, `solo-${i}`, i % 2 ? 4 : 5));
-      await round(clients, 'before');
+      await round(b, clients, 'before');
       const { dead, alive } = await crashVia(b, clients, clients[1]);
       assert.equal(alive.length, 0, `with one worker every client should be disconnected; still connected: ${alive.map((c) => c.id).join(', ')}`);
       assert.equal(dead.length, clients.length);
@@ -124,7 +125,7 @@ describe('worker crash with --workers 1', () => {
       for (const c of dead) {
         fresh.push(await connect(b, c.id, c.v).catch((err) => { throw new Error(`${c.id} could not reconnect at once: ${(err as Error).message}`); }));
       }
-      await round(fresh, 'after');
+      await round(b, fresh, 'after');
       const { code } = await b.signalAndWait('SIGTERM', 20000);
       assert.equal(code, 0, `exit code ${code} on SIGTERM after a worker crash; output:\n${b.output()}`);
     } finally {
@@ -147,7 +148,7 @@ describe('test hook is off by default', () => {
       // only worker: had the worker died, the observer would be disconnected.
       await probe(publisher);
       assert.equal(await probe(observer), 'alive', 'the observer on the only worker was disconnected: the crash hook is active without FLEETMQ_TEST_HOOKS');
-      await round([observer], 'after');
+      await round(b, [observer], 'after');
       assert.ok(threadCount(b.proc.pid!) >= threads);
       assert.ok(b.alive());
     } finally {

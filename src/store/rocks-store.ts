@@ -24,6 +24,14 @@ export interface RocksStoreOptions {
 
 interface Waiter { resolve(): void; reject(err: unknown): void }
 
+/** Counters for metrics: commits per write is the group-commit factor. */
+export interface RocksStoreStats {
+  commits: number;
+  writes: number;
+  ops: number;
+  syncWrites: number;
+}
+
 const ROCKS_FILE = /^(\d+\.(sst|log)|MANIFEST-\d+|OPTIONS-\d+|IDENTITY|LOCK|LOG(\.old\..*)?)$/;
 
 /**
@@ -55,10 +63,13 @@ export class RocksStore implements Store {
   private loaded = false;
   private closed = false;
   private idle: Array<() => void> = [];
+  private readonly counters: RocksStoreStats = { commits: 0, writes: 0, ops: 0, syncWrites: 0 };
 
   private constructor(private readonly db: RocksDb) {}
 
   get location(): string { return this.db.location; }
+
+  stats(): RocksStoreStats { return { ...this.counters }; }
 
   /** Opens or creates the store at `dir`; StoreError if it is corrupt, locked or newer. */
   static async open(dir: string, opts: RocksStoreOptions = {}): Promise<RocksStore> {
@@ -143,6 +154,7 @@ export class RocksStore implements Store {
       return Promise.reject(this.failed);
     }
     if (opts.sync) this.pendingSync = true;
+    this.counters.commits++;
     return new Promise((resolve, reject) => {
       this.waiters.push({ resolve, reject });
       this.schedule();
@@ -202,6 +214,9 @@ export class RocksStore implements Store {
     this.waiters = [];
     this.pendingSync = false;
     this.writing = true;
+    this.counters.writes++;
+    this.counters.ops += ops.length;
+    if (sync) this.counters.syncWrites++;
     this.db.batch(ops, sync, (err) => {
       this.writing = false;
       if (err) {

@@ -254,3 +254,26 @@ describe('RocksStore: threads and processes', () => {
     });
   }
 });
+
+describe('RocksStore: group commit', () => {
+  test('commits issued in one tick share one write; commits during a write share the next', async () => {
+    const dir = await tempDir();
+    const store = await RocksStore.open(dir);
+    try {
+      await store.loadAll({});
+      const before = store.stats();
+      const wave = (n: number, sync: boolean) => Array.from({ length: n }, (_, i) =>
+        store.commit(store.batch().putSession(session(`c${i}`)), { sync }));
+      const first = wave(50, false);
+      await Promise.resolve(); // the first group is now being written
+      const second = wave(50, true);
+      await Promise.all([...first, ...second]);
+      const after = store.stats();
+      assert.equal(after.commits - before.commits, 100);
+      assert.equal(after.writes - before.writes, 2, JSON.stringify(after));
+      assert.equal(after.syncWrites - before.syncWrites, 1, 'only the group that asked for sync is synced');
+    } finally {
+      await store.close();
+    }
+  });
+});

@@ -1,0 +1,60 @@
+// What the kernel says about a process: CPU time of all its threads and its resident memory.
+// The headline figure divides deliveries by the broker's CPU seconds, so these numbers come
+// from /proc, not from anything the broker reports about itself.
+import { execFileSync } from 'node:child_process';
+import * as fs from 'node:fs';
+
+let ticksPerSecond = 0;
+
+function clockTicks(): number {
+  if (ticksPerSecond === 0) {
+    try { ticksPerSecond = Number(execFileSync('getconf', ['CLK_TCK']).toString().trim()) || 100; } catch { ticksPerSecond = 100; }
+  }
+  return ticksPerSecond;
+}
+
+/** utime + stime of every thread of `pid`, in seconds (NaN once the process is gone). */
+export function cpuSeconds(pid: number): number {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // The command name may contain spaces and parentheses; fields are counted after the last ')'.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / clockTicks();
+  } catch {
+    return NaN;
+  }
+}
+
+export function rssKiB(pid: number): number {
+  try {
+    const m = /VmRSS:\s+(\d+)\s+kB/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return m ? Number(m[1]) : NaN;
+  } catch {
+    return NaN;
+  }
+}
+
+let tasksetChecked: boolean | undefined;
+
+export function hasTaskset(): boolean {
+  if (tasksetChecked === undefined) {
+    try { execFileSync('taskset', ['-p', String(process.pid)], { stdio: 'ignore' }); tasksetChecked = true; } catch { tasksetChecked = false; }
+  }
+  return tasksetChecked;
+}
+
+/** "0", "1-3", "0,2-4" → [0], [1,2,3], [0,2,3,4]. */
+export function parseCpuList(s: string): number[] {
+  const out: number[] = [];
+  for (const part of s.split(',').map((p) => p.trim()).filter(Boolean)) {
+    const [a, b] = part.split('-').map(Number);
+    if (!Number.isInteger(a) || (b !== undefined && !Number.isInteger(b))) throw new Error(`bad CPU list '${s}'`);
+    for (let c = a; c <= (b ?? a); c++) out.push(c);
+  }
+  return out;
+}
+
+/** Pins every existing thread of this process; threads started later inherit the mask. */
+export function pinSelf(cpus: readonly number[]): void {
+  execFileSync('taskset', ['-a', '-p', '-c', cpus.join(','), String(process.pid)], { stdio: 'ignore' });
+}

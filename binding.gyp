@@ -6,6 +6,7 @@
         "native/addon.cc",
         "native/epoch.cc",
         "native/match.cc",
+        "native/slab.cc",
         "native/topic.cc",
         "native/trie.cc"
       ],

@@ -9,6 +9,7 @@
 
 #include "epoch.h"
 #include "match.h"
+#include "slab.h"
 #include "topic.h"
 #include "trie.h"
 
@@ -247,6 +248,171 @@ Napi::Value EpochPending(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), static_cast<double>(fleetmq::epoch::Pending()));
 }
 
+// --- slab ---------------------------------------------------------------------------------
+
+namespace slab = fleetmq::slab;
+
+// Per env (main thread or one worker): its holder index and a strong reference to the view,
+// which keeps the shared memory alive until this env's cleanup hook has released its holdings
+// (DESIGN.md §7: never tie slab lifetime to GC).
+struct EnvSlab {
+  int holder = -1;
+  napi_ref view = nullptr;
+};
+
+void SlabCleanup(void* arg) {
+  auto* e = static_cast<EnvSlab*>(arg);
+  if (e->holder >= 0) slab::Detach(e->holder);
+  e->holder = -1;
+}
+
+EnvSlab* GetEnvSlab(napi_env env) {
+  void* data = nullptr;
+  napi_get_instance_data(env, &data);
+  if (data) return static_cast<EnvSlab*>(data);
+  auto* e = new EnvSlab();
+  napi_set_instance_data(
+      env, e, [](napi_env, void* d, void*) { delete static_cast<EnvSlab*>(d); }, nullptr);
+  napi_add_env_cleanup_hook(env, SlabCleanup, e);
+  return e;
+}
+
+int HolderOrThrow(const Napi::Env& env) {
+  EnvSlab* e = GetEnvSlab(env);
+  if (e->holder < 0) Napi::Error::New(env, "slab not attached in this thread").ThrowAsJavaScriptException();
+  return e->holder;
+}
+
+Napi::Value SlabAttach(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !IsU8(info[0])) {
+    Fail(env, "slabAttach(view: Uint8Array over the whole slab SharedArrayBuffer)");
+    return env.Undefined();
+  }
+  EnvSlab* e = GetEnvSlab(env);
+  if (e->holder >= 0) return Napi::Number::New(env, e->holder);
+  auto view = info[0].As<Napi::Uint8Array>();
+  int h = slab::Attach(view.Data(), view.ByteLength());
+  if (h < 0) {
+    static const char* kWhy[] = {"", "bad slab header", "another slab is attached", "no free holder"};
+    Napi::Error::New(env, std::string("slabAttach: ") + kWhy[-h]).ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  e->holder = h;
+  if (!e->view) napi_create_reference(env, view, 1, &e->view);
+  return Napi::Number::New(env, h);
+}
+
+Napi::Value SlabDetach(const Napi::CallbackInfo& info) {
+  EnvSlab* e = GetEnvSlab(info.Env());
+  SlabCleanup(e);
+  if (e->view) {
+    napi_delete_reference(info.Env(), e->view);
+    e->view = nullptr;
+  }
+  return info.Env().Undefined();
+}
+
+Napi::Value SlabHolder(const Napi::CallbackInfo& info) {
+  return Napi::Number::New(info.Env(), GetEnvSlab(info.Env())->holder);
+}
+
+Napi::Value SlabAlloc(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 3 || !IsU32(info[0]) || !info[1].IsNumber() || !IsU32(info[2])) {
+    Fail(env, "slabAlloc(req: Uint32Array /*[size, holdersLo, holdersHi]*/, count, out: Uint32Array /*[handle, offset]*/)");
+    return env.Undefined();
+  }
+  auto req = info[0].As<Napi::Uint32Array>();
+  auto out = info[2].As<Napi::Uint32Array>();
+  uint32_t count = info[1].As<Napi::Number>().Uint32Value();
+  if (static_cast<size_t>(count) * 3 > req.ElementLength() || static_cast<size_t>(count) * 2 > out.ElementLength()) {
+    Napi::RangeError::New(env, "slabAlloc: count exceeds req or out").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  if (HolderOrThrow(env) < 0) return env.Undefined();
+  const uint32_t* r = req.Data();
+  uint32_t* o = out.Data();
+  uint32_t i = 0;
+  for (; i < count; i++) {
+    uint64_t holders = r[3 * i + 1] | (static_cast<uint64_t>(r[3 * i + 2]) << 32);
+    o[2 * i] = slab::Alloc(r[3 * i], holders, &o[2 * i + 1]);
+    if (o[2 * i] == 0) break;
+  }
+  return Napi::Number::New(env, i);
+}
+
+Napi::Value SlabRelease(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 2 || !IsU32(info[0]) || !info[1].IsNumber()) {
+    Fail(env, "slabRelease(handles: Uint32Array, count)");
+    return env.Undefined();
+  }
+  auto handles = info[0].As<Napi::Uint32Array>();
+  uint32_t count = info[1].As<Napi::Number>().Uint32Value();
+  if (count > handles.ElementLength()) {
+    Napi::RangeError::New(env, "slabRelease: count exceeds handles").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  int holder = HolderOrThrow(env);
+  if (holder < 0) return env.Undefined();
+  uint32_t released = 0;
+  for (uint32_t i = 0; i < count; i++) released += slab::Release(handles.Data()[i], holder);
+  return Napi::Number::New(env, released);
+}
+
+Napi::Value SlabAddHolder(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 3 || !IsU32(info[0]) || !info[1].IsNumber() || !info[2].IsNumber()) {
+    Fail(env, "slabAddHolder(handles: Uint32Array, count, holder)");
+    return env.Undefined();
+  }
+  auto handles = info[0].As<Napi::Uint32Array>();
+  uint32_t count = info[1].As<Napi::Number>().Uint32Value();
+  if (count > handles.ElementLength()) {
+    Napi::RangeError::New(env, "slabAddHolder: count exceeds handles").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  if (HolderOrThrow(env) < 0) return env.Undefined();
+  int target = info[2].As<Napi::Number>().Int32Value();
+  uint32_t added = 0;
+  for (uint32_t i = 0; i < count; i++) added += slab::AddHolder(handles.Data()[i], target);
+  return Napi::Number::New(env, added);
+}
+
+Napi::Value SlabStats(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Napi::Object o = Napi::Object::New(env);
+  int n = slab::ClassCount();
+  Napi::Array in_use = Napi::Array::New(env, n);
+  for (int c = 0; c < n; c++) in_use.Set(c, static_cast<double>(slab::InUse(c)));
+  o.Set("inUse", in_use);
+  o.Set("holders", static_cast<double>(slab::Holders()));
+  return o;
+}
+
+Napi::Object SlabLayout(Napi::Env env) {
+  Napi::Object o = Napi::Object::New(env);
+  const std::pair<const char*, double> kv[] = {
+      {"SLAB_MAGIC", slab::kMagic}, {"SLAB_VERSION", slab::kVersion},
+      {"HDR_CLASS_COUNT", slab::kHdrClassCount}, {"HDR_SLOT_COUNT", slab::kHdrSlotCount},
+      {"HDR_HOLDERS_LO", slab::kHdrHoldersLo}, {"HDR_HOLDERS_HI", slab::kHdrHoldersHi},
+      {"HDR_TOTAL_BYTES", slab::kHdrTotalBytes}, {"HEADER_WORDS", slab::kHeaderWords},
+      {"MAX_CLASSES", slab::kMaxClasses}, {"CLASS_TABLE_WORD", slab::kClassTableWord},
+      {"CLASS_WORDS", slab::kClassWords}, {"CLS_SIZE", slab::kClsSize},
+      {"CLS_COUNT", slab::kClsCount}, {"CLS_FIRST_SLOT", slab::kClsFirstSlot},
+      {"CLS_BITMAP_WORD", slab::kClsBitmapWord}, {"CLS_DATA_OFFSET", slab::kClsDataOffset},
+      {"CLS_HINT", slab::kClsHint}, {"SLOTS_WORD", slab::kSlotsWord},
+      {"SLOT_WORDS", slab::kSlotWords}, {"SLOT_STATE", slab::kSlotState},
+      {"SLOT_HOLDERS_LO", slab::kSlotHoldersLo}, {"SLOT_HOLDERS_HI", slab::kSlotHoldersHi},
+      {"SLOT_LENGTH", slab::kSlotLength}, {"STATE_REFS_MASK", slab::kStateRefsMask},
+      {"STATE_GEN_SHIFT", slab::kStateGenShift}, {"GEN_MASK", slab::kGenMask},
+      {"HANDLE_SLOT_BITS", slab::kHandleSlotBits}, {"MAX_HOLDERS", slab::kMaxHolders},
+  };
+  for (const auto& [k, v] : kv) o.Set(k, v);
+  return o;
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("dupFd", Napi::Function::New(env, DupFd));
   exports.Set("closeFd", Napi::Function::New(env, CloseFd));
@@ -262,6 +428,14 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("trieStats", Napi::Function::New(env, TrieStats));
   exports.Set("trieSetCache", Napi::Function::New(env, TrieSetCache));
   exports.Set("epochPending", Napi::Function::New(env, EpochPending));
+  exports.Set("slabAttach", Napi::Function::New(env, SlabAttach));
+  exports.Set("slabDetach", Napi::Function::New(env, SlabDetach));
+  exports.Set("slabHolder", Napi::Function::New(env, SlabHolder));
+  exports.Set("slabAlloc", Napi::Function::New(env, SlabAlloc));
+  exports.Set("slabRelease", Napi::Function::New(env, SlabRelease));
+  exports.Set("slabAddHolder", Napi::Function::New(env, SlabAddHolder));
+  exports.Set("slabStats", Napi::Function::New(env, SlabStats));
+  exports.Set("slabLayout", SlabLayout(env));
   return exports;
 }
 

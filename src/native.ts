@@ -45,6 +45,22 @@ export interface NativeAddon {
   /** Runs a reclamation pass and returns how many retired objects still wait for readers. */
   epochPending(): number;
 
+  /** Attaches this thread to the process slab (a Uint8Array over the whole SAB); returns its holder index. */
+  slabAttach(view: Uint8Array): number;
+  /** Releases everything this thread holds and unregisters it (also done by the env cleanup hook). */
+  slabDetach(): void;
+  /** This thread's holder index, or -1 when not attached. */
+  slabHolder(): number;
+  /** req: count × [size, holdersLo, holdersHi]; out: count × [handle, byteOffset]. Returns how many were allocated (stops at the first failure). */
+  slabAlloc(req: Uint32Array, count: number, out: Uint32Array): number;
+  /** Drops this thread's reference on each handle; returns how many were released (the rest were stale or not held). */
+  slabRelease(handles: Uint32Array, count: number): number;
+  /** Makes `holder` hold each handle too (the caller must hold them); returns how many were added. */
+  slabAddHolder(handles: Uint32Array, count: number, holder: number): number;
+  slabStats(): { inUse: number[]; holders: number };
+  /** Layout constants as compiled into native/slab.h (checked against src/slab-layout.ts). */
+  slabLayout: Record<string, number>;
+
   [name: string]: unknown;
 }
 

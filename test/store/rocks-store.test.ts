@@ -224,6 +224,17 @@ describe('RocksStore: threads and processes', () => {
     assert.equal(s.messages.get(entry.messageId)!.payload.toString(), 'hello from a worker');
   });
 
+  test('a worker terminated with the store open releases it: the path opens again', async () => {
+    const dir = await tempDir();
+    const worker = new Worker(path.join(__dirname, 'fixtures', 'worker-hold.js'), { workerData: { dir } });
+    await new Promise((resolve, reject) => { worker.once('message', resolve); worker.once('error', reject); });
+    await worker.terminate();
+    const store = await RocksStore.open(dir);
+    const s = await snapshot(store);
+    await store.close();
+    assert.deepEqual([...s.sessions.keys()], ['held']);
+  });
+
   for (const sync of [false, true]) {
     test(`SIGKILL mid-stream loses no committed batch (sync: ${sync})`, async () => {
       const dir = await tempDir();

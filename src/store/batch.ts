@@ -28,21 +28,38 @@ export interface IdSource {
 }
 
 export class StoreBatch {
-  readonly ops: BatchOp[] = [];
+  private readonly list: BatchOp[] = [];
+  private sealed = false;
 
   constructor(private readonly ids: IdSource) {}
 
-  get size(): number { return this.ops.length; }
+  get size(): number { return this.list.length; }
 
-  putSession(session: StoredSession): this { this.ops.push({ t: 'session', session }); return this; }
+  get ops(): readonly BatchOp[] { return this.list; }
+
+  /**
+   * Called by Store.commit. Applying a batch twice would recount its references (and reset
+   * the counts of the bodies it adds), so a batch is single-use.
+   */
+  seal(): void {
+    if (this.sealed) throw new Error('StoreBatch committed twice: build a new batch per commit');
+    this.sealed = true;
+  }
+
+  private push(op: BatchOp): void {
+    if (this.sealed) throw new Error('StoreBatch changed after commit');
+    this.list.push(op);
+  }
+
+  putSession(session: StoredSession): this { this.push({ t: 'session', session }); return this; }
 
   /** Removes the session with its subscriptions, queue, in-flight and inbound state. */
-  deleteSession(clientId: string): this { this.ops.push({ t: 'delSession', clientId }); return this; }
+  deleteSession(clientId: string): this { this.push({ t: 'delSession', clientId }); return this; }
 
-  putSubscription(sub: StoredSubscription): this { this.ops.push({ t: 'sub', sub }); return this; }
+  putSubscription(sub: StoredSubscription): this { this.push({ t: 'sub', sub }); return this; }
 
   deleteSubscription(clientId: string, filter: string): this {
-    this.ops.push({ t: 'unsub', clientId, filter });
+    this.push({ t: 'unsub', clientId, filter });
     return this;
   }
 
@@ -52,50 +69,50 @@ export class StoreBatch {
    */
   addMessage(message: NewMessage): bigint {
     const id = this.ids.nextMessageId();
-    this.ops.push({ t: 'message', message: { ...message, id } });
+    this.push({ t: 'message', message: { ...message, id } });
     return id;
   }
 
   /** Appends to a session's offline queue; returns the slot's sequence number. */
   enqueue(clientId: string, entry: NewQueueEntry): bigint {
     const seq = this.ids.nextSeq();
-    this.ops.push({ t: 'enqueue', clientId, entry: { ...entry, seq } });
+    this.push({ t: 'enqueue', clientId, entry: { ...entry, seq } });
     return seq;
   }
 
   /** Removes one queue slot (delivered, or moved in flight); absent slots are ignored. */
-  dequeue(clientId: string, seq: bigint): this { this.ops.push({ t: 'dequeue', clientId, seq }); return this; }
+  dequeue(clientId: string, seq: bigint): this { this.push({ t: 'dequeue', clientId, seq }); return this; }
 
   /** Drops the `count` oldest queue slots: the caller enforces its length/byte bounds. */
   dropOldest(clientId: string, count: number): this {
-    this.ops.push({ t: 'dropOldest', clientId, count });
+    this.push({ t: 'dropOldest', clientId, count });
     return this;
   }
 
   /** Inserts or replaces the in-flight entry for `entry.packetId`. */
   putInflight(clientId: string, entry: InflightEntry): this {
-    this.ops.push({ t: 'inflight', clientId, entry });
+    this.push({ t: 'inflight', clientId, entry });
     return this;
   }
 
   deleteInflight(clientId: string, packetId: number): this {
-    this.ops.push({ t: 'delInflight', clientId, packetId });
+    this.push({ t: 'delInflight', clientId, packetId });
     return this;
   }
 
   /** Records an inbound QoS 2 packet id acknowledged with PUBREC, awaiting PUBREL. */
   addInboundQos2(clientId: string, packetId: number): this {
-    this.ops.push({ t: 'inbound', clientId, packetId });
+    this.push({ t: 'inbound', clientId, packetId });
     return this;
   }
 
   deleteInboundQos2(clientId: string, packetId: number): this {
-    this.ops.push({ t: 'delInbound', clientId, packetId });
+    this.push({ t: 'delInbound', clientId, packetId });
     return this;
   }
 
   /** Sets the retained message of `message.topic`; an empty payload should use deleteRetained. */
-  putRetained(message: NewMessage): this { this.ops.push({ t: 'retain', message }); return this; }
+  putRetained(message: NewMessage): this { this.push({ t: 'retain', message }); return this; }
 
-  deleteRetained(topic: string): this { this.ops.push({ t: 'delRetain', topic }); return this; }
+  deleteRetained(topic: string): this { this.push({ t: 'delRetain', topic }); return this; }
 }

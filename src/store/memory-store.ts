@@ -89,6 +89,8 @@ export class MemoryStore implements Store {
   async commit(batch: StoreBatch, _opts?: CommitOptions): Promise<void> {
     this.checkOpen();
     if (!this.loaded) throw new Error('MemoryStore: loadAll() must run before the first commit');
+    this.index.checkReferences(batch.ops);
+    batch.seal();
     this.index.apply(batch.ops, this.data);
   }
 

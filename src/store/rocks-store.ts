@@ -143,6 +143,7 @@ export class RocksStore implements Store {
       this.checkUsable();
       if (!this.loaded) throw new Error('RocksStore: loadAll() must run before the first commit');
       this.index.checkReferences(batch.ops);
+      batch.seal();
     } catch (err) {
       return Promise.reject(err);
     }

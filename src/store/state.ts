@@ -82,7 +82,7 @@ export class StoreIndex implements IdSource {
    * zero in the middle of a batch (dequeue then put in flight), so bodies are only written or
    * deleted once the whole batch has been applied.
    */
-  apply(ops: BatchOp[], sink: StoreSink): void {
+  apply(ops: readonly BatchOp[], sink: StoreSink): void {
     this.checkReferences(ops);
     const added = new Map<bigint, StoredMessage>();
     const touched = new Set<bigint>();
@@ -110,7 +110,7 @@ export class StoreIndex implements IdSource {
   }
 
   /** Fails before any change if an entry names a message that neither exists nor is added. */
-  checkReferences(ops: BatchOp[]): void {
+  checkReferences(ops: readonly BatchOp[]): void {
     const added = new Set<bigint>();
     for (const op of ops) {
       let id: bigint | null = null;

@@ -246,6 +246,19 @@ export function abstractStoreSuite(name: string, opts: StoreSuiteOptions): void 
       assert.deepEqual([...s.sessions.keys()], ['d']);
     });
 
+    test('a batch is single-use: committing it again or changing it afterwards throws', async () => {
+      const b = store.batch();
+      const id = b.addMessage(message('t', 'x'));
+      b.enqueue('c', { messageId: id, qos: 1, retain: false, subscriptionIdentifiers: [] });
+      await store.commit(b);
+      await assert.rejects(async () => store.commit(b), /committed twice/);
+      assert.throws(() => b.putSession(session('c')), /changed after commit/);
+      await store.commit(store.batch().putSession(session('c')));
+      const s = await reload();
+      assert.equal(s.queues.get('c')!.length, 1);
+      assert.ok(s.messages.has(id));
+    });
+
     test('stored values are copies: changing the caller\'s buffers later changes nothing', async () => {
       const payload = Buffer.from('original');
       const b = store.batch();

@@ -1,0 +1,91 @@
+// 07 keep-alive: the broker closes a connection silent for 1.5 x keep-alive, any control packet
+// counts as activity, keep-alive 0 turns it off, and --max-keepalive caps a 5.0 client through
+// Server Keep Alive. Timing bounds: the close must not come before 1.5 x keep-alive (a small
+// allowance for timer granularity) and must come within a generous bound (10 s).
+import { it } from 'node:test';
+import * as assert from 'node:assert/strict';
+import { eachWorkerCount, clientPool, delay, VERSIONS, RawClient, subscribe, publish, utopic } from '../helpers/mqtt-helpers';
+
+/** Asserts the broker closed `raw` for inactivity; returns ms from `since` to the close. */
+async function expectTimeoutClose(raw: RawClient, v: number, since: number, keepalive: number): Promise<number> {
+  const rest = await raw.waitClose(`the broker to close a connection silent for 1.5 x ${keepalive} s`, 10000 + keepalive * 1500);
+  const elapsed = Date.now() - since;
+  assert.ok(elapsed >= keepalive * 1500 - 200, `closed after ${elapsed} ms; the broker must allow 1.5 x ${keepalive} s [MQTT-3.1.2-24]`);
+  for (const p of rest) {
+    assert.ok(v === 5 && p.cmd === 'disconnect', `unexpected ${p.cmd} before the close`);
+    assert.equal((p as { reasonCode?: number }).reasonCode, 0x8d, 'DISCONNECT 0x8D Keep Alive timeout');
+  }
+  return elapsed;
+}
+
+eachWorkerCount('07 keep-alive', (broker) => {
+  const pool = clientPool();
+
+  for (const v of VERSIONS) {
+    it(`v${v}: a client silent for 1.5 x keep-alive (1 s) is disconnected [MQTT-3.1.2-24]`, async () => {
+      const { raw } = await pool.rawConnected(broker(), v, { keepalive: 1 });
+      await expectTimeoutClose(raw, v, Date.now(), 1);
+    });
+
+    it(`v${v}: PINGREQ every 0.5 s keeps a keep-alive 1 s connection open for 4 s [MQTT-3.12.4-1]`, async () => {
+      const { raw } = await pool.rawConnected(broker(), v, { keepalive: 1 });
+      for (let i = 0; i < 8; i++) { await delay(500); await raw.ping(); }
+      assert.equal(raw.isClosed, false);
+    });
+
+    it(`v${v}: any control packet counts as activity: PUBLISH every 0.6 s keeps a keep-alive 1 s connection open [MQTT-3.1.2-23]`, async () => {
+      const t = utopic('ka');
+      const { raw } = await pool.rawConnected(broker(), v, { keepalive: 1 });
+      for (let i = 0; i < 6; i++) {
+        await delay(600);
+        raw.send({ cmd: 'publish', topic: t, payload: Buffer.from('x'), qos: 0, dup: false, retain: false });
+      }
+      await raw.ping();
+    });
+
+    it(`v${v}: keep-alive 0 turns the mechanism off: idle for 3 s, still connected`, async () => {
+      const { raw } = await pool.rawConnected(broker(), v, { keepalive: 0 });
+      await delay(3000);
+      await raw.ping();
+    });
+
+    it(`v${v}: the mqtt client with keepalive 1 stays connected and keeps receiving for 4 s`, async () => {
+      const t = utopic('kam');
+      const sub = await pool.connect(broker(), { protocolVersion: v, keepalive: 1 });
+      await subscribe(sub.client, t);
+      await delay(4000);
+      assert.equal(sub.client.connected, true);
+      const pub = await pool.connect(broker(), { protocolVersion: v });
+      await publish(pub.client, t, 'still-there');
+      await sub.inbox.waitForPayload('still-there');
+    });
+  }
+});
+
+eachWorkerCount('07 keep-alive with --max-keepalive 2', (broker) => {
+  const pool = clientPool();
+
+  it('v5: keep-alive 60 over the maximum: CONNACK Server Keep Alive 2 [MQTT-3.2.2-21], enforced as 1.5 x 2 s', async () => {
+    const { raw, connack } = await pool.rawConnected(broker(), 5, { keepalive: 60 });
+    assert.equal(connack.properties?.serverKeepAlive, 2);
+    await expectTimeoutClose(raw, 5, Date.now(), 2);
+  });
+
+  it('v5: keep-alive 0 with a maximum configured: Server Keep Alive 2 (0 would mean no limit)', async () => {
+    const { connack } = await pool.rawConnected(broker(), 5, { keepalive: 0 });
+    assert.equal(connack.properties?.serverKeepAlive, 2);
+  });
+
+  it('v5: keep-alive 1 under the maximum is kept (Server Keep Alive absent or 1)', async () => {
+    const { connack } = await pool.rawConnected(broker(), 5, { keepalive: 1 });
+    const ska = connack.properties?.serverKeepAlive;
+    assert.ok(ska === undefined || ska === 1, `Server Keep Alive ${ska}`);
+  });
+
+  it('v4: a client within the maximum is unaffected', async () => {
+    const { raw, connack } = await pool.rawConnected(broker(), 4, { keepalive: 2 });
+    assert.equal(connack.returnCode, 0);
+    await raw.ping();
+  });
+}, { args: ['--max-keepalive', '2'] });
+

@@ -19,7 +19,7 @@ inline uint64_t HashBytes(const uint8_t* p, size_t n) {
     n -= 8;
   }
   uint64_t v = 0;
-  std::memcpy(&v, p, n);
+  if (n) std::memcpy(&v, p, n);  // p may be null for the root's empty token
   h = (h ^ v) * 0x94D049BB133111EBull;
   return h ^ (h >> 29);
 }

@@ -411,7 +411,8 @@ bool PickShared(Group* g, uint32_t out[3]) {
 
 struct Trie::Retiring : RetireList {};
 
-Trie::Trie(uint32_t id) : id_(id), root_(new Node(nullptr, 0, Node::kRoot, nullptr)) {}
+static const uint8_t kEmpty[1] = {0};
+Trie::Trie(uint32_t id) : id_(id), root_(new Node(kEmpty, 0, Node::kRoot, nullptr)) {}
 
 Trie::~Trie() { DeleteTree(root_); }
 

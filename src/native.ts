@@ -66,7 +66,11 @@ export interface NativeAddon {
 
 function load(): NativeAddon {
   const root = path.resolve(__dirname, '..', '..');
+  // FLEETMQ_NATIVE points at another build (e.g. build-sanitize/Release/fleetmq.node, see
+  // native/README.md) so the same tests can run against the ASAN/UBSAN addon.
+  const override = process.env.FLEETMQ_NATIVE;
   const candidates = [
+    ...(override ? [path.resolve(override)] : []),
     path.join(root, 'build', 'Release', 'fleetmq.node'),
     path.join(root, 'build', 'Debug', 'fleetmq.node'),
   ];

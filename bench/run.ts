@@ -19,7 +19,7 @@ const HELP = `usage: npm run bench -- [options]
   --scenario LIST      all | fan-in,fan-out,pairs,qos1-pairs,wildcard,pairs-fixed,idle,churn (default: all)
   --repeat N           runs per cell, median and spread reported (default 3)
   --warmup S           seconds before the measured window (default 2)
-  --duration S         measured window in seconds (default 4)
+  --duration S         measured window in seconds (default 3)
   --quick              1 s warm-up, 2 s window, 1 repeat, 2000 idle connections
   --workers W          fleetmq workers: 1 | 1..4 | 1,2,4 (several = sweep; default 1)
   --broker-cpus LIST   CPUs the broker is pinned to (default 0)
@@ -133,7 +133,7 @@ async function main(): Promise<void> {
   const cfg: CellConfig = {
     brokerCpus: pins.broker, loadCpus: pins.load.length,
     threads: num(args, 'threads', Math.max(2, pins.load.length)),
-    warmupMs: num(args, 'warmup', quick ? 1 : 2) * 1000, measureMs: num(args, 'duration', quick ? 2 : 4) * 1000, drainMs: 3000,
+    warmupMs: num(args, 'warmup', quick ? 1 : 2) * 1000, measureMs: num(args, 'duration', quick ? 2 : 3) * 1000, drainMs: 3000,
     scenario: {
       version: protocol, payload, rate: args.has('rate') ? num(args, 'rate', 0) : undefined, window: num(args, 'window', 200),
       inflight: num(args, 'inflight', 256), idleCount: num(args, 'idle-count', quick ? 2000 : 10000), extraIdle: num(args, 'idle', 0),

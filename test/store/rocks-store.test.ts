@@ -246,11 +246,15 @@ describe('RocksStore: threads and processes', () => {
       let committed = 0;
       let lines = 0;
       const killAfter = 50; // commits seen; enough to be mid-stream with commits in flight
-      for await (const line of readline.createInterface({ input: child.stdout! })) {
-        const m = /^committed (\d+)$/.exec(line);
-        assert.ok(m, `unexpected line ${line}`);
-        committed = Number(m[1]);
-        if (++lines === killAfter) { child.kill('SIGKILL'); break; }
+      try {
+        for await (const line of readline.createInterface({ input: child.stdout! })) {
+          const m = /^committed (\d+)$/.exec(line);
+          assert.ok(m, `unexpected line ${line}`);
+          committed = Number(m[1]);
+          if (++lines === killAfter) break;
+        }
+      } finally {
+        child.kill('SIGKILL'); // also when an assertion failed: never leave the writer running
       }
       assert.equal(await exited, 'SIGKILL', `writer did not run to the kill; stderr: ${stderr}`);
       assert.ok(committed > 0);

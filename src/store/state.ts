@@ -80,10 +80,9 @@ export class StoreIndex implements IdSource {
   /**
    * Applies a batch to the index and emits its physical effects. Reference counts may touch
    * zero in the middle of a batch (dequeue then put in flight), so bodies are only written or
-   * deleted once the whole batch has been applied.
+   * deleted once the whole batch has been applied. Callers run checkReferences first.
    */
   apply(ops: readonly BatchOp[], sink: StoreSink): void {
-    this.checkReferences(ops);
     const added = new Map<bigint, StoredMessage>();
     const touched = new Set<bigint>();
     const ref = (id: bigint) => { this.ref(id); touched.add(id); };

@@ -283,8 +283,12 @@ eachWorkerCount('09 v5 properties', (broker) => {
   // ------------------------------------------------------------------ assigned client id
   it('assigned client identifier: the assigned id names a resumable session [MQTT-3.2.2-16]', async () => {
     const t = utopic('assigned');
-    // Raw: the mqtt client refuses an empty id without clean start.
-    const a = await pool.rawConnected(broker(), 5, { clientId: '', clean: false, properties: { sessionExpiryInterval: 60 } });
+    // Raw bytes: mqtt.js and mqtt-packet refuse an empty id without clean start.
+    // CONNECT v5, flags 0 (clean start off), keepalive 60, properties: session expiry 60, client id "".
+    const raw = await pool.raw(broker(), 5);
+    raw.sendBytes(Buffer.from('101200044d5154540500003c05110000003c0000', 'hex'));
+    const a = { raw, connack: await raw.expect<import('mqtt-packet').IConnackPacket>('connack') };
+    assert.equal(a.connack.reasonCode ?? 0, 0);
     const id = a.connack.properties?.assignedClientIdentifier;
     assert.ok(id, 'Assigned Client Identifier');
     a.raw.send({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: t, qos: 1 }] });

@@ -89,6 +89,8 @@ export class Hub {
     if (this.stopping) return;
     let n = this.accept.drain((_d, view, off) => this.adopt(view.getInt32(off, true)), DRAIN_MAX);
     n += this.router.drainPeers(DRAIN_MAX);
+    // Records that spilled from a full ring are retried at commit, once per turn.
+    if (this.router.hasOverflow()) this.markRingDirty();
     if (n > 0 || this.router.hasInbound()) {
       setImmediate(() => this.pump());
       return;

@@ -90,7 +90,11 @@ export class Supervisor {
     });
   }
 
-  /** Picks the worker with the fewest connections (ties: round-robin) and queues the fd. */
+  /**
+   * Picks the worker with the fewest connections (ties: round-robin) and queues the fd. A
+   * worker still starting (a replacement) is used only when no other is ready: its ring
+   * holds the fd until it runs, so a client reconnecting at once is not refused.
+   */
   handOff(fd: number): boolean {
     const n = this.slots.length;
     let best = -1;
@@ -98,9 +102,8 @@ export class Supervisor {
     for (let k = 0; k < n; k++) {
       const i = (this.rr + k) % n;
       const s = this.slots[i];
-      if (!s.ready) continue;
       const accepted = this.counterView[i * COUNTERS_PER_WORKER + C_ACCEPTED];
-      const load = this.counterView[i * COUNTERS_PER_WORKER + C_CONNECTIONS_OPEN] + (s.handed - accepted);
+      const load = this.counterView[i * COUNTERS_PER_WORKER + C_CONNECTIONS_OPEN] + (s.handed - accepted) + (s.ready ? 0 : 1e9);
       if (load < bestLoad) { bestLoad = load; best = i; }
     }
     if (best < 0) return false;

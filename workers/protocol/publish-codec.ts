@@ -80,7 +80,9 @@ function scanProps(buf: Buffer, f: PublishFrame): PubError {
   let seen = 0;
   while (p < end) {
     const id = buf[p++];
-    const bit = id === PROP.USER_PROPERTY ? 0 : 1 << (id & 31);
+    // One bit per property id for the at-most-once rule; Topic Alias (0x23) borrows bit 0,
+    // which no property uses.
+    const bit = id === PROP.USER_PROPERTY ? 0 : id === PROP.TOPIC_ALIAS ? 1 : id < 32 ? 1 << id : 0;
     if (bit !== 0 && (seen & bit) !== 0) return PubError.PROTOCOL; // each property at most once [MQTT-2.2.2-2]
     seen |= bit;
     switch (id) {

@@ -159,6 +159,10 @@ export class Router {
 
   hasInbound(): boolean {
     for (const c of this.consumers) if (c && !c.isEmpty()) return true;
+    return this.hasOverflow();
+  }
+
+  hasOverflow(): boolean {
     for (const p of this.producers) if (p && p.overflowLength > 0) return true;
     return false;
   }

@@ -45,6 +45,9 @@ export interface NativeAddon {
   /** Runs a reclamation pass and returns how many retired objects still wait for readers. */
   epochPending(): number;
 
+  /** CPU nanoseconds used by the calling thread (CLOCK_THREAD_CPUTIME_ID); for benchmarks. */
+  threadCpuNs(): number;
+
   /** Attaches this thread to the process slab (a Uint8Array over the whole SAB); returns its holder index. */
   slabAttach(view: Uint8Array): number;
   /** Releases everything this thread holds and unregisters it (also done by the env cleanup hook). */

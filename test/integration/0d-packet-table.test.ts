@@ -111,6 +111,38 @@ function assertSubset(actual: unknown, expected: unknown, where: string): void {
   assert.equal(actual, expected, where);
 }
 
+/**
+ * Isolation: a refused or malformed packet on one connection must not affect any other
+ * connection (issue: "a well-behaved client on another connection is unaffected"). Cases run one
+ * at a time here so the first case that breaks the broker for others is named.
+ */
+async function checkIsolation(broker: BrokerHandle): Promise<void> {
+  const healthy = await RawClient.open(broker, 5);
+  try {
+    assert.equal(connackCode(await healthy.connect({})), 0, 'healthy client connects');
+    for (const c of PACKETS.filter((x) => x.expect.after === 'closed')) {
+      const bad = await RawClient.open(broker, c.version === 3 ? 4 : c.version);
+      try {
+        if (c.when === 'connected') await bad.connect({ protocolVersion: c.version }).catch(() => undefined);
+        bad.sendBytes(c.bytes);
+        await bad.waitClose(`the broker to close after "${c.name}"`, CASE_MS).catch(() => undefined);
+      } finally { bad.destroy(); }
+      await healthy.ping().catch((e: Error) => assert.fail(`after "${c.name}" on another connection, an established client stopped working: ${e.message}`));
+      for (const v of [4, 5] as const) {
+        const fresh = await RawClient.open(broker, v);
+        try {
+          const ack = await fresh.connect({}).catch((e: Error) => assert.fail(`after "${c.name}" on another connection, a valid v${v} CONNECT failed: ${e.message}`));
+          assert.equal(connackCode(ack), 0, `after "${c.name}" on another connection, a valid v${v} CONNECT got CONNACK 0x${connackCode(ack).toString(16)}`);
+        } finally { fresh.destroy(); }
+      }
+    }
+  } finally { healthy.destroy(); }
+}
+
+eachWorkerCount('0d packet table: isolation', (broker) => {
+  it('a refused or malformed packet never affects other connections (established or new) on the same broker', () => checkIsolation(broker()));
+}, { workers: [1] });
+
 eachWorkerCount('0d packet table against the broker', (broker) => {
   describe('cases', { concurrency: true }, () => {
     for (const c of PACKETS) {

@@ -2,14 +2,15 @@
 // A cell that fails (broker does not start, drops connections, stalls) becomes a row with the
 // reason, and the run carries on.
 import { BrokerName, startBroker } from './brokers';
-import type { BrokerProcess } from './brokers/process';
+import { BrokerProcess, excerpt } from './brokers/process';
 import { LoadResult, runLoad } from './load/generator';
-import { cpuSeconds, rssKiB } from './proc';
+import { busyPct, cpuJiffies, cpuSeconds, rssKiB } from './proc';
+import type { CpuJiffies } from './proc';
 import type { Scenario, ScenarioOptions } from './scenarios';
 
 export interface CellConfig {
   brokerCpus: number[] | null;
-  loadCpus: number;
+  loadCpus: number[];
   threads: number;
   warmupMs: number;
   measureMs: number;
@@ -31,6 +32,9 @@ export interface CellResult {
   perCore: number;
   brokerCpuPct: number;
   loadCpuPct: number;
+  /** CPU other processes took on the broker's / the load's CPUs in the window (% of one CPU). */
+  otherOnBrokerPct: number;
+  otherOnLoadPct: number;
   p50: number;
   p99: number;
   p999: number;
@@ -47,7 +51,7 @@ export interface CellResult {
 function emptyRow(broker: BrokerName, s: Scenario, workers: number, repeat: number, error: string): CellResult {
   return {
     broker, scenario: s.name, unit: s.unit, workers, repeat, ok: false, error, rate: NaN, perCore: NaN,
-    brokerCpuPct: NaN, loadCpuPct: NaN, p50: NaN, p99: NaN, p999: NaN, published: 0, lost: 0, outOfOrder: 0,
+    brokerCpuPct: NaN, loadCpuPct: NaN, otherOnBrokerPct: NaN, otherOnLoadPct: NaN, p50: NaN, p99: NaN, p999: NaN, published: 0, lost: 0, outOfOrder: 0,
     rssMiB: NaN, rssPerConnKiB: NaN, connections: 0, flags: '',
   };
 }
@@ -56,12 +60,21 @@ function flagsFor(row: CellResult, cfg: CellConfig, offeredRate: number, fanout:
   const flags: string[] = [];
   const brokerCores = cfg.brokerCpus?.length ?? 1;
   // The load threads share `loadCpus` cores; near their limit the broker may be starved of work.
-  if (row.loadCpuPct >= 85 * cfg.loadCpus) flags.push('client-bound');
+  if (row.loadCpuPct >= 85 * cfg.loadCpus.length) flags.push('client-bound');
+  // On a shared machine: who else ran on our CPUs. Per-core figures stay valid, rates do not.
+  if (row.otherOnBrokerPct > 15) flags.push(`others-on-broker-cpu:${row.otherOnBrokerPct.toFixed(0)}%`);
+  if (row.otherOnLoadPct > 15) flags.push(`others-on-load-cpu:${row.otherOnLoadPct.toFixed(0)}%`);
   if (row.unit === 'msg' && offeredRate === 0 && row.brokerCpuPct < 85 * brokerCores) flags.push('broker<85%cpu');
   if (offeredRate > 0 && row.rate < 0.95 * offeredRate * fanout) flags.push('rate-missed');
   if (row.lost > 0) flags.push('lost');
   if (row.outOfOrder > 0) flags.push('out-of-order');
   return flags;
+}
+
+function contention(row: CellResult, a: CpuJiffies, b: CpuJiffies, cfg: CellConfig): void {
+  if (!cfg.brokerCpus) return; // unpinned: broker and load share every CPU, nothing to separate
+  row.otherOnBrokerPct = Math.max(0, busyPct(a, b, cfg.brokerCpus) - row.brokerCpuPct);
+  row.otherOnLoadPct = Math.max(0, busyPct(a, b, cfg.loadCpus) - row.loadCpuPct);
 }
 
 function fill(row: CellResult, r: LoadResult, s: Scenario, cfg: CellConfig, plan: ReturnType<Scenario['build']>): void {
@@ -97,6 +110,8 @@ function fill(row: CellResult, r: LoadResult, s: Scenario, cfg: CellConfig, plan
     row.outOfOrder = r.outOfOrder;
     row.connections = plan.publishers.length + plan.subscribers.length + plan.idle;
   }
+  const [ca, cb] = plan.kind === 'idle' ? [r.beforeSetup, r.afterSetup] : [a, b];
+  contention(row, ca.broker.machine, cb.broker.machine, cfg);
   const offered = plan.kind === 'pubsub' ? plan.rate : 0;
   row.flags = flagsFor(row, cfg, offered, plan.kind === 'pubsub' ? plan.fanout : 1).join(' ');
   const errors = b.errors - a.errors;
@@ -123,9 +138,9 @@ export async function runCell(broker: BrokerName, s: Scenario, workers: number, 
     const pid = proc.pid;
     const plan = s.build(cfg.scenario);
     const budget = 60000 + cfg.warmupMs + cfg.measureMs + cfg.drainMs + (plan.kind === 'idle' ? plan.count * 10 : 0);
-    const r = await withTimeout(runLoad(plan, proc.host, proc.port, cfg, () => ({ cpuSeconds: cpuSeconds(pid), rssKiB: rssKiB(pid) })), budget, 'cell');
+    const r = await withTimeout(runLoad(plan, proc.host, proc.port, cfg, () => ({ cpuSeconds: cpuSeconds(pid), rssKiB: rssKiB(pid), machine: cpuJiffies() })), budget, 'cell');
     fill(row, r, s, cfg, plan);
-    if (proc.exited()) { row.ok = false; row.error = `broker exited: ${proc.output().trim().slice(-300)}`; }
+    if (proc.exited()) { row.ok = false; row.error = `broker exited: ${excerpt(proc.output())}`; }
   } catch (err) {
     row.ok = false;
     row.error = (err as Error).message;

@@ -58,3 +58,33 @@ export function parseCpuList(s: string): number[] {
 export function pinSelf(cpus: readonly number[]): void {
   execFileSync('taskset', ['-a', '-p', '-c', cpus.join(','), String(process.pid)], { stdio: 'ignore' });
 }
+
+/** Busy and total jiffies per CPU since boot, from /proc/stat (index = CPU number). */
+export interface CpuJiffies { busy: number[]; total: number[] }
+
+export function cpuJiffies(): CpuJiffies {
+  const out: CpuJiffies = { busy: [], total: [] };
+  try {
+    for (const line of fs.readFileSync('/proc/stat', 'utf8').split('\n')) {
+      const m = /^cpu(\d+)\s+(.*)$/.exec(line);
+      if (!m) continue;
+      const v = m[2].trim().split(/\s+/).map(Number);
+      // user nice system idle iowait irq softirq steal (guest time is already inside user).
+      const total = v.slice(0, 8).reduce((a, b) => a + b, 0);
+      out.total[Number(m[1])] = total;
+      out.busy[Number(m[1])] = total - v[3] - v[4];
+    }
+  } catch { /* not Linux: no contention figure */ }
+  return out;
+}
+
+/** Busy share, in % of one CPU, of `cpus` between two readings. */
+export function busyPct(a: CpuJiffies, b: CpuJiffies, cpus: readonly number[]): number {
+  let busy = 0;
+  let total = 0;
+  for (const c of cpus) {
+    busy += (b.busy[c] ?? 0) - (a.busy[c] ?? 0);
+    total += (b.total[c] ?? 0) - (a.total[c] ?? 0);
+  }
+  return total > 0 ? (busy / total) * 100 * cpus.length : NaN;
+}

@@ -131,9 +131,10 @@ async function main(): Promise<void> {
   const protocol = num(args, 'protocol', 4);
   if (protocol !== 4 && protocol !== 5) throw new Error('--protocol is 4 (MQTT 3.1.1) or 5');
   const cfg: CellConfig = {
-    brokerCpus: pins.broker, loadCpus: pins.load.length,
+    brokerCpus: pins.broker, loadCpus: pins.load,
     threads: num(args, 'threads', Math.max(2, pins.load.length)),
-    warmupMs: num(args, 'warmup', quick ? 1 : 2) * 1000, measureMs: num(args, 'duration', quick ? 2 : 3) * 1000, drainMs: 3000,
+    warmupMs: num(args, 'warmup', quick ? 1 : 2) * 1000, measureMs: num(args, 'duration', quick ? 2 : 3) * 1000,
+    drainMs: Math.max(5, num(args, 'duration', 3)) * 1000,
     scenario: {
       version: protocol, payload, rate: args.has('rate') ? num(args, 'rate', 0) : undefined, window: num(args, 'window', 200),
       inflight: num(args, 'inflight', 256), idleCount: num(args, 'idle-count', quick ? 2000 : 10000), extraIdle: num(args, 'idle', 0),

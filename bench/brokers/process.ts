@@ -19,6 +19,14 @@ export interface LaunchOptions {
   timeoutMs: number;
 }
 
+/** The first error line a crashed broker printed (a stack's last frames say little), plus its last line. */
+export function excerpt(out: string): string {
+  const lines = out.split('\n').map((l) => l.trim()).filter(Boolean);
+  const first = lines.find((l) => /error|exception|abort|fatal/i.test(l) && !/^at /.test(l));
+  const last = lines[lines.length - 1] ?? '';
+  return [first, last].filter((l, i, a) => l && a.indexOf(l) === i).join(' … ').slice(0, 300);
+}
+
 export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const srv = net.createServer();
@@ -79,7 +87,7 @@ export async function launch(spec: SpawnSpec, opts: LaunchOptions): Promise<Brok
   const ready = port > 0 && !exited && (spec.ready ? true : await canConnect(host, port));
   if (!ready) {
     await stop();
-    throw new Error(`${spec.name} did not start within ${opts.timeoutMs} ms${exited ? ' (exited)' : ''}: ${out.trim().slice(-500)}`);
+    throw new Error(`${spec.name} did not start within ${opts.timeoutMs} ms${exited ? ' (exited)' : ''}: ${excerpt(out)}`);
   }
   return { name: spec.name, pid: child.pid!, host, port, output: () => out, exited: () => exited, stop };
 }

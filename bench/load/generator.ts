@@ -6,11 +6,14 @@ import * as path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { mergeInto, newHistogram, percentilesMs } from './histogram';
 import type { LoadPlan, PublisherSpec, SubscriberSpec, WorkerInit } from './plan';
+import type { CpuJiffies } from '../proc';
 import { createShared, Phase, sentIndex, SharedView, Stat, sumStat, view } from './shared';
 
 export interface BrokerSample {
   cpuSeconds: number;
   rssKiB: number;
+  /** Per-CPU busy time of the whole machine: shows what other processes took meanwhile. */
+  machine: CpuJiffies;
 }
 
 export interface Sample {
@@ -117,7 +120,11 @@ function expectedDeliveries(plan: LoadPlan, v: SharedView): number {
   return sent * plan.fanout;
 }
 
-/** Waits until every expected delivery (and QoS ack) arrived, progress stops for 1 s, or `ms`. */
+/**
+ * Waits until every expected delivery (and QoS ack) arrived, progress stops for 2 s, or `ms`.
+ * What has not arrived by then is reported lost; a broker that is merely seconds behind shows
+ * up as latency first, and as loss only past this bound.
+ */
 async function drain(plan: LoadPlan, v: SharedView, ms: number): Promise<void> {
   if (plan.kind !== 'pubsub') return;
   const deadline = Date.now() + ms;
@@ -127,7 +134,7 @@ async function drain(plan: LoadPlan, v: SharedView, ms: number): Promise<void> {
     const got = sumStat(v, Stat.RECEIVED) + sumStat(v, Stat.COMPLETED);
     const want = expectedDeliveries(plan, v) + (plan.qos > 0 ? sumStat(v, Stat.PUBLISHED) : 0);
     if (got >= want) return;
-    if (got !== last) { last = got; lastChange = Date.now(); } else if (Date.now() - lastChange > 1000) return;
+    if (got !== last) { last = got; lastChange = Date.now(); } else if (Date.now() - lastChange > 2000) return;
     await sleep(20);
   }
 }

@@ -16,6 +16,8 @@ export interface Summary {
   spreadPct: number;
   brokerCpuPct: number;
   loadCpuPct: number;
+  otherOnBrokerPct: number;
+  otherOnLoadPct: number;
   p50: number;
   p99: number;
   p999: number;
@@ -56,10 +58,12 @@ export function summarize(rows: readonly CellResult[]): Summary[] {
       perCoreMin: ok.length ? Math.min(...perCores) : NaN, perCoreMax: ok.length ? Math.max(...perCores) : NaN,
       spreadPct: ok.length ? ((Math.max(...perCores) - Math.min(...perCores)) / perCore) * 100 : NaN,
       brokerCpuPct: pick((r) => r.brokerCpuPct), loadCpuPct: pick((r) => r.loadCpuPct),
+      otherOnBrokerPct: pick((r) => r.otherOnBrokerPct), otherOnLoadPct: pick((r) => r.otherOnLoadPct),
       p50: pick((r) => r.p50), p99: pick((r) => r.p99), p999: pick((r) => r.p999),
       lost: ok.reduce((a, r) => a + r.lost, 0), outOfOrder: ok.reduce((a, r) => a + r.outOfOrder, 0),
       rssMiB: pick((r) => r.rssMiB), rssPerConnKiB: pick((r) => r.rssPerConnKiB),
-      flags: [...new Set(g.flatMap((r) => r.flags.split(' ').filter(Boolean)))].join(' '),
+      // Contention flags carry a percentage per repeat; the medians have their own column.
+      flags: [...new Set(g.flatMap((r) => r.flags.split(' ').filter(Boolean).map((f) => f.replace(/:\d+%$/, ''))))].join(' '),
       errors: [...new Set(g.filter((r) => !r.ok).map((r) => r.error))].join(' | '),
     };
   });

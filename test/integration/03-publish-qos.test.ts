@@ -145,6 +145,30 @@ eachWorkerCount('03 publish and QoS', (broker) => {
       await b.raw.ping();
     });
 
+    it(`v${v}: inbound QoS 2 state survives a reconnect: PUBLISH re-sent with DUP after PUBREC is not delivered twice; PUBREL completes it [MQTT-4.3.3-10] [MQTT-4.4.0-1]`, async () => {
+      const id = uid('in2');
+      const t = utopic('in2');
+      const sub = await pool.connect(broker(), { protocolVersion: v });
+      await subscribe(sub.client, t, { qos: 2 });
+      const a = await pool.rawConnected(broker(), v, session(id));
+      a.raw.send({ cmd: 'publish', topic: t, payload: Buffer.from('exactly-once'), qos: 2, messageId: 33, dup: false, retain: false });
+      await a.raw.expect('pubrec');
+      a.raw.destroy();
+      await a.raw.closed;
+      const b = await pool.rawConnected(broker(), v, session(id));
+      assert.equal(b.connack.sessionPresent, true);
+      b.raw.send({ cmd: 'publish', topic: t, payload: Buffer.from('exactly-once'), qos: 2, messageId: 33, dup: true, retain: false });
+      await b.raw.expect('pubrec');
+      b.raw.send({ cmd: 'pubrel', messageId: 33 });
+      await b.raw.expect('pubcomp');
+      b.raw.send({ cmd: 'publish', topic: t, payload: Buffer.from('sentinel'), qos: 2, messageId: 34, dup: false, retain: false });
+      await b.raw.expect('pubrec');
+      b.raw.send({ cmd: 'pubrel', messageId: 34 });
+      await b.raw.expect('pubcomp');
+      const before = await sub.inbox.waitForPayload('sentinel');
+      assert.deepEqual(before.map((m) => m.payload.toString()), ['exactly-once']);
+    });
+
     it(`v${v}: a QoS 2 message is delivered once even when the subscriber acknowledges late`, async () => {
       const t = utopic('late');
       const { raw } = await pool.rawConnected(broker(), v);

@@ -69,6 +69,27 @@ eachWorkerCount('09 v5 properties', (broker) => {
     assert.ok(usedEmpty > 0, 'repeated topics should be sent as an alias with an empty topic');
   });
 
+  it('topic alias, broker to client: aliases do not survive a reconnect; the first message after it carries the topic [MQTT-3.3.2-7]', async () => {
+    const id = uid('alias-re');
+    const t = utopic('alias-re');
+    const conn = { clientId: id, clean: false, properties: { sessionExpiryInterval: 60, topicAliasMaximum: 4 } };
+    const a = await pool.rawConnected(broker(), 5, conn);
+    a.raw.send({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: t, qos: 1 }] });
+    await a.raw.expect('suback');
+    const pub = await pool.connect(broker(), { protocolVersion: 5 });
+    for (let i = 0; i < 3; i++) {
+      await publish(pub.client, t, `a${i}`, { qos: 1 });
+      const p = await a.raw.expect<IPublishPacket>('publish');
+      a.raw.send({ cmd: 'puback', messageId: p.messageId });
+    }
+    a.raw.send({ cmd: 'disconnect', reasonCode: 0 });
+    await a.raw.waitClose();
+    const b = await pool.rawConnected(broker(), 5, conn);
+    await publish(pub.client, t, 'b0', { qos: 1 });
+    const p = await b.raw.expect<IPublishPacket>('publish');
+    assert.equal(p.topic, t, 'a new connection starts with no aliases: the topic must be sent');
+  });
+
   it('topic alias, broker to client: no alias to a client that did not allow them (Topic Alias Maximum absent = 0) [MQTT-3.3.2-9]', async () => {
     const t = utopic('alias-none');
     const { raw } = await pool.rawConnected(broker(), 5);

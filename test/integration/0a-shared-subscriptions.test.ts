@@ -100,6 +100,29 @@ eachWorkerCount('0a shared subscriptions', (broker) => {
     });
   }
 
+  it('v5: a shared subscription\'s identifier is carried to the member that receives the message', async () => {
+    const t = utopic('shareid');
+    const c = await pool.connect(broker(), { protocolVersion: 5 });
+    await subscribe(c.client, `$share/i/${t}`, { qos: 1, properties: { subscriptionIdentifier: 42 } });
+    const pub = await pool.connect(broker(), { protocolVersion: 5 });
+    await publish(pub.client, t, 'x', { qos: 1 });
+    const [m] = await c.inbox.waitFor(1, t);
+    assert.deepEqual([].concat(m.packet.properties?.subscriptionIdentifier as never ?? []), [42]);
+  });
+
+  it('v5: a message matching a member\'s shared and ordinary subscriptions reaches it through both', async () => {
+    const t = utopic('shareboth');
+    const c = await pool.connect(broker(), { protocolVersion: 5 });
+    await subscribe(c.client, `$share/both/${t}`, { qos: 1, properties: { subscriptionIdentifier: 1 } });
+    await subscribe(c.client, t, { qos: 1, properties: { subscriptionIdentifier: 2 } });
+    const pub = await pool.connect(broker(), { protocolVersion: 5 });
+    await publish(pub.client, t, 'x', { qos: 1 });
+    await publish(pub.client, t, 'sentinel', { qos: 1 });
+    await until(() => c.inbox.on(t).filter((m) => m.payload.toString() === 'sentinel').length >= 2, 'the sentinel through both subscriptions');
+    const ids = c.inbox.on(t).filter((m) => m.payload.toString() === 'x').flatMap((m) => [].concat(m.packet.properties?.subscriptionIdentifier as never ?? [])).sort();
+    assert.deepEqual(ids, [1, 2], 'the shared and the ordinary subscription each deliver (as one or two copies)');
+  });
+
   it('v5: SUBACK grants a shared subscription; CONNACK does not deny shared subscriptions', async () => {
     const t = utopic('sharesuback');
     const c = await pool.connect(broker(), { protocolVersion: 5 });

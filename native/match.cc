@@ -44,7 +44,7 @@ thread_local uint32_t t_victim = 0;
 bool Hit(const CacheEntry& e, uint64_t h, uint32_t id, uint64_t generation, const uint8_t* topic,
          size_t len) {
   return e.hash == h && e.trie_id == id && e.generation == generation && e.key_len == len &&
-         std::memcmp(e.key, topic, len) == 0;
+         (len == 0 || std::memcmp(e.key, topic, len) == 0);
 }
 
 // Prefer an entry that can never hit again (other generation or trie), else rotate.
@@ -84,9 +84,10 @@ View Resolve(trie::Trie* t, CacheEntry* cache, uint64_t generation, const uint8_
       e.key_len = static_cast<uint16_t>(len);
       e.nwords = static_cast<uint8_t>(t_scratch.words.size());
       e.ngroups = static_cast<uint8_t>(t_scratch.groups.size());
-      std::memcpy(e.key, topic, len);
-      std::memcpy(e.words, t_scratch.words.data(), e.nwords * 4);
-      std::memcpy(e.groups, t_scratch.groups.data(), e.ngroups * sizeof(trie::Group*));
+      if (len) std::memcpy(e.key, topic, len);
+      // Guarded: an empty vector's data() may be null, which memcpy must not be given.
+      if (e.nwords) std::memcpy(e.words, t_scratch.words.data(), e.nwords * 4);
+      if (e.ngroups) std::memcpy(e.groups, t_scratch.groups.data(), e.ngroups * sizeof(trie::Group*));
     }
     return FromSink(t_scratch);
   }

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Builds the libFuzzer targets with clang (ASAN+UBSAN) and runs each for SECONDS.
+# Builds the libFuzzer targets with clang (ASAN+UBSAN) and runs each for SECONDS, then runs
+# the multi-threaded trie_stress for SECONDS under ASAN+UBSAN and under TSAN.
 # Needs: cmake, clang (Debian bookworm: apt-get install -y cmake clang  — clang-14 ships libFuzzer).
 # Seeds: test/native/topic-cases.ts rows are turned into a starting corpus for topic_fuzz.
 set -euo pipefail
@@ -30,4 +31,13 @@ for target in topic_fuzz trie_fuzz; do
     status=1
   fi
 done
+echo "== trie_stress (ASAN+UBSAN): ${SECONDS_PER_TARGET}s"
+"$BUILD/trie_stress" "$SECONDS_PER_TARGET" 3 2 || status=1
+
+TSAN_BUILD="$ROOT/build-tsan"
+cmake -S "$ROOT/native" -B "$TSAN_BUILD" -G "Unix Makefiles" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+  -DCMAKE_CXX_COMPILER=clang++ -DTSAN=ON >/dev/null
+cmake --build "$TSAN_BUILD" -j"$(nproc)" --target trie_stress >/dev/null 2>&1
+echo "== trie_stress (TSAN): ${SECONDS_PER_TARGET}s"
+TSAN_OPTIONS=halt_on_error=1 "$TSAN_BUILD/trie_stress" "$SECONDS_PER_TARGET" 2 2 || status=1
 exit "$status"

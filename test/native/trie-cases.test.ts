@@ -153,3 +153,17 @@ test('generation moves on every change and retired memory is reclaimed', () => {
     trie.destroy();
   }
 });
+
+test('a zero-length topic span (even over an empty buffer) is matched, not rejected', () => {
+  const { native } = require('../../src/native') as typeof import('../../src/native');
+  const trie = Trie.create();
+  try {
+    trie.subscribe('+', 1);
+    const out = new Uint32Array(8);
+    // One empty level: '+' matches it; the caller validates names before matching.
+    assert.equal(native.trieMatch(trie.id, Buffer.alloc(0), new Uint32Array([0, 0]), 1, out), 4);
+    assert.deepEqual([...out.slice(0, 4)], [1, 1, 0, 0]);
+  } finally {
+    trie.destroy();
+  }
+});

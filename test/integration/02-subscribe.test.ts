@@ -134,6 +134,48 @@ eachWorkerCount('02 subscribe', (broker) => {
     });
   }
 
+  it('one client with 1000 subscriptions receives on each; after unsubscribing them all it receives nothing', async () => {
+    const t = utopic('many');
+    const sub = await pool.connect(broker(), { protocolVersion: 5 });
+    const filters = [...Array(1000).keys()].map((i) => (i % 2 ? `${t}/${i}` : `${t}/${i}/+`));
+    for (let i = 0; i < filters.length; i += 100) await subscribe(sub.client, filters.slice(i, i + 100), { qos: 0 });
+    const pub = await pool.connect(broker(), { protocolVersion: 5 });
+    for (let i = 0; i < 1000; i += 37) await publish(pub.client, i % 2 ? `${t}/${i}` : `${t}/${i}/x`, String(i));
+    await publish(pub.client, `${t}/999`, 'sentinel-1');
+    const first = await sub.inbox.waitForPayload('sentinel-1');
+    assert.equal(first.length, Math.ceil(1000 / 37));
+    for (let i = 0; i < filters.length; i += 100) await unsubscribe(sub.client, filters.slice(i, i + 100));
+    await subscribe(sub.client, `${t}/sentinel`);
+    sub.inbox.clear();
+    for (let i = 0; i < 1000; i += 37) await publish(pub.client, i % 2 ? `${t}/${i}` : `${t}/${i}/x`, String(i));
+    await publish(pub.client, `${t}/sentinel`, 'sentinel-2');
+    assert.deepEqual((await sub.inbox.waitForPayload('sentinel-2')).map((m) => m.topic), []);
+  });
+
+  it('subscription churn on other connections never loses messages for a stable subscriber (QoS 1, 500 messages)', async () => {
+    const t = utopic('churn');
+    const stable = await pool.connect(broker(), { protocolVersion: 5 });
+    await subscribe(stable.client, `${t}/#`, { qos: 1 });
+    const churners = [];
+    for (let i = 0; i < 3; i++) churners.push(await pool.connect(broker(), { protocolVersion: 5 }));
+    let stop = false;
+    const churn = Promise.all(churners.map(async (c, k) => {
+      let n = 0;
+      while (!stop) {
+        const f = [`${t}/#`, `${t}/+`, `${t}/a`, `+/x/${k}/${n % 7}`][n % 4];
+        await subscribe(c.client, f, { qos: (n % 3) as 0 | 1 | 2 });
+        await unsubscribe(c.client, f);
+        n++;
+      }
+    }));
+    const pub = await pool.connect(broker(), { protocolVersion: 5 });
+    for (let i = 0; i < 500; i += 10) await Promise.all([...Array(10).keys()].map((j) => publish(pub.client, `${t}/a`, String(i + j), { qos: 1 })));
+    const got = await stable.inbox.waitFor(500, `${t}/a`);
+    stop = true;
+    await churn;
+    assert.deepEqual(got.map((m) => Number(m.payload.toString())), [...Array(500).keys()]);
+  });
+
   it('v5: UNSUBACK reason codes: 0x00 for a removed subscription, 0x11 when none existed [MQTT-3.11.3-1]', async () => {
     const t = utopic('unsuback');
     const sub = await pool.connect(broker(), { protocolVersion: 5 });

@@ -31,6 +31,31 @@ eachWorkerCount('09 v5 properties', (broker) => {
     for (const m of got) assert.equal(m.packet.properties?.topicAlias, undefined, 'the inbound alias is not forwarded');
   });
 
+  it('topic alias, client to broker: the advertised maximum itself is valid; maximum + 1 -> DISCONNECT 0x94 [MQTT-3.3.2-10]', async () => {
+    const t = utopic('alias-max');
+    const sub = await pool.connect(broker(), { protocolVersion: 5 });
+    await subscribe(sub.client, t);
+    const { raw, connack } = await pool.rawConnected(broker(), 5);
+    const max = connack.properties?.topicAliasMaximum ?? 0;
+    assert.ok(max >= 1 && max < 65535, `Topic Alias Maximum ${max}`);
+    raw.send(pubPacket(t, 'at-max', { topicAlias: max }));
+    raw.send(pubPacket('', 'via-alias', { topicAlias: max }));
+    await raw.ping();
+    await sub.inbox.waitForPayload('via-alias');
+    raw.send(pubPacket(t, 'over', { topicAlias: max + 1 }));
+    const rest = await raw.waitClose('the broker to refuse an alias above its maximum');
+    assert.equal(rest.length, 1, `expected DISCONNECT 0x94, got ${raw.describe()}`);
+    assert.equal(rest[0].cmd, 'disconnect');
+    assert.equal((rest[0] as { reasonCode?: number }).reasonCode, 0x94);
+  });
+
+  it('PUBACK to a QoS 1 publish that matches no subscriber: 0x00 or 0x10 No matching subscribers', async () => {
+    const { raw } = await pool.rawConnected(broker(), 5);
+    raw.send(pubPacket(utopic('nobody'), 'x', {}, 1, 5));
+    const ack = await raw.expect<import('mqtt-packet').IPubackPacket>('puback');
+    assert.ok([0x00, 0x10].includes(ack.reasonCode ?? 0), `reason 0x${(ack.reasonCode ?? 0).toString(16)}`);
+  });
+
   it('topic alias, client to broker: aliases belong to one connection (another connection cannot use them)', async () => {
     const t = utopic('alias-conn');
     const a = await pool.rawConnected(broker(), 5);

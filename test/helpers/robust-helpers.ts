@@ -333,12 +333,12 @@ export class Rng {
 
 export function sleep(ms: number): Promise<void> { return new Promise((r) => setTimeout(r, ms)); }
 
-/** Polls `cond` every `every` ms until it is true; rejects with `what` after `ms`. */
-export async function waitUntil(cond: () => boolean, what: string, ms = 10000, every = 20): Promise<void> {
+/** Polls `cond` every `every` ms until it is true; rejects with `what` (evaluated at the timeout) after `ms`. */
+export async function waitUntil(cond: () => boolean, what: string | (() => string), ms = 10000, every = 20): Promise<void> {
   const deadline = Date.now() + ms;
   for (;;) {
     if (cond()) return;
-    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
+    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${typeof what === 'function' ? what() : what}`);
     await sleep(every);
   }
 }

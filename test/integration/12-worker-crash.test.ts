@@ -95,7 +95,7 @@ describe('worker crash with --workers 3', () => {
         await round(b, clients, `r${r}-all`);
 
         // The supervisor replaced the worker: the process is back to its thread count.
-        await waitUntil(() => threadCount(b.proc.pid!) >= threadsBefore, `the thread count to return to ${threadsBefore} (worker replaced); now ${threadCount(b.proc.pid!)}`, 15000);
+        await waitUntil(() => threadCount(b.proc.pid!) >= threadsBefore, () => `the thread count to return to ${threadsBefore} (worker replaced); now ${threadCount(b.proc.pid!)}`, 15000);
       }
 
       // New connections after the crashes work too (some land on the replacement workers).

@@ -4,7 +4,7 @@
 import { it } from 'node:test';
 import * as assert from 'node:assert/strict';
 import type { IPublishPacket, IPubrelPacket } from 'mqtt-packet';
-import { eachWorkerCount, clientPool, subscribe, publish, uid, utopic, VERSIONS, connackCode } from '../helpers/mqtt-helpers';
+import { eachWorkerCount, clientPool, subscribe, publish, uid, utopic, VERSIONS, connackCode, encode, connectPacket } from '../helpers/mqtt-helpers';
 
 eachWorkerCount('03 publish and QoS', (broker) => {
   const pool = clientPool();
@@ -186,6 +186,46 @@ eachWorkerCount('03 publish and QoS', (broker) => {
       assert.deepEqual(raw.packets.filter((x) => x.cmd === 'publish'), [], 'no further copies');
     });
   }
+
+  for (const v of VERSIONS) {
+    it(`v${v}: framing: packets written one byte at a time, and many packets in one write, are decoded (1-, 2- and 3-byte remaining lengths)`, async () => {
+      const t = utopic('frame');
+      const sub = await pool.connect(broker(), { protocolVersion: v });
+      await subscribe(sub.client, t, { qos: 1 });
+      const raw = await pool.raw(broker(), v);
+      const sizes = [0, 1, 100, 127, 128, 300, 16383, 16384, 70000];
+      const bytes = Buffer.concat([
+        encode(connectPacket(v), v),
+        ...sizes.map((n, i) => encode({ cmd: 'publish', topic: t, payload: Buffer.alloc(n, i + 1), qos: (i % 2) as 0 | 1, messageId: i + 1, dup: false, retain: false }, v)),
+      ]);
+      // First half byte by byte (a write per byte, yielding between), the rest in one write.
+      const half = Math.floor(bytes.length / 2);
+      for (let i = 0; i < Math.min(half, 400); i++) { raw.sendBytes(bytes.subarray(i, i + 1)); await new Promise((r) => setImmediate(r)); }
+      raw.sendBytes(bytes.subarray(Math.min(half, 400)));
+      await raw.expect('connack');
+      const got = await sub.inbox.waitFor(sizes.length, t);
+      assert.deepEqual(got.map((m) => m.payload.length), sizes);
+      got.forEach((m, i) => assert.ok(m.payload.equals(Buffer.alloc(sizes[i], i + 1)), `payload ${i} intact`));
+    });
+  }
+
+  it('many publishers to many wildcard subscribers across workers: every message exactly once, in per-publisher order (QoS 1)', async () => {
+    const t = utopic('mesh');
+    const subs = [];
+    for (let i = 0; i < 4; i++) { const s = await pool.connect(broker(), { protocolVersion: (i % 2 ? 5 : 4) }); await subscribe(s.client, `${t}/+`, { qos: 1 }); subs.push(s); }
+    const pubs = [];
+    for (let i = 0; i < 4; i++) pubs.push(await pool.connect(broker(), { protocolVersion: (i % 2 ? 4 : 5) }));
+    const N = 150;
+    await Promise.all(pubs.map(async (p, k) => {
+      for (let i = 0; i < N; i += 5) await Promise.all([0, 1, 2, 3, 4].map((j) => publish(p.client, `${t}/${k}`, String(i + j), { qos: 1 })));
+    }));
+    for (const s of subs) {
+      await s.inbox.waitFor(4 * N);
+      for (let k = 0; k < 4; k++) {
+        assert.deepEqual(s.inbox.on(`${t}/${k}`).map((m) => Number(m.payload.toString())), [...Array(N).keys()], `publisher ${k}: all, once, in order`);
+      }
+    }
+  });
 
   it('v4 publisher -> v5 subscriber and v5 publisher -> v4 subscriber interoperate', async () => {
     const t = utopic('mixed');

@@ -105,6 +105,22 @@ eachWorkerCount('04 retain', (broker) => {
     });
   }
 
+  it('500 retained topics are all delivered to one wildcard subscription; clearing them from another worker empties it', async () => {
+    const t = utopic('bulk');
+    const pub = await pool.connect(broker(), { protocolVersion: 5 });
+    for (let i = 0; i < 500; i += 50) await Promise.all([...Array(50).keys()].map((j) => publish(pub.client, `${t}/${(i + j) % 7}/${i + j}`, String(i + j), { qos: 1, retain: true })));
+    const sub = await pool.connect(broker(), { protocolVersion: 4 });
+    await subscribe(sub.client, `${t}/#`, { qos: 1 });
+    const got = await sub.inbox.waitFor(500);
+    assert.deepEqual(got.map((m) => Number(m.payload.toString())).sort((a, b) => a - b), [...Array(500).keys()]);
+    const clearer = await pool.connect(broker(), { protocolVersion: 4 });
+    for (let i = 0; i < 500; i += 50) await Promise.all([...Array(50).keys()].map((j) => publish(clearer.client, `${t}/${(i + j) % 7}/${i + j}`, '', { qos: 1, retain: true })));
+    const late = await pool.connect(broker(), { protocolVersion: 5 });
+    await subscribe(late.client, `${t}/#`, { qos: 1 });
+    await publish(pub.client, `${t}/0/0`, 'sentinel', { qos: 1 });
+    assert.deepEqual((await late.inbox.waitForPayload('sentinel')).length, 0);
+  });
+
   it('retained message set by a v4 client is delivered to a v5 subscriber and vice versa', async () => {
     const t = utopic('mix');
     const p4 = await pool.connect(broker(), { protocolVersion: 4 });

@@ -231,6 +231,35 @@ eachWorkerCount('09 v5 properties', (broker) => {
     assert.deepEqual([].concat(got[1].packet.properties?.subscriptionIdentifier as never ?? []), [4]);
   });
 
+  it('per-subscriber properties are never shared between subscribers of the same message (encode-once must not leak ids, aliases, RETAIN)', async () => {
+    const t = utopic('isolate');
+    // All QoS 0 to the same topic: the case where one encoded buffer could be reused.
+    const withId = await pool.rawConnected(broker(), 5, { properties: { topicAliasMaximum: 5 } });
+    withId.raw.send({ cmd: 'subscribe', messageId: 1, properties: { subscriptionIdentifier: 99 }, subscriptions: [{ topic: t, qos: 0, rap: true }] });
+    await withId.raw.expect('suback');
+    const plain = await pool.rawConnected(broker(), 5);
+    plain.raw.send({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: t, qos: 0 }] });
+    await plain.raw.expect('suback');
+    const v4 = await pool.rawConnected(broker(), 4);
+    v4.raw.send({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: t, qos: 0 }] });
+    await v4.raw.expect('suback');
+    const pub = await pool.connect(broker(), { protocolVersion: 5 });
+    await publish(pub.client, t, 'r1', { retain: true, properties: { contentType: 'c' } });
+    await publish(pub.client, t, 'r2', { retain: true, properties: { contentType: 'c' } });
+    const a = [await withId.raw.expect<IPublishPacket>('publish'), await withId.raw.expect<IPublishPacket>('publish')];
+    const b = [await plain.raw.expect<IPublishPacket>('publish'), await plain.raw.expect<IPublishPacket>('publish')];
+    const c = [await v4.raw.expect<IPublishPacket>('publish'), await v4.raw.expect<IPublishPacket>('publish')];
+    for (const p of a) { assert.deepEqual([].concat(p.properties?.subscriptionIdentifier as never ?? []), [99]); assert.equal(p.retain, true, 'RAP=1 keeps RETAIN'); assert.equal(p.properties?.contentType, 'c'); }
+    for (const p of b) {
+      assert.equal(p.properties?.subscriptionIdentifier, undefined, 'no identifier leaked from the other subscriber');
+      assert.equal(p.properties?.topicAlias, undefined, 'no alias to a client that allowed none');
+      assert.equal(p.topic, t);
+      assert.equal(p.retain, false, 'RAP=0 clears RETAIN');
+      assert.equal(p.properties?.contentType, 'c');
+    }
+    for (const p of c) { assert.equal(p.topic, t); assert.equal(p.retain, false); assert.deepEqual(p.payload.toString().slice(0, 1), 'r'); }
+  });
+
   // ------------------------------------------------------------------ no local / RAP / retain handling
   it('no local: a client does not receive its own messages on that subscription; others\' messages arrive [MQTT-3.8.3-3]', async () => {
     const t = utopic('nl');

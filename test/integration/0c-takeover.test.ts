@@ -5,7 +5,7 @@
 import { it } from 'node:test';
 import * as assert from 'node:assert/strict';
 import type { IPublishPacket } from 'mqtt-packet';
-import { eachWorkerCount, clientPool, subscribe, publish, uid, utopic, VERSIONS, RawClient } from '../helpers/mqtt-helpers';
+import { eachWorkerCount, clientPool, subscribe, publish, uid, utopic, until, VERSIONS, RawClient } from '../helpers/mqtt-helpers';
 
 eachWorkerCount('0c takeover', (broker) => {
   const pool = clientPool();
@@ -69,6 +69,28 @@ eachWorkerCount('0c takeover', (broker) => {
       for (let i = 0; i < 10; i++) conns.push((await pool.rawConnected(broker(), v, { clientId: id })).raw);
       for (const c of conns.slice(0, -1)) await c.waitClose(`connection ${conns.indexOf(c)} to be closed by a later takeover`);
       await conns[conns.length - 1].ping();
+    });
+  }
+
+  for (const v of VERSIONS) {
+    it(`v${v}: takeover in the middle of a QoS 1 stream loses nothing: old and new connection together get every message, the new one in order`, async () => {
+      const id = uid('midstream');
+      const t = utopic('midstream');
+      const sess = { protocolVersion: v, clientId: id, clean: false, ...(v === 5 ? { properties: { sessionExpiryInterval: 300 } } : {}) };
+      const a = await pool.connect(broker(), sess);
+      await subscribe(a.client, t, { qos: 1 });
+      const pub = await pool.connect(broker(), { protocolVersion: v });
+      const N = 300;
+      let published = 0;
+      const stream = (async () => { for (; published < N; published += 5) await Promise.all([0, 1, 2, 3, 4].map((j) => publish(pub.client, t, String(published + j), { qos: 1 }))); })();
+      await a.inbox.waitFor(50, t);
+      const b = await pool.connect(broker(), sess);
+      assert.equal(b.connack.sessionPresent, true);
+      await stream;
+      await until(() => new Set([...a.inbox.on(t), ...b.inbox.on(t)].map((m) => m.payload.toString())).size >= N,
+        `all ${N} messages across the old and new connection (have ${new Set([...a.inbox.on(t), ...b.inbox.on(t)].map((m) => m.payload.toString())).size})`);
+      const seq = b.inbox.on(t).filter((m) => !m.packet.dup).map((m) => Number(m.payload.toString()));
+      assert.deepEqual(seq, [...seq].sort((x, y) => x - y), 'new connection: first deliveries in order');
     });
   }
 

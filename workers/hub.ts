@@ -53,9 +53,21 @@ export class Hub {
 
   count(c: number, n: number): void { this.counters[c] += n; }
 
+  /**
+   * Nothing a client sends may throw into the event loop (it would take down every connection
+   * of this worker): a packet that makes a handler throw closes that connection alone.
+   */
   dispatch(c: Connection, first: number, buf: Buffer, frameStart: number, start: number, end: number): void {
-    dispatch(c, first, buf, frameStart, start, end);
+    try {
+      dispatch(c, first, buf, frameStart, start, end);
+    } catch (err) {
+      this.count(K.C_HANDLER_ERRORS, 1);
+      if (this.handlerErrorsLogged++ < 10) process.stderr.write(`fleetmq: worker ${this.index}: closing ${c.clientId || 'a client'}: ${(err as Error).stack ?? err}\n`);
+      c.protocolClose(RC.IMPLEMENTATION_SPECIFIC_ERROR);
+    }
   }
+
+  private handlerErrorsLogged = 0;
 
   // ---- turn scheduling -------------------------------------------------------------
 

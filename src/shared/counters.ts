@@ -17,11 +17,14 @@ export const C_DROPPED_TOO_LARGE = 8;
 export const C_SUBSCRIPTIONS = 9;
 export const C_SESSIONS = 10;
 export const C_CONNECTIONS_TOTAL = 11;
-export const C_PUBLISH_DROPPED_RING = 12;
+/** Records spilled to a producer's overflow queue because a peer ring was full. */
+export const C_RING_SPILLED = 12;
 /** Connections this worker adopted from its accept ring (the main thread balances on it). */
 export const C_ACCEPTED = 13;
 /** TCP connections this worker holds now (accepted, not yet closed): the balancing load. */
 export const C_CONNECTIONS_OPEN = 14;
+/** Packets whose handler threw (a bug): the connection was closed, the worker lived on. */
+export const C_HANDLER_ERRORS = 15;
 export const COUNTERS_PER_WORKER = 16;
 
 export const COUNTER_NAMES: Record<number, string> = {
@@ -37,7 +40,7 @@ export const COUNTER_NAMES: Record<number, string> = {
   [C_SUBSCRIPTIONS]: 'subscriptions/count',
   [C_SESSIONS]: 'sessions/count',
   [C_CONNECTIONS_TOTAL]: 'clients/total',
-  [C_PUBLISH_DROPPED_RING]: 'messages/dropped/ring-overflow',
+  [C_HANDLER_ERRORS]: 'errors/handler',
 };
 
 export function createCounters(workers: number): SharedArrayBuffer {

@@ -5,7 +5,8 @@ import type { IConnectPacket, IConnackPacket } from 'mqtt-packet';
 import { Connection, ConnState } from '../net/connection';
 import { parseFrame, encode } from '../protocol/control-codec';
 import { RC, V3, SERVER_TOPIC_ALIAS_MAX } from '../protocol/constants';
-import { validTopicName } from '../protocol/validate';
+import { validTopicName, hasRepeatedProperty } from '../protocol/validate';
+import { checkConnect } from '../protocol/connect-check';
 import { Message, NO_ORIGIN } from '../protocol/message';
 import { encodeProps } from '../protocol/properties';
 import { NEVER_EXPIRES } from '../session/session';
@@ -34,7 +35,7 @@ export function handleConnect(c: Connection, first: number, buf: Buffer, frameSt
   }
   c.version = peek.level;
   const parsed = parseFrame(buf.subarray(frameStart, end), peek.level);
-  if (parsed instanceof Error || parsed.cmd !== 'connect') {
+  if (parsed instanceof Error || parsed.cmd !== 'connect' || checkConnect(buf, start, end, peek.level) !== null) {
     if (c.v5) sendConnack(c, false, RC.MALFORMED_PACKET, {});
     c.close();
     return;
@@ -46,6 +47,10 @@ function admit(c: Connection, p: IConnectPacket): void {
   const hub = c.hub;
   const v5 = c.v5;
   const props = p.properties ?? {};
+  if (v5 && (hasRepeatedProperty(props) || hasRepeatedProperty(p.will?.properties) || props.receiveMaximum === 0 || props.maximumPacketSize === 0)) {
+    reject(c, RC.PROTOCOL_ERROR, V3.SERVER_UNAVAILABLE); // §3.1.2.11: 0 is not a valid Receive Maximum / Maximum Packet Size
+    return;
+  }
   if (props.authenticationMethod) { reject(c, RC.BAD_AUTHENTICATION_METHOD, V3.SERVER_UNAVAILABLE); return; }
   let clientId = p.clientId ?? '';
   let assigned = '';

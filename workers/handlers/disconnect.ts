@@ -3,8 +3,10 @@
 import type { IDisconnectPacket } from 'mqtt-packet';
 import type { Connection } from '../net/connection';
 import { RC } from '../protocol/constants';
+import { hasRepeatedProperty } from '../protocol/validate';
 
 export function handleDisconnect(c: Connection, p: IDisconnectPacket): void {
+  if (hasRepeatedProperty(p.properties)) { c.protocolClose(RC.PROTOCOL_ERROR); return; }
   const s = c.session!;
   const newExpiry = p.properties?.sessionExpiryInterval;
   if (c.v5 && newExpiry !== undefined) {

@@ -3,7 +3,7 @@ import type { ISubscribePacket, IUnsubscribePacket } from 'mqtt-packet';
 import type { Connection } from '../net/connection';
 import { encode } from '../protocol/control-codec';
 import { RC } from '../protocol/constants';
-import { validTopicFilter, parseSharedFilter, rawFiltersWellFormed } from '../protocol/validate';
+import { validTopicFilter, parseSharedFilter, rawFiltersWellFormed, hasRepeatedProperty } from '../protocol/validate';
 import { OPT_NO_LOCAL, OPT_RETAIN_AS_PUBLISHED } from '../../src/shared/topic-index';
 import { readVarint } from '../protocol/varint';
 
@@ -23,6 +23,9 @@ function payloadStart(c: Connection, buf: Buffer, start: number, end: number): n
 export function handleSubscribe(c: Connection, p: ISubscribePacket, buf: Buffer, start: number, end: number): void {
   const ps = payloadStart(c, buf, start, end);
   if (ps < 0 || !rawFiltersWellFormed(buf, ps, end, true)) { c.protocolClose(RC.MALFORMED_PACKET); return; }
+  // No filter [MQTT-3.8.3-3], packet id 0 [MQTT-2.3.1-1], a repeated or zero Subscription Identifier (§3.8.2.1.2).
+  const sid = p.properties?.subscriptionIdentifier as unknown;
+  if (p.subscriptions.length === 0 || !p.messageId || hasRepeatedProperty(p.properties) || sid === 0) { c.protocolClose(RC.PROTOCOL_ERROR); return; }
   const hub = c.hub;
   const s = c.session!;
   const subId = (p.properties?.subscriptionIdentifier as number | undefined) ?? 0;
@@ -50,6 +53,7 @@ export function handleSubscribe(c: Connection, p: ISubscribePacket, buf: Buffer,
 export function handleUnsubscribe(c: Connection, p: IUnsubscribePacket, buf: Buffer, start: number, end: number): void {
   const ps = payloadStart(c, buf, start, end);
   if (ps < 0 || !rawFiltersWellFormed(buf, ps, end, false)) { c.protocolClose(RC.MALFORMED_PACKET); return; }
+  if (p.unsubscriptions.length === 0 || !p.messageId || hasRepeatedProperty(p.properties)) { c.protocolClose(RC.PROTOCOL_ERROR); return; } // [MQTT-3.10.3-2, MQTT-2.3.1-1]
   const s = c.session!;
   const codes: number[] = [];
   for (const filter of p.unsubscriptions) codes.push(c.hub.unsubscribe(s, filter) ? RC.SUCCESS : RC.NO_SUBSCRIPTION_EXISTED);

@@ -25,7 +25,7 @@ export function validTopicName(buf: Uint8Array, start: number, end: number): boo
 }
 
 /** Length of the well-formed UTF-8 sequence at i (2-4), or 0 if it is not one (RFC 3629). */
-function utf8SeqLen(buf: Uint8Array, i: number, end: number): number {
+export function utf8SeqLen(buf: Uint8Array, i: number, end: number): number {
   const b = buf[i];
   let n: number, min: number, cp: number;
   if (b >= 0xc2 && b <= 0xdf) { n = 2; min = 0x80; cp = b & 0x1f; }
@@ -88,4 +88,14 @@ export function parseSharedFilter(filter: string): { group: string; filter: stri
   if (group.length === 0 || group.includes('+') || group.includes('#')) return 'invalid';
   if (!validTopicFilter(rest)) return 'invalid';
   return { group, filter: rest };
+}
+
+/**
+ * mqtt-packet turns a repeated property into an array; only User Property may repeat in
+ * CONNECT, SUBSCRIBE, UNSUBSCRIBE and DISCONNECT [MQTT-2.2.2-2 / §2.2.2.2].
+ */
+export function hasRepeatedProperty(props: object | undefined): boolean {
+  if (!props) return false;
+  for (const [k, v] of Object.entries(props)) if (k !== 'userProperties' && Array.isArray(v)) return true;
+  return false;
 }

@@ -7,6 +7,7 @@ import type { Session } from '../session/session';
 import { topicIndex, subscriberWorker, subscriberSlot, OPT_QOS_MASK, OPT_NO_LOCAL, OPT_RETAIN_AS_PUBLISHED, OPT_SHARED } from '../../src/shared/topic-index';
 import { RingProducer, RingConsumer } from '../../src/shared/ring';
 import { recordSize, writeRecord, RECORD_HEADER, TRIPLE, KIND_PUBLISH } from './peer-record';
+import { C_RING_SPILLED } from '../../src/shared/counters';
 
 
 /** Publishes matched per native call; also bounds the scratch buffers. */
@@ -131,6 +132,7 @@ export class Router {
         const rec = Buffer.allocUnsafe(size);
         this.writeGathered(rec, new DataView(rec.buffer, rec.byteOffset, size), 0, msg, out, list);
         ring.push(rec);
+        this.hub.count(C_RING_SPILLED, 1);
       } else {
         this.writeGathered(ring.bytes, ring.dataView, at, msg, out, list);
       }

@@ -25,6 +25,23 @@ eachWorkerCount('04 retain', (broker) => {
       assert.equal(m.packet.qos, 1);
     });
 
+    it(`v${v}: the retained message is delivered before any message published after the SUBACK on that topic (20 rounds) [MQTT-4.6.0-6]`, async () => {
+      const pub = await pool.connect(broker(), { protocolVersion: v });
+      const problems: string[] = [];
+      for (let r = 0; r < 20; r++) {
+        const t = utopic('retorder');
+        await publish(pub.client, t, 'retained', { qos: 1, retain: true });
+        const sub = await pool.connect(broker(), { protocolVersion: v });
+        await subscribe(sub.client, t, { qos: 1 });
+        await publish(pub.client, t, 'live', { qos: 1 });
+        await sub.inbox.waitFor(2, t);
+        const order = sub.inbox.on(t).map((m) => m.payload.toString()).join(',');
+        if (order !== 'retained,live') problems.push(`round ${r}: ${order}`);
+        sub.client.end(true);
+      }
+      assert.deepEqual(problems, [], 'the retained state must come first');
+    });
+
     it(`v${v}: live delivery to an existing subscriber has RETAIN=0 [MQTT-3.3.1-9 3.1.1 / MQTT-3.3.1-12 5.0 default]`, async () => {
       const t = utopic('live');
       const sub = await pool.connect(broker(), { protocolVersion: v });

@@ -4,7 +4,7 @@
 import { it } from 'node:test';
 import * as assert from 'node:assert/strict';
 import type { IClientOptions } from 'mqtt';
-import { eachWorkerCount, clientPool, subscribe, publish, end, uid, utopic, delay, VERSIONS } from '../helpers/mqtt-helpers';
+import { eachWorkerCount, clientPool, subscribe, publish, end, uid, utopic, delay, until, VERSIONS } from '../helpers/mqtt-helpers';
 
 eachWorkerCount('05 session', (broker) => {
   const pool = clientPool();
@@ -84,6 +84,29 @@ eachWorkerCount('05 session', (broker) => {
       const b = await pool.connect(broker(), persistent(id));
       const before = await b.inbox.waitForPayload('q1');
       for (const m of before) assert.equal(m.packet.qos, 0, 'a QoS 0 message (queueing it is optional) keeps QoS 0');
+    });
+  }
+
+  for (const v of VERSIONS) {
+    it(`v${v}: disconnect and reconnect in the middle of a QoS 1 stream: nothing is lost, queued messages come in order [MQTT-4.3.2] [MQTT-4.6.0-6]`, async () => {
+      const id = uid('gap');
+      const t = utopic('gap');
+      const sess = { protocolVersion: v, clientId: id, clean: false, ...(v === 5 ? { properties: { sessionExpiryInterval: 300 } } : {}) };
+      const a = await pool.connect(broker(), sess);
+      await subscribe(a.client, t, { qos: 1 });
+      const pub = await pool.connect(broker(), { protocolVersion: v });
+      const N = 300;
+      let i = 0;
+      const stream = (async () => { for (; i < N; i += 5) await Promise.all([0, 1, 2, 3, 4].map((j) => publish(pub.client, t, String(i + j), { qos: 1 }))); })();
+      await a.inbox.waitFor(50, t);
+      await end(a.client);
+      const b = await pool.connect(broker(), sess);
+      assert.equal(b.connack.sessionPresent, true);
+      await stream;
+      const seen = () => new Set([...a.inbox.on(t), ...b.inbox.on(t)].map((m) => m.payload.toString()));
+      await until(() => seen().size >= N, `all ${N} messages across both connections (missing: ${[...Array(N).keys()].filter((k) => !seen().has(String(k))).slice(0, 20).join(',')})`);
+      const seq = b.inbox.on(t).filter((m) => !m.packet.dup).map((m) => Number(m.payload.toString()));
+      assert.deepEqual(seq, [...seq].sort((x, y) => x - y), 'in order on the new connection');
     });
   }
 

@@ -71,8 +71,13 @@ View Resolve(trie::Trie* t, CacheEntry* cache, uint64_t generation, const uint8_
     uint64_t h = HashBytes(topic, len);
     CacheEntry* set = cache + (h & (kSets - 1)) * kWays;
     for (size_t w = 0; w < kWays; w++) {
-      const CacheEntry& e = set[w];
-      if (Hit(e, h, t->id(), generation, topic, len)) return {e.words, e.nwords, e.groups, e.ngroups};
+      CacheEntry& e = set[w];
+      if (Hit(e, h, t->id(), e.generation, topic, len) &&
+          (e.generation == generation || t->UnchangedFor(e.generation, generation, topic, len))) {
+        // Still exact: every change since touched filters that cannot match this topic.
+        e.generation = generation;
+        return {e.words, e.nwords, e.groups, e.ngroups};
+      }
     }
     t_scratch.Clear();
     t->Match(topic, len, &t_scratch);

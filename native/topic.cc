@@ -88,6 +88,25 @@ int ValidateFilter(const uint8_t* p, size_t n, Share* share) {
   return kOk;
 }
 
+bool FilterMatches(const uint8_t* f, size_t fn, const uint8_t* t, size_t tn) {
+  // [MQTT-4.7.2-1]: a '$' topic never matches a filter starting with a wildcard level.
+  if (tn > 0 && t[0] == '$' && fn > 0 && (f[0] == '+' || f[0] == '#')) return false;
+  size_t fi = 0, ti = 0;
+  for (;;) {
+    size_t fe = fi, te = ti;
+    while (fe < fn && f[fe] != '/') fe++;
+    while (te < tn && t[te] != '/') te++;
+    if (fe - fi == 1 && f[fi] == '#') return true;
+    bool plus = fe - fi == 1 && f[fi] == '+';
+    if (!plus && (fe - fi != te - ti || std::memcmp(f + fi, t + ti, fe - fi) != 0)) return false;
+    bool f_last = fe == fn, t_last = te == tn;
+    if (f_last) return t_last;
+    if (t_last) return fn - (fe + 1) == 1 && f[fe + 1] == '#';  // "sport/#" matches "sport"
+    fi = fe + 1;
+    ti = te + 1;
+  }
+}
+
 int Validate(const uint8_t* p, size_t n, bool is_filter) {
   if (is_filter) return ValidateFilter(p, n, nullptr);
   if (n == 0) return kEmpty;

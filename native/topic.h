@@ -34,4 +34,8 @@ int Validate(const uint8_t* p, size_t n, bool is_filter);
 int ValidateFilter(const uint8_t* p, size_t n, Share* share);
 bool IsShared(const uint8_t* p, size_t n);
 
+// Does a valid filter (without '$share/') match a topic name? A direct byte walk, used to
+// revalidate cached match results after a change to some other filter.
+bool FilterMatches(const uint8_t* f, size_t fn, const uint8_t* t, size_t tn);
+
 }  // namespace fleetmq::topic

@@ -414,7 +414,10 @@ struct Trie::Retiring : RetireList {};
 static const uint8_t kEmpty[1] = {0};
 Trie::Trie(uint32_t id) : id_(id), root_(new Node(kEmpty, 0, Node::kRoot, nullptr)) {}
 
-Trie::~Trie() { DeleteTree(root_); }
+Trie::~Trie() {
+  DeleteTree(root_);
+  for (auto& c : changes_) delete c.load(std::memory_order_relaxed);
+}
 
 void Trie::Kill() {
   std::lock_guard<std::mutex> lock(write_mu_);
@@ -470,11 +473,31 @@ void Trie::Prune(Node* node, Retiring* r) {
   }
 }
 
-void Trie::Publish(Retiring* r) {
-  // Generation first: a reader that still finds a cached entry for the old generation is
-  // pinned in an epoch that keeps everything it references alive.
+void Trie::Publish(Retiring* r, const uint8_t* filter, size_t len) {
+  // Log the change before the generation makes it visible: a reader that sees the new
+  // generation finds its record (or a newer one, and then knows the log no longer covers it).
+  uint64_t next = generation_.load(std::memory_order_relaxed) + 1;
+  auto* rec = new Change{next, std::string(reinterpret_cast<const char*>(filter), len)};
+  Change* old = changes_[next % kChangeLog].exchange(rec, std::memory_order_acq_rel);
+  if (old) r->Add(old, [](void* p) { delete static_cast<Change*>(p); });
+  // Generation before retiring: a reader that still finds a cached entry for the old
+  // generation is pinned in an epoch that keeps everything it references alive.
   generation_.fetch_add(1, std::memory_order_seq_cst);
   for (auto& it : r->items) epoch::Retire(it.first, it.second);
+}
+
+bool Trie::UnchangedFor(uint64_t from, uint64_t to, const uint8_t* topic, size_t len) const {
+  // Beyond a few changes a fresh walk is cheaper than checking each one.
+  constexpr uint64_t kMaxChecks = 16;
+  if (to < from || to - from > kMaxChecks) return false;
+  for (uint64_t g = from + 1; g <= to; g++) {
+    const Change* c = changes_[g % kChangeLog].load(std::memory_order_acquire);
+    if (!c || c->generation != g) return false;
+    if (topic::FilterMatches(reinterpret_cast<const uint8_t*>(c->filter.data()), c->filter.size(),
+                             topic, len))
+      return false;
+  }
+  return true;
 }
 
 int Trie::Subscribe(const uint8_t* f, size_t n, uint32_t sub, uint8_t options, uint32_t sid) {
@@ -508,7 +531,7 @@ int Trie::Subscribe(const uint8_t* f, size_t n, uint32_t sub, uint8_t options, u
     }
     if (added) stats_.subscriptions++;
     if (was_empty) stats_.filters++;
-    Publish(&r);
+    Publish(&r, fp, n - share.filter_off);
   }
   epoch::Collect();
   return added ? 1 : 0;
@@ -538,7 +561,7 @@ bool Trie::Unsubscribe(const uint8_t* f, size_t n, uint32_t sub) {
       stats_.filters--;
       Prune(leaf, &r);
     }
-    Publish(&r);
+    Publish(&r, f + share.filter_off, n - share.filter_off);
   }
   epoch::Collect();
   return true;

@@ -57,6 +57,10 @@ class Trie {
   void Match(const uint8_t* topic, size_t len, MatchSink* sink) const;
 
   uint64_t Generation() const { return generation_.load(std::memory_order_seq_cst); }
+  // True if no change in generations (from, to] can affect the result for `topic`, i.e. a
+  // result cached at `from` is still exact at `to`. False if unsure (log overwritten, too many
+  // changes to check). Caller holds an epoch::Guard.
+  bool UnchangedFor(uint64_t from, uint64_t to, const uint8_t* topic, size_t len) const;
   Stats GetStats();
   bool cache_enabled() const { return cache_enabled_.load(std::memory_order_relaxed); }
   void set_cache_enabled(bool on) { cache_enabled_.store(on, std::memory_order_relaxed); }
@@ -68,7 +72,16 @@ class Trie {
   Node* FindOrCreatePath(const uint8_t* p, size_t n, Retiring* r);
   Node* FindPath(const uint8_t* p, size_t n) const;
   void Prune(Node* node, Retiring* r);
-  void Publish(Retiring* r);
+  void Publish(Retiring* r, const uint8_t* filter, size_t len);
+
+  // The real filter (no '$share/') behind each of the last kChangeLog generations. Records are
+  // immutable; a slot is overwritten by pointer swap and the old record retired.
+  struct Change {
+    uint64_t generation;
+    std::string filter;
+  };
+  static constexpr size_t kChangeLog = 1024;
+  std::atomic<Change*> changes_[kChangeLog] = {};
 
   const uint32_t id_;
   Node* root_;

@@ -94,6 +94,9 @@ void CheckMatch(trie::Trie* t, const std::map<Sub, uint32_t>& ref, const std::ve
     std::multiset<std::pair<uint32_t, uint32_t>> plain, want_plain;
     std::map<std::pair<std::string, std::string>, std::set<uint32_t>> groups;
     for (const auto& [s, opts] : ref) {
+      bool fast = fleetmq::topic::FilterMatches(reinterpret_cast<const uint8_t*>(s.filter.data()), s.filter.size(),
+                                                reinterpret_cast<const uint8_t*>(topic.data()), topic.size());
+      if (fast != RefMatch(s.filter, topic)) Fail("FilterMatches differs", s.filter, topic);
       if (!RefMatch(s.filter, topic)) continue;
       if (s.group.empty()) want_plain.insert({s.subscriber, opts});
       else groups[{s.group, s.filter}].insert(s.subscriber);

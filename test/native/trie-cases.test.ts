@@ -167,3 +167,34 @@ test('a zero-length topic span (even over an empty buffer) is matched, not rejec
     trie.destroy();
   }
 });
+
+for (const cache of [true, false]) {
+  test(`results stay exact across a few changes, relevant or not (cache ${cache ? 'on' : 'off'})`, () => {
+    const trie = Trie.create();
+    try {
+      trie.setCache(cache);
+      trie.subscribe('a/b', 1);
+      const subsOf = () => trie.match(['a/b', 'x/y'])[0]!.map((m) => `${m.subscriber}:${m.options}`).sort();
+      assert.deepEqual(subsOf(), ['1:0']);
+      trie.subscribe('x/+', 2); // cannot match a/b
+      assert.deepEqual(subsOf(), ['1:0']);
+      trie.subscribe('a/+', 3);
+      assert.deepEqual(subsOf(), ['1:0', '3:0']);
+      trie.subscribe('x/y', 4);
+      trie.subscribe('a/b', 1, 2); // options replaced
+      assert.deepEqual(subsOf(), ['1:2', '3:0']);
+      trie.subscribe('#', 5);
+      trie.unsubscribe('a/+', 3);
+      assert.deepEqual(subsOf(), ['1:2', '5:0']);
+      trie.subscribe('$share/g/a/#', 6);
+      assert.deepEqual(subsOf(), ['1:2', '5:0', `6:${SHARED_PICK_FLAG}`]);
+      trie.unsubscribe('$share/g/a/#', 6);
+      assert.deepEqual(subsOf(), ['1:2', '5:0']);
+      for (let i = 0; i < 40; i++) trie.subscribe(`z/${i}`, 9); // more changes than the log check covers
+      trie.unsubscribe('#', 5);
+      assert.deepEqual(subsOf(), ['1:2']);
+    } finally {
+      trie.destroy();
+    }
+  });
+}

@@ -66,13 +66,13 @@ for (const cache of [true, false]) {
     trie.setCache(cache);
     try {
       const subs = new Map<string, Sub>();
-      for (let i = 0; i < 3000; i++) {
+      for (let i = 0; i < 2000; i++) {
         const s = { filter: randomFilter(r), subscriber: Math.floor(r() * 200) };
         const key = `${s.filter}\u0000${s.subscriber}`;
         assert.equal(trie.subscribe(s.filter, s.subscriber, 3, 0), subs.has(key) ? 0 : 1, `seed=${seed}`);
         subs.set(key, s);
       }
-      const topics = Array.from({ length: 2000 }, () => randomTopic(r));
+      const topics = Array.from({ length: 1000 }, () => randomTopic(r));
       check(trie, subs, topics, seed, 'after subscribe');
       check(trie, subs, topics, seed, 'again (cached)');
       const keys = [...subs.keys()];
@@ -83,6 +83,25 @@ for (const cache of [true, false]) {
         subs.delete(key);
       }
       check(trie, subs, topics, seed, 'after unsubscribe');
+      // Few changes between matches: cached results are revalidated against the change log
+      // instead of recomputed, so relevant and irrelevant changes must both be seen.
+      const some = topics.slice(0, 32);
+      check(trie, subs, some, seed, 'before small changes');
+      for (let round = 0; round < 12; round++) {
+        const changes = 1 + Math.floor(r() * 5);
+        for (let c = 0; c < changes; c++) {
+          const s = { filter: r() < 0.5 ? randomFilter(r) : randomTopic(r) || '/', subscriber: Math.floor(r() * 200) };
+          const key = `${s.filter}\u0000${s.subscriber}`;
+          if (subs.has(key)) {
+            assert.equal(trie.unsubscribe(s.filter, s.subscriber), true, `seed=${seed}`);
+            subs.delete(key);
+          } else {
+            assert.equal(trie.subscribe(s.filter, s.subscriber, round & 0x7f, 0), 1, `seed=${seed}`);
+            subs.set(key, s);
+          }
+        }
+        check(trie, subs, some, seed, `small changes round ${round}`);
+      }
       const st = trie.stats();
       assert.equal(st.subscriptions, subs.size, `seed=${seed}`);
       for (const s of subs.values()) trie.unsubscribe(s.filter, s.subscriber);

@@ -73,7 +73,14 @@ function flagsFor(row: CellResult, cfg: CellConfig, offeredRate: number, fanout:
 
 function contention(row: CellResult, a: CpuJiffies, b: CpuJiffies, cfg: CellConfig): void {
   if (!cfg.brokerCpus) return; // unpinned: broker and load share every CPU, nothing to separate
-  row.otherOnBrokerPct = Math.max(0, busyPct(a, b, cfg.brokerCpus) - row.brokerCpuPct);
+  const brokerCpus = cfg.brokerCpus;
+  if (brokerCpus.some((c) => cfg.loadCpus.includes(c))) {
+    // Overlapping sets: only the union can be split into broker, load and everyone else.
+    const union = [...new Set([...brokerCpus, ...cfg.loadCpus])];
+    row.otherOnBrokerPct = row.otherOnLoadPct = Math.max(0, busyPct(a, b, union) - row.brokerCpuPct - row.loadCpuPct);
+    return;
+  }
+  row.otherOnBrokerPct = Math.max(0, busyPct(a, b, brokerCpus) - row.brokerCpuPct);
   row.otherOnLoadPct = Math.max(0, busyPct(a, b, cfg.loadCpus) - row.loadCpuPct);
 }
 

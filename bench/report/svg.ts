@@ -25,7 +25,7 @@ function niceMax(v: number): number {
 export function barChart(c: Chart): string {
   const W = 120 + c.groups.length * (c.series.length * 26 + 30);
   const H = 360;
-  const top = 50;
+  const top = 70;
   const bottom = 300;
   const left = 80;
   const bars = c.groups.flatMap((g) => c.series.map((s) => c.bar(g, s))).filter((b): b is Bar => b !== null);
@@ -55,6 +55,9 @@ export function barChart(c: Chart): string {
       if (Number.isFinite(b.lo) && Number.isFinite(b.hi) && b.hi > b.lo) {
         out.push(`<line x1="${x + 11}" x2="${x + 11}" y1="${y(b.hi)}" y2="${y(b.lo)}" stroke="black"/>`);
       }
+      // Values differ by 10× between brokers, so small bars carry their figure as text.
+      const ty = Math.min(y(Number.isFinite(b.hi) ? Math.max(b.hi, b.value) : b.value), y(b.value)) - 4;
+      out.push(`<text x="${x + 15}" y="${ty}" font-size="9" transform="rotate(-90 ${x + 15} ${ty})">${si(b.value)}</text>`);
     });
     out.push(`<text x="${x0 + (c.series.length * 26) / 2}" y="${bottom + 16}" text-anchor="middle">${esc(g)}</text>`);
   });

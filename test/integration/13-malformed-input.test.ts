@@ -323,6 +323,10 @@ for (const workers of [1, 3]) {
         if (!b.alive()) problems.push(`the broker process exited (${JSON.stringify(await b.exited)})`);
         const crashes = crashLines(b.output());
         if (crashes.length) problems.push(`crash lines in the broker output:\n  ${crashes.slice(0, 10).join('\n  ')}`);
+        // A Node warning caused by client input (e.g. TimeoutOverflowWarning: a client-supplied
+        // interval overflowed a timer, which Node then fires after 1 ms) is a bug too.
+        const warnings = b.output().split('\n').filter((l) => /Warning:/.test(l));
+        if (warnings.length) problems.push(`Node warnings in the broker output:\n  ${[...new Set(warnings)].slice(0, 5).join('\n  ')}`);
         if (heartbeatError) problems.push(`good clients stopped working during the run after ${roundsDuringFuzz} round(s): ${heartbeatError.message}`);
         if (finalError) problems.push(`good clients do not work after the run: ${finalError.message}`);
         if (good.events.length) problems.push(`good clients were disturbed: ${good.events.join('; ')}`);

@@ -69,19 +69,34 @@ describe('worker crash with --workers 3', () => {
     const N = 9;
     const b = await launchBroker(WORKERS, [], { env: HOOKS });
     try {
-      // Sequential connects on a fresh broker: least-loaded placement gives each worker N/3.
-      const clients: Client[] = [];
-      for (let i = 0; i < N; i++) clients.push(await connect(b, `crash-${i}`, i % 2 ? 4 : 5));
+      // Sequential connects: least-loaded placement gives each worker N/3. Before each later
+      // round every client disconnects and connects again, so the replacement workers take
+      // their share and the next crash hits a worker that serves clients.
+      let clients: Client[] = [];
+      const connectAll = async () => {
+        for (let i = 0; i < N; i++) clients.push(await connect(b, `crash-${i}`, i % 2 ? 4 : 5));
+      };
+      await connectAll();
       await round(b, clients, 'before');
       const threadsBefore = threadCount(b.proc.pid!);
 
       for (let r = 0; r < 3; r++) {
+        if (r > 0) {
+          for (const c of clients) { c.raw.send({ cmd: 'disconnect' }); }
+          for (const c of clients) assert.ok(await c.raw.waitClosed(10000), `${c.id}: not closed 10 s after DISCONNECT`);
+          clients = [];
+          await connectAll();
+          await round(b, clients, `r${r}-before`);
+        }
         const crasher = clients[(r * 4) % N];
         const { dead, alive } = await crashVia(b, clients, crasher);
         const deadIds = dead.map((c) => c.id);
         assert.ok(deadIds.includes(crasher.id), `round ${r}: the crashing client is not among the disconnected ones`);
         assert.ok(alive.length > 0, `round ${r}: every client was disconnected by one worker's crash (all on one worker?)`);
-        assert.ok(dead.length <= Math.ceil(N / WORKERS),
+        // On the fresh broker the spread is known: least-loaded placement puts N/3 on each
+        // worker. In later rounds a replacement worker may still be starting while clients
+        // reconnect (then it rightly gets none), so only "not everyone" is asserted there.
+        if (r === 0) assert.ok(dead.length <= Math.ceil(N / WORKERS),
           `round ${r}: ${dead.length} clients lost (${deadIds.join(', ')}); with ${N} clients spread least-loaded over ${WORKERS} workers at most ${Math.ceil(N / WORKERS)} share a worker`);
 
         // Survivors keep working, across workers, while the dead worker is being replaced.

@@ -64,7 +64,12 @@ function flagsFor(row: CellResult, cfg: CellConfig, offeredRate: number, fanout:
   // On a shared machine: who else ran on our CPUs. Per-core figures stay valid, rates do not.
   if (row.otherOnBrokerPct > 15) flags.push(`others-on-broker-cpu:${row.otherOnBrokerPct.toFixed(0)}%`);
   if (row.otherOnLoadPct > 15) flags.push(`others-on-load-cpu:${row.otherOnLoadPct.toFixed(0)}%`);
-  if (row.unit === 'msg' && offeredRate === 0 && row.brokerCpuPct < 85 * brokerCores) flags.push('broker<85%cpu');
+  if (row.unit === 'msg' && offeredRate === 0 && row.brokerCpuPct < 85 * brokerCores) {
+    // Not saturated by its own work: either its CPUs were full with other processes' work too
+    // (it got a share of them), or the load did not push it hard enough.
+    const full = row.brokerCpuPct + (Number.isFinite(row.otherOnBrokerPct) ? row.otherOnBrokerPct : 0) >= 90 * brokerCores;
+    flags.push(full ? 'broker-cpu-shared' : 'broker-unsaturated');
+  }
   if (offeredRate > 0 && row.rate < 0.95 * offeredRate * fanout) flags.push('rate-missed');
   if (row.lost > 0) flags.push('lost');
   if (row.outOfOrder > 0) flags.push('out-of-order');

@@ -24,6 +24,7 @@ const HELP = `usage: npm run bench -- [options]
   --workers W          fleetmq workers: 1 | 1..4 | 1,2,4 (several = sweep; default 1)
   --broker-cpus LIST   CPUs the broker is pinned to (default 0)
   --load-cpus LIST     CPUs the load generator is pinned to (default: all others)
+  --cpus B/L           both at once, e.g. --cpus 0-15/16-31
   --no-pin             do not use taskset
   --threads N          load generator threads (default: max(2, load CPUs))
   --protocol 4|5       MQTT 3.1.1 (4, default) or 5.0
@@ -75,8 +76,11 @@ interface Pinning { broker: number[] | null; load: number[] }
 function pinning(args: Args): Pinning {
   const all = Array.from({ length: os.cpus().length }, (_, i) => i);
   if (args.has('no-pin') || !hasTaskset() || all.length < 2) return { broker: null, load: all };
-  const broker = parseCpuList(args.get('broker-cpus') ?? '0');
-  const load = args.has('load-cpus') ? parseCpuList(args.get('load-cpus')!) : all.filter((c) => !broker.includes(c));
+  // --cpus BROKER/LOAD is shorthand for --broker-cpus BROKER --load-cpus LOAD.
+  const [cb, cl] = (args.get('cpus') ?? '').split('/');
+  const broker = parseCpuList(args.get('broker-cpus') ?? (cb || '0'));
+  const loadSpec = args.get('load-cpus') ?? cl;
+  const load = loadSpec ? parseCpuList(loadSpec) : all.filter((c) => !broker.includes(c));
   if (load.length === 0) throw new Error('no CPU left for the load generator; pass --load-cpus');
   pinSelf(load);
   return { broker, load };

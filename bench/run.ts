@@ -30,6 +30,7 @@ const HELP = `usage: npm run bench -- [options]
   --protocol 4|5       MQTT 3.1.1 (4, default) or 5.0
   --payload BYTES      payload size, at least 16 (default 64)
   --rate N             fixed total msg/s for every pub/sub scenario (default: closed loop)
+  --qos 0|1|2          QoS for every pub/sub scenario (default: the scenario's)
   --window N           closed loop: unseen messages per publisher (default 200)
   --inflight N         QoS 1/2 unacknowledged PUBLISHes per publisher (default 256)
   --idle-count N       connections in the idle scenario (default 10000)
@@ -59,6 +60,13 @@ function num(args: Args, k: string, dflt: number): number {
   const n = Number(v);
   if (!Number.isFinite(n) || n < 0) throw new Error(`--${k} needs a number, got '${v}'`);
   return n;
+}
+
+function qosArg(args: Args): 0 | 1 | 2 | undefined {
+  if (!args.has('qos')) return undefined;
+  const q = num(args, 'qos', 0);
+  if (q !== 0 && q !== 1 && q !== 2) throw new Error('--qos is 0, 1 or 2');
+  return q;
 }
 
 function workerCounts(spec: string): number[] {
@@ -140,7 +148,8 @@ async function main(): Promise<void> {
     warmupMs: num(args, 'warmup', quick ? 1 : 2) * 1000, measureMs: num(args, 'duration', quick ? 2 : 3) * 1000,
     drainMs: Math.max(5, num(args, 'duration', 3)) * 1000,
     scenario: {
-      version: protocol, payload, rate: args.has('rate') ? num(args, 'rate', 0) : undefined, window: num(args, 'window', 200),
+      version: protocol, payload, rate: args.has('rate') ? num(args, 'rate', 0) : undefined, qos: qosArg(args),
+      window: num(args, 'window', 200),
       inflight: num(args, 'inflight', 256), idleCount: num(args, 'idle-count', quick ? 2000 : 10000), extraIdle: num(args, 'idle', 0),
     },
   };

@@ -8,6 +8,8 @@ export interface ScenarioOptions {
   payload: number;
   /** Overrides the scenario's rate: total msg/s offered, 0 = closed loop. */
   rate?: number;
+  /** Overrides the scenario's QoS (publish and subscribe). */
+  qos?: 0 | 1 | 2;
   window: number;
   inflight: number;
   idleCount: number;
@@ -27,7 +29,7 @@ const pad = (n: number, width: number) => String(n).padStart(width, '0');
 
 function pubsub(o: ScenarioOptions, qos: 0 | 1 | 2, fanout: number, rate: number, publishers: PublisherSpec[], subscribers: SubscriberSpec[]): PubSubPlan {
   return {
-    kind: 'pubsub', version: o.version, qos, payload: o.payload, inflight: o.inflight, rate: o.rate ?? rate,
+    kind: 'pubsub', version: o.version, qos: o.qos ?? qos, payload: o.payload, inflight: o.inflight, rate: o.rate ?? rate,
     window: o.window, fanout, publishers, subscribers, idle: o.extraIdle,
   };
 }

@@ -59,7 +59,7 @@ export function validTopicFilter(filter: string): boolean {
 /**
  * mqtt-packet decodes filters with replacement characters, hiding ill-formed UTF-8, so the
  * raw SUBSCRIBE / UNSUBSCRIBE payload is checked here [MQTT-1.5.4-1]. Returns false if any
- * filter's bytes are not well-formed UTF-8 (the packet is then malformed).
+ * filter's bytes are not well-formed UTF-8 or contain U+0000 (the packet is then malformed).
  */
 export function rawFiltersWellFormed(buf: Uint8Array, start: number, end: number, withOptions: boolean): boolean {
   let pos = start;
@@ -68,6 +68,7 @@ export function rawFiltersWellFormed(buf: Uint8Array, start: number, end: number
     pos += 2;
     if (pos + len > end) return false;
     for (let i = pos; i < pos + len; i++) {
+      if (buf[i] === 0) return false; // U+0000: close the connection [MQTT-1.5.4-2]
       if (buf[i] < 0x80) continue;
       const n = utf8SeqLen(buf, i, pos + len);
       if (n === 0) return false;

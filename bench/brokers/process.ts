@@ -87,7 +87,8 @@ export async function launch(spec: SpawnSpec, opts: LaunchOptions): Promise<Brok
   const ready = port > 0 && !exited && (spec.ready ? true : await canConnect(host, port));
   if (!ready) {
     await stop();
-    throw new Error(`${spec.name} did not start within ${opts.timeoutMs} ms${exited ? ' (exited)' : ''}: ${excerpt(out)}`);
+    const why = exited ? 'exited during start-up' : `did not start within ${opts.timeoutMs} ms`;
+    throw new Error(`${spec.name} ${why}: ${excerpt(out)}`);
   }
   return { name: spec.name, pid: child.pid!, host, port, output: () => out, exited: () => exited, stop };
 }

@@ -301,7 +301,7 @@ export function persistentConnect(version: 4 | 5, clientId: string, resume: bool
 }
 
 /** Subscribes and checks the granted QoS (a failure code there would make later checks misleading). */
-export async function subscribeOk(client: mqtt.MqttClient, filters: Record<string, mqtt.IClientSubscribeOptions>, props?: mqtt.IClientSubscribeProperties): Promise<void> {
+export async function subscribeOk(client: mqtt.MqttClient, filters: Record<string, mqtt.IClientSubscribeOptions>, props?: NonNullable<mqtt.IClientSubscribeProperties['properties']>): Promise<void> {
   const granted = await new Promise<mqtt.ISubscriptionGrant[]>((resolve, reject) => {
     const t = setTimeout(() => reject(new Error(`no SUBACK within ${WAIT_MS} ms for ${Object.keys(filters).join(', ')}`)), WAIT_MS);
     client.subscribe(filters as mqtt.ISubscriptionMap, (props ? { properties: props } : {}) as mqtt.IClientSubscribeOptions,

@@ -1,0 +1,168 @@
+// 22 durability flags and unreadable stores (issue 4 "Durability" and "Restart"):
+//   - --durability none keeps everything in memory: nothing survives a restart, and it needs no
+//     data directory (the default ./data is not created);
+//   - a bad --durability value: one clear line on stderr, exit 2, nothing created;
+//   - a corrupt store (garbage in CURRENT, garbage in an SST) or one already open by another
+//     broker: a clear error naming the path, a non-zero exit, and every file left as it was
+//     (never a silent wipe).
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { uid, utopic } from '../helpers/mqtt-helpers';
+import {
+  launch, runCli, makeTempDir, removeDir, Clients, Deployment, withDeployment, persistentOpts, subscribeOk, publishOk, endOk,
+  hashTree, diffTrees, listTree, Down,
+} from '../helpers/persist-helpers';
+
+const STACK_RE = /^\s+at .+:\d+:\d+\)?$/m;
+
+for (const workers of [1, 3]) {
+  for (const down of ['SIGTERM', 'SIGKILL'] as Down[]) {
+    describe(`22 --durability none [workers=${workers}, restart by ${down}]`, () => {
+      it('keeps nothing across a restart (sessions, subscriptions, queued, retained) and creates no data directory', async () => {
+        const cwd = makeTempDir('fleetmq-none-cwd-');
+        const c = new Clients();
+        const args = ['--port', '0', '--host', '127.0.0.1', '--workers', String(workers), '--durability', 'none'];
+        let b = await launch(args, { cwd }).catch((err) => { removeDir(cwd); throw err; });
+        try {
+          const base = utopic('none');
+          const ids: Array<[4 | 5, string]> = [];
+          for (const v of [4, 5] as const) {
+            const id = uid(`n${v}`);
+            const a = await c.mqtt(b.port, persistentOpts(v, id, false));
+            await subscribeOk(a.client, { [`${base}/q`]: { qos: 1 } });
+            await endOk(a.client);
+            ids.push([v, id]);
+          }
+          const pub = await c.mqtt(b.port, { protocolVersion: 4, clientId: uid('np') });
+          await publishOk(pub.client, `${base}/q`, 'queued', { qos: 1 });
+          await publishOk(pub.client, `${base}/r`, 'retained', { qos: 1, retain: true });
+          // In memory, the state is there (so the check after the restart means something).
+          const [v0, id0] = ids[0];
+          const again = await c.mqtt(b.port, persistentOpts(v0, id0, true));
+          assert.equal(again.connack.sessionPresent, true, 'durability none: the session exists in memory before the restart');
+          await again.inbox.waitForPayload('queued');
+          await endOk(again.client);
+          await publishOk(pub.client, `${base}/q`, 'queued2', { qos: 1 });
+
+          if (down === 'SIGKILL') await b.kill(); else await b.stop();
+          b = await launch(args, { cwd });
+          const pub2 = await c.mqtt(b.port, { protocolVersion: 4, clientId: uid('np2') });
+          for (const [v, id] of ids) {
+            const s = await c.mqtt(b.port, persistentOpts(v, id, true));
+            assert.equal(s.connack.sessionPresent, false, `v${v}: --durability none must not keep sessions across a restart`);
+            await subscribeOk(s.client, { [`${base}/#`]: { qos: 1 } });
+            await publishOk(pub2.client, `${base}/mark`, 'mark', { qos: 1 });
+            const before = await s.inbox.waitForPayload('mark');
+            assert.deepEqual(before.map((m) => `${m.topic.slice(base.length)}=${m.payload}`), [], `v${v}: nothing queued or retained survives a restart with --durability none`);
+          }
+          await b.stop();
+          assert.deepEqual(listTree(cwd), [], `--durability none wrote files into its working directory: ${listTree(cwd).join(', ')}`);
+        } finally {
+          await c.closeAll();
+          if (b.alive()) await b.kill();
+          removeDir(cwd);
+        }
+      });
+    });
+  }
+}
+
+describe('22 bad --durability values', () => {
+  for (const bad of ['bogus', '', 'fsync,process', 'None ']) {
+    it(`--durability ${JSON.stringify(bad)}: one clear stderr line, exit 2, nothing created`, async () => {
+      const dir = makeTempDir();
+      try {
+        const r = await runCli(['--port', '0', '--host', '127.0.0.1', '--workers', '1', '--data-dir', dir, '--durability', bad]);
+        assert.equal(r.listened, false, `the broker started with --durability ${JSON.stringify(bad)}`);
+        assert.equal(r.code, 2, `exit code ${r.code} (signal ${r.signal}); stderr: ${r.stderr}`);
+        const lines = r.stderr.trim().split('\n');
+        assert.equal(lines.length, 1, `exactly one stderr line, got: ${JSON.stringify(r.stderr)}`);
+        assert.match(lines[0], /durability/, 'the line names the option');
+        assert.deepEqual(listTree(dir), [], 'nothing written to the data dir');
+      } finally {
+        removeDir(dir);
+      }
+    });
+  }
+  it('--durability with no value: one clear stderr line, exit 2', async () => {
+    const r = await runCli(['--port', '0', '--host', '127.0.0.1', '--workers', '1', '--durability']);
+    assert.equal(r.listened, false, 'the broker started with a bare --durability');
+    assert.equal(r.code, 2, `exit code ${r.code}; stderr: ${r.stderr}`);
+    assert.equal(r.stderr.trim().split('\n').length, 1, `one stderr line: ${JSON.stringify(r.stderr)}`);
+    assert.match(r.stderr, /durability/);
+  });
+});
+
+/** A data dir holding real state, written and cleanly stopped by `starts` broker runs. */
+async function populatedStore(d: Deployment, c: Clients, starts: number): Promise<void> {
+  const base = utopic('corrupt');
+  for (let i = 0; i < starts; i++) {
+    await d.start();
+    const id = uid('cs');
+    const a = await c.mqtt(d.port, persistentOpts(5, id, false));
+    await subscribeOk(a.client, { [`${base}/${i}`]: { qos: 1 } });
+    await endOk(a.client);
+    const pub = await c.mqtt(d.port, { protocolVersion: 4, clientId: uid('cp') });
+    await publishOk(pub.client, `${base}/${i}`, `queued-${i}`, { qos: 1 });
+    await publishOk(pub.client, `${base}/r${i}`, `retained-${i}`, { qos: 1, retain: true });
+    await c.closeAll();
+    await d.down('SIGTERM');
+  }
+}
+
+async function expectRefusal(d: Deployment, what: string): Promise<void> {
+  const before = hashTree(d.dir);
+  const r = await runCli(d.args());
+  assert.equal(r.listened, false, `the broker started on a store with ${what} (silently ignoring or wiping it?); stdout: ${r.stdout} stderr: ${r.stderr}`);
+  assert.equal(r.signal, null, `the broker died of ${r.signal} instead of exiting with an error; stderr: ${r.stderr}`);
+  assert.notEqual(r.code, 0, `exit code 0 on a store with ${what}; stderr: ${r.stderr}`);
+  assert.ok(r.stderr.includes(d.dir), `the error must name the data directory ${d.dir}; stderr: ${JSON.stringify(r.stderr)}`);
+  assert.doesNotMatch(r.stderr, STACK_RE, `a clear error, not a stack trace; stderr: ${r.stderr}`);
+  const changes = diffTrees(before, hashTree(d.dir));
+  assert.deepEqual(changes, [], `the store's files must be left untouched (no silent wipe or repair): ${changes.join(', ')}`);
+}
+
+describe('22 unreadable stores: clear error naming the path, non-zero exit, files untouched', () => {
+  it('garbage in CURRENT', async () => {
+    await withDeployment(1, {}, async (d, c) => {
+      await populatedStore(d, c, 1);
+      const current = path.join(d.dir, 'CURRENT');
+      assert.ok(fs.existsSync(current), `no CURRENT in the data dir after a run with --durability process (files: ${listTree(d.dir).join(', ')})`);
+      fs.writeFileSync(current, 'this is not a manifest name\n\x00\xff garbage');
+      await expectRefusal(d, 'garbage in CURRENT');
+    });
+  });
+
+  it('garbage in an SST file', async () => {
+    await withDeployment(1, {}, async (d, c) => {
+      // RocksDB writes the recovered WAL into an SST on open: two runs leave at least one.
+      await populatedStore(d, c, 2);
+      const ssts = listTree(d.dir).filter((f) => f.endsWith('.sst'));
+      assert.ok(ssts.length > 0, `no .sst file after two runs, cannot corrupt one (files: ${listTree(d.dir).join(', ')})`);
+      for (const f of ssts) {
+        const p = path.join(d.dir, f);
+        const size = fs.statSync(p).size;
+        fs.writeFileSync(p, Buffer.alloc(Math.max(size, 64), 0x5a));
+      }
+      await expectRefusal(d, `garbage in ${ssts.join(', ')}`);
+    });
+  });
+
+  it('a data dir already open by a running broker: the second one refuses, the first keeps serving', async () => {
+    await withDeployment(1, {}, async (d, c) => {
+      await d.start();
+      const r = await runCli(d.args());
+      assert.equal(r.listened, false, 'a second broker started on a data dir another broker has open');
+      assert.notEqual(r.code, 0, `exit code 0; stderr: ${r.stderr}`);
+      assert.equal(r.signal, null, `died of ${r.signal}; stderr: ${r.stderr}`);
+      assert.ok(r.stderr.includes(d.dir), `the error must name the data directory; stderr: ${JSON.stringify(r.stderr)}`);
+      assert.doesNotMatch(r.stderr, STACK_RE, `a clear error, not a stack trace; stderr: ${r.stderr}`);
+      const id = uid('still');
+      const a = await c.mqtt(d.port, persistentOpts(4, id, false));
+      assert.equal(a.connack.sessionPresent, false);
+      await endOk(a.client);
+    });
+  });
+});

@@ -16,6 +16,7 @@ export interface CellConfig {
   measureMs: number;
   drainMs: number;
   scenario: ScenarioOptions;
+  fleetmqArgs: string[];
 }
 
 export interface CellResult {
@@ -146,7 +147,7 @@ export async function runCell(broker: BrokerName, s: Scenario, workers: number, 
   const row = emptyRow(broker, s, workers, repeat, '');
   let proc: BrokerProcess | undefined;
   try {
-    proc = await startBroker(broker, { cpus: cfg.brokerCpus, timeoutMs: 20000 }, workers);
+    proc = await startBroker(broker, { cpus: cfg.brokerCpus, timeoutMs: 20000 }, workers, cfg.fleetmqArgs);
     const pid = proc.pid;
     const plan = s.build(cfg.scenario);
     const budget = 60000 + cfg.warmupMs + cfg.measureMs + cfg.drainMs + (plan.kind === 'idle' ? plan.count * 10 : 0);

@@ -5,7 +5,7 @@ import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { BROKERS, BrokerName } from './brokers';
+import { BROKERS, BrokerName, FLEETMQ_DEFAULT_ARGS } from './brokers';
 import { CellConfig, CellResult, runCell } from './cell';
 import { hasTaskset, parseCpuList, pinSelf } from './proc';
 import { toCsv } from './report/csv';
@@ -22,6 +22,7 @@ const HELP = `usage: npm run bench -- [options]
   --duration S         measured window in seconds (default 3)
   --quick              1 s warm-up, 2 s window, 1 repeat, 2000 idle connections
   --workers W          fleetmq workers: 1 | 1..4 | 1,2,4 (several = sweep; default 1)
+  --fleetmq-args ARGS  extra fleetmq flags, one string (default "--durability none")
   --broker-cpus LIST   CPUs the broker is pinned to (default 0)
   --load-cpus LIST     CPUs the load generator is pinned to (default: all others)
   --cpus B/L           both at once, e.g. --cpus 0-15/16-31
@@ -147,6 +148,7 @@ async function main(): Promise<void> {
     threads: num(args, 'threads', Math.max(2, pins.load.length)),
     warmupMs: num(args, 'warmup', quick ? 1 : 2) * 1000, measureMs: num(args, 'duration', quick ? 2 : 3) * 1000,
     drainMs: Math.max(5, num(args, 'duration', 3)) * 1000,
+    fleetmqArgs: args.has('fleetmq-args') ? args.get('fleetmq-args')!.split(/\s+/).filter(Boolean) : FLEETMQ_DEFAULT_ARGS,
     scenario: {
       version: protocol, payload, rate: args.has('rate') ? num(args, 'rate', 0) : undefined, qos: qosArg(args),
       window: num(args, 'window', 200),
@@ -156,7 +158,7 @@ async function main(): Promise<void> {
   const label = args.get('label') ?? gitLabel();
   const cells = schedule(brokers, scenarios, workers, repeats);
   const header = `fleetmq bench '${label}', ${new Date().toISOString()}: ${describeMachine(pins)}; ${cfg.threads} load threads; ` +
-    `MQTT ${protocol === 5 ? '5.0' : '3.1.1'}, ${payload} B payload; ${cfg.warmupMs / 1000} s warm-up + ${cfg.measureMs / 1000} s window; ${repeats} repeats`;
+    `MQTT ${protocol === 5 ? '5.0' : '3.1.1'}, ${payload} B payload; fleetmq ${cfg.fleetmqArgs.join(' ')}; ${cfg.warmupMs / 1000} s warm-up + ${cfg.measureMs / 1000} s window; ${repeats} repeats`;
   console.error(`${header}\n${cells.length} cells`);
   const rows: CellResult[] = [];
   for (const [i, c] of cells.entries()) {

@@ -26,17 +26,21 @@ function aedes(opts: LaunchOptions): Promise<BrokerProcess> {
   return launch({ name: 'aedes', command: process.execPath, args: [script, '0'], ready: /aedes listening on ([^\s:]+):(\d+)/ }, opts);
 }
 
-function fleetmq(opts: LaunchOptions, workers: number): Promise<BrokerProcess> {
+// Memory only, like Mosquitto (persistence false) and Aedes here; it also keeps a run from
+// colliding with another fleetmq's RocksDB lock on ./data.
+export const FLEETMQ_DEFAULT_ARGS = ['--durability', 'none'];
+
+function fleetmq(opts: LaunchOptions, workers: number, extra: string[]): Promise<BrokerProcess> {
   const bin = path.join(ROOT, 'bin', 'fleetmq.js');
   return launch({
     name: 'fleetmq', command: process.execPath,
-    args: [bin, '--port', '0', '--host', '127.0.0.1', '--workers', String(workers)],
+    args: [bin, '--port', '0', '--host', '127.0.0.1', '--workers', String(workers), ...extra],
     ready: /fleetmq listening on ([^\s:]+):(\d+)/,
   }, opts);
 }
 
-export function startBroker(name: BrokerName, opts: LaunchOptions, workers = 1): Promise<BrokerProcess> {
+export function startBroker(name: BrokerName, opts: LaunchOptions, workers = 1, fleetmqArgs = FLEETMQ_DEFAULT_ARGS): Promise<BrokerProcess> {
   if (name === 'mosquitto') return mosquitto(opts);
   if (name === 'aedes') return aedes(opts);
-  return fleetmq(opts, workers);
+  return fleetmq(opts, workers, fleetmqArgs);
 }

@@ -11,6 +11,8 @@
 import { spawn, ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
+import * as os from 'node:os';
+import * as path from 'node:path';
 import * as mqttPacket from 'mqtt-packet';
 import { BIN, BrokerHandle } from './broker';
 
@@ -40,10 +42,19 @@ export interface Broker extends BrokerHandle {
   signalAndWait(sig: NodeJS.Signals, ms?: number): Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 }
 
-/** Spawns the broker with exactly `args`, resolves once it prints `fleetmq listening on HOST:PORT`. */
+/**
+ * Spawns the broker with `args`, resolves once it prints `fleetmq listening on HOST:PORT`.
+ * Each broker gets its own fresh `--data-dir` (removed when it exits) unless `args` names one:
+ * the default store (./data) is a single-owner lock, shared by every broker started in the
+ * same directory, so tests running side by side would otherwise refuse each other.
+ */
 export async function launch(args: string[], opts: LaunchOptions = {}): Promise<Broker> {
-  const proc = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...opts.env } });
+  const ownDir = !args.some((a) => a === '--data-dir' || a.startsWith('--data-dir='));
+  const dataDir = ownDir ? fs.mkdtempSync(path.join(os.tmpdir(), 'fleetmq-robust-')) : undefined;
+  const fullArgs = dataDir ? [...args, '--data-dir', dataDir] : args;
+  const proc = spawn(process.execPath, [BIN, ...fullArgs], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...opts.env } });
   live.add(proc);
+  if (dataDir) proc.on('exit', () => fs.rmSync(dataDir, { recursive: true, force: true }));
   let out = '';
   const waiters: Array<() => void> = [];
   const wake = () => { for (const w of waiters.slice()) w(); };

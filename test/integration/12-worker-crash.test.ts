@@ -44,10 +44,15 @@ async function round(b: Broker, clients: Client[], tag: string): Promise<void> {
   const want = clients.length;
   for (const c of clients) {
     const got = () => new Set(c.raw.publishes('crash/all').map((p) => p.payload.toString()).filter((s) => s.startsWith(`${tag}:`))).size;
-    const state = () => (b.alive() ? 'broker still running' : `broker process EXITED; output:\n${b.output().slice(-2000)}`);
-    await waitUntil(() => got() === want || c.raw.closed, `${c.id} to receive all ${want} messages of round ${tag}`, 15000)
-      .catch((err) => { throw new Error(`${(err as Error).message} (has ${got()}); ${state()}`); });
-    assert.ok(!c.raw.closed, `${c.id} was disconnected during round ${tag}; ${state()}`);
+    // For the failure message: a closed connection may be the first sign of the whole broker
+    // exiting, which the test sees a moment later.
+    const state = async () => {
+      const exited = await b.waitExit(2000).then(() => true, () => false);
+      return exited ? `broker process EXITED; output:\n${b.output().slice(-2000)}` : 'broker still running';
+    };
+    const ok = await waitUntil(() => got() === want || c.raw.closed, `${c.id} to receive all ${want} messages of round ${tag}`, 15000).then(() => true, () => false);
+    if (!ok) throw new Error(`${c.id} did not receive all ${want} messages of round ${tag} within 15 s (has ${got()}); ${await state()}`);
+    if (c.raw.closed) assert.fail(`${c.id} was disconnected during round ${tag}; ${await state()}`);
   }
 }
 

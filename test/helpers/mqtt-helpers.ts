@@ -8,6 +8,9 @@
 //     for byte-level edge cases (malformed input, protocol errors, withheld acks).
 import { describe, before, after, afterEach } from 'node:test';
 import * as net from 'node:net';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
 import * as mqtt from 'mqtt';
 import * as mqttPacket from 'mqtt-packet';
 import { startBroker, rawConnect, BrokerHandle, StartOptions } from './broker';
@@ -33,6 +36,22 @@ export function utopic(prefix = 't'): string {
 // ---------------------------------------------------------------------------------------
 // Brokers
 
+/**
+ * A new empty store directory for one broker. Every broker under test gets its own: the default
+ * ./data is shared by every broker started from the repo (other suites, benchmarks) and holds a
+ * lock, and state from an earlier run must not leak into a test.
+ */
+/**
+ * Extra broker flags for every broker of the suite, for diagnosis only (e.g.
+ * FLEETMQ_IT_ARGS="--durability none" separates protocol failures from store failures).
+ * The suite's verdict is the run without it.
+ */
+export const EXTRA_ARGS: string[] = (process.env.FLEETMQ_IT_ARGS ?? '').split(/\s+/).filter(Boolean);
+
+export function freshDataDir(): string {
+  return fs.mkdtempSync(path.join(os.tmpdir(), 'fleetmq-it-'));
+}
+
 export interface BrokerCtx {
   /** The running broker (throws if it failed to start, so every test fails loudly). */
   (): BrokerHandle;
@@ -53,9 +72,11 @@ export function eachWorkerCount(
     describe(`${title} [workers=${workers}]`, () => {
       let broker: BrokerHandle | undefined;
       let startError: Error | undefined;
+      let dataDir: string | undefined;
       before(async () => {
         try {
-          broker = await startBroker({ workers, args: opts.args, env: opts.env });
+          dataDir = freshDataDir();
+          broker = await startBroker({ workers, args: ['--data-dir', dataDir, ...(opts.args ?? []), ...EXTRA_ARGS], env: opts.env });
         } catch (err) {
           startError = err as Error;
           throw err;
@@ -63,6 +84,7 @@ export function eachWorkerCount(
       });
       after(async () => {
         if (broker) await broker.stop();
+        if (dataDir) fs.rmSync(dataDir, { recursive: true, force: true });
       });
       const get: BrokerCtx = () => {
         if (!broker) throw new Error(`broker did not start: ${startError?.message ?? 'unknown'}`);

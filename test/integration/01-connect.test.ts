@@ -3,7 +3,8 @@
 import { describe, it, after } from 'node:test';
 import * as assert from 'node:assert/strict';
 import { startBroker, BrokerHandle } from '../helpers/broker';
-import { eachWorkerCount, clientPool, connackCode, connectPacket, uid, utopic, subscribe, publish, VERSIONS, RawClient } from '../helpers/mqtt-helpers';
+import * as fs from 'node:fs';
+import { eachWorkerCount, clientPool, connackCode, connectPacket, uid, utopic, subscribe, publish, VERSIONS, RawClient, freshDataDir } from '../helpers/mqtt-helpers';
 
 eachWorkerCount('01 connect', (broker) => {
   const pool = clientPool();
@@ -133,10 +134,11 @@ eachWorkerCount('01 connect', (broker) => {
 
 describe('01 connect: shutdown [workers=3]', () => {
   let broker: BrokerHandle | undefined;
-  after(async () => { if (broker) await broker.kill(); });
+  const dataDir = freshDataDir();
+  after(async () => { if (broker) await broker.kill(); fs.rmSync(dataDir, { recursive: true, force: true }); });
 
   it('SIGTERM: v5 clients get DISCONNECT 0x8B, v4 clients are closed, the broker exits 0', async () => {
-    broker = await startBroker({ workers: 3 });
+    broker = await startBroker({ workers: 3, args: ['--data-dir', dataDir] });
     const v5 = await RawClient.open(broker, 5);
     await v5.connect({});
     const v4 = await RawClient.open(broker, 4);

@@ -4,14 +4,17 @@ import * as net from 'node:net';
 import type { WorkerWiring } from '../src/shared/wiring';
 import type { BrokerConfig } from '../src/config';
 import { RingConsumer, BellWaiter } from '../src/shared/ring';
-import { topicIndex, subscriberId } from '../src/shared/topic-index';
+import { topicIndex, subscriberId, OPT_PERSISTENT } from '../src/shared/topic-index';
 import * as K from '../src/shared/counters';
-import type { WireSession } from '../src/shared/messages';
+import type { WireSession, RestoredSession } from '../src/shared/messages';
+import type { StoredSession } from '../src/store/types';
+import { propsToStore } from '../src/shared/props-codec';
+import { Persister } from './persist/persister';
 import { Connection, ConnState } from './net/connection';
 import { dispatch } from './handlers/dispatch';
 import { Router } from './routing/router';
 import { CoordinatorClient } from './coordination/coordinator-client';
-import { Session } from './session/session';
+import { Session, NEVER_EXPIRES } from './session/session';
 import { SessionTable } from './session/session-table';
 import type { Will } from './session/will';
 import { Message, NO_ORIGIN } from './protocol/message';
@@ -30,6 +33,7 @@ export class Hub {
   readonly connections = new Set<Connection>();
   readonly router: Router;
   readonly coord: CoordinatorClient;
+  readonly persister: Persister;
   private readonly counters: Float64Array;
   private readonly accept: RingConsumer;
   private readonly bell: BellWaiter;
@@ -44,7 +48,9 @@ export class Hub {
     this.trieId = wiring.trieId;
     this.counters = new Float64Array(wiring.counters, wiring.index * K.COUNTERS_PER_WORKER * 8, K.COUNTERS_PER_WORKER);
     this.router = new Router(this, wiring.outbound, wiring.inbound, wiring.bells);
-    this.coord = new CoordinatorClient(wiring.coordinator, (req, id, clean) => this.release(req, id, clean));
+    this.coord = new CoordinatorClient(wiring.coordinator, (req, id, clean) => this.release(req, id, clean),
+      (s) => this.adoptSession(s), (req, results, error) => this.persister.onStored(req, results, error));
+    this.persister = new Persister(wiring.config.durability !== 'none', wiring.coordinator, () => this.scheduleTurn());
     this.accept = new RingConsumer(wiring.acceptRing);
     this.bell = new BellWaiter(wiring.bell);
   }
@@ -92,6 +98,7 @@ export class Hub {
     for (let i = 0; i < d.length; i++) d[i].flush();
     d.length = 0;
     this.router.commitRings();
+    this.persister.flush();
   }
 
   // ---- inbound rings ---------------------------------------------------------------
@@ -99,7 +106,7 @@ export class Hub {
   /** Drains the accept ring and the peer rings; parks on the doorbell when all are empty. */
   pump(): void {
     if (this.stopping) return;
-    let n = this.accept.drain((_d, view, off) => this.adopt(view.getInt32(off, true)), DRAIN_MAX);
+    let n = this.accept.drain((_d, view, off) => this.adoptFd(view.getInt32(off, true)), DRAIN_MAX);
     n += this.router.drainPeers(DRAIN_MAX);
     // Records that spilled from a full ring are retried at commit, once per turn.
     if (this.router.hasOverflow()) this.markRingDirty();
@@ -110,7 +117,7 @@ export class Hub {
     this.bell.park(() => !this.accept.isEmpty() || this.router.hasInbound(), () => this.pump());
   }
 
-  private adopt(fd: number): void {
+  private adoptFd(fd: number): void {
     this.count(K.C_ACCEPTED, 1);
     this.count(K.C_CONNECTIONS_TOTAL, 1);
     let socket: net.Socket;
@@ -135,9 +142,16 @@ export class Hub {
     const slot = this.sessions.allocSlot();
     const s = new Session(this, clientId, slot, subscriberId(this.index, slot), c.version);
     s.expiryInterval = expiry;
+    s.persistent = this.persister.enabled && expiry > 0;
     this.sessions.add(s);
     this.count(K.C_SESSIONS, 1);
     let present = false;
+    // Whatever the store held under this id is replaced: a clean start or a new session.
+    if (clean || !wire) this.persister.op({ o: 'delSession', clientId });
+    if (s.persistent) {
+      this.persister.op({ o: 'session', session: this.storedSession(s, c.will, null) });
+      this.persister.op({ o: 'bind', clientId, sub: s.subscriber });
+    }
     if (!clean && wire) { this.restore(s, wire); present = true; }
     c.session = s;
     if (c.state === ConnState.CLOSED) {
@@ -150,7 +164,62 @@ export class Hub {
 
   private restore(s: Session, w: WireSession): void {
     s.restore(w);
-    for (const sub of w.subscriptions) this.subscribe(s, sub.filter, sub.opts, sub.subId, sub.retainHandling);
+    for (const sub of w.subscriptions) this.subscribe(s, sub.filter, sub.opts & ~OPT_PERSISTENT, sub.subId, sub.retainHandling);
+  }
+
+  /** The store's record of a session (its will travels with it, DESIGN.md §4). */
+  private storedSession(s: Session, will: Will | null, disconnectedAt: number | null): StoredSession {
+    return {
+      clientId: s.clientId,
+      protocolVersion: s.protocolVersion as 3 | 4 | 5,
+      sessionExpiryInterval: s.expiryInterval,
+      disconnectedAt,
+      will: will ? {
+        topic: will.msg.topicString, payload: will.msg.payload, qos: will.msg.qos as 0 | 1 | 2, retain: will.msg.retain,
+        properties: { ...propsToStore(will.msg.props, 0), ...(will.expiry >= 0 ? { messageExpiryInterval: will.expiry } : {}) },
+        delayInterval: will.delay,
+      } : null,
+    };
+  }
+
+  /**
+   * A session restored from the store at start (offline). Its expiry and will delay count
+   * the time the broker was down [issue 4 "Restart"].
+   */
+  private adoptSession(r: RestoredSession): void {
+    const slot = this.sessions.allocSlot();
+    const s = new Session(this, r.clientId, slot, subscriberId(this.index, slot), r.protocolVersion);
+    s.expiryInterval = r.expiryInterval;
+    s.persistent = true;
+    this.sessions.add(s);
+    this.count(K.C_SESSIONS, 1);
+    this.persister.op({ o: 'bind', clientId: r.clientId, sub: s.subscriber });
+    this.restore(s, r);
+    const elapsed = Math.max(0, this.now - r.disconnectedAt);
+    const will: Will | null = r.will ? { msg: Message.fromWire(r.will.msg), delay: r.will.delay, expiry: -1 } : null;
+    if (s.expiryInterval !== NEVER_EXPIRES && elapsed >= s.expiryInterval * 1000) {
+      if (will) this.publishWill(will);
+      this.endSession(s);
+      return;
+    }
+    s.detach(() => this.expire(s), elapsed);
+    if (will) {
+      if (elapsed >= Math.min(will.delay, s.expiryInterval) * 1000) this.publishStoredWill(s, will);
+      else s.scheduleWill(will, (w) => this.publishStoredWill(s, w), elapsed);
+    }
+  }
+
+  private expire(s: Session): void {
+    if (s.pendingWill) { const w = s.pendingWill; s.cancelTimers(); this.publishWill(w); }
+    this.endSession(s);
+  }
+
+  /** A will published while its session lives on: the store forgets it. */
+  private publishStoredWill(s: Session, w: Will): void {
+    this.publishWill(w);
+    if (s.persistent && this.sessions.byClientId.get(s.clientId) === s) {
+      this.persister.op({ o: 'session', session: this.storedSession(s, null, this.now) });
+    }
   }
 
   sessionOnline(c: Connection): void {
@@ -176,13 +245,12 @@ export class Hub {
       this.endSession(s);
       return;
     }
-    s.detach(() => {
-      if (s.pendingWill) { const w = s.pendingWill; s.cancelTimers(); this.publishWill(w); }
-      this.endSession(s);
-    });
+    s.detach(() => this.expire(s));
+    const delayed = will !== null && will.delay > 0;
+    if (s.persistent) this.persister.op({ o: 'session', session: this.storedSession(s, delayed ? will : null, this.now) });
     if (will) {
-      if (will.delay === 0) this.publishWill(will);
-      else s.scheduleWill(will, (w) => this.publishWill(w));
+      if (!delayed) this.publishWill(will);
+      else s.scheduleWill(will, (w) => this.publishStoredWill(s, w));
     }
   }
 
@@ -194,7 +262,11 @@ export class Hub {
   }
 
   private dropSession(s: Session): void {
-    for (const filter of s.subs.keys()) topicIndex.unsubscribe(this.trieId, filter, s.subscriber);
+    if (s.persistent) this.persister.op({ o: 'unbind', sub: s.subscriber });
+    for (const filter of s.subs.keys()) {
+      this.coord.journal('unsub', s.subscriber, filter);
+      topicIndex.unsubscribe(this.trieId, filter, s.subscriber);
+    }
     this.count(K.C_SUBSCRIPTIONS, -s.subs.size);
     s.subs.clear();
     s.cancelTimers();
@@ -204,6 +276,7 @@ export class Hub {
 
   private endSession(s: Session): void {
     this.dropSession(s);
+    this.persister.op({ o: 'delSession', clientId: s.clientId });
     this.coord.ended(s.clientId);
   }
 
@@ -225,20 +298,30 @@ export class Hub {
     s.cancelTimers();
     const wire = clean ? null : s.serialize();
     this.dropSession(s);
+    this.persister.flush(); // store ops of the old owner land before the new owner's
     this.coord.released(req, wire);
   }
 
   subscribe(s: Session, filter: string, opts: number, subId: number, retainHandling: number): boolean {
     const existed = s.subs.has(filter);
-    topicIndex.subscribe(this.trieId, filter, s.subscriber, opts, subId);
+    if (!existed) this.coord.journal('sub', s.subscriber, filter);
+    topicIndex.subscribe(this.trieId, filter, s.subscriber, opts | (s.persistent ? OPT_PERSISTENT : 0), subId);
     s.subs.set(filter, { opts, subId, retainHandling });
+    if (s.persistent) {
+      this.persister.op({ o: 'sub', sub: {
+        clientId: s.clientId, filter, qos: (opts & 3) as 0 | 1 | 2, noLocal: (opts & 4) !== 0, retainAsPublished: (opts & 8) !== 0,
+        retainHandling: retainHandling as 0 | 1 | 2, subscriptionIdentifier: subId,
+      } });
+    }
     if (!existed) this.count(K.C_SUBSCRIPTIONS, 1);
     return !existed;
   }
 
   unsubscribe(s: Session, filter: string): boolean {
     if (!s.subs.delete(filter)) return false;
+    this.coord.journal('unsub', s.subscriber, filter);
     topicIndex.unsubscribe(this.trieId, filter, s.subscriber);
+    if (s.persistent) this.persister.op({ o: 'unsub', clientId: s.clientId, filter });
     this.count(K.C_SUBSCRIPTIONS, -1);
     return true;
   }

@@ -1,13 +1,22 @@
 // The coordinator thread: what must be single per process (DESIGN.md §1) — the session
-// registry and the retained index now; the store and the cluster attach here later.
-import { parentPort, workerData, MessagePort } from 'node:worker_threads';
-import type { ToCoordinator } from '../shared/messages';
+// registry, the retained index and the store; the cluster attaches here later.
+import { parentPort, workerData, MessagePort, receiveMessageOnPort } from 'node:worker_threads';
+import { topicIndex, subscriberWorker } from '../shared/topic-index';
+import type { BrokerConfig } from '../config';
+import type { FromCoordinator, RestoredSession, ToCoordinator } from '../shared/messages';
 import { Registry } from './registry';
 import { RetainedStore } from './retained';
+import { Persistence } from './persistence';
 
-const ports: (MessagePort | null)[] = new Array((workerData as { workers: number }).workers).fill(null);
+const { workers, config, trieId } = workerData as { workers: number; config: BrokerConfig; trieId: number };
+/** Every worker's trie subscriptions (subscriber id → filters), to clean up after a dead worker. */
+const journal = new Map<number, Set<string>>();
+const ports: (MessagePort | null)[] = new Array(workers).fill(null);
 const registry = new Registry(ports);
 const retained = new RetainedStore();
+let persistence: Persistence | null = null;
+/** Restored sessions not yet handed to a worker, per worker index. */
+const toAdopt: RestoredSession[][] = Array.from({ length: workers }, () => []);
 
 function onWorkerMessage(index: number, port: MessagePort, m: ToCoordinator): void {
   if (ports[index] !== port) return; // a message from a worker that has since been replaced
@@ -15,22 +24,70 @@ function onWorkerMessage(index: number, port: MessagePort, m: ToCoordinator): vo
     case 'claim': registry.claim(index, m.req, m.clientId, m.clean); break;
     case 'released': registry.released(index, m.req, m.session); break;
     case 'ended': registry.ended(index, m.clientId); break;
-    case 'retain': retained.set(m.msg); break;
+    case 'retain': retained.set(m.msg); persistence?.retain(m.msg); break;
+    case 'sub': { let f = journal.get(m.sub); if (!f) journal.set(m.sub, (f = new Set())); f.add(m.filter); break; }
+    case 'unsub': { const f = journal.get(m.sub); if (f) { f.delete(m.filter); if (f.size === 0) journal.delete(m.sub); } break; }
     case 'retained?': {
       const now = Date.now();
-      port.postMessage({ t: 'retained', req: m.req, msgs: m.filters.map((f) => retained.match(f, now)) });
+      port.postMessage({ t: 'retained', req: m.req, msgs: m.filters.map((f) => retained.match(f, now)) } satisfies FromCoordinator);
       break;
     }
+    case 'store':
+      persistence!.apply(m.ops, (results, error) => {
+        if (error) process.stderr.write(`fleetmq: store: ${error}\n`);
+        if (m.req !== 0) port.postMessage({ t: 'stored', req: m.req, results, error } satisfies FromCoordinator);
+      });
+      break;
   }
 }
 
-parentPort!.on('message', (m: { t: 'attach'; index: number; port: MessagePort } | { t: 'worker-died'; index: number }) => {
-  if (m.t === 'attach') {
-    ports[m.index]?.close();
-    ports[m.index] = m.port;
-    const port = m.port;
-    port.on('message', (msg: ToCoordinator) => onWorkerMessage(m.index, port, msg));
-  } else if (m.t === 'worker-died') {
-    registry.workerDied(m.index);
+function attach(index: number, port: MessagePort): void {
+  ports[index]?.close();
+  ports[index] = port;
+  port.on('message', (msg: ToCoordinator) => onWorkerMessage(index, port, msg));
+  for (const session of toAdopt[index].splice(0)) {
+    registry.own(session.clientId, index);
+    port.postMessage({ t: 'adopt', session } satisfies FromCoordinator);
+  }
+}
+
+/**
+ * A worker died: take what it posted before dying, then remove its subscriptions from the
+ * shared trie before a replacement reuses its subscriber ids (the main thread waits for 'purged').
+ */
+function workerDied(index: number): void {
+  const port = ports[index];
+  if (port) {
+    for (let m = receiveMessageOnPort(port); m; m = receiveMessageOnPort(port)) onWorkerMessage(index, port, m.message as ToCoordinator);
+    port.close();
+    ports[index] = null;
+  }
+  registry.workerDied(index);
+  let removed = 0;
+  for (const [sub, filters] of journal) {
+    if (subscriberWorker(sub) !== index) continue;
+    for (const f of filters) if (topicIndex.unsubscribe(trieId, f, sub)) removed++;
+    journal.delete(sub);
+  }
+  parentPort!.postMessage({ t: 'purged', index, removed });
+}
+
+async function start(): Promise<void> {
+  persistence = await Persistence.open(config);
+  const { sessions, retained: kept } = await persistence.load((line) => parentPort!.postMessage({ t: 'log', line }));
+  for (const m of kept) retained.set(m);
+  sessions.forEach((s, i) => toAdopt[i % workers].push(s));
+}
+
+parentPort!.on('message', (m: { t: 'attach'; index: number; port: MessagePort } | { t: 'worker-died'; index: number } | { t: 'close' }) => {
+  if (m.t === 'attach') attach(m.index, m.port);
+  else if (m.t === 'worker-died') workerDied(m.index);
+  else if (m.t === 'close') {
+    void (persistence?.close() ?? Promise.resolve()).then(() => parentPort!.postMessage({ t: 'closed' }), () => parentPort!.postMessage({ t: 'closed' }));
   }
 });
+
+start().then(
+  () => parentPort!.postMessage({ t: 'loaded' }),
+  (err: Error) => parentPort!.postMessage({ t: 'failed', message: err.message }),
+);

@@ -58,6 +58,11 @@ export class Registry {
     if (next) next();
   }
 
+  /** A session restored from the store at start is owned by the worker it was handed to. */
+  own(clientId: string, worker: number): void {
+    this.entries.set(clientId, { owner: worker, busy: false, waiting: [] });
+  }
+
   /** The session is gone (clean disconnect, expiry) — only its current owner may say so. */
   ended(worker: number, clientId: string): void {
     const e = this.entries.get(clientId);

@@ -15,7 +15,8 @@ const WORKER_JS = path.resolve(__dirname, '..', '..', 'workers', 'worker.js');
 const COORDINATOR_JS = path.resolve(__dirname, '..', 'coordinator', 'coordinator.js');
 
 interface Slot {
-  worker: Worker;
+  /** null while a replacement waits for the coordinator to purge the dead worker's state. */
+  worker: Worker | null;
   accept: RingProducer;
   acceptSab: SharedArrayBuffer;
   handed: number;
@@ -49,10 +50,19 @@ export class Supervisor {
   }
 
   async start(): Promise<void> {
-    this.coordinator = new Worker(COORDINATOR_JS, { workerData: { workers: this.config.workers } });
+    this.coordinator = new Worker(COORDINATOR_JS, { workerData: { workers: this.config.workers, config: this.config, trieId: this.trieId } });
     this.coordinator.on('error', (err) => {
       process.stderr.write(`fleetmq: coordinator failed: ${err.stack ?? err}\n`);
       process.exit(1);
+    });
+    // The store is opened and read back before any client can connect.
+    await new Promise<void>((resolve, reject) => {
+      this.coordinator.on('message', (m: { t: string; line?: string; message?: string }) => {
+        if (m.t === 'log') process.stdout.write(`fleetmq: ${m.line}\n`);
+        else if (m.t === 'purged') this.onPurged((m as unknown as { index: number }).index);
+        else if (m.t === 'loaded') resolve();
+        else if (m.t === 'failed') reject(new Error(m.message));
+      });
     });
     const ready: Promise<void>[] = [];
     for (let i = 0; i < this.config.workers; i++) ready.push(this.spawn(i));
@@ -60,7 +70,9 @@ export class Supervisor {
   }
 
   private spawn(index: number): Promise<void> {
-    const acceptSab = createRingBuffer(ACCEPT_RING_BYTES);
+    // A replacement keeps the accept ring that queued connections while it was pending.
+    const pending = this.slots[index]?.worker === null ? this.slots[index] : null;
+    const acceptSab = pending ? pending.acceptSab : createRingBuffer(ACCEPT_RING_BYTES);
     const { port1, port2 } = new MessageChannel();
     this.coordinator.postMessage({ t: 'attach', index, port: port1 }, [port1]);
     const wiring: WorkerWiring = {
@@ -78,7 +90,8 @@ export class Supervisor {
       testHooks: this.testHooks,
     };
     const worker = new Worker(WORKER_JS, { workerData: wiring, transferList: [port2] });
-    const slot: Slot = { worker, accept: new RingProducer(acceptSab, this.bells[index]), acceptSab, handed: 0, ready: false };
+    const slot: Slot = pending ?? { worker, accept: new RingProducer(acceptSab, this.bells[index]), acceptSab, handed: 0, ready: false };
+    slot.worker = worker;
     this.slots[index] = slot;
     worker.on('error', (err) => process.stderr.write(`fleetmq: worker ${index} failed: ${err.stack ?? err}\n`));
     worker.on('exit', (code) => this.onExit(index, slot, code));
@@ -122,8 +135,8 @@ export class Supervisor {
     process.stderr.write(`fleetmq: worker ${index} exited (code ${code}); replacing it\n`);
     this.restarts++;
     this.closeQueuedFds(slot);
-    // Forget the dead worker's subscribers before a new worker reuses its slot numbers.
-    trie.removeWorker(this.trieId, index);
+    const acceptSab = createRingBuffer(ACCEPT_RING_BYTES);
+    this.slots[index] = { worker: null, accept: new RingProducer(acceptSab, this.bells[index]), acceptSab, handed: 0, ready: false };
     const row = this.counterView.subarray(index * COUNTERS_PER_WORKER, (index + 1) * COUNTERS_PER_WORKER);
     // Gauges of the dead worker go to zero; its message totals stay in $SYS.
     row[C_CONNECTIONS_OPEN] = 0;
@@ -131,8 +144,17 @@ export class Supervisor {
     row[C_CLIENTS_CONNECTED] = 0;
     row[C_SESSIONS] = 0;
     row[C_SUBSCRIPTIONS] = 0;
-    this.coordinator.postMessage({ t: 'worker-died', index });
+    // The coordinator removes the dead worker's subscriptions from the trie first: the
+    // replacement reuses its subscriber ids. Connections meanwhile queue in the new accept ring.
     this.resetRings(index);
+    this.pendingRespawn.add(index);
+    this.coordinator.postMessage({ t: 'worker-died', index });
+  }
+
+  private readonly pendingRespawn = new Set<number>();
+
+  private onPurged(index: number): void {
+    if (!this.pendingRespawn.delete(index) || this.stopping) return;
     void this.spawn(index);
   }
 
@@ -147,7 +169,7 @@ export class Supervisor {
       this.rings[index][j] = createRingBuffer(PEER_RING_BYTES);
       this.rings[j][index] = createRingBuffer(PEER_RING_BYTES);
       const msg: PeerReset = { t: 'peer-reset', index, inbound: this.rings[index][j]!, outbound: this.rings[j][index]! };
-      this.slots[j].worker.postMessage(msg);
+      this.slots[j].worker?.postMessage(msg);
     }
   }
 
@@ -155,13 +177,20 @@ export class Supervisor {
   async stop(timeoutMs = 5000): Promise<void> {
     this.stopping = true;
     const exits = this.slots.map((s) => new Promise<void>((resolve) => {
-      if (s.worker.threadId < 0) { resolve(); return; }
-      s.worker.once('exit', () => resolve());
-      s.worker.postMessage({ t: 'shutdown' });
+      const w = s.worker;
+      if (!w || w.threadId < 0) { resolve(); return; }
+      w.once('exit', () => resolve());
+      w.postMessage({ t: 'shutdown' });
     }));
-    const timer = setTimeout(() => { for (const s of this.slots) void s.worker.terminate(); }, timeoutMs);
+    const timer = setTimeout(() => { for (const s of this.slots) void s.worker?.terminate(); }, timeoutMs);
     await Promise.all(exits);
     clearTimeout(timer);
+    // The store closes cleanly (pending commits land) before the coordinator goes.
+    await new Promise<void>((resolve) => {
+      const t = setTimeout(resolve, 5000);
+      this.coordinator.on('message', (m: { t: string }) => { if (m.t === 'closed') { clearTimeout(t); resolve(); } });
+      this.coordinator.postMessage({ t: 'close' });
+    });
     await this.coordinator.terminate();
   }
 }

@@ -1,6 +1,8 @@
 // Control-plane messages between workers and the coordinator (postMessage, structured clone).
 // None of these is on the per-message path except retained updates, which only RETAIN
-// publishes make.
+// publishes make, and store operations, which only QoS >= 1 traffic of persistent sessions
+// makes.
+import type { InflightEntry, NewMessage, StoredSession, StoredSubscription } from '../store/types';
 
 /** A message as it crosses threads by structured clone (sessions, retained, takeover). */
 export interface WireMessage {
@@ -27,6 +29,17 @@ export interface WireInflight {
   /** 'publish': waiting for PUBACK/PUBREC; 'pubrel': PUBREC seen, waiting for PUBCOMP. */
   state: 'publish' | 'pubrel';
   msg: WireMessage | null;
+  subIds: number[] | null;
+  /** Store message id when the entry is persisted, else 0. */
+  msgId: number;
+}
+
+/** A queued delivery: the message, how it goes out, and its store slot (0 = not stored). */
+export interface WireQueued {
+  msg: WireMessage;
+  subIds: number[] | null;
+  msgId: number;
+  seq: number;
 }
 
 /** A session in transit between workers on takeover. */
@@ -36,18 +49,59 @@ export interface WireSession {
   expiryInterval: number;
   subscriptions: WireSubscription[];
   inflight: WireInflight[];
-  queue: WireMessage[];
+  queue: WireQueued[];
   inboundQos2: number[];
 }
+
+/** A session read back from the store at start, handed to a worker to own (offline). */
+export interface RestoredSession extends WireSession {
+  /** ms since epoch; the restart time if the client was connected when the broker stopped. */
+  disconnectedAt: number;
+  will: { msg: WireMessage; delay: number } | null;
+}
+
+/** A persistent subscriber that must have a message durably queued before the publisher's ack. */
+export interface PersistTarget {
+  sub: number;
+  qos: number;
+  retain: boolean;
+  subIds: number[];
+}
+
+/** Store operations a worker asks the coordinator to group-commit (DESIGN.md §4). */
+export type StoreOp =
+  | { o: 'session'; session: StoredSession }
+  | { o: 'delSession'; clientId: string }
+  | { o: 'sub'; sub: StoredSubscription }
+  | { o: 'unsub'; clientId: string; filter: string }
+  | { o: 'dequeue'; clientId: string; seq: number }
+  | { o: 'inflight'; clientId: string; entry: InflightEntry }
+  | { o: 'delInflight'; clientId: string; packetId: number }
+  | { o: 'inbound'; clientId: string; packetId: number }
+  | { o: 'delInbound'; clientId: string; packetId: number }
+  | { o: 'bind'; clientId: string; sub: number }
+  | { o: 'unbind'; sub: number }
+  /** Stores the message once and queues it for each target; answered with ids in `stored`. */
+  | { o: 'publish'; msg: NewMessage; targets: PersistTarget[] };
+
+/** Per 'publish' op of a request, in order: the message id and each target's queue seq (0: unknown subscriber). */
+export interface PersistResult { msgId: number; seqs: number[] }
 
 export type ToCoordinator =
   | { t: 'claim'; req: number; clientId: string; clean: boolean }
   | { t: 'released'; req: number; session: WireSession | null }
   | { t: 'ended'; clientId: string }
   | { t: 'retain'; msg: WireMessage }
-  | { t: 'retained?'; req: number; filters: string[] };
+  | { t: 'retained?'; req: number; filters: string[] }
+  /** Subscription journal: lets the coordinator drop a dead worker's subscriptions from the trie. */
+  | { t: 'sub'; sub: number; filter: string }
+  | { t: 'unsub'; sub: number; filter: string }
+  /** req 0: no answer wanted. */
+  | { t: 'store'; req: number; ops: StoreOp[] };
 
 export type FromCoordinator =
   | { t: 'granted'; req: number; session: WireSession | null; existed: boolean }
   | { t: 'release'; req: number; clientId: string; clean: boolean }
-  | { t: 'retained'; req: number; msgs: WireMessage[][] };
+  | { t: 'retained'; req: number; msgs: WireMessage[][] }
+  | { t: 'stored'; req: number; results: PersistResult[]; error: string | null }
+  | { t: 'adopt'; session: RestoredSession };

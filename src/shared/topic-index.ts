@@ -20,6 +20,8 @@ export const subscriberSlot = (sub: number) => sub & SLOT_MASK;
 export const OPT_QOS_MASK = 0x03;
 export const OPT_NO_LOCAL = 0x04;
 export const OPT_RETAIN_AS_PUBLISHED = 0x08;
+/** The subscriber's session is persistent: QoS >= 1 messages to it are stored before the ack. */
+export const OPT_PERSISTENT = 0x40;
 export const OPT_SHARED = 0x80;
 
 export const topicIndex = {
@@ -32,7 +34,4 @@ export const topicIndex = {
     fn<(a: number, b: Uint8Array, c: Uint32Array, d: number, e: Uint32Array) => number>('trieMatch')(id, buf, spans, count, out),
   validate: (topic: string, isFilter: boolean): number =>
     fn<(a: string, b: boolean) => number>('validateTopic')(topic, isFilter),
-  /** Drops every subscription of a dead worker's sessions before its slots are reused. */
-  removeWorker: (id: number, worker: number): number =>
-    fn<(a: number, b: number, c: number) => number>('trieRemoveWhere')(id, ~SLOT_MASK >>> 0, subscriberId(worker, 0)),
 };

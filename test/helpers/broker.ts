@@ -2,6 +2,8 @@
 // Every integration test goes through this, so a test never depends on a fixed port or timing.
 import { spawn, ChildProcess } from 'node:child_process';
 import * as path from 'node:path';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as net from 'node:net';
 import * as mqtt from 'mqtt';
 
@@ -31,7 +33,9 @@ export interface StartOptions {
 const LISTEN_RE = /fleetmq listening on ([^\s:]+):(\d+)/;
 
 export async function startBroker(opts: StartOptions = {}): Promise<BrokerHandle> {
-  const args = [BIN, '--port', '0', '--host', '127.0.0.1', '--workers', String(opts.workers ?? 1), ...(opts.args ?? [])];
+  // Each broker gets its own store in a temp dir (removed when it exits) unless the test names one.
+  const own = opts.args?.includes('--data-dir') ? null : fs.mkdtempSync(path.join(os.tmpdir(), 'fleetmq-test-'));
+  const args = [BIN, '--port', '0', '--host', '127.0.0.1', '--workers', String(opts.workers ?? 1), ...(own ? ['--data-dir', own] : []), ...(opts.args ?? [])];
   const proc = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...opts.env } });
   let out = '';
   const waiters: Array<() => void> = [];
@@ -40,7 +44,7 @@ export async function startBroker(opts: StartOptions = {}): Promise<BrokerHandle
   proc.stderr!.on('data', onData);
   const exited = new Promise<number | null>((resolve) => proc.on('exit', (code) => { for (const w of waiters.slice()) w(); resolve(code); }));
   let done = false;
-  exited.then(() => { done = true; });
+  exited.then(() => { done = true; if (own) fs.rmSync(own, { recursive: true, force: true }); });
 
   const waitForOutput = (re: RegExp, ms = 20000) => new Promise<RegExpMatchArray>((resolve, reject) => {
     const check = () => {

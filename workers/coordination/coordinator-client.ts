@@ -1,7 +1,7 @@
 // The worker's side of the coordinator conversation: requests with promises, and the
 // coordinator's own requests (release a session for takeover) passed to a handler.
 import type { MessagePort } from 'node:worker_threads';
-import type { FromCoordinator, ToCoordinator, WireMessage, WireSession } from '../../src/shared/messages';
+import type { FromCoordinator, ToCoordinator, WireMessage, WireSession, RestoredSession, PersistResult } from '../../src/shared/messages';
 import type { Message } from '../protocol/message';
 
 type Pending = { resolve: (v: never) => void; reject: (e: Error) => void };
@@ -10,12 +10,19 @@ export class CoordinatorClient {
   private nextReq = 1;
   private readonly pending = new Map<number, Pending>();
 
-  constructor(private readonly port: MessagePort, private readonly onRelease: (req: number, clientId: string, clean: boolean) => void) {
+  constructor(
+    readonly port: MessagePort,
+    private readonly onRelease: (req: number, clientId: string, clean: boolean) => void,
+    private readonly onAdopt: (s: RestoredSession) => void,
+    private readonly onStored: (req: number, results: PersistResult[], error: string | null) => void,
+  ) {
     port.on('message', (m: FromCoordinator) => this.onMessage(m));
   }
 
   private onMessage(m: FromCoordinator): void {
     if (m.t === 'release') { this.onRelease(m.req, m.clientId, m.clean); return; }
+    if (m.t === 'adopt') { this.onAdopt(m.session); return; }
+    if (m.t === 'stored') { this.onStored(m.req, m.results, m.error); return; }
     const p = this.pending.get(m.req);
     if (!p) return;
     this.pending.delete(m.req);
@@ -45,6 +52,11 @@ export class CoordinatorClient {
 
   ended(clientId: string): void {
     this.port.postMessage({ t: 'ended', clientId } satisfies ToCoordinator);
+  }
+
+  /** Posted before the trie changes, so a worker that dies right after leaves nothing unjournaled. */
+  journal(t: 'sub' | 'unsub', sub: number, filter: string): void {
+    this.port.postMessage({ t, sub, filter } satisfies ToCoordinator);
   }
 
   retain(msg: Message): void {

@@ -21,6 +21,7 @@ export function handleAck(c: Connection, type: number, first: number, buf: Buffe
     case PUBCOMP: s.complete(pid, 2, 'pubrel'); break;
     case PUBREL: {
       const known = s.inboundQos2.delete(pid);
+      if (known && s.persistent) c.hub.persister.op({ o: 'delInbound', clientId: s.clientId, packetId: pid });
       c.write(encodeAck(PUBCOMP, pid, known ? 0 : PACKET_ID_NOT_FOUND, c.v5));
       break;
     }

@@ -26,12 +26,9 @@ export function handlePublish(c: Connection, first: number, buf: Buffer, start: 
   const expiryAt = f.expiryInterval >= 0 ? hub.now + f.expiryInterval * 1000 : 0;
   const payload = buf.subarray(f.payloadStart, f.end);
   const msg = new Message(topic, payload, f.qos, f.retain, c.v5 ? forwardedProps(buf, f) : null, expiryAt, s.subscriber);
-  hub.router.publish(msg);
-  if (f.qos === 1) c.write(encodeAck(PUBACK, f.packetId, 0, c.v5));
-  else if (f.qos === 2) {
-    s.inboundQos2.add(f.packetId);
-    c.write(encodeAck(PUBREC, f.packetId, 0, c.v5));
-  }
+  if (f.qos === 2) s.inboundQos2.add(f.packetId);
+  // The router acknowledges after routing (and, for persistent subscribers, after the store).
+  hub.router.publish(msg, c, f.qos === 1 ? PUBACK : f.qos === 2 ? PUBREC : 0, f.packetId);
 }
 
 /** The topic bytes, after validation and (v5) inbound Topic Alias resolution [MQTT-3.3.2-8..12]. */

@@ -4,6 +4,7 @@ import type * as net from 'node:net';
 import type { Hub } from '../hub';
 import type { Session } from '../session/session';
 import type { Will } from '../session/will';
+import type { Pending } from '../routing/router';
 import { readVarint } from '../protocol/varint';
 import { DISCONNECT, RC } from '../protocol/constants';
 import { C_BYTES_RECEIVED, C_BYTES_SENT, C_DROPPED_SLOW_QOS0 } from '../../src/shared/counters';
@@ -30,8 +31,10 @@ export class Connection {
   clientAliasMax = 0;
   inAliases: Map<number, Buffer> | null = null;
   outAliases: Map<string, number> | null = null;
-  /** QoS 2 PUBLISHes received and not yet released by PUBREL (inbound Receive Maximum). */
-  inboundUnacked = 0;
+  /** Store writes this connection's PUBLISHes wait for; reading pauses meanwhile. */
+  persisting = 0;
+  /** PUBLISHes that arrived behind a store write, in order. */
+  heldPublishes: Pending[] = [];
 
   private partial: Buffer | null = null;
   /** Bytes that arrived while CONNECT was being decided (the socket is paused meanwhile). */

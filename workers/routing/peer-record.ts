@@ -6,22 +6,28 @@
 //   ┌──────┬──────┬────────┬────────┬─────────┬─────────┬──────────┬─────────────┬───────────────┬──────────────────────┐
 //   │ kind │flags │ nSubs  │ origin │topicLen │propsLen │payloadLen│ expiryAt f64│ nSubs×12 bytes│ topic|props|payload  │
 //   └──────┴──────┴────────┴────────┴─────────┴─────────┴──────────┴─────────────┴───────────────┴──────────────────────┘
-//   flags: bits 0-1 QoS, bit 2 retain, bit 3 props present.
+//   flags: bits 0-1 QoS, bit 2 retain, bit 3 props present, bit 4 stored.
 //   each subscriber: [subscriber u32, options u32, subscriptionId u32] exactly as the trie gave them.
+//   stored (the publisher persisted it, DESIGN.md §4): f64 message id, then one f64 queue seq
+//   per subscriber (0 = not stored for that one), between the triples and the body.
 import type { Message } from '../protocol/message';
 
 export const KIND_PUBLISH = 1;
 export const RECORD_HEADER = 28;
 export const TRIPLE = 12;
+export const FLAG_STORED = 16;
 
-export function recordSize(msg: Message, nSubs: number): number {
-  return RECORD_HEADER + nSubs * TRIPLE + msg.size;
+export function recordSize(msg: Message, nSubs: number, stored: boolean): number {
+  return RECORD_HEADER + nSubs * TRIPLE + (stored ? 8 + nSubs * 8 : 0) + msg.size;
 }
 
 /** Writes the record at `at` in `data`; `subs` holds nSubs triples starting at `from`. */
-export function writeRecord(data: Buffer, view: DataView, at: number, msg: Message, subs: Uint32Array, from: number, nSubs: number): void {
+export function writeRecord(
+  data: Buffer, view: DataView, at: number, msg: Message, subs: Uint32Array, from: number, nSubs: number,
+  msgId: number, seqOf: ((sub: number) => number) | null,
+): void {
   view.setUint8(at, KIND_PUBLISH);
-  view.setUint8(at + 1, msg.qos | (msg.retain ? 4 : 0) | (msg.props ? 8 : 0));
+  view.setUint8(at + 1, msg.qos | (msg.retain ? 4 : 0) | (msg.props ? 8 : 0) | (seqOf ? FLAG_STORED : 0));
   view.setUint16(at + 2, nSubs, true);
   view.setUint32(at + 4, msg.origin, true);
   view.setUint32(at + 8, msg.topic.length, true);
@@ -30,6 +36,11 @@ export function writeRecord(data: Buffer, view: DataView, at: number, msg: Messa
   view.setFloat64(at + 20, msg.expiryAt, true);
   let p = at + RECORD_HEADER;
   for (let i = 0; i < nSubs * 3; i++, p += 4) view.setUint32(p, subs[from + i], true);
+  if (seqOf) {
+    view.setFloat64(p, msgId, true);
+    p += 8;
+    for (let i = 0; i < nSubs; i++, p += 8) view.setFloat64(p, seqOf(subs[from + i * 3]), true);
+  }
   p += msg.topic.copy(data, p);
   if (msg.props) p += msg.props.copy(data, p);
   msg.payload.copy(data, p);

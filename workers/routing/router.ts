@@ -4,17 +4,35 @@
 import type { Hub } from '../hub';
 import { Message, NO_ORIGIN } from '../protocol/message';
 import type { Session } from '../session/session';
-import { topicIndex, subscriberWorker, subscriberSlot, OPT_QOS_MASK, OPT_NO_LOCAL, OPT_RETAIN_AS_PUBLISHED, OPT_SHARED } from '../../src/shared/topic-index';
+import { topicIndex, subscriberWorker, subscriberSlot, OPT_QOS_MASK, OPT_NO_LOCAL, OPT_RETAIN_AS_PUBLISHED, OPT_SHARED, OPT_PERSISTENT } from '../../src/shared/topic-index';
 import { RingProducer, RingConsumer } from '../../src/shared/ring';
-import { recordSize, writeRecord, RECORD_HEADER, TRIPLE, KIND_PUBLISH } from './peer-record';
+import { recordSize, writeRecord, RECORD_HEADER, TRIPLE, KIND_PUBLISH, FLAG_STORED } from './peer-record';
+import type { Connection } from '../net/connection';
+import { encodeAck } from '../protocol/publish-codec';
+import { PUBREC } from '../protocol/constants';
+import type { PersistTarget } from '../../src/shared/messages';
+import type { NewMessage } from '../../src/store/types';
+import { propsToStore } from '../../src/shared/props-codec';
 import { C_RING_SPILLED } from '../../src/shared/counters';
 
 
 /** Publishes matched per native call; also bounds the scratch buffers. */
 const BATCH = 256;
 
+/** A PUBLISH waiting to be matched, with the acknowledgement its publisher gets after routing. */
+export interface Pending {
+  msg: Message;
+  conn: Connection | null;
+  /** PUBACK / PUBREC packet type, or 0. */
+  ack: number;
+  pid: number;
+}
+
+/** Where the store put a message for each persistent subscriber (DESIGN.md §4). */
+interface Stored { msgId: number; seqBySub: Map<number, number> }
+
 export class Router {
-  private readonly batch: Message[] = [];
+  private readonly batch: Pending[] = [];
   private scratch = Buffer.allocUnsafe(64 * 1024);
   private scratchUsed = 0;
   private readonly spans = new Uint32Array(BATCH * 2);
@@ -37,8 +55,13 @@ export class Router {
     this.producers[index] = new RingProducer(outbound, bell);
   }
 
-  /** Step 1: queue a PUBLISH; matching waits for the end of the read chunk (or a full batch). */
-  publish(msg: Message): void {
+  /**
+   * Step 1: queue a PUBLISH; matching waits for the end of the read chunk (or a full batch).
+   * While an earlier PUBLISH of the same connection waits for the store, later ones queue
+   * behind it so routing and acknowledgements keep the connection's order [MQTT-4.6.0-2].
+   */
+  publish(msg: Message, conn: Connection | null = null, ack = 0, pid = 0): void {
+    if (conn && conn.persisting > 0) { conn.heldPublishes.push({ msg, conn, ack, pid }); return; }
     const tlen = msg.topic.length;
     if (this.batch.length === BATCH || this.scratchUsed + tlen > this.scratch.length) this.flushBatch();
     if (tlen > this.scratch.length) this.scratch = Buffer.allocUnsafe(tlen * 2);
@@ -46,7 +69,7 @@ export class Router {
     this.spans[i * 2] = this.scratchUsed;
     this.spans[i * 2 + 1] = tlen;
     this.scratchUsed += msg.topic.copy(this.scratch, this.scratchUsed);
-    this.batch.push(msg);
+    this.batch.push({ msg, conn, ack, pid });
   }
 
   /** Steps 3-6 for everything queued: one native match call per batch. */
@@ -58,18 +81,68 @@ export class Router {
       this.out = new Uint32Array(Math.max(-words, this.out.length * 2));
       words = topicIndex.match(this.hub.trieId, this.scratch, this.spans, n, this.out);
     }
+    const batch = this.batch.splice(0);
+    this.scratchUsed = 0;
     let p = 0;
     for (let i = 0; i < n; i++) {
+      const item = batch[i];
       const count = this.out[p++];
-      this.route(this.batch[i], this.out, p, count);
+      if (item.conn && item.conn.persisting > 0) item.conn.heldPublishes.push(item); // behind an earlier one of this batch
+      else if (!this.persistFirst(item, this.out, p, count)) this.complete(item, this.out, p, count, null);
       p += count * 3;
-      if (this.batch[i].retain) this.hub.coord.retain(this.batch[i]);
     }
-    this.batch.length = 0;
-    this.scratchUsed = 0;
   }
 
-  private route(msg: Message, out: Uint32Array, from: number, count: number): void {
+  /** Steps 4-8 once the message may go: retain, deliver, fan out, acknowledge. */
+  private complete(item: Pending, out: Uint32Array, from: number, count: number, stored: Stored | null): void {
+    const msg = item.msg;
+    if (msg.retain) this.hub.coord.retain(msg);
+    this.route(msg, out, from, count, stored);
+    const c = item.conn;
+    if (item.ack !== 0 && c) c.write(encodeAck(item.ack, item.pid, 0, c.v5));
+  }
+
+  /**
+   * Durability (DESIGN.md §4, §2.8): a QoS >= 1 message for persistent sessions is in the
+   * store before it is delivered and acknowledged, and so is the inbound QoS 2 state of a
+   * persistent publisher before PUBREC. Returns false when nothing needs storing.
+   */
+  private persistFirst(item: Pending, out: Uint32Array, from: number, count: number): boolean {
+    const persister = this.hub.persister;
+    if (!persister.enabled || item.msg.qos === 0) return false;
+    const targets = persistTargets(item.msg, out, from, count);
+    const publisher = item.conn?.session;
+    const inbound = item.ack === PUBREC && publisher?.persistent === true;
+    if (targets.length === 0 && !inbound) return false;
+    const triples = out.slice(from, from + count * 3);
+    const c = item.conn;
+    if (c) { c.persisting++; c.socket.pause(); }
+    if (inbound) persister.op({ o: 'inbound', clientId: publisher!.clientId, packetId: item.pid });
+    persister.publish(toStoreMessage(item.msg), targets, (r) => {
+      if (!r && targets.length > 0) {
+        // Not durable: no acknowledgement; the publisher will resend after reconnecting.
+        if (c) { c.persisting--; c.protocolClose(0x80); }
+        return;
+      }
+      const stored: Stored = { msgId: r ? r.msgId : 0, seqBySub: new Map() };
+      if (r) targets.forEach((t, k) => { if (r.seqs[k]) stored.seqBySub.set(t.sub, r.seqs[k]); });
+      this.complete(item, triples, 0, count, stored);
+      if (c) this.release(c);
+      this.flushBatch();
+      this.hub.markRingDirty();
+    });
+    return true;
+  }
+
+  /** The connection's store write landed: what queued behind it goes on, in order. */
+  private release(c: Connection): void {
+    if (--c.persisting > 0) return;
+    const held = c.heldPublishes.splice(0);
+    for (const h of held) this.publish(h.msg, h.conn, h.ack, h.pid);
+    if (c.persisting === 0) c.socket.resume();
+  }
+
+  private route(msg: Message, out: Uint32Array, from: number, count: number, stored: Stored | null): void {
     const me = this.hub.index;
     let remoteAny = false;
     for (let k = 0; k < count; k++) {
@@ -79,15 +152,15 @@ export class Router {
       this.remote[w]?.push(at);
       remoteAny = true;
     }
-    this.deliverLocal(msg, out, from, count, true);
-    if (remoteAny) this.sendRemote(msg, out);
+    this.deliverLocal(msg, out, from, count, true, stored);
+    if (remoteAny) this.sendRemote(msg, out, stored);
   }
 
   /**
    * Step 5: delivers to this worker's sessions. Overlapping subscriptions of one session
    * yield one copy at the highest QoS carrying every subscription id [MQTT-3.3.4-2, 3.3.4-3].
    */
-  deliverLocal(msg: Message, out: Uint32Array, from: number, count: number, filterOwn: boolean): void {
+  deliverLocal(msg: Message, out: Uint32Array, from: number, count: number, filterOwn: boolean, stored: Stored | null): void {
     const me = this.hub.index;
     const stamp = ++this.stamp;
     const touched = this.touched;
@@ -101,7 +174,8 @@ export class Router {
       const subId = out[at + 2];
       if (opts & OPT_SHARED) {
         // A shared subscription is its own delivery; No Local does not apply [MQTT-3.8.3-4].
-        s.deliver(msg, Math.min(msg.qos, opts & OPT_QOS_MASK), false, subId ? [subId] : null);
+        const seq = stored?.seqBySub.get(sub) ?? 0;
+        s.deliver(msg, Math.min(msg.qos, opts & OPT_QOS_MASK), false, subId ? [subId] : null, seq ? stored!.msgId : 0, seq);
         continue;
       }
       if ((opts & OPT_NO_LOCAL) && sub === msg.origin) continue; // [MQTT-3.8.3-3]
@@ -114,27 +188,28 @@ export class Router {
     for (let i = 0; i < touched.length; i++) {
       const s = touched[i];
       // Retain As Published keeps the flag; otherwise live messages go out with RETAIN 0 [MQTT-3.3.1-12, 3.3.1-13].
-      s.deliver(msg, Math.min(msg.qos, s.accQos), s.accRap && msg.retain, s.accIds);
+      const seq = stored?.seqBySub.get(s.subscriber) ?? 0;
+      s.deliver(msg, Math.min(msg.qos, s.accQos), s.accRap && msg.retain, s.accIds, seq ? stored!.msgId : 0, seq);
     }
     touched.length = 0;
   }
 
   /** Step 6: one record per other worker with interest; payload copied once per worker. */
-  private sendRemote(msg: Message, out: Uint32Array): void {
+  private sendRemote(msg: Message, out: Uint32Array, stored: Stored | null): void {
     for (let w = 0; w < this.remote.length; w++) {
       const list = this.remote[w];
       if (list.length === 0) continue;
       const ring = this.producers[w];
       if (!ring) { list.length = 0; continue; }
-      const size = recordSize(msg, list.length);
+      const size = recordSize(msg, list.length, stored !== null);
       const at = ring.reserve(size);
       if (at < 0) {
         const rec = Buffer.allocUnsafe(size);
-        this.writeGathered(rec, new DataView(rec.buffer, rec.byteOffset, size), 0, msg, out, list);
+        this.writeGathered(rec, new DataView(rec.buffer, rec.byteOffset, size), 0, msg, out, list, stored);
         ring.push(rec);
         this.hub.count(C_RING_SPILLED, 1);
       } else {
-        this.writeGathered(ring.bytes, ring.dataView, at, msg, out, list);
+        this.writeGathered(ring.bytes, ring.dataView, at, msg, out, list, stored);
       }
       list.length = 0;
       this.hub.markRingDirty();
@@ -143,7 +218,7 @@ export class Router {
 
   private readonly gather = new Uint32Array(3 * 4096);
 
-  private writeGathered(data: Buffer, view: DataView, at: number, msg: Message, out: Uint32Array, list: number[]): void {
+  private writeGathered(data: Buffer, view: DataView, at: number, msg: Message, out: Uint32Array, list: number[], stored: Stored | null): void {
     let g = this.gather;
     if (list.length * 3 > g.length) g = new Uint32Array(list.length * 3);
     for (let i = 0; i < list.length; i++) {
@@ -151,7 +226,7 @@ export class Router {
       g[i * 3 + 1] = out[list[i] + 1];
       g[i * 3 + 2] = out[list[i] + 2];
     }
-    writeRecord(data, view, at, msg, g, 0, list.length);
+    writeRecord(data, view, at, msg, g, 0, list.length, stored ? stored.msgId : -1, stored ? (sub) => stored.seqBySub.get(sub) ?? 0 : null);
   }
 
   /** Commits every ring written this turn (one tail publish + at most one wake per ring). */
@@ -191,7 +266,8 @@ export class Router {
     const dlen = view.getUint32(off + 16, true);
     const expiryAt = view.getFloat64(off + 20, true);
     const subsAt = off + RECORD_HEADER;
-    const bodyAt = subsAt + nSubs * TRIPLE;
+    const storedAt = subsAt + nSubs * TRIPLE;
+    const bodyAt = storedAt + (flags & FLAG_STORED ? 8 + nSubs * 8 : 0);
     // Ring memory is reused once drained: the message body is copied out once per worker.
     const body = Buffer.allocUnsafe(tlen + plen + dlen);
     data.copy(body, 0, bodyAt, bodyAt + tlen + plen + dlen);
@@ -200,6 +276,38 @@ export class Router {
     let t = this.tripleView;
     if (nSubs * 3 > t.length) t = new Uint32Array(nSubs * 3);
     for (let i = 0; i < nSubs * 3; i++) t[i] = view.getUint32(subsAt + i * 4, true);
-    this.deliverLocal(msg, t, 0, nSubs, false);
+    let stored: Stored | null = null;
+    if (flags & FLAG_STORED) {
+      stored = { msgId: view.getFloat64(storedAt, true), seqBySub: new Map() };
+      for (let i = 0; i < nSubs; i++) {
+        const seq = view.getFloat64(storedAt + 8 + i * 8, true);
+        if (seq) stored.seqBySub.set(t[i * 3], seq);
+      }
+    }
+    this.deliverLocal(msg, t, 0, nSubs, false, stored);
   }
+}
+
+/** Persistent subscribers with QoS >= 1 for this message, one entry per session. */
+function persistTargets(msg: Message, out: Uint32Array, from: number, count: number): PersistTarget[] {
+  const targets: PersistTarget[] = [];
+  for (let k = 0; k < count; k++) {
+    const at = from + k * 3;
+    const sub = out[at], opts = out[at + 1], subId = out[at + 2];
+    if (!(opts & OPT_PERSISTENT) || (opts & OPT_QOS_MASK) === 0) continue;
+    if ((opts & OPT_NO_LOCAL) && !(opts & OPT_SHARED) && sub === msg.origin) continue;
+    let t = targets.find((x) => x.sub === sub);
+    if (!t) { t = { sub, qos: 0, retain: false, subIds: [] }; targets.push(t); }
+    t.qos = Math.max(t.qos, Math.min(msg.qos, opts & OPT_QOS_MASK));
+    if ((opts & OPT_RETAIN_AS_PUBLISHED) && msg.retain) t.retain = true;
+    if (subId) t.subIds.push(subId);
+  }
+  return targets;
+}
+
+function toStoreMessage(m: Message): NewMessage {
+  return {
+    topic: m.topicString, payload: m.payload, qos: m.qos as 0 | 1 | 2, retain: m.retain,
+    properties: propsToStore(m.props, m.expiryAt), publishedAt: Date.now(),
+  };
 }

@@ -5,7 +5,7 @@ import type { Hub } from '../hub';
 import { Message } from '../protocol/message';
 import { encodeAck, encodePublish, NO_EXTRAS, OutboundExtras } from '../protocol/publish-codec';
 import { PUBREL, RC, OUTBOUND_ALIAS_CAP } from '../protocol/constants';
-import type { WireSession, WireSubscription, WireInflight } from '../../src/shared/messages';
+import type { WireSession, WireSubscription, WireInflight, WireQueued } from '../../src/shared/messages';
 import type { Will } from './will';
 import { C_DROPPED_EXPIRED, C_DROPPED_QUEUE_FULL, C_DROPPED_TOO_LARGE, C_MSGS_SENT } from '../../src/shared/counters';
 
@@ -14,10 +14,15 @@ interface Outgoing {
   qos: number;
   retain: boolean;
   subIds: number[] | null;
+  /** Store message id and queue slot when this delivery is persisted (0 = not stored). */
+  msgId: number;
+  seq: number;
 }
 
 interface Inflight extends Outgoing {
   state: 'publish' | 'pubrel';
+  /** The store has an in-flight entry for this packet id. */
+  stored: boolean;
 }
 
 export interface Subscription {
@@ -41,12 +46,15 @@ export class Session {
   private expiryTimer: NodeJS.Timeout | null = null;
   private willTimer: NodeJS.Timeout | null = null;
   pendingWill: Will | null = null;
+  /** Kept in the store (durability on and a session that outlives its connection). */
+  persistent = false;
 
   /** Scratch used by the router to merge overlapping subscriptions per message. */
   stamp = 0;
   accQos = -1;
   accRap = false;
   accIds: number[] | null = null;
+  accSeq = 0;
 
   constructor(
     readonly hub: Hub,
@@ -64,9 +72,12 @@ export class Session {
     return Math.min(c ? c.clientReceiveMax : 65535, this.hub.config.maxInflight);
   }
 
-  /** Delivers one message at `qos` (already min(published, granted)). */
-  deliver(msg: Message, qos: number, retain: boolean, subIds: number[] | null): void {
-    if (msg.expiryAt !== 0 && msg.expiryAt <= this.hub.now) { this.hub.count(C_DROPPED_EXPIRED, 1); return; }
+  /**
+   * Delivers one message at `qos` (already min(published, granted)). `msgId`/`seq` name its
+   * store slot when the publisher persisted it for this session (DESIGN.md §4).
+   */
+  deliver(msg: Message, qos: number, retain: boolean, subIds: number[] | null, msgId = 0, seq = 0): void {
+    if (msg.expiryAt !== 0 && msg.expiryAt <= this.hub.now) { this.hub.count(C_DROPPED_EXPIRED, 1); this.unstore(seq); return; }
     const c = this.conn;
     if (qos === 0) {
       // QoS 0 is never queued: offline sessions miss it; slow consumers drop it, counted.
@@ -75,7 +86,7 @@ export class Session {
       this.send(c, msg, 0, retain, 0, false, subIds);
       return;
     }
-    const out: Outgoing = { msg, qos, retain, subIds };
+    const out: Outgoing = { msg, qos, retain, subIds, msgId, seq };
     if (c && this.queueLength === 0 && this.inflight.size < this.window && !c.congested) this.sendNew(c, out);
     else this.enqueue(out);
   }
@@ -86,13 +97,14 @@ export class Session {
     const cfg = this.hub.config;
     const size = o.msg!.size;
     while (this.queueLength >= cfg.maxQueuedMessages || (this.queuedBytes + size > cfg.maxQueuedBytes && this.queueLength > 0)) {
-      if (cfg.queuePolicy === 'drop-new' || cfg.maxQueuedMessages === 0) { this.hub.count(C_DROPPED_QUEUE_FULL, 1); return; }
+      if (cfg.queuePolicy === 'drop-new' || cfg.maxQueuedMessages === 0) { this.hub.count(C_DROPPED_QUEUE_FULL, 1); this.unstore(o.seq); return; }
       if (cfg.queuePolicy === 'disconnect' && this.conn) {
         this.hub.count(C_DROPPED_QUEUE_FULL, 1);
+        this.unstore(o.seq);
         this.conn.protocolClose(RC.QUOTA_EXCEEDED);
         return;
       }
-      this.shift();
+      this.unstore(this.shift()!.seq);
       this.hub.count(C_DROPPED_QUEUE_FULL, 1);
     }
     this.queue.push(o);
@@ -123,8 +135,26 @@ export class Session {
   private sendNew(c: Connection, o: Outgoing): void {
     const pid = this.allocPid();
     if (pid === 0) { this.enqueue(o); return; }
-    if (!this.send(c, o.msg!, o.qos, o.retain, pid, false, o.subIds)) return;
-    this.inflight.set(pid, { ...o, state: 'publish' });
+    if (!this.send(c, o.msg!, o.qos, o.retain, pid, false, o.subIds)) { this.unstore(o.seq); return; }
+    const stored = o.seq !== 0;
+    this.inflight.set(pid, { ...o, state: 'publish', stored });
+    if (stored) {
+      // Queue slot → in-flight entry with its packet id, so a restart redelivers the same PUBLISH.
+      this.unstore(o.seq);
+      this.storeInflight(pid, o.msgId, o.qos, 'publish', o.retain, o.subIds);
+    }
+  }
+
+  /** Removes a queue slot from the store (delivered in flight, dropped or expired). */
+  private unstore(seq: number): void {
+    if (seq !== 0) this.hub.persister.op({ o: 'dequeue', clientId: this.clientId, seq });
+  }
+
+  private storeInflight(pid: number, msgId: number, qos: number, state: 'publish' | 'pubrel', retain: boolean, subIds: number[] | null): void {
+    this.hub.persister.op({ o: 'inflight', clientId: this.clientId, entry: {
+      packetId: pid, messageId: state === 'publish' ? BigInt(msgId) : null, qos: qos as 1 | 2, state, dup: false, retain,
+      subscriptionIdentifiers: subIds ?? [],
+    } });
   }
 
   /** Sends as many queued messages as the window allows (after an ack, a drain or a resume). */
@@ -133,7 +163,7 @@ export class Session {
     if (!c) return;
     while (this.queueLength > 0 && this.inflight.size < this.window && !c.congested) {
       const o = this.shift()!;
-      if (o.msg!.expiryAt !== 0 && o.msg!.expiryAt <= this.hub.now) { this.hub.count(C_DROPPED_EXPIRED, 1); continue; }
+      if (o.msg!.expiryAt !== 0 && o.msg!.expiryAt <= this.hub.now) { this.hub.count(C_DROPPED_EXPIRED, 1); this.unstore(o.seq); continue; }
       this.sendNew(c, o);
     }
   }
@@ -183,6 +213,7 @@ export class Session {
     const f = this.inflight.get(pid);
     if (!f || f.qos !== expectQos || f.state !== expectState) return;
     this.inflight.delete(pid);
+    if (f.stored) this.hub.persister.op({ o: 'delInflight', clientId: this.clientId, packetId: pid });
     this.pump();
   }
 
@@ -190,9 +221,15 @@ export class Session {
   received(pid: number, reason: number): boolean {
     const f = this.inflight.get(pid);
     if (!f || f.qos !== 2) return false;
-    if (reason >= 0x80) { this.inflight.delete(pid); this.pump(); return true; }
+    if (reason >= 0x80) {
+      this.inflight.delete(pid);
+      if (f.stored) this.hub.persister.op({ o: 'delInflight', clientId: this.clientId, packetId: pid });
+      this.pump();
+      return true;
+    }
     f.state = 'pubrel';
     f.msg = null;
+    if (f.stored) this.storeInflight(pid, 0, 2, 'pubrel', f.retain, f.subIds);
     return true;
   }
 
@@ -209,18 +246,18 @@ export class Session {
   }
 
   /** The connection went away; the session lives on until its expiry [MQTT-3.1.2-23]. */
-  detach(onExpire: () => void): void {
+  detach(onExpire: () => void, elapsedMs = 0): void {
     this.conn = null;
     if (this.expiryInterval !== NEVER_EXPIRES) {
-      this.expiryTimer = setTimeout(onExpire, this.expiryInterval * 1000);
+      this.expiryTimer = setTimeout(onExpire, Math.max(0, this.expiryInterval * 1000 - elapsedMs));
       this.expiryTimer.unref();
     }
   }
 
-  scheduleWill(will: Will, publish: (w: Will) => void): void {
+  scheduleWill(will: Will, publish: (w: Will) => void, elapsedMs = 0): void {
     this.pendingWill = will;
-    const delay = Math.min(will.delay, this.expiryInterval);
-    this.willTimer = setTimeout(() => { this.willTimer = null; this.pendingWill = null; publish(will); }, delay * 1000);
+    const delay = Math.min(will.delay, this.expiryInterval) * 1000 - elapsedMs;
+    this.willTimer = setTimeout(() => { this.willTimer = null; this.pendingWill = null; publish(will); }, Math.max(0, delay));
     this.willTimer.unref();
   }
 
@@ -234,9 +271,14 @@ export class Session {
     const subscriptions: WireSubscription[] = [];
     for (const [filter, s] of this.subs) subscriptions.push({ filter, opts: s.opts, subId: s.subId, retainHandling: s.retainHandling });
     const inflight: WireInflight[] = [];
-    for (const [packetId, f] of this.inflight) inflight.push({ packetId, qos: f.qos, state: f.state, msg: f.msg ? { ...f.msg.toWire(), retain: f.retain } : null });
-    const queue = [];
-    for (let i = this.queueHead; i < this.queue.length; i++) queue.push({ ...this.queue[i].msg!.toWire(), qos: this.queue[i].qos, retain: this.queue[i].retain });
+    for (const [packetId, f] of this.inflight) {
+      inflight.push({ packetId, qos: f.qos, state: f.state, msg: f.msg ? { ...f.msg.toWire(), qos: f.qos, retain: f.retain } : null, subIds: f.subIds, msgId: f.stored ? Math.max(f.msgId, 1) : 0 });
+    }
+    const queue: WireQueued[] = [];
+    for (let i = this.queueHead; i < this.queue.length; i++) {
+      const o = this.queue[i];
+      queue.push({ msg: { ...o.msg!.toWire(), qos: o.qos, retain: o.retain }, subIds: o.subIds, msgId: o.msgId, seq: o.seq });
+    }
     return {
       clientId: this.clientId,
       protocolVersion: this.protocolVersion,
@@ -251,10 +293,13 @@ export class Session {
   /** Restores the transferable parts of a session taken over from another worker. */
   restore(w: WireSession): void {
     for (const f of w.inflight) {
-      this.inflight.set(f.packetId, { msg: f.msg ? Message.fromWire(f.msg) : null, qos: f.qos, retain: f.msg?.retain ?? false, subIds: null, state: f.state });
+      this.inflight.set(f.packetId, {
+        msg: f.msg ? Message.fromWire(f.msg) : null, qos: f.qos, retain: f.msg?.retain ?? false, subIds: f.subIds,
+        state: f.state, msgId: f.msgId, seq: 0, stored: f.msgId !== 0 || (f.state === 'pubrel' && this.persistent),
+      });
       if (f.packetId >= this.nextPid) this.nextPid = f.packetId === 65535 ? 1 : f.packetId + 1;
     }
-    for (const m of w.queue) this.enqueue({ msg: Message.fromWire(m), qos: m.qos, retain: m.retain, subIds: null });
+    for (const q of w.queue) this.enqueue({ msg: Message.fromWire(q.msg), qos: q.msg.qos, retain: q.msg.retain, subIds: q.subIds, msgId: q.msgId, seq: q.seq });
     for (const pid of w.inboundQos2) this.inboundQos2.add(pid);
   }
 }

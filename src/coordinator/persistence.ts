@@ -1,0 +1,179 @@
+// The coordinator's store (DESIGN.md §4): opens RocksDB once for the process, restores what it
+// holds at start, and group-commits the operations workers send. Workers name subscribers by
+// their trie id; `bind` ops tell this side which client id each id belongs to.
+import { RocksStore } from '../store/rocks-store';
+import type { StoreBatch } from '../store/batch';
+import type { StoredMessage, StoredSession, StoredSubscription, QueueEntry, InflightEntry, NewMessage, MessageProperties } from '../store/types';
+import type { BrokerConfig } from '../config';
+import type { PersistResult, RestoredSession, StoreOp, WireMessage, WireQueued, WireInflight } from '../shared/messages';
+import { propsFromStore, propsToStore } from '../shared/props-codec';
+
+interface Loading {
+  session: StoredSession;
+  subs: StoredSubscription[];
+  queue: WireQueued[];
+  inflight: WireInflight[];
+  inbound: number[];
+}
+
+export function toWire(m: NewMessage): WireMessage {
+  return {
+    topic: m.topic, payload: m.payload, qos: m.qos, retain: m.retain,
+    props: propsFromStore(m.properties), expiryAt: m.properties.expiresAt ?? 0,
+  };
+}
+
+export function fromWire(w: WireMessage, now: number): NewMessage {
+  return {
+    topic: w.topic, payload: Buffer.from(w.payload.buffer, w.payload.byteOffset, w.payload.byteLength),
+    qos: w.qos as 0 | 1 | 2, retain: w.retain, properties: propsToStore(w.props, w.expiryAt), publishedAt: now,
+  };
+}
+
+/** postMessage turns a Buffer into a plain Uint8Array; the store works with Buffers. */
+const buf = (u: Uint8Array): Buffer => (Buffer.isBuffer(u) ? u : Buffer.from(u.buffer, u.byteOffset, u.byteLength));
+
+function reviveProps(p: MessageProperties): MessageProperties {
+  return p.correlationData ? { ...p, correlationData: buf(p.correlationData) } : p;
+}
+
+function reviveMessage(m: NewMessage): NewMessage {
+  return { ...m, payload: buf(m.payload), properties: reviveProps(m.properties) };
+}
+
+function reviveSession(s: StoredSession): StoredSession {
+  return s.will ? { ...s, will: { ...s.will, payload: buf(s.will.payload), properties: reviveProps(s.will.properties) } } : s;
+}
+
+/** Subscription options byte as the trie carries it (src/shared/topic-index.ts). */
+const optsOf = (s: StoredSubscription) => s.qos | (s.noLocal ? 0x04 : 0) | (s.retainAsPublished ? 0x08 : 0);
+
+export class Persistence {
+  private readonly subToClient = new Map<number, string>();
+  private constructor(private readonly store: RocksStore | null, private readonly sync: boolean) {}
+
+  static async open(config: BrokerConfig): Promise<Persistence> {
+    if (config.durability === 'none') return new Persistence(null, false);
+    return new Persistence(await RocksStore.open(config.dataDir), config.durability === 'fsync');
+  }
+
+  get enabled(): boolean { return this.store !== null; }
+
+  /** Reads everything back; logs progress for large stores. */
+  async load(log: (line: string) => void): Promise<{ sessions: RestoredSession[]; retained: WireMessage[] }> {
+    if (!this.store) return { sessions: [], retained: [] };
+    const started = Date.now();
+    const byClient = new Map<string, Loading>();
+    const messages = new Map<bigint, StoredMessage>();
+    const retained: WireMessage[] = [];
+    const of = (c: string) => byClient.get(c);
+    const summary = await this.store.loadAll({
+      session: (s) => { byClient.set(s.clientId, { session: s, subs: [], queue: [], inflight: [], inbound: [] }); },
+      subscription: (s) => { of(s.clientId)?.subs.push(s); },
+      retained: (m) => { retained.push(toWire(m)); },
+      message: (m) => { messages.set(m.id, m); },
+      queued: (c, e) => { this.addQueued(of(c), e, messages); },
+      inflight: (c, e) => { this.addInflight(of(c), e, messages); },
+      inboundQos2: (c, pid) => { of(c)?.inbound.push(pid); },
+    }, {
+      progressEvery: 100_000,
+      onProgress: (p) => { if (p.records >= 100_000) log(`store: ${p.phase}: ${p.records} records${p.phaseDone ? ' (done)' : ''}`); },
+    });
+    const now = Date.now();
+    const sessions = [...byClient.values()].map((l) => this.restored(l, now));
+    log(`store: restored ${summary.sessions} sessions, ${summary.subscriptions} subscriptions, ${summary.retained} retained, ` +
+      `${summary.queued} queued and ${summary.inflight} in-flight messages in ${Date.now() - started} ms`);
+    return { sessions, retained };
+  }
+
+  private addQueued(l: Loading | undefined, e: QueueEntry, messages: Map<bigint, StoredMessage>): void {
+    const m = messages.get(e.messageId);
+    if (!l || !m) return;
+    l.queue.push({ msg: { ...toWire(m), qos: e.qos, retain: e.retain }, subIds: e.subscriptionIdentifiers.length ? e.subscriptionIdentifiers : null, msgId: Number(e.messageId), seq: Number(e.seq) });
+  }
+
+  private addInflight(l: Loading | undefined, e: InflightEntry, messages: Map<bigint, StoredMessage>): void {
+    if (!l) return;
+    const m = e.messageId !== null ? messages.get(e.messageId) : undefined;
+    if (e.state === 'publish' && !m) return;
+    l.inflight.push({
+      packetId: e.packetId, qos: e.qos, state: e.state,
+      msg: m ? { ...toWire(m), qos: e.qos, retain: e.retain } : null,
+      subIds: e.subscriptionIdentifiers.length ? e.subscriptionIdentifiers : null,
+      msgId: e.messageId !== null ? Number(e.messageId) : 0,
+    });
+  }
+
+  private restored(l: Loading, now: number): RestoredSession {
+    const s = l.session;
+    return {
+      clientId: s.clientId,
+      protocolVersion: s.protocolVersion,
+      expiryInterval: s.sessionExpiryInterval,
+      subscriptions: l.subs.map((x) => ({ filter: x.filter, opts: optsOf(x), subId: x.subscriptionIdentifier ?? 0, retainHandling: x.retainHandling })),
+      inflight: l.inflight,
+      queue: l.queue,
+      inboundQos2: l.inbound,
+      // A client connected when the broker stopped lost its connection then: count from now.
+      disconnectedAt: s.disconnectedAt ?? now,
+      will: s.will ? {
+        msg: toWire({ topic: s.will.topic, payload: s.will.payload, qos: s.will.qos, retain: s.will.retain, properties: s.will.properties, publishedAt: now }),
+        delay: s.will.delayInterval,
+      } : null,
+    };
+  }
+
+  /** Group-commits one worker request; `done` runs once it is durable (per --durability). */
+  apply(ops: StoreOp[], done: (results: PersistResult[], error: string | null) => void): void {
+    if (!this.store) { done([], null); return; }
+    const batch = this.store.batch();
+    const results: PersistResult[] = [];
+    try {
+      for (const op of ops) this.applyOp(batch, op, results);
+    } catch (err) {
+      done([], (err as Error).message);
+      return;
+    }
+    if (batch.size === 0) { done(results, null); return; }
+    this.store.commit(batch, { sync: this.sync }).then(() => done(results, null), (err: Error) => done([], err.message));
+  }
+
+  private applyOp(b: StoreBatch, op: StoreOp, results: PersistResult[]): void {
+    switch (op.o) {
+      case 'session': b.putSession(reviveSession(op.session)); break;
+      case 'delSession': b.deleteSession(op.clientId); break;
+      case 'sub': b.putSubscription(op.sub); break;
+      case 'unsub': b.deleteSubscription(op.clientId, op.filter); break;
+      case 'dequeue': b.dequeue(op.clientId, BigInt(op.seq)); break;
+      case 'inflight': b.putInflight(op.clientId, op.entry); break;
+      case 'delInflight': b.deleteInflight(op.clientId, op.packetId); break;
+      case 'inbound': b.addInboundQos2(op.clientId, op.packetId); break;
+      case 'delInbound': b.deleteInboundQos2(op.clientId, op.packetId); break;
+      case 'bind': this.subToClient.set(op.sub, op.clientId); break;
+      case 'unbind': this.subToClient.delete(op.sub); break;
+      case 'publish': {
+        const id = b.addMessage(reviveMessage(op.msg));
+        const seqs = op.targets.map((t) => {
+          const clientId = this.subToClient.get(t.sub);
+          if (!clientId) return 0;
+          return Number(b.enqueue(clientId, { messageId: id, qos: t.qos as 0 | 1 | 2, retain: t.retain, subscriptionIdentifiers: t.subIds }));
+        });
+        results.push({ msgId: Number(id), seqs });
+        break;
+      }
+    }
+  }
+
+  retain(msg: WireMessage): void {
+    // $SYS values are republished at every start; they are not worth a disk write every tick.
+    if (!this.store || msg.topic.startsWith('$SYS/')) return;
+    const b = this.store.batch();
+    if (msg.payload.byteLength === 0) b.deleteRetained(msg.topic);
+    else b.putRetained(fromWire(msg, Date.now()));
+    this.store.commit(b, { sync: this.sync }).catch((err: Error) => process.stderr.write(`fleetmq: store: retained write failed: ${err.message}\n`));
+  }
+
+  async close(): Promise<void> {
+    await this.store?.close();
+  }
+}

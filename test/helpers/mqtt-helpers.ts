@@ -48,6 +48,17 @@ export function utopic(prefix = 't'): string {
  */
 export const EXTRA_ARGS: string[] = (process.env.FLEETMQ_IT_ARGS ?? '').split(/\s+/).filter(Boolean);
 
+/** Where each suite's broker output is kept after the run, for diagnosing failures. */
+export const LOG_DIR = path.join(os.tmpdir(), 'fleetmq-it-logs');
+
+/** Saves a broker's output as LOG_DIR/<title>.log. */
+export function saveBrokerLog(title: string, output: string): void {
+  try {
+    fs.mkdirSync(LOG_DIR, { recursive: true });
+    fs.writeFileSync(path.join(LOG_DIR, `${title.replace(/[^\w.=-]+/g, '_')}.log`), output);
+  } catch { /* diagnostics only */ }
+}
+
 export function freshDataDir(): string {
   return fs.mkdtempSync(path.join(os.tmpdir(), 'fleetmq-it-'));
 }
@@ -83,7 +94,10 @@ export function eachWorkerCount(
         }
       });
       after(async () => {
-        if (broker) await broker.stop();
+        if (broker) {
+          await broker.stop();
+          saveBrokerLog(`${title} [workers=${workers}]`, broker.output());
+        }
         if (dataDir) fs.rmSync(dataDir, { recursive: true, force: true });
       });
       const get: BrokerCtx = () => {

@@ -72,13 +72,17 @@ async function runCase(broker: BrokerHandle, c: PacketCase): Promise<void> {
       assert.fail(`${c.name}: within ${CASE_MS} ms the broker neither closed the connection nor answered a PINGREQ sent after the packet; received ${raw.describe()}`);
     }
     if (raw.parseError && !raw.isClosed) await until(() => raw.isClosed, 'close after unparseable reply', 2000).catch(() => undefined);
-    let pongAt = -1;
-    if (pongs() >= wantPongs) { let n = 0; pongAt = raw.all.findIndex((p) => p.cmd === 'pingresp' && ++n === wantPongs); }
-    const obs: Observation = {
-      packets: pongAt >= 0 ? raw.all.slice(0, pongAt) : raw.all.slice(),
-      closed: raw.isClosed && pongAt < 0,
-      pong: pongAt >= 0,
-    };
+    const pong = pongs() >= wantPongs;
+    // The spec orders acknowledgements among themselves, not against PINGRESP: a PUBACK that
+    // waits for the store may come after the PINGRESP. So when a reply is expected, wait for it too.
+    const replyCmds = [c.expect.reply?.cmd, c.expect.alt?.reply?.cmd].filter((x): x is NonNullable<typeof x> => !!x && x !== 'pingresp');
+    if (pong && replyCmds.length) {
+      await until(() => raw.isClosed || raw.all.some((p) => replyCmds.includes(p.cmd)), `a ${replyCmds.join('/')}`, CASE_MS).catch(() => undefined);
+    }
+    // Our PINGRESP is not part of the observation (for a PINGREQ case, one of the two is).
+    const packets = raw.all.slice();
+    if (pong) { let drop = 1; for (let i = packets.length - 1; i >= 0 && drop > 0; i--) if (packets[i].cmd === 'pingresp') { packets.splice(i, 1); drop--; } }
+    const obs: Observation = { packets, closed: raw.isClosed && !pong, pong };
     if (raw.parseError) assert.fail(`${c.name}: broker sent bytes that mqtt-packet cannot parse: ${raw.parseError.message} (${raw.describe()})`);
     const err = check(c.expect, obs, c);
     const altErr = err && c.expect.alt ? check(c.expect.alt, obs, c) : err;

@@ -248,11 +248,13 @@ export class Clients {
   private mq = new Set<mqtt.MqttClient>();
   private raws = new Set<RawClient>();
 
-  /** An mqtt.js client (reconnect off), with its CONNACK and an Inbox attached before CONNECT. */
-  async mqtt(port: number, opts: mqtt.IClientOptions): Promise<Conn> {
+  /** An mqtt.js client (reconnect off), with its CONNACK and an Inbox (and `setup`'s listeners) attached before CONNECT. */
+  async mqtt(port: number, opts: mqtt.IClientOptions, setup?: (client: mqtt.MqttClient) => void): Promise<Conn> {
     const client = mqtt.connect({ host: '127.0.0.1', port, reconnectPeriod: 0, connectTimeout: WAIT_MS, ...opts });
     this.mq.add(client);
+    // Listeners go on before CONNECT: queued messages can arrive in the same read as the CONNACK.
     const inbox = new Inbox(client);
+    setup?.(client);
     const connack = await new Promise<mqttPacket.IConnackPacket>((resolve, reject) => {
       const t = setTimeout(() => reject(new Error(`no CONNACK within ${WAIT_MS} ms for ${opts.clientId ?? 'client'}`)), WAIT_MS);
       client.once('connect', (p) => { clearTimeout(t); resolve(p as mqttPacket.IConnackPacket); });
@@ -284,6 +286,16 @@ export class Clients {
 }
 
 export const EXPIRY = 3600;
+
+/**
+ * An mqtt.js message store that survives its client: pass the same one as `incomingStore` to
+ * every connection of one persistent subscriber, so QoS 2 messages it PUBREC'd on one connection
+ * are released (emitted) once when the PUBREL comes on the next. (`clean: false`: end() does not
+ * empty it.)
+ */
+export function sessionStore(): mqtt.Store {
+  return new mqtt.Store({ clean: false });
+}
 
 /**
  * mqtt.js options for a persistent session: v3.1.1 clean=false; v5 Session Expiry > 0 and, when
@@ -343,7 +355,7 @@ export async function rawPing(raw: RawClient, ms = WAIT_MS): Promise<mqttPacket.
 // Numbered streams (crash test)
 
 /** What one subscriber identity received across all its connections: one entry per delivery. */
-export interface Delivery { pub: string; seq: number; qos: number; dup: boolean }
+export interface Delivery { pub: string; seq: number; qos: number; dup: boolean; /** which connection of the subscriber (0 = before the kill) */ conn?: number; pid?: number }
 
 export function parseStreamPayload(payload: Buffer | string): { pub: string; seq: number } | null {
   const m = /^([A-Za-z0-9_-]+):(\d+|end)$/.exec(payload.toString());
@@ -454,14 +466,14 @@ export class RawQos2Stream implements StreamRecord {
       const e = this.ids.get(id);
       if (!e) { this.protocolErrors.push(`PUBREC for unknown packet id ${id}`); return; }
       if (rc >= 0x80) { this.protocolErrors.push(`PUBREC ${id} (seq ${e.seq}) reason 0x${rc.toString(16)}`); this.ids.delete(id); this.pump(); return; }
-      this.acked.add(e.seq);
+      if (e.seq >= 0) this.acked.add(e.seq); // seq -1: publishOne() (end marker), not part of the stream
       e.phase = 'pubrel';
       this.send({ cmd: 'pubrel', messageId: id });
     } else if (p.cmd === 'pubcomp' && id !== undefined) {
       const e = this.ids.get(id);
       if (!e || e.phase !== 'pubrel') { this.protocolErrors.push(`PUBCOMP for packet id ${id} not awaiting one`); return; }
       if (rc >= 0x80) this.protocolErrors.push(`PUBCOMP ${id} (seq ${e.seq}) reason 0x${rc.toString(16)}`);
-      else this.completed.add(e.seq);
+      else if (e.seq >= 0) this.completed.add(e.seq);
       this.ids.delete(id);
       this.pump();
     } else if (p.cmd === 'disconnect' || p.cmd === 'pingresp') {
@@ -554,7 +566,10 @@ export function checkStream(sub: string, rec: StreamRecord, got: Delivery[], exa
   }
   if (exactlyOnce) {
     const dups = [...seen].filter(([, n]) => n > 1).map(([s]) => s).sort((a, b) => a - b);
-    if (dups.length) problems.push(`${sub} <- ${rec.name}: QoS 2 messages delivered more than once: ${summarizeSeqs(dups)}`);
+    if (dups.length) {
+      const how = dups.slice(0, 3).map((q) => `${q}: ${mine.filter((d) => d.seq === q).map((d) => `[conn ${d.conn ?? '?'} id ${d.pid ?? '?'}${d.dup ? ' DUP' : ''}]`).join(' ')}`).join('; ');
+      problems.push(`${sub} <- ${rec.name}: QoS 2 messages delivered more than once: ${summarizeSeqs(dups)} (${how})`);
+    }
   }
   return problems;
 }

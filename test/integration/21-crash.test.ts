@@ -15,7 +15,7 @@ import * as mqtt from 'mqtt';
 import type { IPublishPacket } from 'mqtt-packet';
 import { uid, utopic, until } from '../helpers/mqtt-helpers';
 import {
-  withDeployment, persistentOpts, subscribeOk, publishOk, endOk, Durability,
+  withDeployment, sessionStore, persistentOpts, subscribeOk, publishOk, endOk, Durability,
   MqttQos1Stream, RawQos2Stream, StreamRecord, Delivery, checkStream, parseStreamPayload,
 } from '../helpers/persist-helpers';
 
@@ -50,11 +50,12 @@ interface SubState {
 }
 
 function attach(client: mqtt.MqttClient, s: SubState): void {
+  const conn = s.clients.length;
   s.clients.push(client);
   client.on('message', (_topic, payload, packet) => {
     const p = parseStreamPayload(payload);
     if (!p) { s.stray.push(payload.toString().slice(0, 40)); return; }
-    s.got.push({ pub: p.pub, seq: p.seq, qos: (packet as IPublishPacket).qos, dup: !!(packet as IPublishPacket).dup });
+    s.got.push({ pub: p.pub, seq: p.seq, qos: (packet as IPublishPacket).qos, dup: !!(packet as IPublishPacket).dup, conn, pid: (packet as IPublishPacket).messageId });
   });
 }
 
@@ -64,11 +65,10 @@ async function crashRun(workers: number, mode: Mode, durability: Durability): Pr
     const base = utopic('crash');
     const subs: SubState[] = SUBSCRIBERS.map((s, i) => ({
       ...s, id: uid(s.name), online: mode === 'online' || (mode === 'mixed' && i % 2 === 0),
-      store: new mqtt.Store(), got: [], stray: [], clients: [],
+      store: sessionStore(), got: [], stray: [], clients: [],
     }));
     for (const s of subs) {
-      const conn = await c.mqtt(d.port, { ...persistentOpts(s.v, s.id, false), incomingStore: s.store });
-      attach(conn.client, s);
+      const conn = await c.mqtt(d.port, { ...persistentOpts(s.v, s.id, false), incomingStore: s.store }, (cl) => attach(cl, s));
       await subscribeOk(conn.client, { [`${base}/#`]: { qos: s.qos } });
       if (!s.online) await endOk(conn.client);
     }
@@ -102,8 +102,7 @@ async function crashRun(workers: number, mode: Mode, durability: Durability): Pr
 
     await d.start();
     for (const s of subs) {
-      const conn = await c.mqtt(d.port, { ...persistentOpts(s.v, s.id, true), incomingStore: s.store });
-      attach(conn.client, s);
+      const conn = await c.mqtt(d.port, { ...persistentOpts(s.v, s.id, true), incomingStore: s.store }, (cl) => attach(cl, s));
       assert.equal(conn.connack.sessionPresent, true, `${s.name} (v${s.v}, ${s.online ? 'online' : 'offline'} at the kill): Session Present after the restart`);
     }
     for (const s of qos2) {

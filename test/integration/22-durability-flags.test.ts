@@ -112,7 +112,7 @@ async function populatedStore(d: Deployment, c: Clients, starts: number): Promis
   }
 }
 
-async function expectRefusal(d: Deployment, what: string): Promise<void> {
+async function expectRefusal(d: Deployment, what: string, corrupted: string[]): Promise<void> {
   const before = hashTree(d.dir);
   const r = await runCli(d.args());
   assert.equal(r.listened, false, `the broker started on a store with ${what} (silently ignoring or wiping it?); stdout: ${r.stdout} stderr: ${r.stderr}`);
@@ -120,8 +120,15 @@ async function expectRefusal(d: Deployment, what: string): Promise<void> {
   assert.notEqual(r.code, 0, `exit code 0 on a store with ${what}; stderr: ${r.stderr}`);
   assert.ok(r.stderr.includes(d.dir), `the error must name the data directory ${d.dir}; stderr: ${JSON.stringify(r.stderr)}`);
   assert.doesNotMatch(r.stderr, STACK_RE, `a clear error, not a stack trace; stderr: ${r.stderr}`);
-  const changes = diffTrees(before, hashTree(d.dir));
-  assert.deepEqual(changes, [], `the store's files must be left untouched (no silent wipe or repair): ${changes.join(', ')}`);
+  const after = hashTree(d.dir);
+  // First the data-loss view: the corrupt file is still there as it was, no SST disappeared.
+  for (const f of corrupted) assert.equal(after.get(f), before.get(f), `the corrupt file ${f} was ${after.has(f) ? 'rewritten' : 'deleted'}`);
+  const lostSst = [...before.keys()].filter((f) => f.endsWith('.sst') && !after.has(f));
+  assert.deepEqual(lostSst, [], `SST files deleted by the refused start: ${lostSst.join(', ')}`);
+  // Then the letter of it: nothing at all changed (RocksDB's open-time WAL recovery rewrites the
+  // directory — WAL flushed into a new SST, new MANIFEST — unless the store is checked first).
+  const changes = diffTrees(before, after);
+  assert.deepEqual(changes, [], `the refused start must leave the store's files untouched, but it changed: ${changes.join(', ')}`);
 }
 
 describe('22 unreadable stores: clear error naming the path, non-zero exit, files untouched', () => {
@@ -131,7 +138,7 @@ describe('22 unreadable stores: clear error naming the path, non-zero exit, file
       const current = path.join(d.dir, 'CURRENT');
       assert.ok(fs.existsSync(current), `no CURRENT in the data dir after a run with --durability process (files: ${listTree(d.dir).join(', ')})`);
       fs.writeFileSync(current, 'this is not a manifest name\n\x00\xff garbage');
-      await expectRefusal(d, 'garbage in CURRENT');
+      await expectRefusal(d, 'garbage in CURRENT', ['CURRENT']);
     });
   });
 
@@ -146,7 +153,7 @@ describe('22 unreadable stores: clear error naming the path, non-zero exit, file
         const size = fs.statSync(p).size;
         fs.writeFileSync(p, Buffer.alloc(Math.max(size, 64), 0x5a));
       }
-      await expectRefusal(d, `garbage in ${ssts.join(', ')}`);
+      await expectRefusal(d, `garbage in ${ssts.join(', ')}`, ssts);
     });
   });
 

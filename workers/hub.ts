@@ -19,6 +19,7 @@ import { SessionTable } from './session/session-table';
 import type { Will } from './session/will';
 import { Message, NO_ORIGIN } from './protocol/message';
 import { RC } from './protocol/constants';
+import { native } from '../src/native';
 
 /** Records drained per ring per turn, so sockets get their turn under load. */
 const DRAIN_MAX = 2048;
@@ -49,7 +50,8 @@ export class Hub {
     this.counters = new Float64Array(wiring.counters, wiring.index * K.COUNTERS_PER_WORKER * 8, K.COUNTERS_PER_WORKER);
     this.router = new Router(this, wiring.outbound, wiring.inbound, wiring.bells);
     this.coord = new CoordinatorClient(wiring.coordinator, (req, id, clean) => this.release(req, id, clean),
-      (s) => this.adoptSession(s), (req, results, error) => this.persister.onStored(req, results, error));
+      (s) => this.adoptSession(s), (req, results, error) => this.persister.onStored(req, results, error),
+      (fd, bytes) => this.adoptMovedConnection(fd, bytes));
     this.persister = new Persister(wiring.config.durability !== 'none', wiring.coordinator, () => this.scheduleTurn());
     this.accept = new RingConsumer(wiring.acceptRing);
     this.bell = new BellWaiter(wiring.bell);
@@ -117,14 +119,14 @@ export class Hub {
     this.bell.park(() => !this.accept.isEmpty() || this.router.hasInbound(), () => this.pump());
   }
 
-  private adoptFd(fd: number): void {
+  private adoptFd(fd: number): Connection | null {
     this.count(K.C_ACCEPTED, 1);
     this.count(K.C_CONNECTIONS_TOTAL, 1);
     let socket: net.Socket;
     try {
       socket = new net.Socket({ fd, readable: true, writable: true });
     } catch {
-      return;
+      return null;
     }
     socket.setNoDelay(true);
     const c = new Connection(socket, this);
@@ -132,13 +134,85 @@ export class Hub {
     this.created.set(c, this.now);
     this.count(K.C_CONNECTIONS_OPEN, 1);
     if (this.stopping) c.close();
+    return c;
   }
 
   // ---- sessions --------------------------------------------------------------------
 
   /** Claims the client id (taking the session over from wherever it is); true if a session was present. */
-  async claimSession(c: Connection, clientId: string, clean: boolean, expiry: number): Promise<boolean> {
-    const { session: wire } = await this.coord.claim(clientId, clean);
+  /**
+   * Claims the client id; resolves to whether a session was present, or null when the
+   * connection was moved to the worker that owns the session.
+   */
+  async claimSession(c: Connection, clientId: string, clean: boolean, expiry: number): Promise<boolean | null> {
+    const grant = await this.coord.claim(clientId, clean);
+    if (grant.redirect !== undefined) { this.moveConnection(c, grant.redirect); return null; }
+    if (grant.local) {
+      const present = this.takeOverLocally(c, clientId, clean, expiry);
+      if (present !== null) return present;
+    }
+    return this.newSession(c, clientId, clean, expiry, grant.session);
+  }
+
+  /**
+   * A persistent session lives on the worker that has it; a reconnecting client's connection
+   * goes there (DESIGN.md §4) instead of the session coming here, so its subscriptions never
+   * leave the trie and no message published meanwhile is missed.
+   */
+  private moveConnection(c: Connection, owner: number): void {
+    const fd = (c.socket as unknown as { _handle?: { fd?: number } })._handle?.fd;
+    const bytes = c.takeReplayBytes();
+    if (typeof fd !== 'number' || fd < 0) { c.close(); return; }
+    let copy: number;
+    try { copy = native.dupFd(fd); } catch { c.close(); return; }
+    c.detachSocket();
+    this.coord.move(owner, copy, bytes);
+  }
+
+  /** A connection another worker moved here, with the bytes it had already read. */
+  adoptMovedConnection(fd: number, bytes: Uint8Array): void {
+    const c = this.adoptFd(fd);
+    c?.inject(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));
+  }
+
+  /** This worker owns the session already: the new connection replaces the old one [MQTT-3.1.4-3]. */
+  private takeOverLocally(c: Connection, clientId: string, clean: boolean, expiry: number): boolean | null {
+    const s = this.sessions.byClientId.get(clientId);
+    if (!s) return null;
+    const old = s.conn;
+    if (old && old !== c) {
+      old.session = null;
+      s.conn = null;
+      this.count(K.C_CLIENTS_CONNECTED, -1);
+      if (old.will && !old.normalDisconnect && (clean || old.will.delay === 0)) this.publishWill(old.will);
+      old.protocolClose(RC.SESSION_TAKEN_OVER);
+    } else if (s.pendingWill && clean) {
+      this.publishWill(s.pendingWill);
+    }
+    s.cancelTimers();
+    if (clean) { this.dropSession(s); this.persister.op({ o: 'delSession', clientId }); return null; }
+    s.expiryInterval = expiry;
+    s.protocolVersion = c.version;
+    this.setPersistent(s, this.persister.enabled && expiry > 0);
+    if (s.persistent) this.persister.op({ o: 'session', session: this.storedSession(s, c.will, null) });
+    c.session = s;
+    if (c.state === ConnState.CLOSED) { c.session = null; this.goOffline(s, null); }
+    return true;
+  }
+
+  /** Persistence can change on reconnect (a new expiry): trie options, binding and store follow. */
+  private setPersistent(s: Session, on: boolean): void {
+    if (s.persistent === on) return;
+    s.persistent = on;
+    if (on) this.persister.op({ o: 'bind', clientId: s.clientId, sub: s.subscriber });
+    else { this.persister.op({ o: 'unbind', sub: s.subscriber }); this.persister.op({ o: 'delSession', clientId: s.clientId }); }
+    for (const [filter, sub] of s.subs) {
+      topicIndex.subscribe(this.trieId, filter, s.subscriber, sub.opts | (on ? OPT_PERSISTENT : 0), sub.subId);
+      if (on) this.storeSubscription(s, filter, sub.opts, sub.subId, sub.retainHandling);
+    }
+  }
+
+  private newSession(c: Connection, clientId: string, clean: boolean, expiry: number, wire: WireSession | null): boolean {
     const slot = this.sessions.allocSlot();
     const s = new Session(this, clientId, slot, subscriberId(this.index, slot), c.version);
     s.expiryInterval = expiry;
@@ -307,14 +381,16 @@ export class Hub {
     if (!existed) this.coord.journal('sub', s.subscriber, filter);
     topicIndex.subscribe(this.trieId, filter, s.subscriber, opts | (s.persistent ? OPT_PERSISTENT : 0), subId);
     s.subs.set(filter, { opts, subId, retainHandling });
-    if (s.persistent) {
-      this.persister.op({ o: 'sub', sub: {
-        clientId: s.clientId, filter, qos: (opts & 3) as 0 | 1 | 2, noLocal: (opts & 4) !== 0, retainAsPublished: (opts & 8) !== 0,
-        retainHandling: retainHandling as 0 | 1 | 2, subscriptionIdentifier: subId,
-      } });
-    }
+    if (s.persistent) this.storeSubscription(s, filter, opts, subId, retainHandling);
     if (!existed) this.count(K.C_SUBSCRIPTIONS, 1);
     return !existed;
+  }
+
+  private storeSubscription(s: Session, filter: string, opts: number, subId: number, retainHandling: number): void {
+    this.persister.op({ o: 'sub', sub: {
+      clientId: s.clientId, filter, qos: (opts & 3) as 0 | 1 | 2, noLocal: (opts & 4) !== 0, retainAsPublished: (opts & 8) !== 0,
+      retainHandling: retainHandling as 0 | 1 | 2, subscriptionIdentifier: subId,
+    } });
   }
 
   unsubscribe(s: Session, filter: string): boolean {
@@ -328,11 +404,17 @@ export class Hub {
 
   /** Retained messages for new subscriptions, sent with RETAIN 1 [MQTT-3.3.1-9]. */
   sendRetained(s: Session, list: { filter: string; qos: number }[], subId: number): void {
+    s.retainedPending++;
     this.coord.retained(list.map((x) => x.filter)).then((found) => {
-      if (this.sessions.byClientId.get(s.clientId) !== s) return;
-      for (let i = 0; i < found.length; i++) {
-        for (const w of found[i]) s.deliver(Message.fromWire(w, NO_ORIGIN), Math.min(w.qos, list[i].qos), true, subId ? [subId] : null);
+      const live = this.sessions.byClientId.get(s.clientId) === s;
+      s.retainedPending--;
+      if (live) {
+        for (let i = 0; i < found.length; i++) {
+          for (const w of found[i]) s.deliver(Message.fromWire(w, NO_ORIGIN), Math.min(w.qos, list[i].qos), true, subId ? [subId] : null);
+        }
       }
+      s.retainedPending++;
+      s.retainedDone();
       this.scheduleTurn();
     }, () => { /* coordinator gone: shutting down */ });
   }

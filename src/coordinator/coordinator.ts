@@ -2,6 +2,7 @@
 // registry, the retained index and the store; the cluster attaches here later.
 import { parentPort, workerData, MessagePort, receiveMessageOnPort } from 'node:worker_threads';
 import { topicIndex, subscriberWorker } from '../shared/topic-index';
+import { native } from '../native';
 import type { BrokerConfig } from '../config';
 import type { FromCoordinator, RestoredSession, ToCoordinator } from '../shared/messages';
 import { Registry } from './registry';
@@ -30,6 +31,12 @@ function onWorkerMessage(index: number, port: MessagePort, m: ToCoordinator): vo
     case 'retained?': {
       const now = Date.now();
       port.postMessage({ t: 'retained', req: m.req, msgs: m.filters.map((f) => retained.match(f, now)) } satisfies FromCoordinator);
+      break;
+    }
+    case 'move': {
+      const target = ports[m.to];
+      if (target) target.postMessage({ t: 'conn', fd: m.fd, bytes: m.bytes } satisfies FromCoordinator);
+      else native.closeFd(m.fd);
       break;
     }
     case 'store':

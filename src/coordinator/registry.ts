@@ -36,6 +36,10 @@ export class Registry {
       return;
     }
     if (e.busy) { e.waiting.push(() => this.claim(worker, req, clientId, clean)); return; }
+    if (e.owner === worker) { this.send(worker, { t: 'granted', req, session: null, existed: true, local: true }); return; }
+    // A session that continues stays where it is: the connection moves to it (no gap in its
+    // subscriptions). A clean start ends the old session wherever it is.
+    if (!clean) { this.send(worker, { t: 'granted', req, session: null, existed: true, redirect: e.owner }); return; }
     e.busy = true;
     const id = this.nextReq++;
     this.releases.set(id, { clientId, from: e.owner, claimer: worker, claimReq: req });

@@ -93,6 +93,7 @@ export type ToCoordinator =
   | { t: 'ended'; clientId: string }
   | { t: 'retain'; msg: WireMessage }
   | { t: 'retained?'; req: number; filters: string[] }
+  | { t: 'move'; to: number; fd: number; bytes: Uint8Array }
   /** Subscription journal: lets the coordinator drop a dead worker's subscriptions from the trie. */
   | { t: 'sub'; sub: number; filter: string }
   | { t: 'unsub'; sub: number; filter: string }
@@ -100,7 +101,9 @@ export type ToCoordinator =
   | { t: 'store'; req: number; ops: StoreOp[] };
 
 export type FromCoordinator =
-  | { t: 'granted'; req: number; session: WireSession | null; existed: boolean }
+  /** local: this worker owns the session already; redirect: move the connection to that worker. */
+  | { t: 'granted'; req: number; session: WireSession | null; existed: boolean; local?: boolean; redirect?: number }
+  | { t: 'conn'; fd: number; bytes: Uint8Array }
   | { t: 'release'; req: number; clientId: string; clean: boolean }
   | { t: 'retained'; req: number; msgs: WireMessage[][] }
   | { t: 'stored'; req: number; results: PersistResult[]; error: string | null }

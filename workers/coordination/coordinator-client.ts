@@ -6,6 +6,8 @@ import type { Message } from '../protocol/message';
 
 type Pending = { resolve: (v: never) => void; reject: (e: Error) => void };
 
+export interface Grant { session: WireSession | null; existed: boolean; local?: boolean; redirect?: number }
+
 export class CoordinatorClient {
   private nextReq = 1;
   private readonly pending = new Map<number, Pending>();
@@ -15,6 +17,7 @@ export class CoordinatorClient {
     private readonly onRelease: (req: number, clientId: string, clean: boolean) => void,
     private readonly onAdopt: (s: RestoredSession) => void,
     private readonly onStored: (req: number, results: PersistResult[], error: string | null) => void,
+    private readonly onConn: (fd: number, bytes: Uint8Array) => void,
   ) {
     port.on('message', (m: FromCoordinator) => this.onMessage(m));
   }
@@ -23,10 +26,11 @@ export class CoordinatorClient {
     if (m.t === 'release') { this.onRelease(m.req, m.clientId, m.clean); return; }
     if (m.t === 'adopt') { this.onAdopt(m.session); return; }
     if (m.t === 'stored') { this.onStored(m.req, m.results, m.error); return; }
+    if (m.t === 'conn') { this.onConn(m.fd, m.bytes); return; }
     const p = this.pending.get(m.req);
     if (!p) return;
     this.pending.delete(m.req);
-    if (m.t === 'granted') (p.resolve as (v: { session: WireSession | null; existed: boolean }) => void)({ session: m.session, existed: m.existed });
+    if (m.t === 'granted') (p.resolve as (v: Grant) => void)({ session: m.session, existed: m.existed, local: m.local, redirect: m.redirect });
     else if (m.t === 'retained') (p.resolve as (v: WireMessage[][]) => void)(m.msgs);
   }
 
@@ -38,7 +42,7 @@ export class CoordinatorClient {
     });
   }
 
-  claim(clientId: string, clean: boolean): Promise<{ session: WireSession | null; existed: boolean }> {
+  claim(clientId: string, clean: boolean): Promise<Grant> {
     return this.request((req) => ({ t: 'claim', req, clientId, clean }));
   }
 
@@ -52,6 +56,11 @@ export class CoordinatorClient {
 
   ended(clientId: string): void {
     this.port.postMessage({ t: 'ended', clientId } satisfies ToCoordinator);
+  }
+
+  /** Hands a connection (a dup'd fd and the bytes read so far) to the worker that owns its session. */
+  move(to: number, fd: number, bytes: Uint8Array): void {
+    this.port.postMessage({ t: 'move', to, fd, bytes } satisfies ToCoordinator);
   }
 
   /** Posted before the trie changes, so a worker that dies right after leaves nothing unjournaled. */

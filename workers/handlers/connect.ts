@@ -34,6 +34,7 @@ export function handleConnect(c: Connection, first: number, buf: Buffer, frameSt
     return;
   }
   c.version = peek.level;
+  c.connectFrame = Buffer.from(buf.subarray(frameStart, end));
   const parsed = parseFrame(buf.subarray(frameStart, end), peek.level);
   if (parsed instanceof Error || parsed.cmd !== 'connect' || checkConnect(buf, start, end, peek.level) !== null) {
     if (c.v5) sendConnack(c, false, RC.MALFORMED_PACKET, {});
@@ -80,7 +81,7 @@ function admit(c: Connection, p: IConnectPacket): void {
   c.state = ConnState.CONNECTING;
   c.socket.pause();
   hub.claimSession(c, clientId, !!p.clean, expiry).then((present) => {
-    if (c.state === ConnState.CLOSED) return;
+    if (present === null || c.state === ConnState.CLOSED) return; // moved to the session's worker, or gone
     const ack: IConnackPacket['properties'] = {};
     if (v5) {
       ack.receiveMaximum = hub.config.receiveMaximum;

@@ -20,10 +20,12 @@ export function dispatch(c: Connection, first: number, buf: Buffer, frameStart: 
     handleConnect(c, first, buf, frameStart, start, end);
     return;
   }
+  if (type === T.PUBLISH) { handlePublish(c, first, buf, start, end); return; }
+  // PUBLISHes batched so far are routed and acknowledged before anything else is answered, so
+  // replies keep the order of the packets that caused them.
+  c.hub.router.flushBatch();
   switch (type) {
-    case T.PUBLISH: handlePublish(c, first, buf, start, end); return;
     case T.PUBACK: case T.PUBREC: case T.PUBREL: case T.PUBCOMP:
-      c.hub.router.flushBatch();
       handleAck(c, type, first, buf, start, end);
       return;
     case T.PINGREQ:
@@ -32,7 +34,6 @@ export function dispatch(c: Connection, first: number, buf: Buffer, frameStart: 
       return;
     case T.CONNECT: c.protocolClose(RC.PROTOCOL_ERROR); return; // a second CONNECT [MQTT-3.1.0-2]
     case T.SUBSCRIBE: case T.UNSUBSCRIBE: case T.DISCONNECT: case T.AUTH:
-      c.hub.router.flushBatch();
       control(c, type, buf, frameStart, start, end);
       return;
     default:

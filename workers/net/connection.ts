@@ -89,9 +89,40 @@ export class Connection {
     if (pos < end) this.partial = buf.subarray(pos);
   }
 
+  /** The CONNECT frame, kept while it is being decided in case the connection moves. */
+  connectFrame: Buffer | null = null;
+
+  /**
+   * Everything this connection has read and not processed, from its CONNECT on: what the
+   * worker that owns the session must replay after the move.
+   */
+  takeReplayBytes(): Buffer {
+    while (this.socket.read() !== null) { /* 'data' fires and appends to held */ }
+    const parts = [this.connectFrame ?? Buffer.alloc(0)];
+    if (this.held) parts.push(this.held);
+    this.connectFrame = null;
+    this.held = null;
+    return Buffer.concat(parts);
+  }
+
+  /** The connection lives on in another worker (its fd was duplicated): drop this side quietly. */
+  detachSocket(): void {
+    this.state = ConnState.CLOSED;
+    this.out.length = 0;
+    this.socket.destroy();
+    this.hub.connectionClosed(this);
+  }
+
+  /** Bytes another worker read from this connection before moving it here. */
+  inject(bytes: Buffer): void {
+    this.lastRecv = this.hub.now;
+    if (bytes.length > 0) this.consume(bytes);
+  }
+
   /** CONNECT decided: process what arrived meanwhile and read on. */
   resume(): void {
     if (this.state === ConnState.CLOSED) return;
+    this.connectFrame = null;
     const held = this.held;
     this.held = null;
     if (held) this.consume(held);

@@ -49,6 +49,21 @@ export class Session {
   /** Kept in the store (durability on and a session that outlives its connection). */
   persistent = false;
 
+  /**
+   * Retained messages requested for a new subscription and not yet here: live messages wait
+   * behind them, so a retained message is never overtaken by a newer one [MQTT-4.6.0-6].
+   */
+  retainedPending = 0;
+  private heldLive: Outgoing[] = [];
+
+  /** The retained messages arrived (and were delivered): what waited behind them goes now. */
+  retainedDone(): void {
+    if (--this.retainedPending > 0) return;
+    const held = this.heldLive;
+    this.heldLive = [];
+    for (const o of held) this.deliver(o.msg!, o.qos, o.retain, o.subIds, o.msgId, o.seq);
+  }
+
   /** Scratch used by the router to merge overlapping subscriptions per message. */
   stamp = 0;
   accQos = -1;
@@ -77,6 +92,7 @@ export class Session {
    * store slot when the publisher persisted it for this session (DESIGN.md §4).
    */
   deliver(msg: Message, qos: number, retain: boolean, subIds: number[] | null, msgId = 0, seq = 0): void {
+    if (this.retainedPending > 0) { this.heldLive.push({ msg, qos, retain, subIds, msgId, seq }); return; }
     if (msg.expiryAt !== 0 && msg.expiryAt <= this.hub.now) { this.hub.count(C_DROPPED_EXPIRED, 1); this.unstore(seq); return; }
     const c = this.conn;
     if (qos === 0) {

@@ -72,6 +72,24 @@ eachWorkerCount('05 session', (broker) => {
       }
     });
 
+    it(`v${v}: a message queued offline keeps the rules of a live match: RETAIN=0 (no RAP) and QoS min(published, granted) [MQTT-3.3.1-9] [MQTT-3.8.4-8]`, async () => {
+      const id = uid('offrules');
+      const t = utopic('offrules');
+      const a = await pool.connect(broker(), persistent(id));
+      await subscribe(a.client, t, { qos: 1 });
+      await end(a.client);
+      const pub = await pool.connect(broker(), { protocolVersion: v });
+      await publish(pub.client, t, 'retained-q2', { qos: 2, retain: true });
+      const b = await pool.connect(broker(), persistent(id));
+      const [m] = await b.inbox.waitFor(1, t);
+      assert.equal(m.payload.toString(), 'retained-q2');
+      assert.equal(m.packet.qos, 1, 'downgraded to the granted QoS');
+      assert.equal(m.packet.retain, false, 'it matched a subscription when published: not a retained-on-subscribe delivery');
+      await publish(pub.client, t, 'sentinel', { qos: 1 });
+      const before = await b.inbox.waitForPayload('sentinel');
+      assert.equal(before.length, 1, 'no second copy from the retained store (no new SUBSCRIBE happened)');
+    });
+
     it(`v${v}: QoS 0 messages while offline are never delivered with QoS > 0; the session still works`, async () => {
       const id = uid('q0off');
       const t = utopic('q0off');
@@ -142,6 +160,19 @@ eachWorkerCount('05 session', (broker) => {
     await subscribe(b.client, `${t}-sentinel`, { qos: 1 });
     await publish(pub.client, `${t}-sentinel`, 'sentinel', { qos: 1 });
     assert.deepEqual((await b.inbox.waitForPayload('sentinel')).map((m) => m.payload.toString()), [], 'queued message dropped with the session');
+  });
+
+  it('v5: the session expiry of the latest CONNECT applies (300 s, then reconnect with 1 s: gone after 3 s) [3.1.2.11.2]', async () => {
+    const id = uid('exp-upd');
+    const a = await pool.connect(broker(), { protocolVersion: 5, clientId: id, clean: false, properties: { sessionExpiryInterval: 300 } });
+    await subscribe(a.client, utopic('exp-upd'), { qos: 1 });
+    await end(a.client);
+    const b = await pool.connect(broker(), { protocolVersion: 5, clientId: id, clean: false, properties: { sessionExpiryInterval: 1 } });
+    assert.equal(b.connack.sessionPresent, true);
+    await end(b.client);
+    await delay(3000);
+    const c = await pool.connect(broker(), { protocolVersion: 5, clientId: id, clean: false, properties: { sessionExpiryInterval: 1 } });
+    assert.equal(c.connack.sessionPresent, false, 'the 1 s expiry from the second CONNECT applied');
   });
 
   it('v5: DISCONNECT may lower the session expiry to 0: the session ends [MQTT-3.14.2-?] 3.14.2.2.2', async () => {

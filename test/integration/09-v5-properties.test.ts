@@ -260,6 +260,24 @@ eachWorkerCount('09 v5 properties', (broker) => {
     for (const p of c) { assert.equal(p.topic, t); assert.equal(p.retain, false); assert.deepEqual(p.payload.toString().slice(0, 1), 'r'); }
   });
 
+  it('subscription identifiers and properties travel with messages queued for an offline session', async () => {
+    const id = uid('subid-off');
+    const t = utopic('subid-off');
+    const opts = { protocolVersion: 5 as const, clientId: id, clean: false, properties: { sessionExpiryInterval: 300 } };
+    const a = await pool.connect(broker(), opts);
+    await subscribe(a.client, t, { qos: 1, properties: { subscriptionIdentifier: 5 } });
+    await end(a.client);
+    const pub = await pool.connect(broker(), { protocolVersion: 5 });
+    await publish(pub.client, t, 'queued', { qos: 1, properties: { contentType: 'text/x', userProperties: { q: '1' }, correlationData: Buffer.from('c') } });
+    const b = await pool.connect(broker(), opts);
+    const [m] = await b.inbox.waitFor(1, t);
+    const p = m.packet.properties ?? {};
+    assert.deepEqual([].concat(p.subscriptionIdentifier as never ?? []), [5]);
+    assert.equal(p.contentType, 'text/x');
+    assert.deepEqual({ ...p.userProperties }, { q: '1' });
+    assert.ok(Buffer.from(p.correlationData ?? []).equals(Buffer.from('c')));
+  });
+
   // ------------------------------------------------------------------ no local / RAP / retain handling
   it('no local: a client does not receive its own messages on that subscription; others\' messages arrive [MQTT-3.8.3-3]', async () => {
     const t = utopic('nl');

@@ -29,10 +29,15 @@ export type Down = 'SIGTERM' | 'SIGKILL';
 
 const live = new Set<ChildProcess>();
 const dirs = new Set<string>();
-process.on('exit', () => {
+const cleanupAll = () => {
   for (const p of live) { try { p.kill('SIGKILL'); } catch { /* gone */ } }
   for (const d of dirs) { try { fs.rmSync(d, { recursive: true, force: true }); } catch { /* best effort */ } }
-});
+};
+process.on('exit', cleanupAll);
+// A test process interrupted (Ctrl-C, a runner's timeout, a closed output pipe) cleans up too.
+for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGPIPE'] as const) {
+  process.once(sig, () => { cleanupAll(); process.exit(128 + (os.constants.signals[sig] ?? 0)); });
+}
 
 /** A fresh empty directory under os.tmpdir(), deleted by removeDir() or at process exit. */
 export function makeTempDir(prefix = 'fleetmq-persist-'): string {

@@ -114,7 +114,7 @@ for (const workers of [1, 3]) {
           // Exactly once: a marker on the same topic after it, nothing in between.
           const pub = await c.mqtt(d.port, { protocolVersion: 4, clientId: uid('wp') });
           await publishOk(pub.client, willTopic, 'after', { qos: 1 });
-          await s2.inbox.waitForPayload('after');
+          await s2.inbox.waitForPayload('after').catch((err) => { throw new Error(`the persistent subscriber got the will but not a live QoS 1 message on the same topic after it (its restored subscription is not active?): ${(err as Error).message}`); });
           const wills = s2.inbox.on(willTopic).filter((m) => m.payload.toString() === 'will-payload');
           assert.equal(wills.length, 1, `the will reached the persistent subscriber ${wills.length} times (published ${publishedAfter} ms after the restart)`);
           assert.equal(fresh.inbox.on(willTopic).filter((m) => m.payload.toString() === 'will-payload').length, 1, 'the new subscriber got the will once');

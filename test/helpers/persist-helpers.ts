@@ -34,8 +34,9 @@ const cleanupAll = () => {
   for (const d of dirs) { try { fs.rmSync(d, { recursive: true, force: true }); } catch { /* best effort */ } }
 };
 process.on('exit', cleanupAll);
-// A test process interrupted (Ctrl-C, a runner's timeout, a closed output pipe) cleans up too.
-for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGPIPE'] as const) {
+// A test process interrupted (Ctrl-C, a runner's timeout) cleans up too. (Not SIGPIPE: a handler
+// for it would turn every write to a socket the broker closed into an exit.)
+for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
   process.once(sig, () => { cleanupAll(); process.exit(128 + (os.constants.signals[sig] ?? 0)); });
 }
 

@@ -23,7 +23,13 @@ const LISTEN_RE = /fleetmq listening on ([^\s:]+):(\d+)/;
 // Every broker this file started and that has not exited yet: killed when the test process exits,
 // so a failing or timed-out test never leaves a broker behind.
 const live = new Set<ChildProcess>();
-process.on('exit', () => { for (const p of live) { try { p.kill('SIGKILL'); } catch { /* already gone */ } } });
+const killLive = () => { for (const p of live) { try { p.kill('SIGKILL'); } catch { /* already gone */ } } };
+process.on('exit', killLive);
+// A test process stopped by a signal (a runner's timeout, ^C) does not run 'exit' handlers:
+// kill the brokers first, then die of the same signal.
+for (const sig of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) {
+  process.once(sig, () => { killLive(); process.kill(process.pid, sig); });
+}
 
 export interface LaunchOptions {
   env?: NodeJS.ProcessEnv;

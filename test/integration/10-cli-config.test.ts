@@ -46,7 +46,7 @@ async function v5Connack(b: Broker): Promise<IConnackPacket> {
 }
 
 describe('--help', () => {
-  test('documents every flag and the queue policies, exits 0 without starting a broker', async () => {
+  test('documents every flag and the queue policies, exits 0 without starting a broker', { timeout: 180000 }, async () => {
     const r = await runCli(['--help']);
     assert.equal(r.code, 0, `--help exit code ${r.code}; stderr: ${r.stderr}`);
     for (const f of FLAGS) assert.ok(r.stdout.includes(f), `--help output does not mention ${f}:\n${r.stdout}`);
@@ -58,7 +58,7 @@ describe('--help', () => {
 });
 
 describe('--port 0', () => {
-  test('prints "fleetmq listening on HOST:PORT" with the bound port and serves MQTT 3.1.1 and 5 there', async () => {
+  test('prints "fleetmq listening on HOST:PORT" with the bound port and serves MQTT 3.1.1 and 5 there', { timeout: 180000 }, async () => {
     const b = await launch(['--port', '0', '--host', '127.0.0.1', '--workers', '1']);
     await withBroker(b, async () => {
       assert.equal(b.host, '127.0.0.1', `listening line names host ${b.host}`);
@@ -72,7 +72,7 @@ describe('--port 0', () => {
 });
 
 describe('flags apply', () => {
-  test('--max-keepalive, --receive-maximum and --max-packet-size show in the v5 CONNACK', async () => {
+  test('--max-keepalive, --receive-maximum and --max-packet-size show in the v5 CONNACK', { timeout: 180000 }, async () => {
     const b = await launchBroker(1, ['--max-keepalive', '30', '--receive-maximum', '20', '--max-packet-size', '4096']);
     await withBroker(b, async () => {
       const ack = await v5Connack(b);
@@ -83,7 +83,7 @@ describe('flags apply', () => {
     });
   });
 
-  test('--max-packet-size is enforced: an oversize PUBLISH gets DISCONNECT 0x95 (v5) / the connection closed (v3.1.1)', async () => {
+  test('--max-packet-size is enforced: an oversize PUBLISH gets DISCONNECT 0x95 (v5) / the connection closed (v3.1.1)', { timeout: 180000 }, async () => {
     const b = await launchBroker(1, ['--max-packet-size', '4096']);
     await withBroker(b, async () => {
       for (const v of [5, 4] as const) {
@@ -101,7 +101,7 @@ describe('flags apply', () => {
     });
   });
 
-  test('every flag is accepted together, with each --queue-policy value', async () => {
+  test('every flag is accepted together, with each --queue-policy value', { timeout: 180000 }, async () => {
     for (const policy of ['drop-oldest', 'drop-new', 'disconnect']) {
       const b = await launchBroker(2, [
         '--max-keepalive', '60', '--max-packet-size', '65536', '--receive-maximum', '100', '--max-inflight', '50',
@@ -116,7 +116,7 @@ describe('flags apply', () => {
 });
 
 describe('--config FILE', () => {
-  test('every flag has a camelCase config key, and the keys apply', async () => {
+  test('every flag has a camelCase config key, and the keys apply', { timeout: 180000 }, async () => {
     const port = await freePort();
     const cfg = writeConfig('all.json', {
       port, host: '127.0.0.1', workers: 2, maxKeepalive: 30, maxPacketSize: 4096, receiveMaximum: 20,
@@ -133,7 +133,7 @@ describe('--config FILE', () => {
     });
   });
 
-  test('flags win over config keys; keys without a flag still apply', async () => {
+  test('flags win over config keys; keys without a flag still apply', { timeout: 180000 }, async () => {
     const [p1, p2] = [await freePort(), await freePort()];
     const cfg = writeConfig('win.json', { port: p1, host: '127.0.0.1', workers: 1, maxKeepalive: 30, receiveMaximum: 20 });
     const b = await launch(['--config', cfg, '--port', String(p2), '--max-keepalive', '10']);
@@ -151,7 +151,7 @@ describe('--config FILE', () => {
     });
   });
 
-  test('config "workers" starts that many worker threads, and --workers wins over it', async () => {
+  test('config "workers" starts that many worker threads, and --workers wins over it', { timeout: 180000 }, async () => {
     // Worker threads are threads of the broker process: count them in /proc/<pid>/status after
     // the same small amount of traffic in each run.
     const cfg = writeConfig('workers.json', { port: 0, host: '127.0.0.1', workers: 3 });
@@ -204,7 +204,7 @@ describe('bad command lines and configs: one line on stderr naming the problem, 
     { name: 'config unknown queuePolicy', args: () => ['--config', writeConfig('bad-policy.json', { port: 0, queuePolicy: 'sometimes' })], names: /queue-?policy|sometimes/i },
   ];
 
-  test('every bad case is rejected cleanly', async () => {
+  test('every bad case is rejected cleanly', { timeout: 180000 }, async () => {
     const failures: string[] = [];
     await mapLimit(cases, 4, async (c) => {
       // Loopback and a free port, so a broker that wrongly starts binds nothing public; runCli

@@ -31,7 +31,7 @@ async function probeAfterShutdownStarted(b: Broker): Promise<string> {
 for (const sig of ['SIGTERM', 'SIGINT'] as const) {
   for (const workers of [1, 3]) {
     describe(`${sig} with --workers ${workers}`, () => {
-      test('stops accepting, v5 clients get DISCONNECT 0x8B, v3.1.1 connections close, exit code 0', async () => {
+      test('stops accepting, v5 clients get DISCONNECT 0x8B, v3.1.1 connections close, exit code 0', { timeout: 120000 }, async () => {
         const b = await launchBroker(workers);
         try {
           const v5: RawClient[] = [];
@@ -87,7 +87,7 @@ for (const sig of ['SIGTERM', 'SIGINT'] as const) {
 }
 
 describe('shutdown with no clients', () => {
-  test('SIGTERM on an idle broker exits 0', async () => {
+  test('SIGTERM on an idle broker exits 0', { timeout: 120000 }, async () => {
     const b = await launchBroker(3);
     try {
       const { code, signal } = await b.signalAndWait('SIGTERM', 20000);

@@ -69,7 +69,7 @@ async function crashVia(b: Broker, clients: Client[], crasher: Client): Promise<
 }
 
 describe('worker crash with --workers 3', () => {
-  test('broker stays up, other workers untouched, dead worker\'s clients reconnect at once, worker replaced', async () => {
+  test('broker stays up, other workers untouched, dead worker\'s clients reconnect at once, worker replaced', { timeout: 300000 }, async () => {
     const WORKERS = 3;
     const N = 9;
     const b = await launchBroker(WORKERS, [], { env: HOOKS });
@@ -132,7 +132,7 @@ describe('worker crash with --workers 3', () => {
 });
 
 describe('worker crash with --workers 1', () => {
-  test('the only worker dies: broker stays up, every client reconnects at once and works', async () => {
+  test('the only worker dies: broker stays up, every client reconnects at once and works', { timeout: 300000 }, async () => {
     const b = await launchBroker(1, [], { env: HOOKS });
     try {
       const clients: Client[] = [];
@@ -155,7 +155,7 @@ describe('worker crash with --workers 1', () => {
 });
 
 describe('test hook is off by default', () => {
-  test(`without FLEETMQ_TEST_HOOKS=1, a PUBLISH to ${CRASH_TOPIC} crashes nothing`, async () => {
+  test(`without FLEETMQ_TEST_HOOKS=1, a PUBLISH to ${CRASH_TOPIC} crashes nothing`, { timeout: 300000 }, async () => {
     const b = await launchBroker(1, [], { env: { FLEETMQ_TEST_HOOKS: '' } });
     try {
       const observer = await connect(b, 'observer', 5);

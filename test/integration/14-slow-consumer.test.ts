@@ -173,7 +173,7 @@ function assertHealthy(b: Broker, what: string): void {
 
 for (const workers of [1, 3]) {
   describe(`QoS 0 slow consumer, --workers ${workers}`, () => {
-    test(`${Q0_MESSAGES} messages: RSS growth < ${RSS_BOUND / MB} MB, normal subscriber gets all, drops counted`, async (t) => {
+    test(`${Q0_MESSAGES} messages: RSS growth < ${RSS_BOUND / MB} MB, normal subscriber gets all, drops counted`, { timeout: 300000 }, async (t) => {
       const b = await launchBroker(workers, ['--sys-interval', '1']);
       try {
         // Sequential connects: with 3 workers, publisher and subscribers land on different workers.
@@ -351,7 +351,7 @@ describe('QoS 1 slow consumer: bounded session queue and --queue-policy', () => 
   ];
   for (const c of cases) {
     const bound = c.maxBytes !== undefined ? `--max-queued-bytes ${c.maxBytes}` : `--max-queued-messages ${c.maxMessages}`;
-    test(`${Q1_MESSAGES} QoS 1 messages, ${bound}, --queue-policy ${c.policy}, --workers ${c.workers}`, async (t) => {
+    test(`${Q1_MESSAGES} QoS 1 messages, ${bound}, --queue-policy ${c.policy}, --workers ${c.workers}`, { timeout: 300000 }, async (t) => {
       await qos1Run(t, c.workers, c);
     });
   }

@@ -24,7 +24,7 @@ function filterFor(i: number): string {
 }
 
 describe(`${N} idle connections on ${WORKERS} workers`, () => {
-  test('all CONNACKed, one message reaches each exactly once (QoS 0 and 1), clean shutdown', async (t) => {
+  test('all CONNACKed, one message reaches each exactly once (QoS 0 and 1), clean shutdown', { timeout: 300000 }, async (t) => {
     const b = await launchBroker(WORKERS);
     const conns: RawClient[] = [];
     try {

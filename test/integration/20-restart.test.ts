@@ -36,51 +36,67 @@ async function rawSubscribe(raw: RawClient, topic: string, qos: 0 | 1 | 2): Prom
   assert.deepEqual(ack.granted, [qos], `SUBACK for ${topic}`);
 }
 
+/**
+ * Four persistent sessions (v3.1.1 / v5, offline / online at the restart), each with an exact and a
+ * wildcard subscription (QoS 1, v5 with subscription identifier 7) and one subscription taken
+ * back; then a restart. With `barrier`, an acknowledged QoS 1 message for a persistent session
+ * comes between the last (UN)SUBACK and the kill; without it, the kill follows the last UNSUBACK.
+ */
+async function sessionsCase(workers: number, down: Down, barrier: boolean): Promise<void> {
+  await withDeployment(workers, {}, async (d, c) => {
+    await d.start();
+    const base = utopic('sess');
+    const subs: Array<{ v: 4 | 5; id: string; online: boolean; before: mqtt.MqttClient }> = [];
+    for (const v of V) {
+      for (const online of [false, true]) {
+        const id = uid(`s${v}${online ? 'on' : 'off'}`);
+        const a = await c.mqtt(d.port, persistentOpts(v, id, false));
+        assert.equal(a.connack.sessionPresent, false, `${id}: fresh data dir, no session yet`);
+        await subscribeOk(a.client, {
+          [`${base}/${id}/exact`]: { qos: 1 },
+          [`${base}/${id}/+/wild`]: { qos: 1 },
+          [`${base}/${id}/gone`]: { qos: 1 },
+        }, v === 5 ? { subscriptionIdentifier: 7 } : undefined);
+        await new Promise<void>((resolve, reject) => a.client.unsubscribe(`${base}/${id}/gone`, (err) => (err ? reject(err) : resolve())));
+        if (!online) await endOk(a.client);
+        subs.push({ v, id, online, before: a.client });
+      }
+    }
+    await d.restart(down);
+    const pub = await c.mqtt(d.port, { protocolVersion: 5, clientId: uid('pub') });
+    for (const s of subs) {
+      const b = await c.mqtt(d.port, persistentOpts(s.v, s.id, true));
+      assert.equal(b.connack.sessionPresent, true, `v${s.v} ${s.online ? 'online' : 'offline'} at the ${down}: Session Present must be 1 after the restart [MQTT-3.2.2-2]`);
+      await publishOk(pub.client, `${base}/${s.id}/gone`, 'gone', { qos: 1 });
+      await publishOk(pub.client, `${base}/${s.id}/exact`, 'exact', { qos: 1 });
+      await publishOk(pub.client, `${base}/${s.id}/x/wild`, 'wild', { qos: 2 });
+      const last = s === subs[subs.length - 1] ? ' — its SUBSCRIBE and UNSUBSCRIBE were acknowledged right before the broker went down: a SUBACK/UNSUBACK must not be lost' : '';
+      const before = await b.inbox.waitForPayload('wild').catch((err) => { throw new Error(`v${s.v} ${s.online ? 'online' : 'offline'} session ${s.id}: subscription lost across the ${down}${last}: ${(err as Error).message}`); });
+      const all = b.inbox.on();
+      assert.deepEqual(payloads(all.slice(0, before.length + 1)), ['exact', 'wild'],
+        `v${s.v} ${s.id}: after the restart the kept subscriptions (exact, wildcard) deliver and the one unsubscribed before the restart does not${last}`);
+      const wild = all[before.length];
+      assert.equal(wild.packet.qos, 1, `v${s.v}: granted QoS 1 kept across the restart (QoS 2 publish delivered at ${wild.packet.qos})`);
+      if (s.v === 5) {
+        const exact = all[0];
+        assert.equal(exact.packet.properties?.subscriptionIdentifier, 7, `v5: subscription identifier kept across the restart (got ${JSON.stringify(exact.packet.properties)})`);
+      }
+    }
+  });
+}
+
 for (const workers of WORKERS) {
   for (const down of DOWNS) {
     describe(`20 restart after ${down} [workers=${workers}]`, () => {
       it('persistent sessions and their subscriptions survive: Session Present 1, new publishes arrive without subscribing again', async () => {
-        await withDeployment(workers, {}, async (d, c) => {
-          await d.start();
-          const base = utopic('sess');
-          const subs: Array<{ v: 4 | 5; id: string; online: boolean; before: mqtt.MqttClient }> = [];
-          for (const v of V) {
-            for (const online of [false, true]) {
-              const id = uid(`s${v}${online ? 'on' : 'off'}`);
-              const a = await c.mqtt(d.port, persistentOpts(v, id, false));
-              assert.equal(a.connack.sessionPresent, false, `${id}: fresh data dir, no session yet`);
-              await subscribeOk(a.client, {
-                [`${base}/${id}/exact`]: { qos: 1 },
-                [`${base}/${id}/+/wild`]: { qos: 1 },
-                [`${base}/${id}/gone`]: { qos: 1 },
-              }, v === 5 ? { subscriptionIdentifier: 7 } : undefined);
-              await new Promise<void>((resolve, reject) => a.client.unsubscribe(`${base}/${id}/gone`, (err) => (err ? reject(err) : resolve())));
-              if (!online) await endOk(a.client);
-              subs.push({ v, id, online, before: a.client });
-            }
-          }
-          await d.restart(down);
-          const pub = await c.mqtt(d.port, { protocolVersion: 5, clientId: uid('pub') });
-          for (const s of subs) {
-            const b = await c.mqtt(d.port, persistentOpts(s.v, s.id, true));
-            assert.equal(b.connack.sessionPresent, true, `v${s.v} ${s.online ? 'online' : 'offline'} at the ${down}: Session Present must be 1 after the restart [MQTT-3.2.2-2]`);
-            await publishOk(pub.client, `${base}/${s.id}/gone`, 'gone', { qos: 1 });
-            await publishOk(pub.client, `${base}/${s.id}/exact`, 'exact', { qos: 1 });
-            await publishOk(pub.client, `${base}/${s.id}/x/wild`, 'wild', { qos: 2 });
-            const last = s === subs[subs.length - 1] ? ' — its SUBSCRIBE and UNSUBSCRIBE were acknowledged right before the broker went down: a SUBACK/UNSUBACK must not be lost' : '';
-            const before = await b.inbox.waitForPayload('wild').catch((err) => { throw new Error(`v${s.v} ${s.online ? 'online' : 'offline'} session ${s.id}: subscription lost across the ${down}${last}: ${(err as Error).message}`); });
-            const all = b.inbox.on();
-            assert.deepEqual(payloads(all.slice(0, before.length + 1)), ['exact', 'wild'],
-              `v${s.v} ${s.id}: after the restart the kept subscriptions (exact, wildcard) deliver and the one unsubscribed before the restart does not${last}`);
-            const wild = all[before.length];
-            assert.equal(wild.packet.qos, 1, `v${s.v}: granted QoS 1 kept across the restart (QoS 2 publish delivered at ${wild.packet.qos})`);
-            if (s.v === 5) {
-              const exact = all[0];
-              assert.equal(exact.packet.properties?.subscriptionIdentifier, 7, `v5: subscription identifier kept across the restart (got ${JSON.stringify(exact.packet.properties)})`);
-            }
-          }
-        });
+        await sessionsCase(workers, down, true);
       });
+
+      if (down === 'SIGKILL') {
+        it('a SUBSCRIBE and UNSUBSCRIBE acknowledged right before the kill survive it', async () => {
+          await sessionsCase(workers, down, false);
+        });
+      }
 
       it('retained messages survive: set, replaced and cleared ones, with their v5 properties', async () => {
         await withDeployment(workers, {}, async (d, c) => {

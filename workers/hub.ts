@@ -42,6 +42,24 @@ export class Hub {
   private turnScheduled = false;
   private readonly created = new WeakMap<Connection, number>();
   stopping = false;
+  /** Set by the entry point: every restored session of this worker is in place. */
+  onAdoptDone: (() => void) | null = null;
+  /**
+   * Wills that fell due while the broker was down wait until every worker has restored its
+   * sessions (the main thread says 'go'), so restored subscribers on other workers get them.
+   */
+  private started = false;
+  private readonly dueAtStart: Array<() => void> = [];
+
+  go(): void {
+    this.started = true;
+    for (const fn of this.dueAtStart.splice(0)) fn();
+  }
+
+  private whenStarted(fn: () => void): void {
+    if (this.started) fn();
+    else this.dueAtStart.push(fn);
+  }
 
   constructor(readonly wiring: WorkerWiring) {
     this.index = wiring.index;
@@ -51,7 +69,7 @@ export class Hub {
     this.router = new Router(this, wiring.outbound, wiring.inbound, wiring.bells);
     this.coord = new CoordinatorClient(wiring.coordinator, (req, id, clean) => this.release(req, id, clean),
       (s) => this.adoptSession(s), (req, results, error) => this.persister.onStored(req, results, error),
-      (fd, bytes) => this.adoptMovedConnection(fd, bytes));
+      (fd, bytes) => this.adoptMovedConnection(fd, bytes), () => this.onAdoptDone?.());
     this.persister = new Persister(wiring.config.durability !== 'none', wiring.coordinator, () => this.scheduleTurn());
     this.accept = new RingConsumer(wiring.acceptRing);
     this.bell = new BellWaiter(wiring.bell);
@@ -272,13 +290,13 @@ export class Hub {
     const elapsed = Math.max(0, this.now - r.disconnectedAt);
     const will: Will | null = r.will ? { msg: Message.fromWire(r.will.msg), delay: r.will.delay, expiry: -1 } : null;
     if (s.expiryInterval !== NEVER_EXPIRES && elapsed >= s.expiryInterval * 1000) {
-      if (will) this.publishWill(will);
       this.endSession(s);
+      if (will) this.whenStarted(() => this.publishWill(will));
       return;
     }
     s.detach(() => this.expire(s), elapsed);
     if (will) {
-      if (elapsed >= Math.min(will.delay, s.expiryInterval) * 1000) this.publishStoredWill(s, will);
+      if (elapsed >= Math.min(will.delay, s.expiryInterval) * 1000) this.whenStarted(() => this.publishStoredWill(s, will));
       else s.scheduleWill(will, (w) => this.publishStoredWill(s, w), elapsed);
     }
   }
@@ -442,6 +460,8 @@ export class Hub {
   /** SIGTERM path: v5 clients get DISCONNECT 0x8B, then every socket closes. */
   shutdown(done: () => void): void {
     this.stopping = true;
+    const finish = done;
+    done = () => { this.router.flushBatch(); this.persister.flush(); finish(); };
     const open = [...this.connections];
     for (const c of open) c.protocolClose(RC.SERVER_SHUTTING_DOWN);
     const pending = new Set(open.filter((c) => !c.socket.closed));

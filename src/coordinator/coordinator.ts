@@ -56,6 +56,7 @@ function attach(index: number, port: MessagePort): void {
     registry.own(session.clientId, index);
     port.postMessage({ t: 'adopt', session } satisfies FromCoordinator);
   }
+  port.postMessage({ t: 'adopt-done' } satisfies FromCoordinator);
 }
 
 /**
@@ -90,6 +91,11 @@ parentPort!.on('message', (m: { t: 'attach'; index: number; port: MessagePort } 
   if (m.t === 'attach') attach(m.index, m.port);
   else if (m.t === 'worker-died') workerDied(m.index);
   else if (m.t === 'close') {
+    // Store operations workers posted before they exited land before the store closes.
+    ports.forEach((port, index) => {
+      if (!port) return;
+      for (let r = receiveMessageOnPort(port); r; r = receiveMessageOnPort(port)) onWorkerMessage(index, port, r.message as ToCoordinator);
+    });
     void (persistence?.close() ?? Promise.resolve()).then(() => parentPort!.postMessage({ t: 'closed' }), () => parentPort!.postMessage({ t: 'closed' }));
   }
 });

@@ -67,7 +67,12 @@ export class Supervisor {
     const ready: Promise<void>[] = [];
     for (let i = 0; i < this.config.workers; i++) ready.push(this.spawn(i));
     await Promise.all(ready);
+    this.started = true;
+    for (const s of this.slots) s.worker?.postMessage({ t: 'go' });
   }
+
+  /** Every worker has its restored sessions: wills due since the last run may go out. */
+  private started = false;
 
   private spawn(index: number): Promise<void> {
     // A replacement keeps the accept ring that queued connections while it was pending.
@@ -97,7 +102,11 @@ export class Supervisor {
     worker.on('exit', (code) => this.onExit(index, slot, code));
     return new Promise((resolve) => {
       worker.on('message', (m: { t: string }) => {
-        if (m.t === 'ready' && !slot.ready) { slot.ready = true; resolve(); }
+        if (m.t === 'ready' && !slot.ready) {
+          slot.ready = true;
+          if (this.started) worker.postMessage({ t: 'go' }); // a replacement
+          resolve();
+        }
       });
       worker.once('exit', () => resolve());
     });
@@ -134,9 +143,10 @@ export class Supervisor {
     if (this.stopping || this.slots[index] !== slot) return;
     process.stderr.write(`fleetmq: worker ${index} exited (code ${code}); replacing it\n`);
     this.restarts++;
-    this.closeQueuedFds(slot);
     const acceptSab = createRingBuffer(ACCEPT_RING_BYTES);
-    this.slots[index] = { worker: null, accept: new RingProducer(acceptSab, this.bells[index]), acceptSab, handed: 0, ready: false };
+    const next: Slot = { worker: null, accept: new RingProducer(acceptSab, this.bells[index]), acceptSab, handed: 0, ready: false };
+    this.carryQueuedFds(slot, next);
+    this.slots[index] = next;
     const row = this.counterView.subarray(index * COUNTERS_PER_WORKER, (index + 1) * COUNTERS_PER_WORKER);
     // Gauges of the dead worker go to zero; its message totals stay in $SYS.
     row[C_CONNECTIONS_OPEN] = 0;
@@ -159,8 +169,20 @@ export class Supervisor {
   }
 
   /** fds handed over but never adopted by the dead worker would leak otherwise (DESIGN.md §7). */
-  private closeQueuedFds(slot: Slot): void {
-    new RingConsumer(slot.acceptSab).drain((_d, view, off) => native.closeFd(view.getInt32(off, true)));
+  /**
+   * Connections handed to the dead worker that it never took (a client reconnecting at once
+   * can land there before the main thread sees the exit) go to its replacement; closed only if
+   * even that ring is full (DESIGN.md §7: never leak an fd).
+   */
+  private carryQueuedFds(dead: Slot, next: Slot): void {
+    new RingConsumer(dead.acceptSab).drain((_d, view, off) => {
+      const fd = view.getInt32(off, true);
+      const at = next.accept.reserve(ACCEPT_RECORD_BYTES);
+      if (at < 0) { native.closeFd(fd); return; }
+      next.accept.dataView.setInt32(at, fd, true);
+      next.handed++;
+    });
+    next.accept.commit();
   }
 
   private resetRings(index: number): void {

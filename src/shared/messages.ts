@@ -104,6 +104,8 @@ export type FromCoordinator =
   /** local: this worker owns the session already; redirect: move the connection to that worker. */
   | { t: 'granted'; req: number; session: WireSession | null; existed: boolean; local?: boolean; redirect?: number }
   | { t: 'conn'; fd: number; bytes: Uint8Array }
+  /** Every restored session for this worker has been sent. */
+  | { t: 'adopt-done' }
   | { t: 'release'; req: number; clientId: string; clean: boolean }
   | { t: 'retained'; req: number; msgs: WireMessage[][] }
   | { t: 'stored'; req: number; results: PersistResult[]; error: string | null }

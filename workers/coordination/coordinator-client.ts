@@ -18,6 +18,7 @@ export class CoordinatorClient {
     private readonly onAdopt: (s: RestoredSession) => void,
     private readonly onStored: (req: number, results: PersistResult[], error: string | null) => void,
     private readonly onConn: (fd: number, bytes: Uint8Array) => void,
+    private readonly onAdoptDone: () => void,
   ) {
     port.on('message', (m: FromCoordinator) => this.onMessage(m));
   }
@@ -27,6 +28,7 @@ export class CoordinatorClient {
     if (m.t === 'adopt') { this.onAdopt(m.session); return; }
     if (m.t === 'stored') { this.onStored(m.req, m.results, m.error); return; }
     if (m.t === 'conn') { this.onConn(m.fd, m.bytes); return; }
+    if (m.t === 'adopt-done') { this.onAdoptDone(); return; }
     const p = this.pending.get(m.req);
     if (!p) return;
     this.pending.delete(m.req);

@@ -15,7 +15,9 @@ export function handleAck(c: Connection, type: number, first: number, buf: Buffe
   switch (type) {
     case PUBACK: s.complete(pid, 1, 'publish'); break;
     case PUBREC:
-      if (s.received(pid, reason)) { if (reason < 0x80) c.write(encodeAck(PUBREL, pid, 0, c.v5)); }
+      // PUBREL only once the pubrel state is durable: after a crash the broker must resend
+      // PUBREL, never the PUBLISH a client that already completed would take as new.
+      if (s.received(pid, reason)) { if (reason < 0x80) c.hub.persister.barrier(() => c.write(encodeAck(PUBREL, pid, 0, c.v5))); }
       else c.write(encodeAck(PUBREL, pid, PACKET_ID_NOT_FOUND, c.v5));
       break;
     case PUBCOMP: s.complete(pid, 2, 'pubrel'); break;

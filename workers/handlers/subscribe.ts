@@ -46,8 +46,12 @@ export function handleSubscribe(c: Connection, p: ISubscribePacket, buf: Buffer,
     // Retained messages are not sent for shared subscriptions [MQTT-3.8.4-? / §4.8.2].
     if (!shared && (rh === 0 || (rh === 1 && isNew))) retainedFor.push({ filter: sub.topic, qos });
   }
-  c.write(encode({ cmd: 'suback', messageId: p.messageId!, granted }, c.version));
-  if (retainedFor.length > 0) hub.sendRetained(s, retainedFor, subId);
+  const suback = encode({ cmd: 'suback', messageId: p.messageId!, granted }, c.version);
+  if (retainedFor.length > 0) s.retainedPending++; // live messages wait from now on, not from the SUBACK
+  hub.persister.barrier(() => {
+    c.write(suback);
+    if (retainedFor.length > 0) { hub.sendRetained(s, retainedFor, subId); s.retainedDone(); }
+  });
 }
 
 export function handleUnsubscribe(c: Connection, p: IUnsubscribePacket, buf: Buffer, start: number, end: number): void {
@@ -57,5 +61,6 @@ export function handleUnsubscribe(c: Connection, p: IUnsubscribePacket, buf: Buf
   const s = c.session!;
   const codes: number[] = [];
   for (const filter of p.unsubscriptions) codes.push(c.hub.unsubscribe(s, filter) ? RC.SUCCESS : RC.NO_SUBSCRIPTION_EXISTED);
-  c.write(encode({ cmd: 'unsuback', messageId: p.messageId!, granted: c.v5 ? codes : [] }, c.version));
+  const unsuback = encode({ cmd: 'unsuback', messageId: p.messageId!, granted: c.v5 ? codes : [] }, c.version);
+  c.hub.persister.barrier(() => c.write(unsuback));
 }

@@ -7,11 +7,12 @@ import type { PersistResult, PersistTarget, StoreOp, ToCoordinator } from '../..
 
 type PublishDone = (r: PersistResult | null) => void;
 
-interface Waiting { publishes: PublishDone[] }
+interface Waiting { publishes: PublishDone[]; barriers: Array<() => void> }
 
 export class Persister {
   private ops: StoreOp[] = [];
   private publishes: PublishDone[] = [];
+  private barriers: Array<() => void> = [];
   private readonly waiting = new Map<number, Waiting>();
   private nextReq = 1;
 
@@ -30,14 +31,26 @@ export class Persister {
     this.schedule();
   }
 
+  /**
+   * Runs `done` once everything queued so far is durable (at once if nothing is queued): a
+   * SUBACK or UNSUBACK of a persistent session is not sent before its subscription change is.
+   */
+  barrier(done: () => void): void {
+    if (this.ops.length === 0) { done(); return; }
+    this.barriers.push(done);
+    this.schedule();
+  }
+
   /** Once per turn: everything collected goes out as one request. */
   flush(): void {
     if (this.ops.length === 0) return;
-    const req = this.publishes.length > 0 ? this.nextReq++ : 0;
-    if (req !== 0) this.waiting.set(req, { publishes: this.publishes });
+    const wait = this.publishes.length > 0 || this.barriers.length > 0;
+    const req = wait ? this.nextReq++ : 0;
+    if (wait) this.waiting.set(req, { publishes: this.publishes, barriers: this.barriers });
     this.port.postMessage({ t: 'store', req, ops: this.ops } satisfies ToCoordinator);
     this.ops = [];
     this.publishes = [];
+    this.barriers = [];
   }
 
   onStored(req: number, results: PersistResult[], error: string | null): void {
@@ -45,5 +58,6 @@ export class Persister {
     if (!w) return;
     this.waiting.delete(req);
     w.publishes.forEach((done, i) => done(error ? null : results[i] ?? null));
+    for (const done of w.barriers) done();
   }
 }

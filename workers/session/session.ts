@@ -7,6 +7,7 @@ import { encodeAck, encodePublish, NO_EXTRAS, OutboundExtras } from '../protocol
 import { PUBREL, RC, OUTBOUND_ALIAS_CAP } from '../protocol/constants';
 import type { WireSession, WireSubscription, WireInflight, WireQueued } from '../../src/shared/messages';
 import type { Will } from './will';
+import { LongTimer } from './long-timer';
 import { C_DROPPED_EXPIRED, C_DROPPED_QUEUE_FULL, C_DROPPED_TOO_LARGE, C_MSGS_SENT } from '../../src/shared/counters';
 
 interface Outgoing {
@@ -43,8 +44,8 @@ export class Session {
   readonly inboundQos2 = new Set<number>();
   private nextPid = 1;
   expiryInterval = 0;
-  private expiryTimer: NodeJS.Timeout | null = null;
-  private willTimer: NodeJS.Timeout | null = null;
+  private expiryTimer: LongTimer | null = null;
+  private willTimer: LongTimer | null = null;
   pendingWill: Will | null = null;
   /** Kept in the store (durability on and a session that outlives its connection). */
   persistent = false;
@@ -265,21 +266,21 @@ export class Session {
   detach(onExpire: () => void, elapsedMs = 0): void {
     this.conn = null;
     if (this.expiryInterval !== NEVER_EXPIRES) {
-      this.expiryTimer = setTimeout(onExpire, Math.max(0, this.expiryInterval * 1000 - elapsedMs));
-      this.expiryTimer.unref();
+      this.expiryTimer = new LongTimer(onExpire, this.expiryInterval * 1000 - elapsedMs);
     }
   }
 
   scheduleWill(will: Will, publish: (w: Will) => void, elapsedMs = 0): void {
     this.pendingWill = will;
     const delay = Math.min(will.delay, this.expiryInterval) * 1000 - elapsedMs;
-    this.willTimer = setTimeout(() => { this.willTimer = null; this.pendingWill = null; publish(will); }, Math.max(0, delay));
-    this.willTimer.unref();
+    this.willTimer = new LongTimer(() => { this.willTimer = null; this.pendingWill = null; publish(will); }, delay);
   }
 
   cancelTimers(): void {
-    if (this.expiryTimer) { clearTimeout(this.expiryTimer); this.expiryTimer = null; }
-    if (this.willTimer) { clearTimeout(this.willTimer); this.willTimer = null; }
+    this.expiryTimer?.cancel();
+    this.expiryTimer = null;
+    this.willTimer?.cancel();
+    this.willTimer = null;
     this.pendingWill = null;
   }
 

@@ -339,6 +339,21 @@ export function publishOk(client: mqtt.MqttClient, topic: string, payload: strin
   });
 }
 
+/**
+ * A durability barrier for SIGKILL tests whose subject is not the last ack before the kill: a QoS 1
+ * message for an offline persistent session is in the WAL before its PUBACK (issue 4), and the
+ * store commits in order, so whatever the broker acknowledged before it is on disk too.
+ */
+export async function durableBarrier(c: Clients, port: number, base: string): Promise<void> {
+  const id = `barrier-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
+  const s = await c.mqtt(port, persistentOpts(4, id, false));
+  await subscribeOk(s.client, { [`${base}/barrier`]: { qos: 1 } });
+  await endOk(s.client);
+  const p = await c.mqtt(port, { protocolVersion: 4, clientId: `${id}-pub` });
+  await publishOk(p.client, `${base}/barrier`, 'barrier', { qos: 1 });
+  await endOk(p.client);
+}
+
 /** Ends an mqtt.js client with a DISCONNECT (a normal disconnect: no will). */
 export function endOk(client: mqtt.MqttClient): Promise<void> {
   return new Promise((resolve) => client.end(false, {}, () => resolve()));

@@ -20,7 +20,7 @@ import * as mqtt from 'mqtt';
 import type { IPublishPacket, Packet } from 'mqtt-packet';
 import { uid, utopic, RawClient } from '../helpers/mqtt-helpers';
 import {
-  withDeployment, sessionStore, persistentOpts, persistentConnect, subscribeOk, publishOk, endOk, rawPing, Down,
+  withDeployment, sessionStore, persistentOpts, persistentConnect, subscribeOk, publishOk, endOk, rawPing, Down, durableBarrier,
 } from '../helpers/persist-helpers';
 
 const WORKERS = [1, 3];
@@ -62,6 +62,7 @@ async function sessionsCase(workers: number, down: Down, barrier: boolean): Prom
         subs.push({ v, id, online, before: a.client });
       }
     }
+    if (barrier) await durableBarrier(c, d.port, base);
     await d.restart(down);
     const pub = await c.mqtt(d.port, { protocolVersion: 5, clientId: uid('pub') });
     for (const s of subs) {
@@ -85,6 +86,53 @@ async function sessionsCase(workers: number, down: Down, barrier: boolean): Prom
   });
 }
 
+/**
+ * Retained messages set (QoS 1), replaced (with v5 properties), cleared, and set at QoS 2, then a
+ * restart. With `barrier`, an acknowledged QoS 1 message for a persistent session comes between
+ * the last retained PUBACK/PUBCOMP and the kill; without it the kill follows at once.
+ */
+async function retainedCase(workers: number, down: Down, barrier: boolean): Promise<void> {
+  await withDeployment(workers, {}, async (d, c) => {
+    await d.start();
+    const base = utopic('ret');
+    const p4 = await c.mqtt(d.port, { protocolVersion: 4, clientId: uid('rp4') });
+    const p5 = await c.mqtt(d.port, { protocolVersion: 5, clientId: uid('rp5') });
+    await publishOk(p4.client, `${base}/one`, 'one', { qos: 1, retain: true });
+    await publishOk(p5.client, `${base}/two`, 'two-old', { qos: 1, retain: true });
+    await publishOk(p5.client, `${base}/two`, 'two-new', { qos: 1, retain: true, properties: { contentType: 'text/x-two', userProperties: { k: 'v' } } });
+    await publishOk(p4.client, `${base}/three`, 'three', { qos: 1, retain: true });
+    await publishOk(p4.client, `${base}/three`, '', { qos: 1, retain: true });
+    await publishOk(p4.client, `${base}/four`, 'four', { qos: 2, retain: true });
+    if (barrier) await durableBarrier(c, d.port, base);
+    await d.restart(down);
+    const mk = await c.mqtt(d.port, { protocolVersion: 4, clientId: uid('mk') });
+    const last = barrier ? '' : ' (the clear of three and the set of four were acknowledged right before the kill: an acknowledged QoS 1/2 retained publish must not be lost)';
+    const expect = new Map([[`${base}/one`, ['one', 1]], [`${base}/two`, ['two-new', 1]], [`${base}/four`, ['four', 2]]]);
+    for (const v of V) {
+      const s = await c.mqtt(d.port, { protocolVersion: v, clientId: uid(`rs${v}`) });
+      await subscribeOk(s.client, { [`${base}/#`]: { qos: 2 } });
+      await s.inbox.waitFor(3, undefined).catch((err) => { throw new Error(`v${v}: retained messages after the ${down}${last}: ${(err as Error).message}`); });
+      // A live marker: any further retained message would have been sent before it.
+      await publishOk(mk.client, `${base}/zz-marker`, 'marker', { qos: 1 });
+      const before = await s.inbox.waitForPayload('marker');
+      const got = new Map(before.map((m) => [m.topic, m]));
+      assert.deepEqual([...got.keys()].sort(), [...expect.keys()].sort(), `v${v}: retained topics after the restart (set, replaced, cleared)${last} — got ${before.map((m) => `${m.topic}=${m.payload}`).join(', ')}`);
+      assert.equal(before.length, 3, `v${v}: each retained message exactly once`);
+      for (const [topic, [payload, qos]] of expect) {
+        const m = got.get(topic)!;
+        assert.equal(m.payload.toString(), payload, `v${v}: ${topic} payload`);
+        assert.equal(m.packet.retain, true, `v${v}: ${topic} delivered with RETAIN 1 on subscribe [MQTT-3.3.1-8]`);
+        assert.equal(m.packet.qos, qos, `v${v}: ${topic} QoS (min of stored ${qos} and subscription 2)`);
+      }
+      if (v === 5) {
+        const two = got.get(`${base}/two`)!;
+        assert.equal(two.packet.properties?.contentType, 'text/x-two', 'v5: retained content type kept');
+        assert.deepEqual({ ...two.packet.properties?.userProperties }, { k: 'v' }, 'v5: retained user properties kept');
+      }
+    }
+  });
+}
+
 for (const workers of WORKERS) {
   for (const down of DOWNS) {
     describe(`20 restart after ${down} [workers=${workers}]`, () => {
@@ -99,44 +147,14 @@ for (const workers of WORKERS) {
       }
 
       it('retained messages survive: set, replaced and cleared ones, with their v5 properties', async () => {
-        await withDeployment(workers, {}, async (d, c) => {
-          await d.start();
-          const base = utopic('ret');
-          const p4 = await c.mqtt(d.port, { protocolVersion: 4, clientId: uid('rp4') });
-          const p5 = await c.mqtt(d.port, { protocolVersion: 5, clientId: uid('rp5') });
-          await publishOk(p4.client, `${base}/one`, 'one', { qos: 1, retain: true });
-          await publishOk(p5.client, `${base}/two`, 'two-old', { qos: 1, retain: true });
-          await publishOk(p5.client, `${base}/two`, 'two-new', { qos: 1, retain: true, properties: { contentType: 'text/x-two', userProperties: { k: 'v' } } });
-          await publishOk(p4.client, `${base}/three`, 'three', { qos: 1, retain: true });
-          await publishOk(p4.client, `${base}/three`, '', { qos: 1, retain: true });
-          await publishOk(p4.client, `${base}/four`, 'four', { qos: 2, retain: true });
-          await d.restart(down);
-          const mk = await c.mqtt(d.port, { protocolVersion: 4, clientId: uid('mk') });
-          const expect = new Map([[`${base}/one`, ['one', 1]], [`${base}/two`, ['two-new', 1]], [`${base}/four`, ['four', 2]]]);
-          for (const v of V) {
-            const s = await c.mqtt(d.port, { protocolVersion: v, clientId: uid(`rs${v}`) });
-            await subscribeOk(s.client, { [`${base}/#`]: { qos: 2 } });
-            await s.inbox.waitFor(3, undefined).catch((err) => { throw new Error(`v${v}: retained messages after the ${down}: ${(err as Error).message}`); });
-            // A live marker: any further retained message would have been sent before it.
-            await publishOk(mk.client, `${base}/zz-marker`, 'marker', { qos: 1 });
-            const before = await s.inbox.waitForPayload('marker');
-            const got = new Map(before.map((m) => [m.topic, m]));
-            assert.deepEqual([...got.keys()].sort(), [...expect.keys()].sort(), `v${v}: retained topics after the restart (set, replaced, cleared) — got ${before.map((m) => `${m.topic}=${m.payload}`).join(', ')}`);
-            assert.equal(before.length, 3, `v${v}: each retained message exactly once`);
-            for (const [topic, [payload, qos]] of expect) {
-              const m = got.get(topic)!;
-              assert.equal(m.payload.toString(), payload, `v${v}: ${topic} payload`);
-              assert.equal(m.packet.retain, true, `v${v}: ${topic} delivered with RETAIN 1 on subscribe [MQTT-3.3.1-8]`);
-              assert.equal(m.packet.qos, qos, `v${v}: ${topic} QoS (min of stored ${qos} and subscription 2)`);
-            }
-            if (v === 5) {
-              const two = got.get(`${base}/two`)!;
-              assert.equal(two.packet.properties?.contentType, 'text/x-two', 'v5: retained content type kept');
-              assert.deepEqual({ ...two.packet.properties?.userProperties }, { k: 'v' }, 'v5: retained user properties kept');
-            }
-          }
-        });
+        await retainedCase(workers, down, true);
       });
+
+      if (down === 'SIGKILL') {
+        it('retained messages set and cleared (acknowledged QoS 1/2) right before the kill survive it', async () => {
+          await retainedCase(workers, down, false);
+        });
+      }
 
       it('offline-queued QoS 1 and QoS 2 messages are delivered after the restart, in order, QoS kept, QoS 2 once', async () => {
         await withDeployment(workers, {}, async (d, c) => {

@@ -12,7 +12,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { uid, utopic, delay } from '../helpers/mqtt-helpers';
-import { withDeployment, persistentOpts, subscribeOk, publishOk, endOk, rawPing, Down } from '../helpers/persist-helpers';
+import { withDeployment, persistentOpts, subscribeOk, publishOk, endOk, rawPing, Down, durableBarrier } from '../helpers/persist-helpers';
 
 /** Waits until at least `ms` have passed since `since` (the one place a fixed wait is the point). */
 async function waitSince(since: number, ms: number): Promise<void> {
@@ -85,6 +85,7 @@ for (const workers of [1, 3]) {
           // A round trip on another connection, so the broker has had a turn to see the close.
           const probe = await c.mqtt(d.port, { protocolVersion: 4, clientId: uid('probe') });
           await publishOk(probe.client, `${base}/probe`, 'x', { qos: 1 });
+          await durableBarrier(c, d.port, base);
           await d.down(down);
           const downAt = Date.now();
           await waitSince(downAt, 3500);

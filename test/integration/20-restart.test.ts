@@ -195,6 +195,39 @@ for (const workers of WORKERS) {
         });
       });
 
+      it('restored messages, once delivered and acknowledged after the restart, do not come back after the next restart', async () => {
+        await withDeployment(workers, {}, async (d, c) => {
+          await d.start();
+          const base = utopic('twice');
+          const ids: Array<[4 | 5, string]> = [];
+          for (const v of V) {
+            const id = uid(`tw${v}`);
+            const a = await c.mqtt(d.port, persistentOpts(v, id, false));
+            await subscribeOk(a.client, { [`${base}/q`]: { qos: 2 } });
+            await endOk(a.client);
+            ids.push([v, id]);
+          }
+          const pub = await c.mqtt(d.port, { protocolVersion: 4, clientId: uid('twp') });
+          for (let i = 1; i <= 4; i++) await publishOk(pub.client, `${base}/q`, `m${i}`, { qos: (i % 2 === 1 ? 1 : 2) as 1 | 2 });
+          await d.restart(down);
+          for (const [v, id] of ids) {
+            const b = await c.mqtt(d.port, persistentOpts(v, id, true));
+            await b.inbox.waitForPayload('m4').catch((err) => { throw new Error(`v${v}: after the first restart: ${(err as Error).message}`); });
+            await endOk(b.client); // every message acknowledged (PUBACK / PUBCOMP) before the DISCONNECT
+          }
+          await durableBarrier(c, d.port, base);
+          await d.restart(down);
+          const pub2 = await c.mqtt(d.port, { protocolVersion: 4, clientId: uid('twp2') });
+          for (const [v, id] of ids) {
+            const b = await c.mqtt(d.port, persistentOpts(v, id, true));
+            assert.equal(b.connack.sessionPresent, true, `v${v}: Session Present after the second restart`);
+            await publishOk(pub2.client, `${base}/q`, `live-${v}`, { qos: 1 });
+            const before = await b.inbox.waitForPayload(`live-${v}`);
+            assert.deepEqual(payloads(before).filter((x) => /^m\d$/.test(x)), [], `v${v}: messages acknowledged after the first restart were delivered again after the second one`);
+          }
+        });
+      });
+
       it('in-flight messages (sent, never acked) are re-sent with DUP and the same packet id, in order, then the queued ones; a PUBREC\'d QoS 2 gets PUBREL, not the message again', async () => {
         // --max-inflight 3: the subscriber holds three messages unacknowledged, three more stay queued.
         await withDeployment(workers, { args: ['--max-inflight', '3'] }, async (d, c) => {

@@ -4,10 +4,11 @@
 //   - a v5 session with Session Expiry 2 s whose broker is down for more than that is gone after
 //     the restart (Session Present 0, its queued message gone); a 1 h v5 session and a 3.1.1
 //     persistent session are still there;
-//   - a v5 client with Will Delay 60 s and Session Expiry 3 s loses its connection (socket
-//     destroyed, no DISCONNECT), the broker goes down for more than 3 s: the will (QoS 1,
-//     retained) is published after the restart, exactly once, to a persistent subscriber that
-//     was offline and to a new subscriber (retained or live).
+//   - v5 clients lose their connection (socket destroyed, no DISCONNECT): A with Will Delay 60 s
+//     and Session Expiry 3 s, B with Will Delay 2 s and Session Expiry 1 h; the broker goes down
+//     for more than 3 s: both wills (QoS 1, retained) are published after the restart, exactly
+//     once, to a persistent subscriber that was offline and to a new subscriber (retained or
+//     live); A's session is gone, B's is kept.
 // These are the only tests here that must wait for a fixed time: the expiry itself.
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -63,29 +64,34 @@ for (const workers of [1, 3]) {
         });
       });
 
-      it('will with delay 60 s and session expiry 3 s, connection lost, broker down > 3 s: the will is published after the restart, exactly once', async () => {
+      it('wills whose session (expiry 3 s, delay 60 s) or delay (2 s, expiry 1 h) ran out while the broker was down are published after the restart, exactly once', async () => {
         await withDeployment(workers, {}, async (d, c) => {
           await d.start();
           const base = utopic('will');
-          const willTopic = `${base}/w`;
           const subId = uid('wsub');
           const s = await c.mqtt(d.port, persistentOpts(5, subId, false, 3600));
-          await subscribeOk(s.client, { [willTopic]: { qos: 1 } });
+          await subscribeOk(s.client, { [`${base}/+`]: { qos: 1 } });
           await endOk(s.client);
-          const willerId = uid('willer');
-          const { raw, connack } = await c.raw(d.port, 5, {
-            clientId: willerId, clean: true, keepalive: 60,
-            properties: { sessionExpiryInterval: 3 },
-            will: { topic: willTopic, payload: Buffer.from('will-payload'), qos: 1, retain: true, properties: { willDelayInterval: 60 } },
-          });
-          assert.equal(connack.reasonCode ?? 0, 0);
-          await rawPing(raw);
-          raw.destroy(); // abnormal: no DISCONNECT
+          // A: the session expires first (3 s < 60 s delay). B: the delay runs out, the session stays.
+          const willers = [
+            { name: 'A', id: uid('willA'), expiry: 3, delay: 60, topic: `${base}/a`, payload: 'will-A' },
+            { name: 'B', id: uid('willB'), expiry: 3600, delay: 2, topic: `${base}/b`, payload: 'will-B' },
+          ];
+          for (const w of willers) {
+            const { raw, connack } = await c.raw(d.port, 5, {
+              clientId: w.id, clean: true, keepalive: 60,
+              properties: { sessionExpiryInterval: w.expiry },
+              will: { topic: w.topic, payload: Buffer.from(w.payload), qos: 1, retain: true, properties: { willDelayInterval: w.delay } },
+            });
+            assert.equal(connack.reasonCode ?? 0, 0);
+            await rawPing(raw);
+            raw.destroy(); // abnormal: no DISCONNECT
+          }
           const lostAt = Date.now();
-          // A round trip on another connection, so the broker has had a turn to see the close.
+          // A round trip on another connection, so the broker has had a turn to see the closes.
           const probe = await c.mqtt(d.port, { protocolVersion: 4, clientId: uid('probe') });
-          await publishOk(probe.client, `${base}/probe`, 'x', { qos: 1 });
-          await durableBarrier(c, d.port, base);
+          await publishOk(probe.client, `${base}/probe/x`, 'x', { qos: 1 });
+          await durableBarrier(c, d.port, `${base}/barrier`);
           await d.down(down);
           const downAt = Date.now();
           await waitSince(downAt, 3500);
@@ -94,31 +100,42 @@ for (const workers of [1, 3]) {
           const startedAt = Date.now();
           const s2 = await c.mqtt(d.port, persistentOpts(5, subId, true, 3600));
           assert.equal(s2.connack.sessionPresent, true, 'the will subscriber\'s 1 h session survives');
-          // Published at start (expired while down), or at the latest when the session expires
-          // counted from the restart: bounded at 3 s + margin.
-          const gotWill = await s2.inbox.waitForPayload('will-payload', 15000).then(() => true, () => false);
-          if (!gotWill) {
-            // Say what state the broker is in: retained will? the will client's session still there?
-            const look = await c.mqtt(d.port, { protocolVersion: 4, clientId: uid('wlook') });
-            await subscribeOk(look.client, { [willTopic]: { qos: 1 } });
-            const retained = await look.inbox.waitForPayload('will-payload', 3000).then(() => true, () => false);
-            const w = await c.mqtt(d.port, { protocolVersion: 5, clientId: willerId, clean: false, properties: { sessionExpiryInterval: 0 } });
-            const state = retained
-              ? 'the will WAS published (a new subscriber gets it retained) but never reached the persistent subscriber\'s restored session (published before that session/subscription was restored?)'
-              : `no retained will exists, and the will client's session (expiry 3 s) ${w.connack.sessionPresent ? 'still exists: it never expired' : 'is gone: it expired without publishing its will'}`;
-            throw new Error(`the will did not reach the offline persistent subscriber within 15 s of the restart (${down}, broker down ${startedAt - downAt} ms): ${state}`);
+          for (const w of willers) {
+            // Published at start (ran out while down), or at the latest when the time runs out
+            // counted from the restart: bounded at 3 s + margin.
+            const gotWill = await s2.inbox.waitForPayload(w.payload, 15000).then(() => true, () => false);
+            if (!gotWill) {
+              // Say what state the broker is in: retained will? the will client's session still there?
+              const look = await c.mqtt(d.port, { protocolVersion: 4, clientId: uid('wlook') });
+              await subscribeOk(look.client, { [w.topic]: { qos: 1 } });
+              const retained = await look.inbox.waitForPayload(w.payload, 3000).then(() => true, () => false);
+              const wc = await c.mqtt(d.port, { protocolVersion: 5, clientId: w.id, clean: false, properties: { sessionExpiryInterval: 0 } });
+              const state = retained
+                ? 'the will WAS published (a new subscriber gets it retained) but never reached the persistent subscriber\'s restored session (published before that session/subscription was restored?)'
+                : `no retained will exists, and the will client's session (expiry ${w.expiry} s) ${wc.connack.sessionPresent ? 'still exists' : 'is gone'}`;
+              throw new Error(`will ${w.name} (delay ${w.delay} s, session expiry ${w.expiry} s) did not reach the offline persistent subscriber within 15 s of the restart (${down}, broker down ${startedAt - downAt} ms): ${state}`);
+            }
           }
           const publishedAfter = Date.now() - startedAt;
           const fresh = await c.mqtt(d.port, { protocolVersion: 4, clientId: uid('wnew') });
-          await subscribeOk(fresh.client, { [willTopic]: { qos: 1 } });
-          await fresh.inbox.waitForPayload('will-payload', 15000).catch((err) => { throw new Error(`a new subscriber got no retained will: ${(err as Error).message}`); });
-          // Exactly once: a marker on the same topic after it, nothing in between.
+          await subscribeOk(fresh.client, { [`${base}/+`]: { qos: 1 } });
+          for (const w of willers) {
+            await fresh.inbox.waitForPayload(w.payload, 15000).catch((err) => { throw new Error(`a new subscriber got no retained will ${w.name}: ${(err as Error).message}`); });
+          }
+          // Exactly once: a marker on the same topics after them, nothing in between.
           const pub = await c.mqtt(d.port, { protocolVersion: 4, clientId: uid('wp') });
-          await publishOk(pub.client, willTopic, 'after', { qos: 1 });
-          await s2.inbox.waitForPayload('after').catch((err) => { throw new Error(`the persistent subscriber got the will but not a live QoS 1 message on the same topic after it (its restored subscription is not active?): ${(err as Error).message}`); });
-          const wills = s2.inbox.on(willTopic).filter((m) => m.payload.toString() === 'will-payload');
-          assert.equal(wills.length, 1, `the will reached the persistent subscriber ${wills.length} times (published ${publishedAfter} ms after the restart)`);
-          assert.equal(fresh.inbox.on(willTopic).filter((m) => m.payload.toString() === 'will-payload').length, 1, 'the new subscriber got the will once');
+          for (const w of willers) {
+            await publishOk(pub.client, w.topic, `after-${w.name}`, { qos: 1 });
+            await s2.inbox.waitForPayload(`after-${w.name}`).catch((err) => { throw new Error(`the persistent subscriber got will ${w.name} but not a live QoS 1 message on the same topic after it (its restored subscription is not active?): ${(err as Error).message}`); });
+            const n = s2.inbox.on(w.topic).filter((m) => m.payload.toString() === w.payload).length;
+            assert.equal(n, 1, `will ${w.name} reached the persistent subscriber ${n} times (all wills in within ${publishedAfter} ms of the restart)`);
+            assert.equal(fresh.inbox.on(w.topic).filter((m) => m.payload.toString() === w.payload).length, 1, `the new subscriber got will ${w.name} once`);
+          }
+          // A's session ended with its expiry; B's session (1 h) is still there.
+          const a = await c.mqtt(d.port, persistentOpts(5, willers[0].id, true, 0));
+          assert.equal(a.connack.sessionPresent, false, 'will A\'s session (expiry 3 s) must be gone after the restart');
+          const b = await c.mqtt(d.port, persistentOpts(5, willers[1].id, true, 3600));
+          assert.equal(b.connack.sessionPresent, true, 'will B\'s session (expiry 1 h) must survive: only its will delay ran out');
         });
       });
     });

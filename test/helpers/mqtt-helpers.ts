@@ -77,10 +77,12 @@ export interface BrokerCtx {
 export function eachWorkerCount(
   title: string,
   body: (broker: BrokerCtx, workers: number) => void,
-  opts: { workers?: number[]; args?: string[]; env?: StartOptions['env'] } = {},
+  opts: { workers?: number[]; args?: string[]; env?: StartOptions['env']; concurrency?: boolean } = {},
 ): void {
   for (const workers of opts.workers ?? [1, 3]) {
-    describe(`${title} [workers=${workers}]`, () => {
+    // concurrency: the block's tests run at once (each on its own connections; use
+    // clientPool('after') there, since an afterEach cleanup would cut the others' clients).
+    describe(`${title} [workers=${workers}]`, { concurrency: opts.concurrency ?? false }, () => {
       let broker: BrokerHandle | undefined;
       let startError: Error | undefined;
       let dataDir: string | undefined;

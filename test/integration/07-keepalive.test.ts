@@ -19,7 +19,7 @@ async function expectTimeoutClose(raw: RawClient, v: number, since: number, keep
 }
 
 eachWorkerCount('07 keep-alive', (broker) => {
-  const pool = clientPool();
+  const pool = clientPool('after'); // tests run concurrently: each waits seconds on its own connections
 
   for (const v of VERSIONS) {
     it(`v${v}: a client silent for 1.5 x keep-alive (1 s) is disconnected [MQTT-3.1.2-24]`, async () => {
@@ -60,7 +60,7 @@ eachWorkerCount('07 keep-alive', (broker) => {
       await sub.inbox.waitForPayload('still-there');
     });
   }
-});
+}, { concurrency: true });
 
 eachWorkerCount('07 keep-alive with --max-keepalive 2', (broker) => {
   const pool = clientPool();

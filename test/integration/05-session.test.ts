@@ -7,7 +7,7 @@ import type { IClientOptions } from 'mqtt';
 import { eachWorkerCount, clientPool, subscribe, publish, end, uid, utopic, delay, until, VERSIONS } from '../helpers/mqtt-helpers';
 
 eachWorkerCount('05 session', (broker) => {
-  const pool = clientPool();
+  const pool = clientPool('after'); // tests run concurrently (several wait seconds for expiry / delays)
 
   for (const v of VERSIONS) {
     /** Options for a session that outlives the connection. */
@@ -203,4 +203,4 @@ eachWorkerCount('05 session', (broker) => {
     const b = await pool.connect(broker(), { protocolVersion: 5, clientId: id, clean: false, properties: { sessionExpiryInterval: 120 } });
     assert.equal(b.connack.sessionPresent, true);
   });
-});
+}, { concurrency: true });

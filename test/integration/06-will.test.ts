@@ -8,7 +8,7 @@ import type { IConnectPacket } from 'mqtt-packet';
 import { eachWorkerCount, clientPool, subscribe, publish, uid, utopic, delay, VERSIONS, Connected } from '../helpers/mqtt-helpers';
 
 eachWorkerCount('06 will', (broker) => {
-  const pool = clientPool();
+  const pool = clientPool('after'); // tests run concurrently (several wait seconds for expiry / delays)
 
   async function watcher(v: 4 | 5, topic: string): Promise<Connected> {
     const w = await pool.connect(broker(), { protocolVersion: v });
@@ -155,4 +155,4 @@ eachWorkerCount('06 will', (broker) => {
     const [m] = await w.inbox.waitFor(1, t, 12000);
     assert.equal(m.payload.toString(), 'session-ended');
   });
-});
+}, { concurrency: true });

@@ -228,6 +228,35 @@ for (const workers of WORKERS) {
         });
       });
 
+      it('queue bounds apply to stored queues: --max-queued-messages 5 with drop-oldest keeps the newest 5 across the restart', async () => {
+        await withDeployment(workers, { args: ['--max-queued-messages', '5', '--queue-policy', 'drop-oldest'] }, async (d, c) => {
+          await d.start();
+          const base = utopic('bound');
+          const ids: Array<[4 | 5, string]> = [];
+          for (const v of V) {
+            const id = uid(`bd${v}`);
+            const a = await c.mqtt(d.port, persistentOpts(v, id, false));
+            await subscribeOk(a.client, { [`${base}/q`]: { qos: 1 } });
+            await endOk(a.client);
+            ids.push([v, id]);
+          }
+          const pub = await c.mqtt(d.port, { protocolVersion: 4, clientId: uid('bdp') });
+          for (let i = 1; i <= 12; i++) await publishOk(pub.client, `${base}/q`, `m${i}`, { qos: 1 });
+          await d.restart(down);
+          const pub2 = await c.mqtt(d.port, { protocolVersion: 4, clientId: uid('bdp2') });
+          for (const [v, id] of ids) {
+            const b = await c.mqtt(d.port, persistentOpts(v, id, true));
+            // The marker goes to a topic only this subscriber has (a message on q would also be
+            // queued for the other, still offline, session and push one out of its bound).
+            await subscribeOk(b.client, { [`${base}/mark-${v}`]: { qos: 1 } });
+            await publishOk(pub2.client, `${base}/mark-${v}`, `live-${v}`, { qos: 1 });
+            const before = await b.inbox.waitForPayload(`live-${v}`);
+            const got = [...new Set(payloads(before))];
+            assert.deepEqual(got, ['m8', 'm9', 'm10', 'm11', 'm12'], `v${v}: a stored queue bounded at 5 (drop-oldest) must hold the newest 5 after the restart; got ${got.join(', ')}`);
+          }
+        });
+      });
+
       it('in-flight messages (sent, never acked) are re-sent with DUP and the same packet id, in order, then the queued ones; a PUBREC\'d QoS 2 gets PUBREL, not the message again', async () => {
         // --max-inflight 3: the subscriber holds three messages unacknowledged, three more stay queued.
         await withDeployment(workers, { args: ['--max-inflight', '3'] }, async (d, c) => {

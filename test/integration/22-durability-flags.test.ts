@@ -2,8 +2,8 @@
 //   - --durability none keeps everything in memory: nothing survives a restart, and it needs no
 //     data directory (the default ./data is not created);
 //   - a bad --durability value: one clear line on stderr, exit 2, nothing created;
-//   - a corrupt store (garbage in CURRENT, garbage in an SST) or one already open by another
-//     broker: a clear error naming the path, a non-zero exit, and every file left as it was
+//   - a corrupt store (garbage in CURRENT, garbage in an SST), one from a newer format, or one
+//     already open by another broker: a clear error naming the path, a non-zero exit, and every file left as it was
 //     (never a silent wipe).
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -14,6 +14,8 @@ import {
   launch, runCli, makeTempDir, removeDir, Clients, Deployment, withDeployment, persistentOpts, subscribeOk, publishOk, endOk,
   hashTree, diffTrees, listTree, Down,
 } from '../helpers/persist-helpers';
+import { RocksDb } from '../../src/store/rocksdb';
+import * as codec from '../../src/store/codec';
 
 const STACK_RE = /^\s+at .+:\d+:\d+\)?$/m;
 
@@ -154,6 +156,35 @@ describe('22 unreadable stores: clear error naming the path, non-zero exit, file
         fs.writeFileSync(p, Buffer.alloc(Math.max(size, 64), 0x5a));
       }
       await expectRefusal(d, `garbage in ${ssts.join(', ')}`, ssts);
+    });
+  });
+
+  it('a store written by a newer fleetmq (format version above this one\'s)', async () => {
+    await withDeployment(1, {}, async (d, c) => {
+      await populatedStore(d, c, 1);
+      // Raise the format-version key with the store's own codec, as a newer fleetmq would have.
+      const db = new RocksDb(d.dir);
+      await db.open({ createIfMissing: false });
+      const found = await db.get(codec.versionKey());
+      assert.ok(found, 'the store has no format-version key to raise');
+      await db.put(codec.versionKey(), codec.encodeVersion(codec.FORMAT_VERSION + 1), true);
+      await db.close();
+      const before = hashTree(d.dir);
+      const r = await runCli(d.args());
+      assert.equal(r.listened, false, `the broker started on a store from a newer format; stderr: ${r.stderr}`);
+      assert.equal(r.signal, null, `died of ${r.signal}; stderr: ${r.stderr}`);
+      assert.notEqual(r.code, 0, `exit code 0; stderr: ${r.stderr}`);
+      assert.ok(r.stderr.includes(d.dir), `the error must name the data directory; stderr: ${JSON.stringify(r.stderr)}`);
+      assert.match(r.stderr, /version|newer|format/i, `the error must say the store is from a newer format; stderr: ${r.stderr}`);
+      assert.doesNotMatch(r.stderr, STACK_RE, `a clear error, not a stack trace; stderr: ${r.stderr}`);
+      const lostSst = [...before.keys()].filter((f) => f.endsWith('.sst') && !hashTree(d.dir).has(f));
+      assert.deepEqual(lostSst, [], `SST files deleted by the refused start: ${lostSst.join(', ')}`);
+      // Its data is still readable by the (newer) version that wrote it: the key is still there.
+      const db2 = new RocksDb(d.dir);
+      await db2.open({ createIfMissing: false });
+      const v = await db2.get(codec.versionKey());
+      await db2.close();
+      assert.ok(v && codec.decodeVersion(v) === codec.FORMAT_VERSION + 1, 'the newer format version must be left as it was');
     });
   });
 

@@ -1,7 +1,7 @@
 // `fleetmq` command line: parse, validate (one clear line + exit 2 on bad input), start, and
 // shut down cleanly on SIGTERM / SIGINT.
 import { parseArgs, resolveConfig, helpText, ConfigError, BrokerConfig } from './config';
-import { startBroker } from './broker';
+import { startBroker, RunningBroker } from './broker';
 
 const VERSION: string = require('../../package.json').version;
 
@@ -23,7 +23,17 @@ function configure(argv: readonly string[]): BrokerConfig | null {
 export async function main(argv: readonly string[]): Promise<void> {
   const config = configure(argv);
   if (!config) return;
-  let broker;
+  // Signal handlers go in before the listening line: a supervisor that reads the line and
+  // signals at once must get the clean shutdown, not the default kill.
+  let stopping: string | null = null;
+  let broker: RunningBroker | null = null;
+  const shutdown = (sig: string) => {
+    if (stopping) return;
+    stopping = sig;
+    if (broker) stop(broker, sig);
+  };
+  process.once('SIGTERM', () => shutdown('SIGTERM'));
+  process.once('SIGINT', () => shutdown('SIGINT'));
   try {
     broker = await startBroker(config, { testHooks: process.env.FLEETMQ_TEST_HOOKS === '1' });
   } catch (err) {
@@ -31,13 +41,13 @@ export async function main(argv: readonly string[]): Promise<void> {
     process.exit(1);
   }
   process.stdout.write(`fleetmq listening on ${broker.host}:${broker.port} (${config.workers} worker${config.workers === 1 ? '' : 's'})\n`);
-  const shutdown = (sig: string) => {
-    process.stdout.write(`fleetmq: ${sig}, shutting down\n`);
-    broker.stop().then(() => process.exit(0), (err) => {
-      process.stderr.write(`fleetmq: shutdown failed: ${(err as Error).message}\n`);
-      process.exit(1);
-    });
-  };
-  process.once('SIGTERM', () => shutdown('SIGTERM'));
-  process.once('SIGINT', () => shutdown('SIGINT'));
+  if (stopping) stop(broker, stopping);
+}
+
+function stop(broker: RunningBroker, sig: string): void {
+  process.stdout.write(`fleetmq: ${sig}, shutting down\n`);
+  broker.stop().then(() => process.exit(0), (err) => {
+    process.stderr.write(`fleetmq: shutdown failed: ${(err as Error).message}\n`);
+    process.exit(1);
+  });
 }

@@ -75,6 +75,7 @@ export class RocksStore implements Store {
   static async open(dir: string, opts: RocksStoreOptions = {}): Promise<RocksStore> {
     const location = path.resolve(dir);
     await checkDirectory(location);
+    await RocksStore.verifyReadOnly(location);
     await fs.mkdir(location, { recursive: true });
     const db = new RocksDb(location);
     try {
@@ -92,6 +93,31 @@ export class RocksStore implements Store {
       throw err;
     }
     return new RocksStore(db);
+  }
+
+  /**
+   * A read-write open replays the WAL into new files before a damaged SST is ever read, so a
+   * corrupt store would be changed on the way to being refused. An existing store is first
+   * opened read-only and read through once (block checksums are verified on read): a damaged
+   * one is refused with its files untouched.
+   */
+  private static async verifyReadOnly(location: string): Promise<void> {
+    let names: string[] = [];
+    try { names = await fs.readdir(location); } catch { return; }
+    if (!names.includes('CURRENT')) return;
+    const db = new RocksDb(location);
+    try {
+      await db.open({ createIfMissing: false, errorIfExists: false, readOnly: true });
+    } catch (err) {
+      throw fromRocksError(location, 'open', err);
+    }
+    try {
+      await db.scan(Buffer.from([0]), Buffer.from([0xff, 0xff]), () => undefined, true);
+    } catch (err) {
+      throw fromRocksError(location, 'reading', err);
+    } finally {
+      await db.close().catch(() => undefined);
+    }
   }
 
   private static async checkFormat(db: RocksDb): Promise<void> {

@@ -9,6 +9,7 @@
 //     for more than 3 s: both wills (QoS 1, retained) are published after the restart, exactly
 //     once, to a persistent subscriber that was offline and to a new subscriber (retained or
 //     live); A's session is gone, B's is kept.
+//   - v5 Message Expiry on queued and retained messages counts the downtime too.
 // These are the only tests here that must wait for a fixed time: the expiry itself.
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -61,6 +62,45 @@ for (const workers of [1, 3]) {
             assert.equal(x.connack.sessionPresent, true, `v${v} ${t} session must survive the downtime`);
             await x.inbox.waitForPayload(`queued-${t}`);
           }
+        });
+      });
+
+      it('v5 message expiry is counted across downtime: queued and retained messages that expired while down are gone, the others arrive with the interval reduced', async () => {
+        await withDeployment(workers, {}, async (d, c) => {
+          await d.start();
+          const base = utopic('mexp');
+          const subId = uid('mxs');
+          const s = await c.mqtt(d.port, persistentOpts(5, subId, false, 3600));
+          await subscribeOk(s.client, { [`${base}/q`]: { qos: 1 } });
+          await endOk(s.client);
+          const pub = await c.mqtt(d.port, { protocolVersion: 5, clientId: uid('mxp') });
+          await publishOk(pub.client, `${base}/q`, 'q-short', { qos: 1, properties: { messageExpiryInterval: 2 } });
+          await publishOk(pub.client, `${base}/q`, 'q-long', { qos: 1, properties: { messageExpiryInterval: 600 } });
+          await publishOk(pub.client, `${base}/r1`, 'r-short', { qos: 1, retain: true, properties: { messageExpiryInterval: 2 } });
+          await publishOk(pub.client, `${base}/r2`, 'r-long', { qos: 1, retain: true, properties: { messageExpiryInterval: 600 } });
+          await durableBarrier(c, d.port, `${base}/barrier`);
+          const publishedAt = Date.now();
+          await d.down(down);
+          await waitSince(publishedAt, 3500);
+          await d.start();
+          const s2 = await c.mqtt(d.port, persistentOpts(5, subId, true, 3600));
+          assert.equal(s2.connack.sessionPresent, true);
+          await subscribeOk(s2.client, { [`${base}/mark`]: { qos: 1 } });
+          const pub2 = await c.mqtt(d.port, { protocolVersion: 5, clientId: uid('mxp2') });
+          await publishOk(pub2.client, `${base}/mark`, 'mark', { qos: 1 });
+          const queued = await s2.inbox.waitForPayload('mark');
+          assert.deepEqual(queued.map((m) => m.payload.toString()), ['q-long'], 'after the restart: the queued message whose 2 s expiry ran out while the broker was down is gone, the 600 s one arrives [MQTT-3.3.2-5]');
+          const left = queued[0].packet.properties?.messageExpiryInterval;
+          assert.ok(left !== undefined && left > 0 && left <= 597, `q-long: Message Expiry Interval must be 600 minus the >= 3.5 s it waited (downtime included), got ${left} [MQTT-3.3.2-6]`);
+          const fresh = await c.mqtt(d.port, { protocolVersion: 5, clientId: uid('mxr') });
+          await subscribeOk(fresh.client, { [`${base}/r1`]: { qos: 1 }, [`${base}/r2`]: { qos: 1 } });
+          await fresh.inbox.waitFor(1, undefined).catch((err) => { throw new Error(`no retained message after the restart: ${(err as Error).message}`); });
+          await subscribeOk(fresh.client, { [`${base}/mark`]: { qos: 1 } });
+          await publishOk(pub2.client, `${base}/mark`, 'mark2', { qos: 1 });
+          const ret = await fresh.inbox.waitForPayload('mark2');
+          assert.deepEqual(ret.map((m) => m.payload.toString()), ['r-long'], 'after the restart: the retained message whose 2 s expiry ran out while the broker was down is gone, the 600 s one is kept');
+          const rleft = ret[0].packet.properties?.messageExpiryInterval;
+          assert.ok(rleft !== undefined && rleft > 0 && rleft <= 597, `r-long: Message Expiry Interval must be reduced by the time it waited (downtime included), got ${rleft}`);
         });
       });
 

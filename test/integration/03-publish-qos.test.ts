@@ -169,6 +169,25 @@ eachWorkerCount('03 publish and QoS', (broker) => {
       assert.deepEqual(before.map((m) => m.payload.toString()), ['exactly-once']);
     });
 
+    it(`v${v}: a PUBACK${v === 5 ? ' with a failure reason code (0x80)' : ''} ends the flow: the message is not re-sent after reconnect [MQTT-4.3.2-4]`, async () => {
+      const id = uid('ackd');
+      const t = utopic('ackd');
+      const a = await pool.rawConnected(broker(), v, session(id));
+      a.raw.send({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: t, qos: 1 }] });
+      await a.raw.expect('suback');
+      const pub = await pool.connect(broker(), { protocolVersion: v });
+      await publish(pub.client, t, 'acked', { qos: 1 });
+      const p = await a.raw.expect<IPublishPacket>('publish');
+      a.raw.send(v === 5 ? { cmd: 'puback', messageId: p.messageId, reasonCode: 0x80 } : { cmd: 'puback', messageId: p.messageId });
+      await a.raw.ping();
+      a.raw.destroy();
+      await a.raw.closed;
+      const b = await pool.rawConnected(broker(), v, session(id));
+      await publish(pub.client, t, 'sentinel', { qos: 1 });
+      const next = await b.raw.expect<IPublishPacket>('publish');
+      assert.equal(next.payload.toString(), 'sentinel', 'the acknowledged message must not come again');
+    });
+
     it(`v${v}: a QoS 2 message is delivered once even when the subscriber acknowledges late`, async () => {
       const t = utopic('late');
       const { raw } = await pool.rawConnected(broker(), v);

@@ -8,7 +8,8 @@
 // subscriber: at least once where the effective QoS is 1, exactly once where it is 2, in order
 // per publisher (for QoS 1 the first occurrences are in order; duplicates are allowed).
 // Variants: subscribers all offline during the stream; subscribers online during the kill;
-// 1 and 3 workers; and one run with --durability fsync with a mix of online and offline.
+// 1 and 3 workers; a second kill while the subscribers drain their restored queues; and one run
+// with --durability fsync with a mix of online and offline.
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import * as mqtt from 'mqtt';
@@ -59,7 +60,7 @@ function attach(client: mqtt.MqttClient, s: SubState): void {
   });
 }
 
-async function crashRun(workers: number, mode: Mode, durability: Durability): Promise<void> {
+async function crashRun(workers: number, mode: Mode, durability: Durability, drainKill = false): Promise<void> {
   await withDeployment(workers, { durability }, async (d, c) => {
     await d.start();
     const base = utopic('crash');
@@ -101,9 +102,23 @@ async function crashRun(workers: number, mode: Mode, durability: Durability): Pr
     for (const s of qos2) assert.deepEqual(s.protocolErrors, [], `${s.name} before the kill`);
 
     await d.start();
-    for (const s of subs) {
-      const conn = await c.mqtt(d.port, { ...persistentOpts(s.v, s.id, true), incomingStore: s.store }, (cl) => attach(cl, s));
-      assert.equal(conn.connack.sessionPresent, true, `${s.name} (v${s.v}, ${s.online ? 'online' : 'offline'} at the kill): Session Present after the restart`);
+    const reconnectAll = async (what: string) => {
+      await Promise.all(subs.map(async (s) => {
+        const conn = await c.mqtt(d.port, { ...persistentOpts(s.v, s.id, true), incomingStore: s.store }, (cl) => attach(cl, s));
+        assert.equal(conn.connack.sessionPresent, true, `${s.name} (v${s.v}, ${s.online ? 'online' : 'offline'} at the kill): Session Present ${what}`);
+      }));
+    };
+    const base0 = subs.map((s) => s.got.length);
+    const drained = () => subs.reduce((n, s, i) => n + s.got.length - base0[i], 0);
+    await reconnectAll('after the restart');
+    if (drainKill) {
+      // A second SIGKILL while the subscribers drain their restored queues (as soon as 100
+      // restored deliveries have arrived), and a second restart.
+      await until(() => drained() >= 100, `100 restored deliveries after the first restart (got ${drained()})`, 30000);
+      await d.down('SIGKILL');
+      const atSecondKill = subs.map((s, i) => `${s.name} ${s.got.length - base0[i]}`).join(', ');
+      await d.start();
+      await reconnectAll(`after the second restart (killed while draining: ${atSecondKill} restored deliveries in)`);
     }
     for (const s of qos2) {
       const connack = await s.resume(d.port);
@@ -145,6 +160,12 @@ for (const workers of [1, 3]) {
     });
   });
 }
+
+describe('21 crash twice: SIGKILL mid-stream, then SIGKILL again while the subscribers drain their restored queues [workers=3]', () => {
+  it('every message acknowledged before the first kill still arrives (QoS 1 at least once, QoS 2 exactly once), in order', async () => {
+    await crashRun(3, 'offline', 'process', true);
+  });
+});
 
 describe('21 crash with --durability fsync [workers=3]', () => {
   it('two subscribers online, two offline: every acknowledged message arrives, in order, QoS 2 once', async () => {

@@ -15,6 +15,8 @@ function codeOf(p: Packet): number | undefined {
   const x = p as { reasonCode?: number; returnCode?: number; granted?: Array<number | { qos: number }> };
   if (p.cmd === 'suback') { const g = x.granted?.[0]; return typeof g === 'number' ? g : g?.qos; }
   if (p.cmd === 'connack') return connackCode(p);
+  // mqtt-packet decodes a v5 UNSUBACK's reason codes into `granted`, one per filter (§3.11.3).
+  if (p.cmd === 'unsuback') { const g = x.granted?.[0]; return typeof g === 'number' ? g : 0; }
   return x.reasonCode ?? x.returnCode ?? 0;
 }
 

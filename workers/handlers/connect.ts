@@ -48,7 +48,8 @@ function admit(c: Connection, p: IConnectPacket): void {
   const hub = c.hub;
   const v5 = c.v5;
   const props = p.properties ?? {};
-  if (v5 && (hasRepeatedProperty(props) || hasRepeatedProperty(p.will?.properties) || props.receiveMaximum === 0 || props.maximumPacketSize === 0)) {
+  if (v5 && (hasRepeatedProperty(props) || hasRepeatedProperty(p.will?.properties) || !onlyWillProperties(p.will?.properties) ||
+    props.receiveMaximum === 0 || props.maximumPacketSize === 0)) {
     reject(c, RC.PROTOCOL_ERROR, V3.SERVER_UNAVAILABLE); // §3.1.2.11: 0 is not a valid Receive Maximum / Maximum Packet Size
     return;
   }
@@ -96,6 +97,14 @@ function admit(c: Connection, p: IConnectPacket): void {
     hub.sessionOnline(c);
     c.resume();
   }, () => c.close());
+}
+
+const WILL_PROPERTIES = new Set(['willDelayInterval', 'payloadFormatIndicator', 'messageExpiryInterval', 'contentType',
+  'responseTopic', 'correlationData', 'userProperties']);
+
+/** Only Will Properties may stand in the will's property list (§3.1.3.2). */
+function onlyWillProperties(props: object | undefined): boolean {
+  return !props || Object.keys(props).every((k) => WILL_PROPERTIES.has(k));
 }
 
 function reject(c: Connection, v5Reason: number, v3Code: number): void {

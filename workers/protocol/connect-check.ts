@@ -2,22 +2,9 @@
 // replacement characters (hiding ill-formed UTF-8 and accepting U+0000), and it does not
 // reject Will QoS 3 or (3.1.1) a password without a user name.
 import { readVarint } from './varint';
-import { utf8SeqLen } from './validate';
+import { goodString } from './validate';
 
 const vi = { len: 0 };
-
-/** Well-formed UTF-8 without U+0000 [MQTT-1.5.4-1, MQTT-1.5.4-2]. */
-function goodString(buf: Buffer, start: number, end: number): boolean {
-  for (let i = start; i < end; i++) {
-    const b = buf[i];
-    if (b === 0) return false;
-    if (b < 0x80) continue;
-    const n = utf8SeqLen(buf, i, end);
-    if (n === 0) return false;
-    i += n - 1;
-  }
-  return true;
-}
 
 /** Returns null if fine, else what is wrong (the connection is then closed). */
 export function checkConnect(buf: Buffer, start: number, end: number, level: number): string | null {

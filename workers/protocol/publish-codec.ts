@@ -3,6 +3,7 @@
 // test/protocol checks this codec against it.
 import { PROP } from './constants';
 import { readVarint, varintSize, writeVarint } from './varint';
+import { goodString, validTopicName } from './validate';
 
 /** Result of parsing one inbound PUBLISH; reused per worker (no per-message allocation). */
 export class PublishFrame {
@@ -101,14 +102,21 @@ function scanProps(buf: Buffer, f: PublishFrame): PubError {
       case PROP.RESPONSE_TOPIC:
       case PROP.CORRELATION_DATA: {
         if (p + 2 > end) return PubError.MALFORMED;
-        p += 2 + ((buf[p] << 8) | buf[p + 1]);
+        const s = p + 2;
+        p = s + ((buf[p] << 8) | buf[p + 1]);
+        if (p > end) return PubError.MALFORMED;
+        // Strings are checked like topics; a Response Topic is a topic name [MQTT-3.3.2-14].
+        if (id === PROP.CONTENT_TYPE && !goodString(buf, s, p)) return PubError.MALFORMED;
+        if (id === PROP.RESPONSE_TOPIC && !validTopicName(buf, s, p)) return PubError.PROTOCOL;
         f.forwardProps = true;
         break;
       }
       case PROP.USER_PROPERTY: {
         for (let k = 0; k < 2; k++) {
           if (p + 2 > end) return PubError.MALFORMED;
-          p += 2 + ((buf[p] << 8) | buf[p + 1]);
+          const s = p + 2;
+          p = s + ((buf[p] << 8) | buf[p + 1]);
+          if (p > end || !goodString(buf, s, p)) return PubError.MALFORMED;
         }
         f.forwardProps = true;
         break;

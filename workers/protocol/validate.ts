@@ -42,6 +42,19 @@ export function utf8SeqLen(buf: Uint8Array, i: number, end: number): number {
   return n;
 }
 
+/** Well-formed UTF-8 without U+0000 [MQTT-1.5.4-1, MQTT-1.5.4-2]. */
+export function goodString(buf: Uint8Array, start: number, end: number): boolean {
+  for (let i = start; i < end; i++) {
+    const b = buf[i];
+    if (b === 0) return false;
+    if (b < 0x80) continue;
+    const n = utf8SeqLen(buf, i, end);
+    if (n === 0) return false;
+    i += n - 1;
+  }
+  return true;
+}
+
 /** A SUBSCRIBE/UNSUBSCRIBE filter string (already decoded as UTF-8 by mqtt-packet). */
 export function validTopicFilter(filter: string): boolean {
   if (filter.length === 0 || filter.length > 65535 || filter.includes('\u0000')) return false;

@@ -78,6 +78,40 @@ eachWorkerCount('08 flow control', (broker) => {
     assert.equal(b.payload.toString(), 'b');
   });
 
+  it('v5: a message dropped for the client\'s Maximum Packet Size does not hold a Receive Maximum slot', async () => {
+    const t = utopic('dropslot');
+    const { raw } = await pool.rawConnected(broker(), 5, { properties: { receiveMaximum: 1, maximumPacketSize: 256 } });
+    raw.send({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: t, qos: 1 }] });
+    await raw.expect('suback');
+    const pub = await pool.connect(broker(), { protocolVersion: 5 });
+    await publish(pub.client, t, Buffer.alloc(1000, 1), { qos: 1 });
+    for (let i = 0; i < 3; i++) await publish(pub.client, t, `small${i}`, { qos: 1 });
+    for (let i = 0; i < 3; i++) {
+      const p = await raw.expect<IPublishPacket>('publish');
+      assert.equal(p.payload.toString(), `small${i}`);
+      raw.send({ cmd: 'puback', messageId: p.messageId });
+    }
+  });
+
+  it('v5: messages waiting behind a full Receive Maximum window still expire [MQTT-3.3.2-5]', async () => {
+    const t = utopic('qexp');
+    const { raw } = await pool.rawConnected(broker(), 5, { properties: { receiveMaximum: 1 } });
+    raw.send({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: t, qos: 1 }] });
+    await raw.expect('suback');
+    const pub = await pool.connect(broker(), { protocolVersion: 5 });
+    await publish(pub.client, t, 'first', { qos: 1 });
+    await publish(pub.client, t, 'short', { qos: 1, properties: { messageExpiryInterval: 1 } });
+    await publish(pub.client, t, 'long', { qos: 1, properties: { messageExpiryInterval: 100 } });
+    const first = await raw.expect<IPublishPacket>('publish');
+    assert.equal(first.payload.toString(), 'first');
+    await new Promise((r) => setTimeout(r, 2500)); // the expiry interval is what is under test
+    raw.send({ cmd: 'puback', messageId: first.messageId });
+    const next = await raw.expect<IPublishPacket>('publish');
+    assert.equal(next.payload.toString(), 'long', 'the expired message is skipped');
+    const e = next.properties?.messageExpiryInterval;
+    assert.ok(e !== undefined && e <= 99, `remaining expiry ${e}`);
+  });
+
   it('v5: CONNACK Receive Maximum, if present, is > 0; sending up to it is fine', async () => {
     const { raw, connack } = await pool.rawConnected(broker(), 5);
     const rm = connack.properties?.receiveMaximum ?? 65535;

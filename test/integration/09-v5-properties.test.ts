@@ -115,6 +115,27 @@ eachWorkerCount('09 v5 properties', (broker) => {
     assert.equal(p.topic, t, 'a new connection starts with no aliases: the topic must be sent');
   });
 
+  it('topic alias, broker to client: with Topic Alias Maximum 1 and three topics in turn, every message still resolves to its own topic', async () => {
+    const t = utopic('alias-one');
+    const { raw } = await pool.rawConnected(broker(), 5, { properties: { topicAliasMaximum: 1 } });
+    raw.send({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: `${t}/#`, qos: 0 }] });
+    await raw.expect('suback');
+    const pub = await pool.connect(broker(), { protocolVersion: 5 });
+    const topics = [...Array(12).keys()].map((i) => `${t}/${['a', 'b', 'c', 'c', 'a', 'a'][i % 6]}`);
+    for (const [i, tp] of topics.entries()) await publish(pub.client, tp, String(i));
+    let alias1: string | undefined;
+    for (const [i, tp] of topics.entries()) {
+      const p = await raw.expect<IPublishPacket>('publish');
+      const alias = p.properties?.topicAlias;
+      let topic = p.topic;
+      if (alias !== undefined) {
+        assert.equal(alias, 1, 'the only allowed alias is 1');
+        if (topic) alias1 = topic; else topic = alias1 ?? assert.fail('alias 1 used before being set');
+      }
+      assert.equal(topic, tp, `message ${i} resolves to its topic`);
+    }
+  });
+
   it('topic alias, broker to client: no alias to a client that did not allow them (Topic Alias Maximum absent = 0) [MQTT-3.3.2-9]', async () => {
     const t = utopic('alias-none');
     const { raw } = await pool.rawConnected(broker(), 5);

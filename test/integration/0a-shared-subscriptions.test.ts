@@ -4,7 +4,7 @@
 // members and the publisher sit on different workers.
 import { it } from 'node:test';
 import * as assert from 'node:assert/strict';
-import { eachWorkerCount, clientPool, subscribe, unsubscribe, publish, end, utopic, until, VERSIONS, Connected } from '../helpers/mqtt-helpers';
+import { eachWorkerCount, clientPool, subscribe, unsubscribe, publish, end, uid, utopic, until, VERSIONS, Connected } from '../helpers/mqtt-helpers';
 
 eachWorkerCount('0a shared subscriptions', (broker) => {
   const pool = clientPool();
@@ -122,6 +122,31 @@ eachWorkerCount('0a shared subscriptions', (broker) => {
     const ids = c.inbox.on(t).filter((m) => m.payload.toString() === 'x').flatMap((m) => [].concat(m.packet.properties?.subscriptionIdentifier as never ?? [])).sort();
     assert.deepEqual(ids, [1, 2], 'the shared and the ordinary subscription each deliver (as one or two copies)');
   });
+
+  for (const v of VERSIONS) {
+    it(`v${v}: a group with an offline persistent member: every QoS 1 message is delivered exactly once across the members (queued or sent to the online one)`, async () => {
+      const id = uid('shoff');
+      const t = utopic('shoff');
+      const sess = { protocolVersion: v, clientId: id, clean: false, ...(v === 5 ? { properties: { sessionExpiryInterval: 300 } } : {}) };
+      const a = await pool.connect(broker(), sess);
+      await subscribe(a.client, `$share/off/${t}`, { qos: 1 });
+      const [b] = await members(v, 1, `$share/off/${t}`);
+      await end(a.client);
+      const pub = await pool.connect(broker(), { protocolVersion: v });
+      for (let i = 0; i < 10; i++) await publish(pub.client, t, String(i), { qos: 1 });
+      const a2 = await pool.connect(broker(), sess);
+      assert.equal(a2.connack.sessionPresent, true);
+      // Markers on a plain subscription of each member prove their queues are drained.
+      await subscribe(a2.client, `${t}-m`, { qos: 1 });
+      await subscribe(b.client, `${t}-m`, { qos: 1 });
+      await publish(pub.client, `${t}-m`, 'marker', { qos: 1 });
+      await a2.inbox.waitForPayload('marker');
+      await b.inbox.waitForPayload('marker');
+      await until(() => [...a.inbox.on(t), ...a2.inbox.on(t), ...b.inbox.on(t)].length >= 10, '10 deliveries across the group');
+      const all = [...a.inbox.on(t), ...a2.inbox.on(t), ...b.inbox.on(t)].filter((m) => !m.packet.dup).map((m) => m.payload.toString());
+      assert.deepEqual(all.sort((x, y) => Number(x) - Number(y)), [...Array(10).keys()].map(String), 'each message once');
+    });
+  }
 
   it('v5: SUBACK grants a shared subscription; CONNACK does not deny shared subscriptions', async () => {
     const t = utopic('sharesuback');

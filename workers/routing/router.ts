@@ -26,6 +26,8 @@ export interface Pending {
   /** PUBACK / PUBREC packet type, or 0. */
   ack: number;
   pid: number;
+  /** The retained update was already handed to the coordinator (durable retain, below). */
+  retained?: boolean;
 }
 
 /** Where the store put a message for each persistent subscriber (DESIGN.md §4). */
@@ -96,7 +98,7 @@ export class Router {
   /** Steps 4-8 once the message may go: retain, deliver, fan out, acknowledge. */
   private complete(item: Pending, out: Uint32Array, from: number, count: number, stored: Stored | null): void {
     const msg = item.msg;
-    if (msg.retain) this.hub.coord.retain(msg);
+    if (msg.retain && !item.retained) this.hub.coord.retain(msg);
     this.route(msg, out, from, count, stored);
     const c = item.conn;
     if (item.ack !== 0 && c) c.write(encodeAck(item.ack, item.pid, 0, c.v5));
@@ -113,7 +115,12 @@ export class Router {
     const targets = persistTargets(item.msg, out, from, count);
     const publisher = item.conn?.session;
     const inbound = item.ack === PUBREC && publisher?.persistent === true;
-    if (targets.length === 0 && !inbound) return false;
+    // An acknowledged QoS >= 1 retained update must survive a crash too. The coordinator
+    // commits it when it gets it; the store request below is committed after it (commits
+    // resolve in order), so its answer means the retained write is durable as well.
+    const retain = item.msg.retain;
+    if (targets.length === 0 && !inbound && !retain) return false;
+    if (retain) { this.hub.coord.retain(item.msg); item.retained = true; }
     const triples = out.slice(from, from + count * 3);
     const c = item.conn;
     if (c) { c.persisting++; c.socket.pause(); }

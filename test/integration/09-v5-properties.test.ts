@@ -359,6 +359,19 @@ eachWorkerCount('09 v5 properties', (broker) => {
     assert.equal(sub.client.connected, true);
   });
 
+  it('maximum packet size, broker to client: an oversize retained message is skipped on subscribe, smaller ones still come', async () => {
+    const t = utopic('mpsret');
+    const pub = await pool.connect(broker(), { protocolVersion: 5 });
+    await publish(pub.client, `${t}/big`, Buffer.alloc(2000, 3), { qos: 1, retain: true });
+    await publish(pub.client, `${t}/small`, 'small', { qos: 1, retain: true });
+    const sub = await pool.connect(broker(), { protocolVersion: 5, properties: { maximumPacketSize: 512 } });
+    await subscribe(sub.client, `${t}/+`, { qos: 1 });
+    await publish(pub.client, `${t}/small`, 'sentinel', { qos: 1 });
+    const before = await sub.inbox.waitForPayload('sentinel');
+    assert.deepEqual(before.map((m) => m.payload.toString()), ['small']);
+    assert.equal(sub.client.connected, true);
+  });
+
   it('maximum packet size, broker to client: measured on the whole packet (a payload that fits alone but not with its properties is dropped)', async () => {
     const t = utopic('mps2');
     const { raw } = await pool.rawConnected(broker(), 5, { properties: { maximumPacketSize: 128 } });

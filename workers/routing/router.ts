@@ -37,7 +37,9 @@ export class Router {
   private readonly batch: Pending[] = [];
   private scratch = Buffer.allocUnsafe(64 * 1024);
   private scratchUsed = 0;
-  private readonly spans = new Uint32Array(BATCH * 2);
+  private spans = new Uint32Array(BATCH * 2);
+  /** Set while a batch is being routed: a PUBLISH made meanwhile (a will) waits for the next round. */
+  private flushing = false;
   private out = new Uint32Array(64 * 1024);
   /** Per target worker: offsets (in `out`) of its triples for the message being routed. */
   private readonly remote: number[][];
@@ -63,11 +65,15 @@ export class Router {
    * behind it so routing and acknowledgements keep the connection's order [MQTT-4.6.0-2].
    */
   publish(msg: Message, conn: Connection | null = null, ack = 0, pid = 0): void {
-    if (conn && conn.persisting > 0) { conn.heldPublishes.push({ msg, conn, ack, pid }); return; }
     const tlen = msg.topic.length;
+    // A full batch is matched first; it may start a store write for this connection, and then
+    // this message must queue behind it like the ones after it (it was once added to the next
+    // batch instead and overtook them: out of order per topic [MQTT-4.6.0-6]).
     if (this.batch.length === BATCH || this.scratchUsed + tlen > this.scratch.length) this.flushBatch();
-    if (tlen > this.scratch.length) this.scratch = Buffer.allocUnsafe(tlen * 2);
+    if (conn && conn.persisting > 0) { conn.heldPublishes.push({ msg, conn, ack, pid }); return; }
+    if (this.scratchUsed + tlen > this.scratch.length) this.growScratch(tlen);
     const i = this.batch.length;
+    if (i * 2 + 2 > this.spans.length) { const s = new Uint32Array(this.spans.length * 2); s.set(this.spans); this.spans = s; }
     this.spans[i * 2] = this.scratchUsed;
     this.spans[i * 2 + 1] = tlen;
     this.scratchUsed += msg.topic.copy(this.scratch, this.scratchUsed);
@@ -76,8 +82,19 @@ export class Router {
 
   /** Steps 3-6 for everything queued: one native match call per batch. */
   flushBatch(): void {
+    // Routing can close a connection and publish its will: that must not re-enter and reuse
+    // `out` while the outer loop still reads it.
+    if (this.flushing) return;
+    this.flushing = true;
+    try {
+      while (this.batch.length > 0) this.flushOnce();
+    } finally {
+      this.flushing = false;
+    }
+  }
+
+  private flushOnce(): void {
     const n = this.batch.length;
-    if (n === 0) return;
     let words = topicIndex.match(this.hub.trieId, this.scratch, this.spans, n, this.out);
     if (words < 0) {
       this.out = new Uint32Array(Math.max(-words, this.out.length * 2));
@@ -93,6 +110,13 @@ export class Router {
       else if (!this.persistFirst(item, this.out, p, count)) this.complete(item, this.out, p, count, null);
       p += count * 3;
     }
+  }
+
+  /** Only while flushing (nothing can be matched now): keep what is batched, make room. */
+  private growScratch(tlen: number): void {
+    const next = Buffer.allocUnsafe(Math.max(this.scratch.length * 2, this.scratchUsed + tlen));
+    this.scratch.copy(next, 0, 0, this.scratchUsed);
+    this.scratch = next;
   }
 
   /** Steps 4-8 once the message may go: retain, deliver, fan out, acknowledge. */

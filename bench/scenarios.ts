@@ -72,6 +72,13 @@ export const SCENARIOS: Scenario[] = [
   { name: 'pairs', unit: 'msg', describe: '16 publisher → subscriber pairs, one topic each, QoS 0, closed loop', build: (o) => pairs(o, 0, 0) },
   { name: 'qos1-pairs', unit: 'msg', describe: '16 pairs, QoS 1 both ways (PUBACK from broker and subscriber), closed loop', build: (o) => pairs(o, 1, 0) },
   {
+    // With fleetmq's --durability process|fsync every message is stored before its PUBACK:
+    // run with --fleetmq-args "--durability process --data-dir DIR" to measure what that costs.
+    name: 'qos1-persistent', unit: 'msg', describe: '16 pairs, QoS 1, subscribers with Clean Session 0 (persistent sessions), closed loop',
+    build: (o) => pubsub(o, 1, 1, 0, pubs(16, (p) => [`bench/pp/${pad(p, 2)}`]),
+      subs(16, (s) => [`bench/pp/${pad(s, 2)}`]).map((s) => ({ ...s, persistent: true }))),
+  },
+  {
     name: 'wildcard', unit: 'msg', describe: '10K topics, 16 publishers, 16 subscribers each with 1 matching + filter and 250 non-matching',
     build: wildcard,
   },

@@ -169,7 +169,7 @@ export class Hub {
       const present = this.takeOverLocally(c, clientId, clean, expiry);
       if (present !== null) return present;
     }
-    return this.newSession(c, clientId, clean, expiry, grant.session);
+    return this.newSession(c, clientId, expiry);
   }
 
   /**
@@ -230,28 +230,26 @@ export class Hub {
     }
   }
 
-  private newSession(c: Connection, clientId: string, clean: boolean, expiry: number, wire: WireSession | null): boolean {
+  private newSession(c: Connection, clientId: string, expiry: number): boolean {
     const slot = this.sessions.allocSlot();
     const s = new Session(this, clientId, slot, subscriberId(this.index, slot), c.version);
     s.expiryInterval = expiry;
     s.persistent = this.persister.enabled && expiry > 0;
     this.sessions.add(s);
     this.count(K.C_SESSIONS, 1);
-    let present = false;
     // Whatever the store held under this id is replaced: a clean start or a new session.
-    if (clean || !wire) this.persister.op({ o: 'delSession', clientId });
+    this.persister.op({ o: 'delSession', clientId });
     if (s.persistent) {
       this.persister.op({ o: 'session', session: this.storedSession(s, c.will, null) });
       this.persister.op({ o: 'bind', clientId, sub: s.subscriber });
     }
-    if (!clean && wire) { this.restore(s, wire); present = true; }
     c.session = s;
     if (c.state === ConnState.CLOSED) {
       // The client left while the claim was in flight: the session starts offline.
       c.session = null;
       this.goOffline(s, null);
     }
-    return present;
+    return false;
   }
 
   private restore(s: Session, w: WireSession): void {
@@ -372,7 +370,10 @@ export class Hub {
     this.coord.ended(s.clientId);
   }
 
-  /** The coordinator hands this client id to another connection (takeover, DESIGN.md §4). */
+  /**
+   * A clean start elsewhere ends this worker's session for the client id (a continuing session
+   * never moves: its new connection is moved here instead, see moveConnection).
+   */
   private release(req: number, clientId: string, clean: boolean): void {
     const s = this.sessions.byClientId.get(clientId);
     if (!s) { this.coord.released(req, null); return; }
@@ -388,10 +389,9 @@ export class Hub {
       this.publishWill(s.pendingWill);
     }
     s.cancelTimers();
-    const wire = clean ? null : s.serialize();
     this.dropSession(s);
     this.persister.flush(); // store ops of the old owner land before the new owner's
-    this.coord.released(req, wire);
+    this.coord.released(req, null);
   }
 
   subscribe(s: Session, filter: string, opts: number, subId: number, retainHandling: number): boolean {

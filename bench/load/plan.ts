@@ -12,6 +12,8 @@ export interface PublisherSpec {
 export interface SubscriberSpec {
   clientId: string;
   filters: string[];
+  /** Connect with Clean Session 0 (MQTT 3.1.1): the broker keeps (and may persist) the session. */
+  persistent?: boolean;
 }
 
 export interface PubSubPlan {

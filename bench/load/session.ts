@@ -21,6 +21,8 @@ export interface SessionOptions {
   qos: number;
   timeoutMs: number;
   keepAlive?: number;
+  /** Clean Session 0: a session the broker keeps (3.1.1; a v5 session would also need an expiry). */
+  persistent?: boolean;
 }
 
 // Byte sizes of v5 property values by id (0 = UTF-8 string / binary with a 2-byte length,
@@ -105,6 +107,6 @@ export function openSession(o: SessionOptions): Promise<Session> {
     socket.on('data', (chunk: Buffer) => {
       try { framer.push(chunk, sink); } catch (err) { finish(err as Error); }
     });
-    socket.on('connect', () => socket.write(encodeConnect(o.clientId, o.version, o.keepAlive ?? 0)));
+    socket.on('connect', () => socket.write(encodeConnect(o.clientId, o.version, o.keepAlive ?? 0, !o.persistent)));
   });
 }

@@ -6,7 +6,7 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { DISCONNECT } from './protocol';
 import { newHistogram } from './histogram';
-import type { ChurnPlan, PubSubPlan, WorkerInit } from './plan';
+import type { ChurnPlan, PubSubPlan, SubscriberSpec, WorkerInit } from './plan';
 import { Publisher } from './publisher';
 import { openSession, Session } from './session';
 import { Phase, seenIndex, sentIndex, SharedView, Stat, statIndex, view } from './shared';
@@ -52,8 +52,8 @@ function watch(session: Session, what: string): void {
   session.socket.on('close', () => { if (phase() < Phase.DONE) fault(`${what}: connection closed by broker`); });
 }
 
-function session(clientId: string, filters: string[], qos: number): Promise<Session> {
-  return openSession({ host: init.host, port: init.port, clientId, version: init.plan.version, filters, qos, timeoutMs: SETUP_TIMEOUT_MS })
+function session(clientId: string, filters: string[], qos: number, persistent = false): Promise<Session> {
+  return openSession({ host: init.host, port: init.port, clientId, version: init.plan.version, filters, qos, timeoutMs: SETUP_TIMEOUT_MS, persistent })
     .then((s) => { sessions.push(s); return s; });
 }
 
@@ -78,8 +78,8 @@ function flushTally(): void {
   tally.touched.length = 0;
 }
 
-async function addSubscriber(spec: { clientId: string; filters: string[] }, plan: PubSubPlan): Promise<void> {
-  const s = await session(spec.clientId, spec.filters, plan.qos);
+async function addSubscriber(spec: SubscriberSpec, plan: PubSubPlan): Promise<void> {
+  const s = await session(spec.clientId, spec.filters, plan.qos, spec.persistent);
   const sub = new Subscriber(s, plan.version, init.publisherCount, tally);
   subscribers.push(sub);
   watch(s, `subscriber ${spec.clientId}`);

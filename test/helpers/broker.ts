@@ -30,22 +30,28 @@ export interface StartOptions {
   env?: NodeJS.ProcessEnv;
 }
 
-const LISTEN_RE = /fleetmq listening on ([^\s:]+):(\d+)/;
+export const LISTEN_RE = /fleetmq listening on ([^\s:]+):(\d+)/;
 
-export async function startBroker(opts: StartOptions = {}): Promise<BrokerHandle> {
-  // Each broker gets its own store in a temp dir (removed when it exits) unless the test names one.
-  const own = opts.args?.includes('--data-dir') ? null : fs.mkdtempSync(path.join(os.tmpdir(), 'fleetmq-test-'));
-  const args = [BIN, '--port', '0', '--host', '127.0.0.1', '--workers', String(opts.workers ?? 1), ...(own ? ['--data-dir', own] : []), ...(opts.args ?? [])];
-  const proc = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...opts.env } });
+export interface Exit { code: number | null; signal: NodeJS.Signals | null }
+
+/** A broker process's output and exit, with bounded waits on both; every launcher shares it. */
+export interface Watched {
+  output(): string;
+  alive(): boolean;
+  exited: Promise<Exit>;
+  waitForOutput(re: RegExp, ms?: number): Promise<RegExpMatchArray>;
+  waitExit(ms: number, what: string): Promise<Exit>;
+}
+
+export function watchBroker(proc: ChildProcess): Watched {
   let out = '';
+  let done = false;
   const waiters: Array<() => void> = [];
-  const onData = (d: Buffer) => { out += d.toString(); for (const w of waiters.slice()) w(); };
+  const wake = () => { for (const w of waiters.slice()) w(); };
+  const onData = (d: Buffer) => { out += d.toString(); wake(); };
   proc.stdout!.on('data', onData);
   proc.stderr!.on('data', onData);
-  const exited = new Promise<number | null>((resolve) => proc.on('exit', (code) => { for (const w of waiters.slice()) w(); resolve(code); }));
-  let done = false;
-  exited.then(() => { done = true; if (own) fs.rmSync(own, { recursive: true, force: true }); });
-
+  const exited = new Promise<Exit>((resolve) => proc.on('exit', (code, signal) => { done = true; wake(); resolve({ code, signal }); }));
   const waitForOutput = (re: RegExp, ms = 20000) => new Promise<RegExpMatchArray>((resolve, reject) => {
     const check = () => {
       const m = out.match(re);
@@ -57,21 +63,37 @@ export async function startBroker(opts: StartOptions = {}): Promise<BrokerHandle
     waiters.push(check);
     check();
   });
+  const waitExit = async (ms: number, what: string) => {
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`broker did not exit within ${ms} ms (${what}); output:\n${out}`)), ms);
+    });
+    try { return await Promise.race([exited, timeout]); } finally { clearTimeout(timer); }
+  };
+  return { output: () => out, alive: () => !done, exited, waitForOutput, waitExit };
+}
 
-  const m = await waitForOutput(LISTEN_RE);
+export async function startBroker(opts: StartOptions = {}): Promise<BrokerHandle> {
+  // Each broker gets its own store in a temp dir (removed when it exits) unless the test names one.
+  const own = opts.args?.includes('--data-dir') ? null : fs.mkdtempSync(path.join(os.tmpdir(), 'fleetmq-test-'));
+  const args = [BIN, '--port', '0', '--host', '127.0.0.1', '--workers', String(opts.workers ?? 1), ...(own ? ['--data-dir', own] : []), ...(opts.args ?? [])];
+  const proc = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...opts.env } });
+  const w = watchBroker(proc);
+  w.exited.then(() => { if (own) fs.rmSync(own, { recursive: true, force: true }); });
+  const m = await w.waitForOutput(LISTEN_RE);
   return {
     port: Number(m[2]),
     host: m[1],
     proc,
-    output: () => out,
-    waitForOutput,
+    output: w.output,
+    waitForOutput: w.waitForOutput,
     async stop() {
-      if (!done) proc.kill('SIGTERM');
-      return exited;
+      if (w.alive()) proc.kill('SIGTERM');
+      return (await w.exited).code;
     },
     async kill() {
-      if (!done) proc.kill('SIGKILL');
-      await exited;
+      if (w.alive()) proc.kill('SIGKILL');
+      await w.exited;
     },
   };
 }

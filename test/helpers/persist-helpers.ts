@@ -18,7 +18,7 @@ import * as path from 'node:path';
 import * as crypto from 'node:crypto';
 import * as mqtt from 'mqtt';
 import * as mqttPacket from 'mqtt-packet';
-import { BIN, BrokerHandle } from './broker';
+import { BIN, BrokerHandle, LISTEN_RE, watchBroker } from './broker';
 import { Inbox, RawClient, WAIT_MS, until, Version, connectPacket } from './mqtt-helpers';
 
 export type Durability = 'none' | 'process' | 'fsync';
@@ -52,7 +52,6 @@ export function removeDir(d: string): void {
   dirs.delete(d);
 }
 
-const LISTEN_RE = /fleetmq listening on ([^\s:]+):(\d+)/;
 
 export interface Proc extends BrokerHandle {
   alive(): boolean;
@@ -63,51 +62,26 @@ export interface Proc extends BrokerHandle {
 export async function launch(args: string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv; ms?: number } = {}): Promise<Proc> {
   const proc = spawn(process.execPath, [BIN, ...args], { cwd: opts.cwd, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...opts.env } });
   live.add(proc);
-  let out = '';
-  const waiters: Array<() => void> = [];
-  const wake = () => { for (const w of waiters.slice()) w(); };
-  proc.stdout!.on('data', (d: Buffer) => { out += d.toString(); wake(); });
-  proc.stderr!.on('data', (d: Buffer) => { out += d.toString(); wake(); });
-  let done = false;
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
-    proc.on('exit', (code, signal) => { done = true; live.delete(proc); wake(); resolve({ code, signal }); });
-  });
-  const waitForOutput = (re: RegExp, ms = 20000) => new Promise<RegExpMatchArray>((resolve, reject) => {
-    const check = () => {
-      const m = out.match(re);
-      if (m) { cleanup(); resolve(m); return; }
-      if (done) { cleanup(); reject(new Error(`broker exited before printing ${re}; output:\n${out}`)); }
-    };
-    const timer = setTimeout(() => { cleanup(); reject(new Error(`broker did not print ${re} within ${ms} ms; output:\n${out}`)); }, ms);
-    const cleanup = () => { clearTimeout(timer); const i = waiters.indexOf(check); if (i >= 0) waiters.splice(i, 1); };
-    waiters.push(check);
-    check();
-  });
+  proc.on('exit', () => live.delete(proc));
+  const { output, alive, exited, waitForOutput, waitExit } = watchBroker(proc);
   let m: RegExpMatchArray;
   try {
     m = await waitForOutput(LISTEN_RE, opts.ms ?? 30000);
   } catch (err) {
-    if (!done) proc.kill('SIGKILL');
+    if (alive()) proc.kill('SIGKILL');
     await exited;
     throw err;
   }
-  const waitExit = async (ms: number, what: string) => {
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`broker did not exit within ${ms} ms ${what}; output:\n${out}`)), ms);
-    });
-    try { return await Promise.race([exited, timeout]); } finally { clearTimeout(timer); }
-  };
   return {
     port: Number(m[2]),
     host: m[1],
     proc,
-    output: () => out,
+    output,
     waitForOutput,
-    alive: () => !done,
+    alive,
     exited,
     async stop() {
-      if (!done) proc.kill('SIGTERM');
+      if (alive()) proc.kill('SIGTERM');
       try {
         return (await waitExit(30000, 'after SIGTERM')).code;
       } catch (err) {
@@ -117,7 +91,7 @@ export async function launch(args: string[], opts: { cwd?: string; env?: NodeJS.
       }
     },
     async kill() {
-      if (!done) proc.kill('SIGKILL');
+      if (alive()) proc.kill('SIGKILL');
       await exited;
     },
   };

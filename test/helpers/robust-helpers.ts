@@ -14,11 +14,10 @@ import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import * as mqttPacket from 'mqtt-packet';
-import { BIN, BrokerHandle } from './broker';
+import { BIN, BrokerHandle, LISTEN_RE, watchBroker } from './broker';
 
 export { BIN };
 
-const LISTEN_RE = /fleetmq listening on ([^\s:]+):(\d+)/;
 
 // Every broker this file started and that has not exited yet: killed when the test process exits,
 // so a failing or timed-out test never leaves a broker behind.
@@ -61,37 +60,12 @@ export async function launch(args: string[], opts: LaunchOptions = {}): Promise<
   const proc = spawn(process.execPath, [BIN, ...fullArgs], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...opts.env } });
   live.add(proc);
   if (dataDir) proc.on('exit', () => fs.rmSync(dataDir, { recursive: true, force: true }));
-  let out = '';
-  const waiters: Array<() => void> = [];
-  const wake = () => { for (const w of waiters.slice()) w(); };
-  proc.stdout!.on('data', (d: Buffer) => { out += d.toString(); wake(); });
-  proc.stderr!.on('data', (d: Buffer) => { out += d.toString(); wake(); });
-  let done = false;
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
-    proc.on('exit', (code, signal) => { done = true; live.delete(proc); wake(); resolve({ code, signal }); });
-  });
+  proc.on('exit', () => live.delete(proc));
+  const { output, alive, exited, waitForOutput, waitExit } = watchBroker(proc);
 
-  const waitForOutput = (re: RegExp, ms = 20000) => new Promise<RegExpMatchArray>((resolve, reject) => {
-    const check = () => {
-      const m = out.match(re);
-      if (m) { cleanup(); resolve(m); return; }
-      if (done) { cleanup(); reject(new Error(`broker exited before printing ${re}; output:\n${out}`)); }
-    };
-    const timer = setTimeout(() => { cleanup(); reject(new Error(`broker did not print ${re} within ${ms} ms; output:\n${out}`)); }, ms);
-    const cleanup = () => { clearTimeout(timer); const i = waiters.indexOf(check); if (i >= 0) waiters.splice(i, 1); };
-    waiters.push(check);
-    check();
-  });
 
-  const waitExit = async (ms = 20000, what = 'waiting') => {
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`broker did not exit within ${ms} ms (${what}); output:\n${out}`)), ms);
-    });
-    try { return await Promise.race([exited, timeout]); } finally { clearTimeout(timer); }
-  };
   const signalAndWait = async (sig: NodeJS.Signals, ms = 20000) => {
-    if (!done) proc.kill(sig);
+    if (alive()) proc.kill(sig);
     return waitExit(ms, `after ${sig}`);
   };
 
@@ -99,7 +73,7 @@ export async function launch(args: string[], opts: LaunchOptions = {}): Promise<
   try {
     m = await waitForOutput(LISTEN_RE, opts.ms ?? 20000);
   } catch (err) {
-    if (!done) proc.kill('SIGKILL');
+    if (alive()) proc.kill('SIGKILL');
     await exited;
     throw err;
   }
@@ -107,18 +81,18 @@ export async function launch(args: string[], opts: LaunchOptions = {}): Promise<
     port: Number(m[2]),
     host: m[1],
     proc,
-    output: () => out,
+    output,
     waitForOutput,
-    alive: () => !done,
+    alive,
     exited,
-    waitExit: (ms?: number) => waitExit(ms),
+    waitExit: (ms = 20000) => waitExit(ms, 'waiting'),
     signalAndWait,
     async stop() {
       // Bounded: a broker that ignores SIGTERM is killed so it does not outlive the test.
       try { return (await signalAndWait('SIGTERM', 20000)).code; } catch (err) { proc.kill('SIGKILL'); await exited; throw err; }
     },
     async kill() {
-      if (!done) proc.kill('SIGKILL');
+      if (alive()) proc.kill('SIGKILL');
       await exited;
     },
   };

@@ -5,7 +5,7 @@ import type { Hub } from '../hub';
 import { Message } from '../protocol/message';
 import { encodeAck, encodePublish, NO_EXTRAS, OutboundExtras } from '../protocol/publish-codec';
 import { PUBREL, RC, OUTBOUND_ALIAS_CAP } from '../protocol/constants';
-import type { WireSession, WireSubscription, WireInflight, WireQueued } from '../../src/shared/messages';
+import type { WireSession } from '../../src/shared/messages';
 import type { Will } from './will';
 import { LongTimer } from './long-timer';
 import { C_DROPPED_EXPIRED, C_DROPPED_QUEUE_FULL, C_DROPPED_TOO_LARGE, C_MSGS_SENT } from '../../src/shared/counters';
@@ -291,30 +291,7 @@ export class Session {
     this.pendingWill = null;
   }
 
-  serialize(): WireSession {
-    const subscriptions: WireSubscription[] = [];
-    for (const [filter, s] of this.subs) subscriptions.push({ filter, opts: s.opts, subId: s.subId, retainHandling: s.retainHandling });
-    const inflight: WireInflight[] = [];
-    for (const [packetId, f] of this.inflight) {
-      inflight.push({ packetId, qos: f.qos, state: f.state === 'pubrel' ? 'pubrel' : 'publish', msg: f.msg ? { ...f.msg.toWire(), qos: f.qos, retain: f.retain } : null, subIds: f.subIds, msgId: f.stored ? Math.max(f.msgId, 1) : 0 });
-    }
-    const queue: WireQueued[] = [];
-    for (let i = this.queueHead; i < this.queue.length; i++) {
-      const o = this.queue[i];
-      queue.push({ msg: { ...o.msg!.toWire(), qos: o.qos, retain: o.retain }, subIds: o.subIds, msgId: o.msgId, seq: o.seq });
-    }
-    return {
-      clientId: this.clientId,
-      protocolVersion: this.protocolVersion,
-      expiryInterval: this.expiryInterval,
-      subscriptions,
-      inflight,
-      queue,
-      inboundQos2: [...this.inboundQos2],
-    };
-  }
-
-  /** Restores the transferable parts of a session taken over from another worker. */
+  /** Restores a session read back from the store at start (DESIGN.md §4). */
   restore(w: WireSession): void {
     for (const f of w.inflight) {
       const o = new Outgoing(f.msg ? Message.fromWire(f.msg) : null, f.qos, f.msg?.retain ?? false, f.subIds, f.msgId, 0);

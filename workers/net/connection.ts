@@ -4,7 +4,7 @@ import type * as net from 'node:net';
 import type { Hub } from '../hub';
 import type { Session } from '../session/session';
 import type { Will } from '../session/will';
-import type { Pending } from '../routing/router';
+import type { Pending, Group } from '../routing/router';
 import { readVarint } from '../protocol/varint';
 import { DISCONNECT, RC } from '../protocol/constants';
 import { C_BYTES_RECEIVED, C_BYTES_SENT, C_DROPPED_SLOW_QOS0 } from '../../src/shared/counters';
@@ -35,6 +35,8 @@ export class Connection {
   persisting = 0;
   /** PUBLISHes that arrived behind a store write, in order. */
   heldPublishes: Pending[] = [];
+  /** The store request this connection's PUBLISHes join while one batch is being routed. */
+  storeGroup: Group | null = null;
 
   private partial: Buffer | null = null;
   /** Bytes that arrived while CONNECT was being decided (the socket is paused meanwhile). */

@@ -33,6 +33,10 @@ export interface Pending {
 /** Where the store put a message for each persistent subscriber (DESIGN.md §4). */
 interface Stored { msgId: number; seqBySub: Map<number, number> }
 
+/** PUBLISHes of one connection waiting for one store round trip, routed in order after it. */
+export interface Group { conn: Connection | null; entries: GroupEntry[]; pending: number; failed: boolean }
+interface GroupEntry { item: Pending; triples: Uint32Array; count: number; stored: Stored | null }
+
 export class Router {
   private readonly batch: Pending[] = [];
   private scratch = Buffer.allocUnsafe(64 * 1024);
@@ -103,13 +107,22 @@ export class Router {
     const batch = this.batch.splice(0);
     this.scratchUsed = 0;
     let p = 0;
+    const opened: Group[] = [];
     for (let i = 0; i < n; i++) {
       const item = batch[i];
       const count = this.out[p++];
-      if (item.conn && item.conn.persisting > 0) item.conn.heldPublishes.push(item); // behind an earlier one of this batch
-      else if (!this.persistFirst(item, this.out, p, count)) this.complete(item, this.out, p, count, null);
+      const c = item.conn;
+      if (c && c.storeGroup) this.join(c.storeGroup, item, this.out, p, count); // behind one of this batch
+      else if (c && c.persisting > 0) c.heldPublishes.push(item); // behind an earlier round trip
+      else if (this.needsStore(item, this.out, p, count)) {
+        const g = this.openGroup(c);
+        opened.push(g);
+        this.join(g, item, this.out, p, count);
+      } else this.complete(item, this.out, p, count, null);
       p += count * 3;
     }
+    // One store request per connection per batch; what the connection sends later waits for it.
+    for (const g of opened) { if (g.conn) g.conn.storeGroup = null; this.hub.persister.flushSoon(); }
   }
 
   /** Only while flushing (nothing can be matched now): keep what is batched, make room. */
@@ -131,38 +144,59 @@ export class Router {
   /**
    * Durability (DESIGN.md §4, §2.8): a QoS >= 1 message for persistent sessions is in the
    * store before it is delivered and acknowledged, and so is the inbound QoS 2 state of a
-   * persistent publisher before PUBREC. Returns false when nothing needs storing.
+   * persistent publisher before PUBREC, and an acknowledged QoS >= 1 retained update.
    */
-  private persistFirst(item: Pending, out: Uint32Array, from: number, count: number): boolean {
+  private needsStore(item: Pending, out: Uint32Array, from: number, count: number): boolean {
+    if (!this.hub.persister.enabled || item.msg.qos === 0) return false;
+    if (item.msg.retain || (item.ack === PUBREC && item.conn?.session?.persistent === true)) return true;
+    return hasPersistentTarget(out, from, count);
+  }
+
+  /**
+   * A connection's PUBLISHes from the first that needs the store to the end of the batch go
+   * in one store request and are routed, in order, when it has landed: one round trip per
+   * batch, not per message. The connection reads nothing more meanwhile.
+   */
+  private openGroup(c: Connection | null): Group {
+    const g: Group = { conn: c, entries: [], pending: 0, failed: false };
+    if (c) { c.storeGroup = g; c.persisting++; c.socket.pause(); }
+    return g;
+  }
+
+  private join(g: Group, item: Pending, out: Uint32Array, from: number, count: number): void {
+    const entry: GroupEntry = { item, triples: out.slice(from, from + count * 3), count, stored: null };
+    g.entries.push(entry);
+    if (!this.needsStore(item, out, from, count)) return;
     const persister = this.hub.persister;
-    if (!persister.enabled || item.msg.qos === 0) return false;
     const targets = persistTargets(item.msg, out, from, count);
     const publisher = item.conn?.session;
-    const inbound = item.ack === PUBREC && publisher?.persistent === true;
-    // An acknowledged QoS >= 1 retained update must survive a crash too. The coordinator
-    // commits it when it gets it; the store request below is committed after it (commits
-    // resolve in order), so its answer means the retained write is durable as well.
-    const retain = item.msg.retain;
-    if (targets.length === 0 && !inbound && !retain) return false;
-    if (retain) { this.hub.coord.retain(item.msg); item.retained = true; }
-    const triples = out.slice(from, from + count * 3);
-    const c = item.conn;
-    if (c) { c.persisting++; c.socket.pause(); }
-    if (inbound) persister.op({ o: 'inbound', clientId: publisher!.clientId, packetId: item.pid });
+    if (item.ack === PUBREC && publisher?.persistent) persister.op({ o: 'inbound', clientId: publisher.clientId, packetId: item.pid });
+    // The coordinator commits a retained update when it gets it; the request below is committed
+    // after it (commits resolve in order), so its answer means the retained write is durable too.
+    if (item.msg.retain) { this.hub.coord.retain(item.msg); item.retained = true; }
+    g.pending++;
     persister.publish(toStoreMessage(item.msg), targets, (r) => {
-      if (!r && targets.length > 0) {
-        // Not durable: no acknowledgement; the publisher will resend after reconnecting.
-        if (c) { c.persisting--; c.protocolClose(0x80); }
-        return;
+      if (!r && targets.length > 0) g.failed = true;
+      else if (r) {
+        const stored: Stored = { msgId: r.msgId, seqBySub: new Map() };
+        targets.forEach((t, k) => { if (r.seqs[k]) stored.seqBySub.set(t.sub, r.seqs[k]); });
+        entry.stored = stored;
       }
-      const stored: Stored = { msgId: r ? r.msgId : 0, seqBySub: new Map() };
-      if (r) targets.forEach((t, k) => { if (r.seqs[k]) stored.seqBySub.set(t.sub, r.seqs[k]); });
-      this.complete(item, triples, 0, count, stored);
-      if (c) this.release(c);
-      this.flushBatch();
-      this.hub.markRingDirty();
+      if (--g.pending === 0) this.finishGroup(g);
     });
-    return true;
+  }
+
+  private finishGroup(g: Group): void {
+    const c = g.conn;
+    if (g.failed) {
+      // Not durable: no acknowledgement; the publisher resends after reconnecting.
+      if (c) { c.persisting--; c.protocolClose(0x80); }
+      return;
+    }
+    for (const e of g.entries) this.complete(e.item, e.triples, 0, e.count, e.stored);
+    if (c) this.release(c);
+    this.flushBatch();
+    this.hub.markRingDirty();
   }
 
   /** The connection's store write landed: what queued behind it goes on, in order. */
@@ -317,6 +351,14 @@ export class Router {
     }
     this.deliverLocal(msg, t, 0, nSubs, false, stored);
   }
+}
+
+function hasPersistentTarget(out: Uint32Array, from: number, count: number): boolean {
+  for (let k = 0; k < count; k++) {
+    const opts = out[from + k * 3 + 1];
+    if ((opts & OPT_PERSISTENT) && (opts & OPT_QOS_MASK) !== 0) return true;
+  }
+  return false;
 }
 
 /** Persistent subscribers with QoS >= 1 for this message, one entry per session. */

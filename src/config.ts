@@ -19,6 +19,7 @@ export interface BrokerConfig {
   queuePolicy: QueuePolicy;
   outputHighWater: number;
   sysInterval: number;
+  youngGenerationMb: number;
   dataDir: string;
   durability: Durability;
   config?: string;
@@ -54,6 +55,7 @@ export const SETTINGS: readonly Setting[] = [
   { key: 'queuePolicy', flag: '--queue-policy', kind: 'enum', choices: ['drop-oldest', 'drop-new', 'disconnect'], default: () => 'drop-oldest', help: 'what happens when a session queue is full (every drop is counted)' },
   { key: 'outputHighWater', flag: '--output-high-water', kind: 'int', min: 1024, max: 2 ** 31, default: () => 1024 * 1024, help: 'bytes buffered for a socket before it counts as a slow consumer' },
   { key: 'sysInterval', flag: '--sys-interval', kind: 'int', min: 0, max: 86400, default: () => 10, help: 'seconds between $SYS/broker updates (0 = off)' },
+  { key: 'youngGenerationMb', flag: '--young-generation-mb', kind: 'int', min: 0, max: 1024, default: () => 8, help: 'V8 young generation of each worker and the coordinator, MiB (0 = V8 default, which grows to tens of MiB per thread and shows up as ~3 KiB of RSS per idle connection)' },
   { key: 'dataDir', flag: '--data-dir', kind: 'string', default: () => './data', help: 'RocksDB store for persistent sessions, their messages and retained messages' },
   { key: 'durability', flag: '--durability', kind: 'enum', choices: ['none', 'process', 'fsync'], default: () => 'process', help: 'none: memory only; process: acknowledged QoS>=1 messages for persistent sessions are in the WAL before the ack (survive kill -9); fsync: the WAL is synced first (survive power loss)' },
   { key: 'config', flag: '--config', kind: 'string', default: () => undefined, help: 'JSON file whose keys are the camelCase flag names (e.g. "maxKeepalive"); flags win' },

@@ -8,6 +8,7 @@ import { createRingBuffer, createBell, RingProducer, RingConsumer } from '../sha
 import { ACCEPT_RECORD_BYTES, PeerReset, WorkerWiring } from '../shared/wiring';
 import { createCounters, COUNTERS_PER_WORKER, C_CONNECTIONS_OPEN, C_ACCEPTED, C_CLIENTS_CONNECTED, C_SESSIONS, C_SUBSCRIPTIONS } from '../shared/counters';
 import { topicIndex as trie } from '../shared/topic-index';
+import { createSlabBuffer } from '../slab-layout';
 
 const ACCEPT_RING_BYTES = 64 * 1024;
 const PEER_RING_BYTES = 4 * 1024 * 1024;
@@ -34,6 +35,9 @@ export class Supervisor {
   private stopping = false;
   private rr = 0;
   readonly trieId: number;
+  /** One slab per process, only when payloads cross workers. */
+  private readonly slab: SharedArrayBuffer | null;
+  private readonly slabHolders: SharedArrayBuffer;
   readonly startedAt = Date.now();
   restarts = 0;
 
@@ -42,6 +46,9 @@ export class Supervisor {
     this.counters = createCounters(n);
     this.counterView = new Float64Array(this.counters);
     this.trieId = trie.create();
+    this.slab = n > 1 ? createSlabBuffer() : null;
+    this.slabHolders = new SharedArrayBuffer(4 * n);
+    new Int32Array(this.slabHolders).fill(-1);
     for (let i = 0; i < n; i++) {
       this.bells.push(createBell());
       this.rings.push([]);
@@ -101,6 +108,8 @@ export class Supervisor {
       bells: this.bells,
       counters: this.counters,
       coordinator: port2,
+      slab: this.slab,
+      slabHolders: this.slabHolders,
       startedAt: this.startedAt,
       testHooks: this.testHooks,
     };
@@ -164,6 +173,8 @@ export class Supervisor {
     row[C_CLIENTS_CONNECTED] = 0;
     row[C_SESSIONS] = 0;
     row[C_SUBSCRIPTIONS] = 0;
+    // Its slab references were released by its env cleanup hook; nobody may name it as a holder.
+    Atomics.store(new Int32Array(this.slabHolders), index, -1);
     // The coordinator removes the dead worker's subscriptions from the trie first: the
     // replacement reuses its subscriber ids. Connections meanwhile queue in the new accept ring.
     this.resetRings(index);

@@ -10,24 +10,29 @@
 //   each subscriber: [subscriber u32, options u32, subscriptionId u32] exactly as the trie gave them.
 //   stored (the publisher persisted it, DESIGN.md §4): f64 message id, then one f64 queue seq
 //   per subscriber (0 = not stored for that one), between the triples and the body.
+//   slab (flag bit 5): instead of the body, [handle u32][byteOffset u32] of the one slab slot
+//   that holds topic|props|payload for every target worker (DESIGN.md §3 "Slab"); the target
+//   copies it out and releases its reference. Without a slot (slab full, message over the largest
+//   size class, a target not attached) the body travels inline.
 import type { Message } from '../protocol/message';
 
 export const KIND_PUBLISH = 1;
 export const RECORD_HEADER = 28;
 export const TRIPLE = 12;
 export const FLAG_STORED = 16;
+export const FLAG_SLAB = 32;
 
-export function recordSize(msg: Message, nSubs: number, stored: boolean): number {
-  return RECORD_HEADER + nSubs * TRIPLE + (stored ? 8 + nSubs * 8 : 0) + msg.size;
+export function recordSize(msg: Message, nSubs: number, stored: boolean, slab: boolean): number {
+  return RECORD_HEADER + nSubs * TRIPLE + (stored ? 8 + nSubs * 8 : 0) + (slab ? 8 : msg.size);
 }
 
 /** Writes the record at `at` in `data`; `subs` holds nSubs triples starting at `from`. */
 export function writeRecord(
   data: Buffer, view: DataView, at: number, msg: Message, subs: Uint32Array, from: number, nSubs: number,
-  msgId: number, seqOf: ((sub: number) => number) | null,
+  msgId: number, seqOf: ((sub: number) => number) | null, slabHandle = 0, slabOffset = 0,
 ): void {
   view.setUint8(at, KIND_PUBLISH);
-  view.setUint8(at + 1, msg.qos | (msg.retain ? 4 : 0) | (msg.props ? 8 : 0) | (seqOf ? FLAG_STORED : 0));
+  view.setUint8(at + 1, msg.qos | (msg.retain ? 4 : 0) | (msg.props ? 8 : 0) | (seqOf ? FLAG_STORED : 0) | (slabHandle ? FLAG_SLAB : 0));
   view.setUint16(at + 2, nSubs, true);
   view.setUint32(at + 4, msg.origin, true);
   view.setUint32(at + 8, msg.topic.length, true);
@@ -40,6 +45,11 @@ export function writeRecord(
     view.setFloat64(p, msgId, true);
     p += 8;
     for (let i = 0; i < nSubs; i++, p += 8) view.setFloat64(p, seqOf(subs[from + i * 3]), true);
+  }
+  if (slabHandle) {
+    view.setUint32(p, slabHandle, true);
+    view.setUint32(p + 4, slabOffset, true);
+    return;
   }
   p += msg.topic.copy(data, p);
   if (msg.props) p += msg.props.copy(data, p);

@@ -6,7 +6,8 @@ import { Message, NO_ORIGIN } from '../protocol/message';
 import type { Session } from '../session/session';
 import { topicIndex, subscriberWorker, subscriberSlot, OPT_QOS_MASK, OPT_NO_LOCAL, OPT_RETAIN_AS_PUBLISHED, OPT_SHARED, OPT_PERSISTENT } from '../../src/shared/topic-index';
 import { RingProducer, RingConsumer } from '../../src/shared/ring';
-import { recordSize, writeRecord, RECORD_HEADER, TRIPLE, KIND_PUBLISH, FLAG_STORED } from './peer-record';
+import { recordSize, writeRecord, RECORD_HEADER, TRIPLE, KIND_PUBLISH, FLAG_STORED, FLAG_SLAB } from './peer-record';
+import { SlabLink } from './slab-link';
 import type { Connection } from '../net/connection';
 import { encodeAck } from '../protocol/publish-codec';
 import { PUBREC } from '../protocol/constants';
@@ -33,6 +34,9 @@ export interface Pending {
 /** Where the store put a message for each persistent subscriber (DESIGN.md §4). */
 interface Stored { msgId: number; seqBySub: Map<number, number> }
 
+interface RemoteSend { msg: Message; stored: Stored | null; workers: number[]; triples: Uint32Array[] }
+const EMPTY = new Uint32Array(0);
+
 /** PUBLISHes of one connection waiting for one store round trip, routed in order after it. */
 export interface Group { conn: Connection | null; entries: GroupEntry[]; pending: number; failed: boolean }
 interface GroupEntry { item: Pending; triples: Uint32Array; count: number; stored: Stored | null }
@@ -56,7 +60,11 @@ export class Router {
     this.producers = outbound.map((sab, j) => (sab ? new RingProducer(sab, bells[j]) : null));
     this.consumers = inbound.map((sab) => (sab ? new RingConsumer(sab) : null));
     this.remote = outbound.map(() => []);
+    const w = hub.wiring;
+    this.slab = w.slab && outbound.length > 1 ? new SlabLink(w.slab, w.slabHolders, w.index) : null;
   }
+
+  private readonly slab: SlabLink | null;
 
   resetPeer(index: number, inbound: SharedArrayBuffer, outbound: SharedArrayBuffer, bell: SharedArrayBuffer): void {
     this.consumers[index] = new RingConsumer(inbound);
@@ -121,6 +129,7 @@ export class Router {
       } else this.complete(item, this.out, p, count, null);
       p += count * 3;
     }
+    this.sendPendingRemote();
     // One store request per connection per batch; what the connection sends later waits for it.
     for (const g of opened) { if (g.conn) g.conn.storeGroup = null; this.hub.persister.flushSoon(); }
   }
@@ -194,6 +203,7 @@ export class Router {
       return;
     }
     for (const e of g.entries) this.complete(e.item, e.triples, 0, e.count, e.stored);
+    this.sendPendingRemote();
     if (c) this.release(c);
     this.flushBatch();
     this.hub.markRingDirty();
@@ -259,39 +269,61 @@ export class Router {
     touched.length = 0;
   }
 
-  /** Step 6: one record per other worker with interest; payload copied once per worker. */
+  /**
+   * Step 6, part 1: note what goes to each other worker with interest (its subscriber triples);
+   * the payload is placed once per batch in `sendPendingRemote`.
+   */
   private sendRemote(msg: Message, out: Uint32Array, stored: Stored | null): void {
+    const per: RemoteSend = { msg, stored, workers: [], triples: [] };
     for (let w = 0; w < this.remote.length; w++) {
       const list = this.remote[w];
       if (list.length === 0) continue;
-      const ring = this.producers[w];
-      if (!ring) { list.length = 0; continue; }
-      const size = recordSize(msg, list.length, stored !== null);
-      const at = ring.reserve(size);
-      if (at < 0) {
-        const rec = Buffer.allocUnsafe(size);
-        this.writeGathered(rec, new DataView(rec.buffer, rec.byteOffset, size), 0, msg, out, list, stored);
-        ring.push(rec);
-        this.hub.count(C_RING_SPILLED, 1);
-      } else {
-        this.writeGathered(ring.bytes, ring.dataView, at, msg, out, list, stored);
+      if (this.producers[w]) {
+        const t = new Uint32Array(list.length * 3);
+        for (let i = 0; i < list.length; i++) { t[i * 3] = out[list[i]]; t[i * 3 + 1] = out[list[i] + 1]; t[i * 3 + 2] = out[list[i] + 2]; }
+        per.workers.push(w);
+        per.triples.push(t);
       }
       list.length = 0;
-      this.hub.markRingDirty();
     }
+    if (per.workers.length > 0) this.pendingRemote.push(per);
   }
 
-  private readonly gather = new Uint32Array(3 * 4096);
+  private pendingRemote: RemoteSend[] = [];
 
-  private writeGathered(data: Buffer, view: DataView, at: number, msg: Message, out: Uint32Array, list: number[], stored: Stored | null): void {
-    let g = this.gather;
-    if (list.length * 3 > g.length) g = new Uint32Array(list.length * 3);
-    for (let i = 0; i < list.length; i++) {
-      g[i * 3] = out[list[i]];
-      g[i * 3 + 1] = out[list[i] + 1];
-      g[i * 3 + 2] = out[list[i] + 2];
+  /**
+   * Step 6, part 2, once per batch: one slab slot per message shared by all its target workers
+   * (one native call for the whole batch), then one small record per target worker's ring.
+   * Messages that get no slot carry their body inline.
+   */
+  private sendPendingRemote(): void {
+    const pending = this.pendingRemote;
+    if (pending.length === 0) return;
+    this.pendingRemote = [];
+    const placed = this.slab ? this.slab.place(pending.map((p) => p.msg), pending.map((p) => p.workers)) : { count: 0, out: EMPTY };
+    for (let i = 0; i < pending.length; i++) {
+      const p = pending[i];
+      const handle = i < placed.count ? placed.out[2 * i] : 0;
+      const offset = i < placed.count ? placed.out[2 * i + 1] : 0;
+      for (let k = 0; k < p.workers.length; k++) this.writeRemote(p.workers[k], p.msg, p.triples[k], p.stored, handle, offset);
     }
-    writeRecord(data, view, at, msg, g, 0, list.length, stored ? stored.msgId : -1, stored ? (sub) => stored.seqBySub.get(sub) ?? 0 : null);
+    this.hub.markRingDirty();
+  }
+
+  private writeRemote(w: number, msg: Message, triples: Uint32Array, stored: Stored | null, handle: number, offset: number): void {
+    const ring = this.producers[w]!;
+    const n = triples.length / 3;
+    const size = recordSize(msg, n, stored !== null, handle !== 0);
+    const seqOf = stored ? (sub: number) => stored.seqBySub.get(sub) ?? 0 : null;
+    const at = ring.reserve(size);
+    if (at < 0) {
+      const rec = Buffer.allocUnsafe(size);
+      writeRecord(rec, new DataView(rec.buffer, rec.byteOffset, size), 0, msg, triples, 0, n, stored ? stored.msgId : -1, seqOf, handle, offset);
+      ring.push(rec);
+      this.hub.count(C_RING_SPILLED, 1);
+    } else {
+      writeRecord(ring.bytes, ring.dataView, at, msg, triples, 0, n, stored ? stored.msgId : -1, seqOf, handle, offset);
+    }
   }
 
   /** Commits every ring written this turn (one tail publish + at most one wake per ring). */
@@ -318,6 +350,7 @@ export class Router {
       if (!c) continue;
       total += c.drain((data, view, off, len) => this.onRecord(data, view, off, len), max);
     }
+    this.slab?.flushReleases();
     return total;
   }
 
@@ -333,9 +366,16 @@ export class Router {
     const subsAt = off + RECORD_HEADER;
     const storedAt = subsAt + nSubs * TRIPLE;
     const bodyAt = storedAt + (flags & FLAG_STORED ? 8 + nSubs * 8 : 0);
-    // Ring memory is reused once drained: the message body is copied out once per worker.
+    // Ring (and slab) memory is reused once released: the body is copied out once per worker.
     const body = Buffer.allocUnsafe(tlen + plen + dlen);
-    data.copy(body, 0, bodyAt, bodyAt + tlen + plen + dlen);
+    if (flags & FLAG_SLAB) {
+      const handle = view.getUint32(bodyAt, true);
+      const at = view.getUint32(bodyAt + 4, true);
+      this.slab!.bytes.copy(body, 0, at, at + tlen + plen + dlen);
+      this.slab!.release(handle);
+    } else {
+      data.copy(body, 0, bodyAt, bodyAt + tlen + plen + dlen);
+    }
     const msg = new Message(body.subarray(0, tlen), body.subarray(tlen + plen), flags & 3, (flags & 4) !== 0,
       flags & 8 ? body.subarray(tlen, tlen + plen) : null, expiryAt, origin === NO_ORIGIN ? NO_ORIGIN : origin);
     let t = this.tripleView;

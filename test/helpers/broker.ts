@@ -73,6 +73,59 @@ export function watchBroker(proc: ChildProcess): Watched {
   return { output: () => out, alive: () => !done, exited, waitForOutput, waitExit };
 }
 
+/** A launched broker with bounded waits on its exit (the persistence and robustness suites' shape). */
+export interface LaunchedBroker extends BrokerHandle {
+  alive(): boolean;
+  exited: Promise<Exit>;
+  waitExit(ms: number, what: string): Promise<Exit>;
+  /** Sends a signal and waits (bounded) for the exit; rejects with the output if it does not exit. */
+  signalAndWait(sig: NodeJS.Signals, ms?: number): Promise<Exit>;
+}
+
+/**
+ * Spawns bin/fleetmq.js with exactly `args` and resolves once it prints its listening line (a
+ * broker that fails to start is killed, never left behind). `onSpawn` lets a suite track the
+ * process for its own cleanup.
+ */
+export async function launchWatched(
+  args: string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv; ms?: number } = {}, onSpawn?: (proc: ChildProcess) => void,
+): Promise<LaunchedBroker> {
+  const proc = spawn(process.execPath, [BIN, ...args], { cwd: opts.cwd, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...opts.env } });
+  onSpawn?.(proc);
+  const w = watchBroker(proc);
+  let m: RegExpMatchArray;
+  try {
+    m = await w.waitForOutput(LISTEN_RE, opts.ms ?? 30000);
+  } catch (err) {
+    if (w.alive()) proc.kill('SIGKILL');
+    await w.exited;
+    throw err;
+  }
+  const signalAndWait = async (sig: NodeJS.Signals, ms = 30000) => {
+    if (w.alive()) proc.kill(sig);
+    return w.waitExit(ms, `after ${sig}`);
+  };
+  return {
+    port: Number(m[2]),
+    host: m[1],
+    proc,
+    output: w.output,
+    waitForOutput: w.waitForOutput,
+    alive: w.alive,
+    exited: w.exited,
+    waitExit: w.waitExit,
+    signalAndWait,
+    async stop() {
+      // Bounded: a broker that ignores SIGTERM is killed so it does not outlive the test.
+      try { return (await signalAndWait('SIGTERM')).code; } catch (err) { proc.kill('SIGKILL'); await w.exited; throw err; }
+    },
+    async kill() {
+      if (w.alive()) proc.kill('SIGKILL');
+      await w.exited;
+    },
+  };
+}
+
 export async function startBroker(opts: StartOptions = {}): Promise<BrokerHandle> {
   // Each broker gets its own store in a temp dir (removed when it exits) unless the test names one.
   const own = opts.args?.includes('--data-dir') ? null : fs.mkdtempSync(path.join(os.tmpdir(), 'fleetmq-test-'));

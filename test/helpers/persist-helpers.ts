@@ -18,7 +18,7 @@ import * as path from 'node:path';
 import * as crypto from 'node:crypto';
 import * as mqtt from 'mqtt';
 import * as mqttPacket from 'mqtt-packet';
-import { BIN, BrokerHandle, LISTEN_RE, watchBroker } from './broker';
+import { BIN, BrokerHandle, LISTEN_RE, launchWatched } from './broker';
 import { Inbox, RawClient, WAIT_MS, until, Version, connectPacket } from './mqtt-helpers';
 
 export type Durability = 'none' | 'process' | 'fsync';
@@ -59,42 +59,8 @@ export interface Proc extends BrokerHandle {
 }
 
 /** Spawns bin/fleetmq.js with exactly `args`; resolves once it prints its listening line. */
-export async function launch(args: string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv; ms?: number } = {}): Promise<Proc> {
-  const proc = spawn(process.execPath, [BIN, ...args], { cwd: opts.cwd, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...opts.env } });
-  live.add(proc);
-  proc.on('exit', () => live.delete(proc));
-  const { output, alive, exited, waitForOutput, waitExit } = watchBroker(proc);
-  let m: RegExpMatchArray;
-  try {
-    m = await waitForOutput(LISTEN_RE, opts.ms ?? 30000);
-  } catch (err) {
-    if (alive()) proc.kill('SIGKILL');
-    await exited;
-    throw err;
-  }
-  return {
-    port: Number(m[2]),
-    host: m[1],
-    proc,
-    output,
-    waitForOutput,
-    alive,
-    exited,
-    async stop() {
-      if (alive()) proc.kill('SIGTERM');
-      try {
-        return (await waitExit(30000, 'after SIGTERM')).code;
-      } catch (err) {
-        proc.kill('SIGKILL');
-        await exited;
-        throw err;
-      }
-    },
-    async kill() {
-      if (alive()) proc.kill('SIGKILL');
-      await exited;
-    },
-  };
+export function launch(args: string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv; ms?: number } = {}): Promise<Proc> {
+  return launchWatched(args, opts, (proc) => { live.add(proc); proc.on('exit', () => live.delete(proc)); });
 }
 
 export interface CliResult { code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string; listened: boolean }

@@ -14,7 +14,7 @@ import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import * as mqttPacket from 'mqtt-packet';
-import { BIN, BrokerHandle, LISTEN_RE, watchBroker } from './broker';
+import { BIN, BrokerHandle, launchWatched } from './broker';
 
 export { BIN };
 
@@ -57,45 +57,12 @@ export async function launch(args: string[], opts: LaunchOptions = {}): Promise<
   const ownDir = !args.some((a) => a === '--data-dir' || a.startsWith('--data-dir='));
   const dataDir = ownDir ? fs.mkdtempSync(path.join(os.tmpdir(), 'fleetmq-robust-')) : undefined;
   const fullArgs = dataDir ? [...args, '--data-dir', dataDir] : args;
-  const proc = spawn(process.execPath, [BIN, ...fullArgs], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...opts.env } });
-  live.add(proc);
-  if (dataDir) proc.on('exit', () => fs.rmSync(dataDir, { recursive: true, force: true }));
-  proc.on('exit', () => live.delete(proc));
-  const { output, alive, exited, waitForOutput, waitExit } = watchBroker(proc);
-
-
-  const signalAndWait = async (sig: NodeJS.Signals, ms = 20000) => {
-    if (alive()) proc.kill(sig);
-    return waitExit(ms, `after ${sig}`);
-  };
-
-  let m: RegExpMatchArray;
-  try {
-    m = await waitForOutput(LISTEN_RE, opts.ms ?? 20000);
-  } catch (err) {
-    if (alive()) proc.kill('SIGKILL');
-    await exited;
-    throw err;
-  }
-  return {
-    port: Number(m[2]),
-    host: m[1],
-    proc,
-    output,
-    waitForOutput,
-    alive,
-    exited,
-    waitExit: (ms = 20000) => waitExit(ms, 'waiting'),
-    signalAndWait,
-    async stop() {
-      // Bounded: a broker that ignores SIGTERM is killed so it does not outlive the test.
-      try { return (await signalAndWait('SIGTERM', 20000)).code; } catch (err) { proc.kill('SIGKILL'); await exited; throw err; }
-    },
-    async kill() {
-      if (alive()) proc.kill('SIGKILL');
-      await exited;
-    },
-  };
+  const b = await launchWatched(fullArgs, { env: opts.env, ms: opts.ms ?? 20000 }, (proc) => {
+    live.add(proc);
+    proc.on('exit', () => live.delete(proc));
+    if (dataDir) proc.on('exit', () => fs.rmSync(dataDir, { recursive: true, force: true }));
+  });
+  return { ...b, waitExit: (ms = 20000) => b.waitExit(ms, 'waiting') };
 }
 
 /** The usual test broker: loopback, any free port, N workers, plus extra flags. */

@@ -12,11 +12,3 @@ export function topicMatches(filter: string, topic: string): boolean {
   }
   return f.length === t.length;
 }
-
-/** `$share/group/filter` → { group, filter }; null for an ordinary filter. */
-export function parseShared(filter: string): { group: string; filter: string } | null {
-  if (!filter.startsWith('$share/')) return null;
-  const slash = filter.indexOf('/', 7);
-  if (slash < 0) return null;
-  return { group: filter.slice(7, slash), filter: filter.slice(slash + 1) };
-}

@@ -41,11 +41,6 @@ export class Persister {
     this.schedule();
   }
 
-  /** Makes sure a turn runs to send what was collected (the router calls this after a batch). */
-  flushSoon(): void {
-    if (this.ops.length > 0) this.schedule();
-  }
-
   /** Once per turn: everything collected goes out as one request. */
   flush(): void {
     if (this.ops.length === 0) return;

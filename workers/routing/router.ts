@@ -131,7 +131,7 @@ export class Router {
     }
     this.sendPendingRemote();
     // One store request per connection per batch; what the connection sends later waits for it.
-    for (const g of opened) { if (g.conn) g.conn.storeGroup = null; this.hub.persister.flushSoon(); }
+    for (const g of opened) if (g.conn) g.conn.storeGroup = null;
   }
 
   /** Only while flushing (nothing can be matched now): keep what is batched, make room. */

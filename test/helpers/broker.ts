@@ -129,26 +129,10 @@ export async function launchWatched(
 export async function startBroker(opts: StartOptions = {}): Promise<BrokerHandle> {
   // Each broker gets its own store in a temp dir (removed when it exits) unless the test names one.
   const own = opts.args?.includes('--data-dir') ? null : fs.mkdtempSync(path.join(os.tmpdir(), 'fleetmq-test-'));
-  const args = [BIN, '--port', '0', '--host', '127.0.0.1', '--workers', String(opts.workers ?? 1), ...(own ? ['--data-dir', own] : []), ...(opts.args ?? [])];
-  const proc = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...opts.env } });
-  const w = watchBroker(proc);
-  w.exited.then(() => { if (own) fs.rmSync(own, { recursive: true, force: true }); });
-  const m = await w.waitForOutput(LISTEN_RE);
-  return {
-    port: Number(m[2]),
-    host: m[1],
-    proc,
-    output: w.output,
-    waitForOutput: w.waitForOutput,
-    async stop() {
-      if (w.alive()) proc.kill('SIGTERM');
-      return (await w.exited).code;
-    },
-    async kill() {
-      if (w.alive()) proc.kill('SIGKILL');
-      await w.exited;
-    },
-  };
+  const args = ['--port', '0', '--host', '127.0.0.1', '--workers', String(opts.workers ?? 1), ...(own ? ['--data-dir', own] : []), ...(opts.args ?? [])];
+  return launchWatched(args, { env: opts.env, ms: 20000 }, (proc) => {
+    if (own) proc.on('exit', () => fs.rmSync(own, { recursive: true, force: true }));
+  });
 }
 
 /** Connects the real `mqtt` client; rejects on connect error. */

@@ -376,7 +376,7 @@ export class Hub {
    */
   private release(req: number, clientId: string, clean: boolean): void {
     const s = this.sessions.byClientId.get(clientId);
-    if (!s) { this.coord.released(req, null); return; }
+    if (!s) { this.coord.released(req); return; }
     const c = s.conn;
     if (c) {
       c.session = null;
@@ -391,7 +391,7 @@ export class Hub {
     s.cancelTimers();
     this.dropSession(s);
     this.persister.flush(); // store ops of the old owner land before the new owner's
-    this.coord.released(req, null);
+    this.coord.released(req);
   }
 
   subscribe(s: Session, filter: string, opts: number, subId: number, retainHandling: number): boolean {

@@ -23,7 +23,7 @@ function onWorkerMessage(index: number, port: MessagePort, m: ToCoordinator): vo
   if (ports[index] !== port) return; // a message from a worker that has since been replaced
   switch (m.t) {
     case 'claim': registry.claim(index, m.req, m.clientId, m.clean); break;
-    case 'released': registry.released(index, m.req, m.session); break;
+    case 'released': registry.released(index, m.req); break;
     case 'ended': registry.ended(index, m.clientId); break;
     case 'retain': retained.set(m.msg); persistence?.retain(m.msg); break;
     case 'sub': { let f = journal.get(m.sub); if (!f) journal.set(m.sub, (f = new Set())); f.add(m.filter); break; }

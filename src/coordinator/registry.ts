@@ -1,7 +1,7 @@
 // clientId → owning worker, with takeover (DESIGN.md §4 "Registry"). Claims for one clientId
 // are serialised: a second claim waits until the first one's takeover has completed.
 import type { MessagePort } from 'node:worker_threads';
-import type { FromCoordinator, WireSession } from '../shared/messages';
+import type { FromCoordinator } from '../shared/messages';
 
 interface Entry {
   owner: number;
@@ -32,32 +32,32 @@ export class Registry {
     const e = this.entries.get(clientId);
     if (!e) {
       this.entries.set(clientId, { owner: worker, busy: false, waiting: [] });
-      this.send(worker, { t: 'granted', req, session: null, existed: false });
+      this.send(worker, { t: 'granted', req, existed: false });
       return;
     }
     if (e.busy) { e.waiting.push(() => this.claim(worker, req, clientId, clean)); return; }
-    if (e.owner === worker) { this.send(worker, { t: 'granted', req, session: null, existed: true, local: true }); return; }
+    if (e.owner === worker) { this.send(worker, { t: 'granted', req, existed: true, local: true }); return; }
     // A session that continues stays where it is: the connection moves to it (no gap in its
     // subscriptions). A clean start ends the old session wherever it is.
-    if (!clean) { this.send(worker, { t: 'granted', req, session: null, existed: true, redirect: e.owner }); return; }
+    if (!clean) { this.send(worker, { t: 'granted', req, existed: true, redirect: e.owner }); return; }
     e.busy = true;
     const id = this.nextReq++;
     this.releases.set(id, { clientId, from: e.owner, claimer: worker, claimReq: req });
     this.send(e.owner, { t: 'release', req: id, clientId, clean });
   }
 
-  released(worker: number, req: number, session: WireSession | null): void {
+  released(worker: number, req: number): void {
     const p = this.releases.get(req);
     if (!p || p.from !== worker) return;
-    this.finishRelease(req, p, session);
+    this.finishRelease(req, p);
   }
 
-  private finishRelease(req: number, p: PendingRelease, session: WireSession | null): void {
+  private finishRelease(req: number, p: PendingRelease): void {
     this.releases.delete(req);
     const e = this.entries.get(p.clientId)!;
     e.owner = p.claimer;
     e.busy = false;
-    this.send(p.claimer, { t: 'granted', req: p.claimReq, session, existed: true });
+    this.send(p.claimer, { t: 'granted', req: p.claimReq, existed: true });
     const next = e.waiting.shift();
     if (next) next();
   }
@@ -75,7 +75,7 @@ export class Registry {
 
   /** A worker died: its sessions are lost (in memory), and releases it owed resolve empty. */
   workerDied(worker: number): void {
-    for (const [req, p] of this.releases) if (p.from === worker) this.finishRelease(req, p, null);
+    for (const [req, p] of this.releases) if (p.from === worker) this.finishRelease(req, p);
     for (const [id, e] of this.entries) if (e.owner === worker && !e.busy) this.entries.delete(id);
   }
 }

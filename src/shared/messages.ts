@@ -89,7 +89,7 @@ export interface PersistResult { msgId: number; seqs: number[] }
 
 export type ToCoordinator =
   | { t: 'claim'; req: number; clientId: string; clean: boolean }
-  | { t: 'released'; req: number; session: WireSession | null }
+  | { t: 'released'; req: number }
   | { t: 'ended'; clientId: string }
   | { t: 'retain'; msg: WireMessage }
   | { t: 'retained?'; req: number; filters: string[] }
@@ -102,7 +102,7 @@ export type ToCoordinator =
 
 export type FromCoordinator =
   /** local: this worker owns the session already; redirect: move the connection to that worker. */
-  | { t: 'granted'; req: number; session: WireSession | null; existed: boolean; local?: boolean; redirect?: number }
+  | { t: 'granted'; req: number; existed: boolean; local?: boolean; redirect?: number }
   | { t: 'conn'; fd: number; bytes: Uint8Array }
   /** Every restored session for this worker has been sent. */
   | { t: 'adopt-done' }

@@ -1,12 +1,12 @@
 // The worker's side of the coordinator conversation: requests with promises, and the
 // coordinator's own requests (release a session for takeover) passed to a handler.
 import type { MessagePort } from 'node:worker_threads';
-import type { FromCoordinator, ToCoordinator, WireMessage, WireSession, RestoredSession, PersistResult } from '../../src/shared/messages';
+import type { FromCoordinator, ToCoordinator, WireMessage, RestoredSession, PersistResult } from '../../src/shared/messages';
 import type { Message } from '../protocol/message';
 
 type Pending = { resolve: (v: never) => void; reject: (e: Error) => void };
 
-export interface Grant { session: WireSession | null; existed: boolean; local?: boolean; redirect?: number }
+export interface Grant { existed: boolean; local?: boolean; redirect?: number }
 
 export class CoordinatorClient {
   private nextReq = 1;
@@ -32,7 +32,7 @@ export class CoordinatorClient {
     const p = this.pending.get(m.req);
     if (!p) return;
     this.pending.delete(m.req);
-    if (m.t === 'granted') (p.resolve as (v: Grant) => void)({ session: m.session, existed: m.existed, local: m.local, redirect: m.redirect });
+    if (m.t === 'granted') (p.resolve as (v: Grant) => void)({ existed: m.existed, local: m.local, redirect: m.redirect });
     else if (m.t === 'retained') (p.resolve as (v: WireMessage[][]) => void)(m.msgs);
   }
 
@@ -52,8 +52,8 @@ export class CoordinatorClient {
     return this.request((req) => ({ t: 'retained?', req, filters }));
   }
 
-  released(req: number, session: WireSession | null): void {
-    this.port.postMessage({ t: 'released', req, session } satisfies ToCoordinator);
+  released(req: number): void {
+    this.port.postMessage({ t: 'released', req } satisfies ToCoordinator);
   }
 
   ended(clientId: string): void {

@@ -34,8 +34,37 @@ export interface Pending {
 /** Where the store put a message for each persistent subscriber (DESIGN.md §4). */
 interface Stored { msgId: number; seqBySub: Map<number, number> }
 
-interface RemoteSend { msg: Message; stored: Stored | null; workers: number[]; triples: Uint32Array[] }
-const EMPTY = new Uint32Array(0);
+/**
+ * Messages of one batch bound for other workers: msgs[i] goes to the targets listed from
+ * first[i] in `targets`, as (worker, triple offset, triple count) entries over `triples`.
+ */
+class RemoteQueue {
+  readonly msgs: Message[] = [];
+  readonly stored: (Stored | null)[] = [];
+  readonly first: number[] = [];
+  readonly targets: number[] = [];
+  triples = new Uint32Array(3 * 1024);
+  private used = 0;
+
+  reserveTriples(n: number): number {
+    if (this.used + n * 3 > this.triples.length) {
+      const next = new Uint32Array(Math.max(this.triples.length * 2, this.used + n * 3));
+      next.set(this.triples.subarray(0, this.used));
+      this.triples = next;
+    }
+    const at = this.used;
+    this.used += n * 3;
+    return at;
+  }
+
+  clear(): void {
+    this.msgs.length = 0;
+    this.stored.length = 0;
+    this.first.length = 0;
+    this.targets.length = 0;
+    this.used = 0;
+  }
+}
 
 /** PUBLISHes of one connection waiting for one store round trip, routed in order after it. */
 export interface Group { conn: Connection | null; entries: GroupEntry[]; pending: number; failed: boolean }
@@ -274,22 +303,24 @@ export class Router {
    * the payload is placed once per batch in `sendPendingRemote`.
    */
   private sendRemote(msg: Message, out: Uint32Array, stored: Stored | null): void {
-    const per: RemoteSend = { msg, stored, workers: [], triples: [] };
+    const r = this.rq;
+    const first = r.targets.length;
     for (let w = 0; w < this.remote.length; w++) {
       const list = this.remote[w];
       if (list.length === 0) continue;
       if (this.producers[w]) {
-        const t = new Uint32Array(list.length * 3);
-        for (let i = 0; i < list.length; i++) { t[i * 3] = out[list[i]]; t[i * 3 + 1] = out[list[i] + 1]; t[i * 3 + 2] = out[list[i] + 2]; }
-        per.workers.push(w);
-        per.triples.push(t);
+        const at = r.reserveTriples(list.length);
+        const t = r.triples;
+        for (let i = 0; i < list.length; i++) { const o = list[i], d = at + i * 3; t[d] = out[o]; t[d + 1] = out[o + 1]; t[d + 2] = out[o + 2]; }
+        r.targets.push(w, at, list.length);
       }
       list.length = 0;
     }
-    if (per.workers.length > 0) this.pendingRemote.push(per);
+    if (r.targets.length > first) { r.msgs.push(msg); r.stored.push(stored); r.first.push(first); }
   }
 
-  private pendingRemote: RemoteSend[] = [];
+  /** What this batch sends to other workers, in reused flat arrays (no objects per message). */
+  private readonly rq = new RemoteQueue();
 
   /**
    * Step 6, part 2, once per batch: one slab slot per message shared by all its target workers
@@ -297,32 +328,35 @@ export class Router {
    * Messages that get no slot carry their body inline.
    */
   private sendPendingRemote(): void {
-    const pending = this.pendingRemote;
-    if (pending.length === 0) return;
-    this.pendingRemote = [];
-    const placed = this.slab ? this.slab.place(pending.map((p) => p.msg), pending.map((p) => p.workers)) : { count: 0, out: EMPTY };
-    for (let i = 0; i < pending.length; i++) {
-      const p = pending[i];
-      const handle = i < placed.count ? placed.out[2 * i] : 0;
-      const offset = i < placed.count ? placed.out[2 * i + 1] : 0;
-      for (let k = 0; k < p.workers.length; k++) this.writeRemote(p.workers[k], p.msg, p.triples[k], p.stored, handle, offset);
+    const r = this.rq;
+    const n = r.msgs.length;
+    if (n === 0) return;
+    const placed = this.slab ? this.slab.place(r.msgs, r.first, r.targets) : 0;
+    for (let i = 0; i < n; i++) {
+      const handle = i < placed ? this.slab!.out[2 * i] : 0;
+      const offset = i < placed ? this.slab!.out[2 * i + 1] : 0;
+      const end = i + 1 < n ? r.first[i + 1] : r.targets.length;
+      for (let t = r.first[i]; t < end; t += 3) {
+        this.writeRemote(r.targets[t], r.msgs[i], r.targets[t + 1], r.targets[t + 2], r.stored[i], handle, offset);
+      }
     }
+    r.clear();
     this.hub.markRingDirty();
   }
 
-  private writeRemote(w: number, msg: Message, triples: Uint32Array, stored: Stored | null, handle: number, offset: number): void {
+  private writeRemote(w: number, msg: Message, from: number, n: number, stored: Stored | null, handle: number, offset: number): void {
     const ring = this.producers[w]!;
-    const n = triples.length / 3;
+    const triples = this.rq.triples;
     const size = recordSize(msg, n, stored !== null, handle !== 0);
     const seqOf = stored ? (sub: number) => stored.seqBySub.get(sub) ?? 0 : null;
     const at = ring.reserve(size);
     if (at < 0) {
       const rec = Buffer.allocUnsafe(size);
-      writeRecord(rec, new DataView(rec.buffer, rec.byteOffset, size), 0, msg, triples, 0, n, stored ? stored.msgId : -1, seqOf, handle, offset);
+      writeRecord(rec, new DataView(rec.buffer, rec.byteOffset, size), 0, msg, triples, from, n, stored ? stored.msgId : -1, seqOf, handle, offset);
       ring.push(rec);
       this.hub.count(C_RING_SPILLED, 1);
     } else {
-      writeRecord(ring.bytes, ring.dataView, at, msg, triples, 0, n, stored ? stored.msgId : -1, seqOf, handle, offset);
+      writeRecord(ring.bytes, ring.dataView, at, msg, triples, from, n, stored ? stored.msgId : -1, seqOf, handle, offset);
     }
   }
 

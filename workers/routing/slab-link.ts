@@ -11,7 +11,8 @@ export class SlabLink {
   readonly bytes: Buffer;
   private readonly holders: Int32Array;
   private req = new Uint32Array(3 * 256);
-  private out = new Uint32Array(2 * 256);
+  /** [handle, byteOffset] per placed message, valid until the next `place`. */
+  out = new Uint32Array(2 * 256);
   private released = new Uint32Array(1024);
   private releasedCount = 0;
 
@@ -21,31 +22,31 @@ export class SlabLink {
     Atomics.store(this.holders, index, native.slabAttach(new Uint8Array(sab)));
   }
 
-  /** The holder mask of these target workers, or null if one of them is not attached. */
-  private mask(targets: number[]): [number, number] | null {
+  /** The holder mask of msg i's target workers (targets[first[i]..] step 3), or null if one is not attached. */
+  private mask(first: number[], targets: number[], i: number): boolean {
+    const end = i + 1 < first.length ? first[i + 1] : targets.length;
     let lo = 0, hi = 0;
-    for (const w of targets) {
-      const h = Atomics.load(this.holders, w);
-      if (h < 0) return null;
+    for (let t = first[i]; t < end; t += 3) {
+      const h = Atomics.load(this.holders, targets[t]);
+      if (h < 0) return false;
       if (h < 32) lo |= 1 << h; else hi |= 1 << (h - 32);
     }
-    return [lo >>> 0, hi >>> 0];
+    this.req[3 * i + 1] = lo >>> 0;
+    this.req[3 * i + 2] = hi >>> 0;
+    return true;
   }
 
   /**
    * Allocates one slot per message (in order; stops at the first that cannot have one) and
-   * writes each body into it. Returns how many got a slot; `out` holds [handle, offset] pairs.
+   * writes each body into it. Returns how many got a slot; `out` holds their [handle, offset].
    */
-  place(msgs: Message[], targets: number[][]): { count: number; out: Uint32Array } {
+  place(msgs: Message[], first: number[], targets: number[]): number {
     const n = msgs.length;
     if (this.req.length < 3 * n) { this.req = new Uint32Array(3 * n); this.out = new Uint32Array(2 * n); }
     let k = 0;
     for (; k < n; k++) {
-      const m = this.mask(targets[k]);
-      if (!m || msgs[k].size > MAX_SIZE) break;
+      if (msgs[k].size > MAX_SIZE || !this.mask(first, targets, k)) break;
       this.req[3 * k] = Math.max(1, msgs[k].size);
-      this.req[3 * k + 1] = m[0];
-      this.req[3 * k + 2] = m[1];
     }
     const count = k === 0 ? 0 : native.slabAlloc(this.req, k, this.out);
     for (let i = 0; i < count; i++) {
@@ -55,7 +56,7 @@ export class SlabLink {
       if (msg.props) p += msg.props.copy(this.bytes, p);
       msg.payload.copy(this.bytes, p);
     }
-    return { count, out: this.out };
+    return count;
   }
 
   /** Our reference to a slot whose bytes we have copied out; released in one call per drain. */

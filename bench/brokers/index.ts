@@ -30,11 +30,15 @@ function aedes(opts: LaunchOptions): Promise<BrokerProcess> {
 // colliding with another fleetmq's RocksDB lock on ./data.
 export const FLEETMQ_DEFAULT_ARGS = ['--durability', 'none'];
 
+const nodeArgs = (): string[] => (process.env.FLEETMQ_NODE_ARGS ?? '').split(' ').filter(Boolean);
+
 function fleetmq(opts: LaunchOptions, workers: number, extra: string[]): Promise<BrokerProcess> {
   const bin = path.join(ROOT, 'bin', 'fleetmq.js');
   return launch({
     name: 'fleetmq', command: process.execPath,
-    args: [bin, '--port', '0', '--host', '127.0.0.1', '--workers', String(workers), ...extra],
+    // FLEETMQ_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" profiles every broker thread
+    // (node refuses --cpu-prof in NODE_OPTIONS).
+    args: [...nodeArgs(), bin, '--port', '0', '--host', '127.0.0.1', '--workers', String(workers), ...extra],
     ready: /fleetmq listening on ([^\s:]+):(\d+)/,
   }, opts);
 }

@@ -1,5 +1,6 @@
 // Starts a broker as a child process (pinned with taskset when asked), waits until it accepts
 // connections, and stops it again. Only the child's own pid is ever signalled.
+import * as fs from 'node:fs';
 import { spawn, ChildProcess } from 'node:child_process';
 import * as net from 'node:net';
 import { hasTaskset } from '../proc';
@@ -67,6 +68,12 @@ export async function launch(spec: SpawnSpec, opts: LaunchOptions): Promise<Brok
   const onExit = new Promise<void>((r) => child.once('exit', () => { exited = true; r(); }));
   child.stdout!.on('data', (d: Buffer) => { if (out.length < 65536) out += d.toString(); });
   child.stderr!.on('data', (d: Buffer) => { if (out.length < 65536) out += d.toString(); });
+  // BENCH_BROKER_LOG=FILE keeps all the broker's output (e.g. with FLEETMQ_NODE_ARGS=--trace-gc).
+  if (process.env.BENCH_BROKER_LOG) {
+    const log = fs.createWriteStream(process.env.BENCH_BROKER_LOG, { flags: 'a' });
+    child.stdout!.pipe(log);
+    child.stderr!.pipe(log);
+  }
   child.once('error', (err) => { out += `\nspawn error: ${err.message}`; exited = true; });
   const stop = async () => {
     if (exited) return;

@@ -17,7 +17,7 @@ export function propsToStore(raw: Uint8Array | null, expiryAt: number): MessageP
     if (id === PAYLOAD_FORMAT) out.payloadFormatIndicator = b[p++] ? 1 : 0;
     else if (id === CONTENT_TYPE) out.contentType = str();
     else if (id === RESPONSE_TOPIC) out.responseTopic = str();
-    else if (id === CORRELATION_DATA) { const n = b.readUInt16BE(p); out.correlationData = Buffer.from(b.subarray(p + 2, p + 2 + n)); p += 2 + n; }
+    else if (id === CORRELATION_DATA) { const n = b.readUInt16BE(p); out.correlationData = Buffer.from(new Uint8Array(b.subarray(p + 2, p + 2 + n)).buffer) /* own buffer: posted to the coordinator */; p += 2 + n; }
     else if (id === USER_PROPERTY) { const k = str(); const v = str(); (out.userProperties ??= []).push([k, v]); }
     else break; // nothing else is ever forwarded
   }

@@ -53,3 +53,13 @@ export class Message {
 }
 
 export const NO_ORIGIN = 0xffffffff;
+
+/**
+ * A copy in its own exact-size ArrayBuffer, for anything posted to another thread: structured
+ * clone of a view carries its whole backing buffer (a 64 KiB socket chunk, an 8 KiB pool slab).
+ */
+export function detached(b: Uint8Array): Buffer {
+  const a = new Uint8Array(b.length);
+  a.set(b);
+  return Buffer.from(a.buffer);
+}

@@ -8,8 +8,9 @@ import type { FromCoordinator, RestoredSession, ToCoordinator } from '../shared/
 import { Registry } from './registry';
 import { RetainedStore } from './retained';
 import { Persistence } from './persistence';
+import { StoreIds } from '../shared/store-ids';
 
-const { workers, config, trieId } = workerData as { workers: number; config: BrokerConfig; trieId: number };
+const { workers, config, trieId, storeIds } = workerData as { workers: number; config: BrokerConfig; trieId: number; storeIds: SharedArrayBuffer };
 /** Every worker's trie subscriptions (subscriber id → filters), to clean up after a dead worker. */
 const journal = new Map<number, Set<string>>();
 const ports: (MessagePort | null)[] = new Array(workers).fill(null);
@@ -81,7 +82,7 @@ function workerDied(index: number): void {
 }
 
 async function start(): Promise<void> {
-  persistence = await Persistence.open(config);
+  persistence = await Persistence.open(config, new StoreIds(storeIds));
   const { sessions, retained: kept } = await persistence.load((line) => parentPort!.postMessage({ t: 'log', line }));
   for (const m of kept) retained.set(m);
   sessions.forEach((s, i) => toAdopt[i % workers].push(s));

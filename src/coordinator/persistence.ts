@@ -7,6 +7,7 @@ import type { StoredMessage, StoredSession, StoredSubscription, QueueEntry, Infl
 import type { BrokerConfig } from '../config';
 import type { PersistResult, RestoredSession, StoreOp, WireMessage, WireQueued, WireInflight } from '../shared/messages';
 import { propsFromStore, propsToStore } from '../shared/props-codec';
+import type { StoreIds } from '../shared/store-ids';
 
 interface Loading {
   session: StoredSession;
@@ -50,11 +51,13 @@ const optsOf = (s: StoredSubscription) => s.qos | (s.noLocal ? 0x04 : 0) | (s.re
 
 export class Persistence {
   private readonly subToClient = new Map<number, string>();
-  private constructor(private readonly store: RocksStore | null, private readonly sync: boolean) {}
+  /** Message bodies added by the request being applied (see 'inflight' below). */
+  private readonly added = new Set<number>();
+  private constructor(private readonly store: RocksStore | null, private readonly sync: boolean, private readonly ids: StoreIds) {}
 
-  static async open(config: BrokerConfig): Promise<Persistence> {
-    if (config.durability === 'none') return new Persistence(null, false);
-    return new Persistence(await RocksStore.open(config.dataDir), config.durability === 'fsync');
+  static async open(config: BrokerConfig, ids: StoreIds): Promise<Persistence> {
+    if (config.durability === 'none') return new Persistence(null, false, ids);
+    return new Persistence(await RocksStore.open(config.dataDir), config.durability === 'fsync', ids);
   }
 
   get enabled(): boolean { return this.store !== null; }
@@ -79,6 +82,7 @@ export class Persistence {
       progressEvery: 100_000,
       onProgress: (p) => { if (p.records >= 100_000) log(`store: ${p.phase}: ${p.records} records${p.phaseDone ? ' (done)' : ''}`); },
     });
+    this.ids.raiseTo(this.store.highestId());
     const now = Date.now();
     const sessions = [...byClient.values()].map((l) => this.restored(l, now));
     log(`store: restored ${summary.sessions} sessions, ${summary.subscriptions} subscriptions, ${summary.retained} retained, ` +
@@ -128,6 +132,7 @@ export class Persistence {
     if (!this.store) { done([], null); return; }
     const batch = this.store.batch();
     const results: PersistResult[] = [];
+    this.added.clear();
     try {
       for (const op of ops) this.applyOp(batch, op, results);
     } catch (err) {
@@ -145,18 +150,31 @@ export class Persistence {
       case 'sub': b.putSubscription(op.sub); break;
       case 'unsub': b.deleteSubscription(op.clientId, op.filter); break;
       case 'dequeue': b.dequeue(op.clientId, BigInt(op.seq)); break;
-      case 'inflight': b.putInflight(op.clientId, op.entry); break;
+      case 'inflight': {
+        // A message routed before it was stored, to a session the coordinator had not bound
+        // yet, was not stored for it: its delivery stays in memory only.
+        const id = op.entry.messageId;
+        if (id !== null && !this.added.has(Number(id)) && !this.store!.hasMessage(id)) break;
+        b.putInflight(op.clientId, op.entry);
+        break;
+      }
       case 'delInflight': b.deleteInflight(op.clientId, op.packetId); break;
       case 'inbound': b.addInboundQos2(op.clientId, op.packetId); break;
       case 'delInbound': b.deleteInboundQos2(op.clientId, op.packetId); break;
       case 'bind': this.subToClient.set(op.sub, op.clientId); break;
       case 'unbind': this.subToClient.delete(op.sub); break;
       case 'publish': {
-        const id = b.addMessage(reviveMessage(op.msg));
+        const id = b.addMessage(reviveMessage(op.msg), BigInt(op.id ?? this.ids.next()));
+        this.added.add(Number(id));
         const seqs = op.targets.map((t) => {
           const clientId = this.subToClient.get(t.sub);
           if (!clientId) return 0;
-          return Number(b.enqueue(clientId, { messageId: id, qos: t.qos as 0 | 1 | 2, retain: t.retain, subscriptionIdentifiers: t.subIds }));
+          if (t.pid !== undefined) {
+            b.putInflight(clientId, { packetId: t.pid, messageId: id, qos: t.qos as 1 | 2, state: 'publish', dup: false, retain: t.retain, subscriptionIdentifiers: t.subIds });
+            return 0;
+          }
+          const seq = BigInt(t.seq ?? this.ids.next());
+          return Number(b.enqueue(clientId, { messageId: id, qos: t.qos as 0 | 1 | 2, retain: t.retain, subscriptionIdentifiers: t.subIds }, seq));
         });
         results.push({ msgId: Number(id), seqs });
         break;

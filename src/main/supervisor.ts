@@ -5,6 +5,7 @@ import { Worker, MessageChannel } from 'node:worker_threads';
 import type { BrokerConfig } from '../config';
 import { native } from '../native';
 import { createRingBuffer, createBell, RingProducer, RingConsumer } from '../shared/ring';
+import { createStoreIds } from '../shared/store-ids';
 import { ACCEPT_RECORD_BYTES, PeerReset, WorkerWiring } from '../shared/wiring';
 import { createCounters, COUNTERS_PER_WORKER, C_CONNECTIONS_OPEN, C_ACCEPTED, C_CLIENTS_CONNECTED, C_SESSIONS, C_SUBSCRIPTIONS } from '../shared/counters';
 import { topicIndex as trie } from '../shared/topic-index';
@@ -38,6 +39,7 @@ export class Supervisor {
   /** One slab per process, only when payloads cross workers. */
   private readonly slab: SharedArrayBuffer | null;
   private readonly slabHolders: SharedArrayBuffer;
+  private readonly storeIds = createStoreIds();
   readonly startedAt = Date.now();
   restarts = 0;
 
@@ -57,7 +59,7 @@ export class Supervisor {
   }
 
   async start(): Promise<void> {
-    this.coordinator = new Worker(COORDINATOR_JS, { workerData: { workers: this.config.workers, config: this.config, trieId: this.trieId }, ...this.limits() });
+    this.coordinator = new Worker(COORDINATOR_JS, { workerData: { workers: this.config.workers, config: this.config, trieId: this.trieId, storeIds: this.storeIds }, ...this.limits() });
     this.coordinator.on('error', (err) => {
       process.stderr.write(`fleetmq: coordinator failed: ${err.stack ?? err}\n`);
       process.exit(1);
@@ -110,6 +112,7 @@ export class Supervisor {
       coordinator: port2,
       slab: this.slab,
       slabHolders: this.slabHolders,
+      storeIds: this.storeIds,
       startedAt: this.startedAt,
       testHooks: this.testHooks,
     };

@@ -66,6 +66,10 @@ export interface PersistTarget {
   qos: number;
   retain: boolean;
   subIds: number[];
+  /** The queue slot's id when the worker took it (src/shared/store-ids.ts); absent: the coordinator takes one. */
+  seq?: number;
+  /** Already in flight under this packet id: stored as an in-flight entry instead of a queue slot. */
+  pid?: number;
 }
 
 /** Store operations a worker asks the coordinator to group-commit (DESIGN.md §4). */
@@ -81,8 +85,11 @@ export type StoreOp =
   | { o: 'delInbound'; clientId: string; packetId: number }
   | { o: 'bind'; clientId: string; sub: number }
   | { o: 'unbind'; sub: number }
-  /** Stores the message once and queues it for each target; answered with ids in `stored`. */
-  | { o: 'publish'; msg: NewMessage; targets: PersistTarget[] };
+  /**
+   * Stores the message once and queues it for each target; answered with ids in `stored`.
+   * `id` (and each target's `seq`) are set when the worker routed the message before storing it.
+   */
+  | { o: 'publish'; msg: NewMessage; targets: PersistTarget[]; id?: number };
 
 /** Per 'publish' op of a request, in order: the message id and each target's queue seq (0: unknown subscriber). */
 export interface PersistResult { msgId: number; seqs: number[] }

@@ -22,6 +22,8 @@ export interface WorkerWiring {
   /** The payload slab (src/slab-layout.ts) and each worker's holder index in it (-1: none). */
   slab: SharedArrayBuffer | null;
   slabHolders: SharedArrayBuffer;
+  /** The shared store id counter (src/shared/store-ids.ts). */
+  storeIds: SharedArrayBuffer;
   startedAt: number;
   testHooks: boolean;
 }

@@ -67,15 +67,16 @@ export class StoreBatch {
    * Stores a message body once. It is written only if a queue or in-flight entry references
    * it when the batch is applied, and deleted when the last reference goes.
    */
-  addMessage(message: NewMessage): bigint {
-    const id = this.ids.nextMessageId();
+  addMessage(message: NewMessage, id: bigint = this.ids.nextMessageId()): bigint {
     this.push({ t: 'message', message: { ...message, id } });
     return id;
   }
 
-  /** Appends to a session's offline queue; returns the slot's sequence number. */
-  enqueue(clientId: string, entry: NewQueueEntry): bigint {
-    const seq = this.ids.nextSeq();
+  /**
+   * Appends to a session's offline queue; returns the slot's sequence number. Ids the caller
+   * brings (`id`, `seq` above) come from an allocator it owns and must never repeat.
+   */
+  enqueue(clientId: string, entry: NewQueueEntry, seq: bigint = this.ids.nextSeq()): bigint {
     this.push({ t: 'enqueue', clientId, entry: { ...entry, seq } });
     return seq;
   }

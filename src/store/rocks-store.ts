@@ -30,6 +30,8 @@ export interface RocksStoreStats {
   writes: number;
   ops: number;
   syncWrites: number;
+  /** Puts cancelled by a delete before they were written (write-behind). */
+  cancelled: number;
 }
 
 const ROCKS_FILE = /^(\d+\.(sst|log)|MANIFEST-\d+|OPTIONS-\d+|IDENTITY|LOCK|LOG(\.old\..*)?)$/;
@@ -63,13 +65,13 @@ export class RocksStore implements Store {
   private loaded = false;
   private closed = false;
   private idle: Array<() => void> = [];
-  private readonly counters: RocksStoreStats = { commits: 0, writes: 0, ops: 0, syncWrites: 0 };
+  private readonly counters = { commits: 0, writes: 0, ops: 0, syncWrites: 0 };
 
   private constructor(private readonly db: RocksDb) {}
 
   get location(): string { return this.db.location; }
 
-  stats(): RocksStoreStats { return { ...this.counters }; }
+  stats(): RocksStoreStats { return { ...this.counters, cancelled: this.sink.stats.cancelled }; }
 
   /** Opens or creates the store at `dir`; StoreError if it is corrupt, locked or newer. */
   static async open(dir: string, opts: RocksStoreOptions = {}): Promise<RocksStore> {
@@ -209,6 +211,12 @@ export class RocksStore implements Store {
     return s && copySession(s);
   }
 
+  /** A body referenced by a queue or in-flight entry (committed, or applied and being written). */
+  hasMessage(id: bigint): boolean { return this.index.refs.has(id); }
+
+  /** Ids from an outside allocator (src/shared/store-ids.ts) must start above this. */
+  highestId(): bigint { return this.index.highestId(); }
+
   expiredSessions(now: number): StoredSession[] { return this.index.expiredSessions(now).map(copySession); }
   queueLength(clientId: string): number { return this.index.queueLength(clientId); }
 
@@ -240,6 +248,12 @@ export class RocksStore implements Store {
     const sync = this.pendingSync;
     this.waiters = [];
     this.pendingSync = false;
+    if (ops.length === 0) {
+      // Everything cancelled out: nothing to make durable, and every earlier write has landed.
+      for (const w of waiters) w.resolve();
+      this.notifyIdle();
+      return;
+    }
     this.writing = true;
     this.counters.writes++;
     this.counters.ops += ops.length;

@@ -52,6 +52,9 @@ export class StoreIndex implements IdSource {
   sawMessageId(id: bigint): void { if (id >= this.messageId) this.messageId = id + 1n; }
   sawSeq(seq: bigint): void { if (seq >= this.seq) this.seq = seq + 1n; }
 
+  /** The largest message id or sequence number the store holds (0 when empty). */
+  highestId(): bigint { return (this.messageId > this.seq ? this.messageId : this.seq) - 1n; }
+
   client(clientId: string): ClientIndex {
     let c = this.clients.get(clientId);
     if (!c) { c = new ClientIndex(); this.clients.set(clientId, c); }

@@ -22,6 +22,7 @@ export interface BrokerConfig {
   youngGenerationMb: number;
   dataDir: string;
   durability: Durability;
+  commitLingerMs: number;
   config?: string;
 }
 
@@ -58,6 +59,7 @@ export const SETTINGS: readonly Setting[] = [
   { key: 'youngGenerationMb', flag: '--young-generation-mb', kind: 'int', min: 0, max: 1024, default: () => 8, help: 'V8 young generation of each worker and the coordinator, MiB (0 = V8 default, which grows to tens of MiB per thread and shows up as ~3 KiB of RSS per idle connection)' },
   { key: 'dataDir', flag: '--data-dir', kind: 'string', default: () => './data', help: 'RocksDB store for persistent sessions, their messages and retained messages' },
   { key: 'durability', flag: '--durability', kind: 'enum', choices: ['none', 'process', 'fsync'], default: () => 'process', help: 'none: memory only; process: acknowledged QoS>=1 messages for persistent sessions are in the WAL before the ack (survive kill -9); fsync: the WAL is synced first (survive power loss)' },
+  { key: 'commitLingerMs', flag: '--commit-linger-ms', kind: 'int', min: 0, max: 1000, default: () => 20, help: 'write-behind window, ms: a QoS 1 message to online persistent sessions of the publisher\'s worker is routed at once and its store write waits up to this long; if every delivery is acknowledged meanwhile it is never written and the PUBACK goes at once, else the PUBACK follows the write (0: write at once)' },
   { key: 'config', flag: '--config', kind: 'string', default: () => undefined, help: 'JSON file whose keys are the camelCase flag names (e.g. "maxKeepalive"); flags win' },
 ];
 

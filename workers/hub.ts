@@ -10,6 +10,7 @@ import type { WireSession, RestoredSession } from '../src/shared/messages';
 import type { StoredSession } from '../src/store/types';
 import { propsToStore } from '../src/shared/props-codec';
 import { Persister } from './persist/persister';
+import { StoreIds } from '../src/shared/store-ids';
 import { Connection, ConnState } from './net/connection';
 import { dispatch } from './handlers/dispatch';
 import { Router } from './routing/router';
@@ -17,7 +18,7 @@ import { CoordinatorClient } from './coordination/coordinator-client';
 import { Session, NEVER_EXPIRES } from './session/session';
 import { SessionTable } from './session/session-table';
 import type { Will } from './session/will';
-import { Message, NO_ORIGIN } from './protocol/message';
+import { Message, NO_ORIGIN, detached } from './protocol/message';
 import { RC } from './protocol/constants';
 import { native } from '../src/native';
 
@@ -35,6 +36,7 @@ export class Hub {
   readonly router: Router;
   readonly coord: CoordinatorClient;
   readonly persister: Persister;
+  readonly storeIds: StoreIds;
   private readonly counters: Float64Array;
   private readonly accept: RingConsumer;
   private readonly bell: BellWaiter;
@@ -70,7 +72,9 @@ export class Hub {
     this.coord = new CoordinatorClient(wiring.coordinator, (req, id, clean) => this.release(req, id, clean),
       (s) => this.adoptSession(s), (req, results, error) => this.persister.onStored(req, results, error),
       (fd, bytes) => this.adoptMovedConnection(fd, bytes), () => this.onAdoptDone?.());
-    this.persister = new Persister(wiring.config.durability !== 'none', wiring.coordinator, () => this.scheduleTurn());
+    this.persister = new Persister(wiring.config.durability !== 'none', wiring.coordinator, () => this.scheduleTurn(), wiring.config.commitLingerMs,
+      (c, n) => this.count(c, n));
+    this.storeIds = new StoreIds(wiring.storeIds);
     this.accept = new RingConsumer(wiring.acceptRing);
     this.bell = new BellWaiter(wiring.bell);
   }
@@ -265,7 +269,7 @@ export class Hub {
       sessionExpiryInterval: s.expiryInterval,
       disconnectedAt,
       will: will ? {
-        topic: will.msg.topicString, payload: will.msg.payload, qos: will.msg.qos as 0 | 1 | 2, retain: will.msg.retain,
+        topic: will.msg.topicString, payload: detached(will.msg.payload), qos: will.msg.qos as 0 | 1 | 2, retain: will.msg.retain,
         properties: { ...propsToStore(will.msg.props, 0), ...(will.expiry >= 0 ? { messageExpiryInterval: will.expiry } : {}) },
         delayInterval: will.delay,
       } : null,

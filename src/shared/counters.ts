@@ -25,7 +25,13 @@ export const C_ACCEPTED = 13;
 export const C_CONNECTIONS_OPEN = 14;
 /** Packets whose handler threw (a bug): the connection was closed, the worker lived on. */
 export const C_HANDLER_ERRORS = 15;
-export const COUNTERS_PER_WORKER = 16;
+/** QoS 1 messages to persistent sessions routed before their store write (write-behind). */
+export const C_STORE_HELD = 16;
+/** Of those, messages whose every delivery ended within the linger: never written to disk. */
+export const C_STORE_UNWRITTEN = 17;
+/** Of those, messages posted before the linger because a delivery was queued. */
+export const C_STORE_FORCED = 18;
+export const COUNTERS_PER_WORKER = 19;
 
 export const COUNTER_NAMES: Record<number, string> = {
   [C_CLIENTS_CONNECTED]: 'clients/connected',
@@ -41,6 +47,9 @@ export const COUNTER_NAMES: Record<number, string> = {
   [C_SESSIONS]: 'sessions/count',
   [C_CONNECTIONS_TOTAL]: 'clients/total',
   [C_HANDLER_ERRORS]: 'errors/handler',
+  [C_STORE_HELD]: 'store/held',
+  [C_STORE_UNWRITTEN]: 'store/held/unwritten',
+  [C_STORE_FORCED]: 'store/held/forced',
 };
 
 export function createCounters(workers: number): SharedArrayBuffer {

@@ -13,6 +13,9 @@ export const enum ConnState { NEW, CONNECTING, CONNECTED, CLOSED }
 
 const vi = { len: 0 };
 
+/** A PUBACK/PUBREC not yet written ([MQTT-4.6.0-2]: in the order the PUBLISHes came). */
+export interface AckSlot { type: number; pid: number; ready: boolean }
+
 export class Connection {
   state = ConnState.NEW;
   /** 3 = MQTT 3.1, 4 = 3.1.1, 5 = 5.0. */
@@ -37,6 +40,8 @@ export class Connection {
   heldPublishes: Pending[] = [];
   /** The store request this connection's PUBLISHes join while one batch is being routed. */
   storeGroup: Group | null = null;
+  /** Acknowledgements waiting for the store, in arrival order; later ones queue behind. */
+  readonly acks: AckSlot[] = [];
 
   private partial: Buffer | null = null;
   /** Bytes that arrived while CONNECT was being decided (the socket is paused meanwhile). */

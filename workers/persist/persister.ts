@@ -1,56 +1,133 @@
 // The worker's side of persistence: store operations collected during a loop turn and sent to
 // the coordinator in one message (it group-commits across workers). Callers that must not
 // acknowledge before the write is durable pass a callback; it runs once the commit landed.
+//
+// Operations go out in the order they were made. A held publish (held-publish.ts) waits up to
+// the linger for its deliveries to end; what was queued after it waits with it, unless a
+// caller needs an answer (a barrier or a store-first publish), which sends everything now.
 import type { MessagePort } from 'node:worker_threads';
 import type { NewMessage } from '../../src/store/types';
 import type { PersistResult, PersistTarget, StoreOp, ToCoordinator } from '../../src/shared/messages';
+import type { Message } from '../protocol/message';
+import { HeldPublish, toStoreMessage } from './held-publish';
+import { C_STORE_FORCED, C_STORE_HELD, C_STORE_UNWRITTEN } from '../../src/shared/counters';
 
 type PublishDone = (r: PersistResult | null) => void;
+/** `ok` is false when the commit failed: nothing it carried is durable. */
+type Landed = (ok: boolean) => void;
 
-interface Waiting { publishes: PublishDone[]; barriers: Array<() => void> }
+interface Waiting { publishes: PublishDone[]; barriers: Landed[] }
+
+/** A store-first publish: routed only when `done` has the ids. */
+class FirstPublish {
+  constructor(readonly op: StoreOp, readonly done: PublishDone) {}
+}
 
 export class Persister {
-  private ops: StoreOp[] = [];
-  private publishes: PublishDone[] = [];
-  private barriers: Array<() => void> = [];
+  /** Not yet sent, in order: plain operations and held publishes. */
+  private queue: Array<StoreOp | FirstPublish | HeldPublish> = [];
+  /** Held publishes in `queue`: past MAX_HELD the oldest go without waiting out the linger. */
+  private heldCount = 0;
+  private barriers: Landed[] = [];
+  /** Someone waits for an answer: the next flush sends the whole queue. */
+  private urgent = false;
   private readonly waiting = new Map<number, Waiting>();
   private nextReq = 1;
+  private timer: NodeJS.Timeout | null = null;
 
-  constructor(readonly enabled: boolean, private readonly port: MessagePort, private readonly schedule: () => void) {}
+  constructor(readonly enabled: boolean, private readonly port: MessagePort, private readonly schedule: () => void,
+    private readonly lingerMs: number, private readonly count: (counter: number, n: number) => void = () => undefined,
+    private readonly now: () => number = () => performance.now()) {}
 
   op(o: StoreOp): void {
     if (!this.enabled) return;
-    this.ops.push(o);
+    this.queue.push(o);
     this.schedule();
   }
 
   /** Stores `msg` once, queued for each target; `done` gets the ids after the commit (null on failure). */
   publish(msg: NewMessage, targets: PersistTarget[], done: PublishDone): void {
-    this.ops.push({ o: 'publish', msg, targets });
-    this.publishes.push(done);
+    this.queue.push(new FirstPublish({ o: 'publish', msg, targets }, done));
+    this.urgent = true;
     this.schedule();
+  }
+
+  /** A message routed before it is stored, under ids the worker took (targets carry `seq`). */
+  hold(msg: Message, id: number, targets: PersistTarget[]): HeldPublish {
+    const h = new HeldPublish(msg, id, targets, this.now(), this.schedule);
+    this.count(C_STORE_HELD, 1);
+    this.queue.push(h);
+    if (++this.heldCount > MAX_HELD) this.urgent = true;
+    this.schedule();
+    return h;
   }
 
   /**
    * Runs `done` once everything queued so far is durable (at once if nothing is queued): a
    * SUBACK or UNSUBACK of a persistent session is not sent before its subscription change is.
    */
-  barrier(done: () => void): void {
-    if (this.ops.length === 0) { done(); return; }
+  barrier(done: Landed): void {
+    if (this.queue.length === 0) { done(true); return; }
     this.barriers.push(done);
+    this.urgent = true;
     this.schedule();
   }
 
-  /** Once per turn: everything collected goes out as one request. */
+  /**
+   * Once per turn: sends what is due as one request: everything up to the last entry someone
+   * waits for (a store-first publish, a forced held one, or all of it for a barrier), then on
+   * until a held publish still inside its linger.
+   */
   flush(): void {
-    if (this.ops.length === 0) return;
-    const wait = this.publishes.length > 0 || this.barriers.length > 0;
-    const req = wait ? this.nextReq++ : 0;
-    if (wait) this.waiting.set(req, { publishes: this.publishes, barriers: this.barriers });
-    this.port.postMessage({ t: 'store', req, ops: this.ops } satisfies ToCoordinator);
-    this.ops = [];
-    this.publishes = [];
+    const q = this.queue;
+    if (q.length === 0) return;
+    let mustReach = this.urgent ? q.length - 1 : -1;
+    for (let i = q.length - 1; i > mustReach; i--) {
+      const e = q[i];
+      if (e instanceof FirstPublish || (e instanceof HeldPublish && e.forced)) { mustReach = i; break; }
+    }
+    const due = this.now() - this.lingerMs;
+    const ops: StoreOp[] = [];
+    // The coordinator answers 'publish' ops in op order: callbacks are collected in that order.
+    const publishes: PublishDone[] = [];
+    let i = 0;
+    for (; i < q.length; i++) {
+      const e = q[i];
+      if (e instanceof FirstPublish) { ops.push(e.op); publishes.push(e.done); continue; }
+      if (!(e instanceof HeldPublish)) { ops.push(e); continue; }
+      if (e.dead) { this.heldCount--; this.count(C_STORE_UNWRITTEN, 1); continue; }
+      if (i > mustReach && e.at > due) break;
+      this.heldCount--;
+      if (e.forced) this.count(C_STORE_FORCED, 1);
+      e.posted = true;
+      ops.push({ o: 'publish', msg: toStoreMessage(e.msg), targets: e.liveTargets(), id: e.id });
+      publishes.push((r) => e.settle(r !== null));
+    }
+    // Copying the rest is cheap next to posting it: it is what arrived within one linger.
+    this.queue = i === q.length ? [] : q.slice(i);
+    this.armTimer();
+    if (ops.length > 0) { this.post(ops, publishes); return; }
+    // Everything queued was cancelled: a barrier has nothing left to wait for.
+    const barriers = this.barriers;
     this.barriers = [];
+    this.urgent = false;
+    for (const done of barriers) done(true);
+  }
+
+  private post(ops: StoreOp[], publishes: PublishDone[]): void {
+    const req = this.nextReq++;
+    this.waiting.set(req, { publishes, barriers: this.barriers });
+    this.port.postMessage({ t: 'store', req, ops } satisfies ToCoordinator);
+    this.barriers = [];
+    this.urgent = false;
+  }
+
+  /** Held publishes at the head fall due without another turn when the worker goes quiet. */
+  private armTimer(): void {
+    if (this.timer || this.queue.length === 0) return;
+    const head = this.queue[0];
+    const wait = head instanceof HeldPublish ? Math.max(1, head.at + this.lingerMs - this.now()) : 1;
+    this.timer = setTimeout(() => { this.timer = null; this.schedule(); }, wait);
   }
 
   onStored(req: number, results: PersistResult[], error: string | null): void {
@@ -58,6 +135,12 @@ export class Persister {
     if (!w) return;
     this.waiting.delete(req);
     w.publishes.forEach((done, i) => done(error ? null : results[i] ?? null));
-    for (const done of w.barriers) done();
+    for (const done of w.barriers) done(error === null);
   }
 }
+
+/**
+ * Bound on held publishes per worker (each pins its message): beyond it everything queued is
+ * posted at the next flush, so memory stays bounded whatever --commit-linger-ms and the rate.
+ */
+const MAX_HELD = 65536;

@@ -3,6 +3,8 @@
 // (merging overlapping subscriptions), and pack one record per other interested worker.
 import type { Hub } from '../hub';
 import { Message, NO_ORIGIN } from '../protocol/message';
+import { HeldPublish, toStoreMessage } from '../persist/held-publish';
+import type { AckSlot } from '../net/connection';
 import type { Session } from '../session/session';
 import { topicIndex, subscriberWorker, subscriberSlot, OPT_QOS_MASK, OPT_NO_LOCAL, OPT_RETAIN_AS_PUBLISHED, OPT_SHARED, OPT_PERSISTENT } from '../../src/shared/topic-index';
 import { RingProducer, RingConsumer } from '../../src/shared/ring';
@@ -12,8 +14,6 @@ import type { Connection } from '../net/connection';
 import { encodeAck } from '../protocol/publish-codec';
 import { PUBREC } from '../protocol/constants';
 import type { PersistTarget } from '../../src/shared/messages';
-import type { NewMessage } from '../../src/store/types';
-import { propsToStore } from '../../src/shared/props-codec';
 import { C_RING_SPILLED } from '../../src/shared/counters';
 
 
@@ -31,8 +31,11 @@ export interface Pending {
   retained?: boolean;
 }
 
-/** Where the store put a message for each persistent subscriber (DESIGN.md §4). */
-interface Stored { msgId: number; seqBySub: Map<number, number> }
+/**
+ * Where the store put a message for each persistent subscriber (DESIGN.md §4); `held` while
+ * its store request waits in this worker (write-behind).
+ */
+export interface Stored { msgId: number; seqBySub: Map<number, number>; held?: HeldPublish }
 
 /**
  * Messages of one batch bound for other workers: msgs[i] goes to the targets listed from
@@ -152,6 +155,7 @@ export class Router {
       if (c && c.storeGroup) this.join(c.storeGroup, item, this.out, p, count); // behind one of this batch
       else if (c && c.persisting > 0) c.heldPublishes.push(item); // behind an earlier round trip
       else if (this.needsStore(item, this.out, p, count)) {
+        if (this.writeBehind(item, this.out, p, count)) { p += count * 3; continue; }
         const g = this.openGroup(c);
         opened.push(g);
         this.join(g, item, this.out, p, count);
@@ -176,7 +180,59 @@ export class Router {
     if (msg.retain && !item.retained) this.hub.coord.retain(msg);
     this.route(msg, out, from, count, stored);
     const c = item.conn;
-    if (item.ack !== 0 && c) c.write(encodeAck(item.ack, item.pid, 0, c.v5));
+    if (item.ack === 0 || !c) return;
+    if (c.acks.length > 0) this.settleAck(c, this.gateAck(c, item.ack, item.pid), true);
+    else c.write(encodeAck(item.ack, item.pid, 0, c.v5));
+  }
+
+  /**
+   * QoS 1 to persistent sessions of this worker (DESIGN.md §4): the worker takes the store ids
+   * itself, routes at once and holds the store request for the linger (held-publish.ts); only
+   * the PUBACK waits, for the commit or for every delivery to have ended. Not for QoS 2 (the
+   * PUBREC promises the inbound state is stored), retained updates (stored by the coordinator
+   * first) or persistent targets on other workers (their store ops could reach the coordinator
+   * before this one's). A crash before the commit loses nothing acknowledged: the publisher
+   * resends, and an online subscriber may see a duplicate, which QoS 1 allows.
+   */
+  private writeBehind(item: Pending, out: Uint32Array, from: number, count: number): boolean {
+    const msg = item.msg;
+    if (msg.qos !== 1 || msg.retain) return false;
+    const targets = persistTargets(msg, out, from, count);
+    const me = this.hub.index;
+    for (let i = 0; i < targets.length; i++) if (subscriberWorker(targets[i].sub) !== me) return false;
+    const ids = this.hub.storeIds;
+    const msgId = ids.next();
+    const seqBySub = new Map<number, number>();
+    for (let i = 0; i < targets.length; i++) {
+      const t = targets[i];
+      t.seq = ids.next();
+      seqBySub.set(t.sub, t.seq);
+    }
+    const held = this.hub.persister.hold(msg, msgId, targets);
+    const c = item.conn;
+    if (item.ack !== 0 && c) {
+      const slot = this.gateAck(c, item.ack, item.pid);
+      held.onSettled = (ok) => this.settleAck(c, slot, ok);
+    }
+    this.route(msg, out, from, count, { msgId, seqBySub, held });
+    return true;
+  }
+
+  /** An acknowledgement that waits its turn: later ones of the connection queue behind it [MQTT-4.6.0-2]. */
+  private gateAck(c: Connection, type: number, pid: number): AckSlot {
+    const slot: AckSlot = { type, pid, ready: false };
+    c.acks.push(slot);
+    return slot;
+  }
+
+  private settleAck(c: Connection, slot: AckSlot, ok: boolean): void {
+    // Not durable: no acknowledgement; the publisher resends after reconnecting.
+    if (!ok) { c.protocolClose(0x80); return; }
+    slot.ready = true;
+    const q = c.acks;
+    let n = 0;
+    while (n < q.length && q[n].ready) { c.write(encodeAck(q[n].type, q[n].pid, 0, c.v5)); n++; }
+    if (n > 0) q.splice(0, n);
   }
 
   /**
@@ -279,7 +335,7 @@ export class Router {
       if (opts & OPT_SHARED) {
         // A shared subscription is its own delivery; No Local does not apply [MQTT-3.8.3-4].
         const seq = stored?.seqBySub.get(sub) ?? 0;
-        s.deliver(msg, Math.min(msg.qos, opts & OPT_QOS_MASK), false, subId ? [subId] : null, seq ? stored!.msgId : 0, seq);
+        s.deliver(msg, Math.min(msg.qos, opts & OPT_QOS_MASK), false, subId ? [subId] : null, seq ? stored!.msgId : 0, seq, seq ? stored!.held ?? null : null);
         continue;
       }
       if ((opts & OPT_NO_LOCAL) && sub === msg.origin) continue; // [MQTT-3.8.3-3]
@@ -293,7 +349,7 @@ export class Router {
       const s = touched[i];
       // Retain As Published keeps the flag; otherwise live messages go out with RETAIN 0 [MQTT-3.3.1-12, 3.3.1-13].
       const seq = stored?.seqBySub.get(s.subscriber) ?? 0;
-      s.deliver(msg, Math.min(msg.qos, s.accQos), s.accRap && msg.retain, s.accIds, seq ? stored!.msgId : 0, seq);
+      s.deliver(msg, Math.min(msg.qos, s.accQos), s.accRap && msg.retain, s.accIds, seq ? stored!.msgId : 0, seq, seq ? stored!.held ?? null : null);
     }
     touched.length = 0;
   }
@@ -450,11 +506,4 @@ function persistTargets(msg: Message, out: Uint32Array, from: number, count: num
     if (subId) t.subIds.push(subId);
   }
   return targets;
-}
-
-function toStoreMessage(m: Message): NewMessage {
-  return {
-    topic: m.topicString, payload: m.payload, qos: m.qos as 0 | 1 | 2, retain: m.retain,
-    properties: propsToStore(m.props, m.expiryAt), publishedAt: Date.now(),
-  };
 }

@@ -7,6 +7,7 @@ import { encodeAck, encodePublish, NO_EXTRAS, OutboundExtras } from '../protocol
 import { PUBREL, RC, OUTBOUND_ALIAS_CAP } from '../protocol/constants';
 import type { WireSession } from '../../src/shared/messages';
 import type { Will } from './will';
+import type { HeldPublish } from '../persist/held-publish';
 import { LongTimer } from './long-timer';
 import { C_DROPPED_EXPIRED, C_DROPPED_QUEUE_FULL, C_DROPPED_TOO_LARGE, C_MSGS_SENT } from '../../src/shared/counters';
 
@@ -27,7 +28,12 @@ class Outgoing {
     /** Store message id and queue slot when this delivery is persisted (0 = not stored). */
     readonly msgId: number,
     readonly seq: number,
+    /** The store request while it is held in this worker (write-behind), else null. */
+    readonly held: HeldPublish | null,
   ) {}
+
+  /** Still only in this worker's held request: store changes go to it, not to the coordinator. */
+  get inHeld(): boolean { return this.held !== null && !this.held.posted; }
 }
 
 type Inflight = Outgoing;
@@ -98,9 +104,9 @@ export class Session {
    * Delivers one message at `qos` (already min(published, granted)). `msgId`/`seq` name its
    * store slot when the publisher persisted it for this session (DESIGN.md §4).
    */
-  deliver(msg: Message, qos: number, retain: boolean, subIds: number[] | null, msgId = 0, seq = 0): void {
-    if (this.retainedPending > 0) { this.heldLive.push(new Outgoing(msg, qos, retain, subIds, msgId, seq)); return; }
-    if (msg.expiryAt !== 0 && msg.expiryAt <= this.hub.now) { this.hub.count(C_DROPPED_EXPIRED, 1); this.unstore(seq); return; }
+  deliver(msg: Message, qos: number, retain: boolean, subIds: number[] | null, msgId = 0, seq = 0, held: HeldPublish | null = null): void {
+    if (this.retainedPending > 0) { held?.force(); this.heldLive.push(new Outgoing(msg, qos, retain, subIds, msgId, seq, held)); return; }
+    if (msg.expiryAt !== 0 && msg.expiryAt <= this.hub.now) { this.hub.count(C_DROPPED_EXPIRED, 1); this.unstoreSlot(seq, held); return; }
     const c = this.conn;
     if (qos === 0) {
       // QoS 0 is never queued: offline sessions miss it; slow consumers drop it, counted.
@@ -109,7 +115,7 @@ export class Session {
       this.send(c, msg, 0, retain, 0, false, subIds);
       return;
     }
-    const out = new Outgoing(msg, qos, retain, subIds, msgId, seq);
+    const out = new Outgoing(msg, qos, retain, subIds, msgId, seq, held);
     if (c && this.queueLength === 0 && this.inflight.size < this.window && !c.congested) this.sendNew(c, out);
     else this.enqueue(out);
   }
@@ -120,16 +126,18 @@ export class Session {
     const cfg = this.hub.config;
     const size = o.msg!.size;
     while (this.queueLength >= cfg.maxQueuedMessages || (this.queuedBytes + size > cfg.maxQueuedBytes && this.queueLength > 0)) {
-      if (cfg.queuePolicy === 'drop-new' || cfg.maxQueuedMessages === 0) { this.hub.count(C_DROPPED_QUEUE_FULL, 1); this.unstore(o.seq); return; }
+      if (cfg.queuePolicy === 'drop-new' || cfg.maxQueuedMessages === 0) { this.hub.count(C_DROPPED_QUEUE_FULL, 1); this.unstore(o); return; }
       if (cfg.queuePolicy === 'disconnect' && this.conn) {
         this.hub.count(C_DROPPED_QUEUE_FULL, 1);
-        this.unstore(o.seq);
+        this.unstore(o);
         this.conn.protocolClose(RC.QUOTA_EXCEEDED);
         return;
       }
-      this.unstore(this.shift()!.seq);
+      this.unstore(this.shift()!);
       this.hub.count(C_DROPPED_QUEUE_FULL, 1);
     }
+    // Queued: no acknowledgement soon, so the store request should not wait for one.
+    if (o.inHeld) o.held!.force();
     this.queue.push(o);
     this.queuedBytes += size;
   }
@@ -158,20 +166,32 @@ export class Session {
   private sendNew(c: Connection, o: Outgoing): void {
     const pid = this.allocPid();
     if (pid === 0) { this.enqueue(o); return; }
-    if (!this.send(c, o.msg!, o.qos, o.retain, pid, false, o.subIds)) { this.unstore(o.seq); return; }
+    if (!this.send(c, o.msg!, o.qos, o.retain, pid, false, o.subIds)) { this.unstore(o); return; }
     o.state = 'publish';
     o.stored = o.seq !== 0;
     this.inflight.set(pid, o);
     if (o.stored) {
       // Queue slot → in-flight entry with its packet id, so a restart redelivers the same PUBLISH.
-      this.unstore(o.seq);
+      if (o.inHeld) { o.held!.inflight(this.subscriber, pid); return; }
+      this.unstoreSlot(o.seq, null);
       this.storeInflight(pid, o.msgId, o.qos, 'publish', o.retain, o.subIds);
     }
   }
 
-  /** Removes a queue slot from the store (delivered in flight, dropped or expired). */
-  private unstore(seq: number): void {
-    if (seq !== 0) this.hub.persister.op({ o: 'dequeue', clientId: this.clientId, seq });
+  /** A queued delivery left the queue without going in flight (dropped or expired). */
+  private unstore(o: Outgoing): void { this.unstoreSlot(o.seq, o.held); }
+
+  /** Removes a queue slot from the store: from the held request if it is still here. */
+  private unstoreSlot(seq: number, held: HeldPublish | null): void {
+    if (seq === 0) return;
+    if (held && !held.posted) held.done(this.subscriber);
+    else this.hub.persister.op({ o: 'dequeue', clientId: this.clientId, seq });
+  }
+
+  /** An in-flight delivery ended: acknowledged, or refused with PUBREC >= 0x80. */
+  private unstoreInflight(f: Outgoing, pid: number): void {
+    if (f.inHeld) f.held!.done(this.subscriber);
+    else this.hub.persister.op({ o: 'delInflight', clientId: this.clientId, packetId: pid });
   }
 
   private storeInflight(pid: number, msgId: number, qos: number, state: 'publish' | 'pubrel', retain: boolean, subIds: number[] | null): void {
@@ -187,7 +207,7 @@ export class Session {
     if (!c) return;
     while (this.queueLength > 0 && this.inflight.size < this.window && !c.congested) {
       const o = this.shift()!;
-      if (o.msg!.expiryAt !== 0 && o.msg!.expiryAt <= this.hub.now) { this.hub.count(C_DROPPED_EXPIRED, 1); this.unstore(o.seq); continue; }
+      if (o.msg!.expiryAt !== 0 && o.msg!.expiryAt <= this.hub.now) { this.hub.count(C_DROPPED_EXPIRED, 1); this.unstore(o); continue; }
       this.sendNew(c, o);
     }
   }
@@ -237,7 +257,7 @@ export class Session {
     const f = this.inflight.get(pid);
     if (!f || f.qos !== expectQos || f.state !== expectState) return;
     this.inflight.delete(pid);
-    if (f.stored) this.hub.persister.op({ o: 'delInflight', clientId: this.clientId, packetId: pid });
+    if (f.stored) this.unstoreInflight(f, pid);
     this.pump();
   }
 
@@ -247,13 +267,13 @@ export class Session {
     if (!f || f.qos !== 2) return false;
     if (reason >= 0x80) {
       this.inflight.delete(pid);
-      if (f.stored) this.hub.persister.op({ o: 'delInflight', clientId: this.clientId, packetId: pid });
+      if (f.stored) this.unstoreInflight(f, pid);
       this.pump();
       return true;
     }
     f.state = 'pubrel';
     f.msg = null;
-    if (f.stored) this.storeInflight(pid, 0, 2, 'pubrel', f.retain, f.subIds);
+    if (f.stored) this.storeInflight(pid, 0, 2, 'pubrel', f.retain, f.subIds); // QoS 2 is never held
     return true;
   }
 
@@ -294,13 +314,13 @@ export class Session {
   /** Restores a session read back from the store at start (DESIGN.md §4). */
   restore(w: WireSession): void {
     for (const f of w.inflight) {
-      const o = new Outgoing(f.msg ? Message.fromWire(f.msg) : null, f.qos, f.msg?.retain ?? false, f.subIds, f.msgId, 0);
+      const o = new Outgoing(f.msg ? Message.fromWire(f.msg) : null, f.qos, f.msg?.retain ?? false, f.subIds, f.msgId, 0, null);
       o.state = f.state;
       o.stored = f.msgId !== 0 || (f.state === 'pubrel' && this.persistent);
       this.inflight.set(f.packetId, o);
       if (f.packetId >= this.nextPid) this.nextPid = f.packetId === 65535 ? 1 : f.packetId + 1;
     }
-    for (const q of w.queue) this.enqueue(new Outgoing(Message.fromWire(q.msg), q.msg.qos, q.msg.retain, q.subIds, q.msgId, q.seq));
+    for (const q of w.queue) this.enqueue(new Outgoing(Message.fromWire(q.msg), q.msg.qos, q.msg.retain, q.subIds, q.msgId, q.seq, null));
     for (const pid of w.inboundQos2) this.inboundQos2.add(pid);
   }
 }

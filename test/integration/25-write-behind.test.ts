@@ -1,0 +1,157 @@
+// 25 write-behind for QoS 1 to persistent sessions (issue 4 "Speed", DESIGN.md §4):
+//   - the message is routed at once and its store write waits --commit-linger-ms; a message
+//     every persistent subscriber acknowledged meanwhile is never written (store/held/unwritten)
+//     and nothing of it comes back after kill -9;
+//   - a PUBACK given for a message whose subscriber has not acknowledged it means the message
+//     is in the store: after kill -9 it is redelivered with DUP and its packet id [MQTT-4.4.0-1];
+//   - a message for an offline session is written without waiting the linger (store/held/forced);
+//   - PUBACKs keep the order of their PUBLISHes while one waits for the store [MQTT-4.6.0-2].
+// The linger is long here (1 s) so that "within the linger" holds on a slow machine too; no
+// assertion depends on how long anything took.
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import type { IPublishPacket } from 'mqtt-packet';
+import * as mqtt from 'mqtt';
+import { uid, utopic } from '../helpers/mqtt-helpers';
+import {
+  Clients, withDeployment, persistentOpts, persistentConnect, subscribeOk, publishOk, endOk,
+} from '../helpers/persist-helpers';
+import { until } from '../helpers/mqtt-helpers';
+
+const LINGER = ['--commit-linger-ms', '1000', '--sys-interval', '1'];
+
+/** Latest values of $SYS/broker/store/held/... (retained, republished every second). */
+async function heldCounters(c: Clients, port: number): Promise<Map<string, number>> {
+  const values = new Map<string, number>();
+  const s = await c.mqtt(port, { protocolVersion: 4, clientId: uid('sys') });
+  s.client.on('message', (topic, payload) => values.set(topic.replace('$SYS/broker/', ''), Number(payload.toString())));
+  await subscribeOk(s.client, { '$SYS/broker/store/#': { qos: 0 } });
+  return values;
+}
+
+async function counterAtLeast(values: Map<string, number>, name: string, n: number): Promise<void> {
+  await until(() => (values.get(name) ?? -1) >= n, `$SYS/broker/${name} >= ${n} (now ${values.get(name)})`, 15000);
+}
+
+describe('25 write-behind [workers=1]', () => {
+  for (const v of [4, 5] as const) {
+    it(`v${v}: messages acknowledged by the online subscriber within the linger are never written; nothing comes back after kill -9`, async () => {
+      await withDeployment(1, { args: LINGER }, async (d, c) => {
+        await d.start();
+        const base = utopic('wb');
+        const id = uid(`wb${v}`);
+        const sub = await c.mqtt(d.port, persistentOpts(v, id, false));
+        await subscribeOk(sub.client, { [`${base}/a`]: { qos: 1 } });
+        const pub = await c.mqtt(d.port, { protocolVersion: v, clientId: uid('wbp') });
+        // One at a time: each PUBACK comes once the subscriber's (automatic) PUBACK cancelled the write.
+        for (let i = 0; i < 20; i++) await publishOk(pub.client, `${base}/a`, `m${i}`, { qos: 1 });
+        await sub.inbox.waitFor(20, `${base}/a`);
+        const sys = await heldCounters(c, d.port);
+        await counterAtLeast(sys, 'store/held', 20);
+        await counterAtLeast(sys, 'store/held/unwritten', 20);
+
+        await d.restart('SIGKILL');
+        const again = await c.mqtt(d.port, persistentOpts(v, id, true));
+        assert.equal(again.connack.sessionPresent, true, 'the session itself was stored');
+        const pub2 = await c.mqtt(d.port, { protocolVersion: v, clientId: uid('wbp2') });
+        await publishOk(pub2.client, `${base}/a`, 'marker', { qos: 1 });
+        const before = await again.inbox.waitForPayload('marker');
+        assert.deepEqual(before.map((m) => m.payload.toString()), [], 'delivered and acknowledged messages must not be redelivered after the restart');
+      });
+    });
+  }
+
+  it('a PUBACK for a message the subscriber has not acknowledged means it is stored: redelivered after kill -9 with DUP and its packet id', async () => {
+    await withDeployment(1, { args: LINGER }, async (d, c) => {
+      await d.start();
+      const base = utopic('wbk');
+      const id = uid('wbk');
+      const { raw } = await c.raw(d.port, 4, persistentConnect(4, id, false));
+      raw.send({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: `${base}/k`, qos: 1 }] });
+      await raw.expect('suback');
+      const pub = await c.mqtt(d.port, { protocolVersion: 4, clientId: uid('wbkp') });
+      const acked = publishOk(pub.client, `${base}/k`, 'kept', { qos: 1 });
+      const first = await raw.expect<IPublishPacket>('publish');
+      assert.equal(first.payload.toString(), 'kept');
+      assert.equal(first.dup, false);
+      await acked; // the subscriber never acknowledges: this PUBACK followed the store write
+      const sys = await heldCounters(c, d.port);
+      await counterAtLeast(sys, 'store/held', 1);
+
+      await d.restart('SIGKILL');
+      const again = await c.raw(d.port, 4, persistentConnect(4, id, true));
+      assert.equal(again.connack.sessionPresent, true);
+      const p = await again.raw.expect<IPublishPacket>('publish');
+      assert.equal(p.payload.toString(), 'kept');
+      assert.equal(p.dup, true, 'a re-delivery carries DUP 1 [MQTT-3.3.1-1]');
+      assert.equal(p.messageId, first.messageId, 'and its original packet id [MQTT-4.4.0-1]');
+    });
+  });
+
+  it('a message for an offline persistent session is written without waiting the linger, and survives kill -9', async () => {
+    await withDeployment(1, { args: LINGER }, async (d, c) => {
+      await d.start();
+      const base = utopic('wbo');
+      const id = uid('wbo');
+      const sub = await c.mqtt(d.port, persistentOpts(5, id, false));
+      await subscribeOk(sub.client, { [`${base}/o`]: { qos: 1 } });
+      await endOk(sub.client);
+      const pub = await c.mqtt(d.port, { protocolVersion: 5, clientId: uid('wbop') });
+      await publishOk(pub.client, `${base}/o`, 'offline', { qos: 1 });
+      const sys = await heldCounters(c, d.port);
+      await counterAtLeast(sys, 'store/held/forced', 1);
+
+      await d.restart('SIGKILL');
+      const again = await c.mqtt(d.port, persistentOpts(5, id, true));
+      await again.inbox.waitForPayload('offline');
+    });
+  });
+
+  it('PUBACKs keep the order of their PUBLISHes while the first waits for the store [MQTT-4.6.0-2]', async () => {
+    await withDeployment(1, { args: LINGER }, async (d, c) => {
+      await d.start();
+      const base = utopic('wbr');
+      // An online persistent subscriber that never acknowledges: the first PUBACK waits for the write.
+      const { raw: sub } = await c.raw(d.port, 4, persistentConnect(4, uid('wbrs'), false));
+      sub.send({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: `${base}/held`, qos: 1 }] });
+      await sub.expect('suback');
+      const { raw: pub } = await c.raw(d.port, 4, { clientId: uid('wbrp'), clean: true });
+      pub.send({ cmd: 'publish', topic: `${base}/held`, payload: Buffer.from('1'), qos: 1, messageId: 1, retain: false, dup: false });
+      pub.send({ cmd: 'publish', topic: `${base}/nobody`, payload: Buffer.from('2'), qos: 1, messageId: 2, retain: false, dup: false });
+      pub.send({ cmd: 'publish', topic: `${base}/held`, payload: Buffer.from('3'), qos: 1, messageId: 3, retain: false, dup: false });
+      const order: number[] = [];
+      for (let i = 0; i < 3; i++) order.push((await pub.expect<{ cmd: 'puback'; messageId: number }>('puback')).messageId);
+      assert.deepEqual(order, [1, 2, 3]);
+    });
+  });
+});
+
+describe('25 write-behind [workers=3]', () => {
+  it('publishers and persistent subscribers on different workers: acknowledged messages survive kill -9, in order', async () => {
+    await withDeployment(3, { args: LINGER }, async (d, c) => {
+      await d.start();
+      const base = utopic('wb3');
+      const ids = [uid('wb3a'), uid('wb3b'), uid('wb3c')];
+      for (const id of ids) {
+        const s = await c.mqtt(d.port, persistentOpts(4, id, false));
+        await subscribeOk(s.client, { [`${base}/#`]: { qos: 1 } });
+        await endOk(s.client);
+      }
+      const pubs: mqtt.MqttClient[] = [];
+      for (let p = 0; p < 3; p++) pubs.push((await c.mqtt(d.port, { protocolVersion: 4, clientId: uid(`wb3p${p}`) })).client);
+      await Promise.all(pubs.map(async (client, p) => {
+        for (let i = 0; i < 30; i++) await publishOk(client, `${base}/p${p}`, `p${p}-${i}`, { qos: 1 });
+      }));
+
+      await d.restart('SIGKILL');
+      for (const id of ids) {
+        const s = await c.mqtt(d.port, persistentOpts(4, id, true));
+        await s.inbox.waitFor(90);
+        for (let p = 0; p < 3; p++) {
+          const got = s.inbox.on(`${base}/p${p}`).map((m) => m.payload.toString());
+          assert.deepEqual(got, Array.from({ length: 30 }, (_, i) => `p${p}-${i}`), `${id}: every acknowledged message of p${p}, in order`);
+        }
+      }
+    });
+  });
+});

@@ -1,0 +1,84 @@
+// Write-behind for QoS 1 messages to persistent sessions of this worker (DESIGN.md §4).
+//
+// The message is routed at once and its store request is held here for --commit-linger-ms.
+// A delivery that is acknowledged (or dropped) meanwhile leaves the request; a message whose
+// every delivery is over before the request is posted is never written, and its publisher's
+// PUBACK goes out at once: nothing is left that a crash could lose. Otherwise the PUBACK waits
+// for the commit as before. Under load most deliveries complete within the window, which is
+// what makes `process` durability cheap (bench/README.md, qos1-persistent).
+import type { Message } from '../protocol/message';
+import { detached } from '../protocol/message';
+import type { NewMessage } from '../../src/store/types';
+import type { PersistTarget } from '../../src/shared/messages';
+import { propsToStore } from '../../src/shared/props-codec';
+
+interface HeldTarget extends PersistTarget {
+  /** The delivery went in flight under this packet id while held: stored as in flight, not queued. */
+  pid?: number;
+  done?: boolean;
+}
+
+export class HeldPublish {
+  /** Handed to the coordinator: from now on deliveries use ordinary store operations. */
+  posted = false;
+  /** Every delivery ended while held: nothing to write. */
+  dead = false;
+  /** Runs once: true when the message needs no more durability (written, or nothing to write). */
+  onSettled: ((ok: boolean) => void) | null = null;
+  /**
+   * A delivery was queued (session offline, congested or its window full): no acknowledgement
+   * is coming soon, so waiting the linger would only delay the PUBACK. Posted on the next flush.
+   */
+  forced = false;
+  private live: number;
+
+  constructor(readonly msg: Message, readonly id: number, readonly targets: HeldTarget[], readonly at: number,
+    private readonly onForce: () => void) {
+    this.live = targets.length;
+  }
+
+  private target(sub: number): HeldTarget | undefined {
+    for (let i = 0; i < this.targets.length; i++) if (this.targets[i].sub === sub) return this.targets[i];
+    return undefined;
+  }
+
+  /** The delivery to `sub` went in flight as `pid` before the request was posted. */
+  inflight(sub: number, pid: number): void {
+    const t = this.target(sub);
+    if (t) t.pid = pid;
+  }
+
+  force(): void {
+    if (this.forced || this.posted) return;
+    this.forced = true;
+    this.onForce();
+  }
+
+  /** The delivery to `sub` ended (acknowledged, dropped or expired) before the request was posted. */
+  done(sub: number): void {
+    const t = this.target(sub);
+    if (!t || t.done) return;
+    t.done = true;
+    if (--this.live > 0) return;
+    this.dead = true;
+    this.settle(true);
+  }
+
+  settle(ok: boolean): void {
+    const f = this.onSettled;
+    this.onSettled = null;
+    f?.(ok);
+  }
+
+  /** The targets still to store, as the coordinator's 'publish' op wants them. */
+  liveTargets(): PersistTarget[] {
+    return this.targets.filter((t) => !t.done);
+  }
+}
+
+export function toStoreMessage(m: Message): NewMessage {
+  return {
+    topic: m.topicString, payload: detached(m.payload), qos: m.qos as 0 | 1 | 2, retain: m.retain,
+    properties: propsToStore(m.props, m.expiryAt), publishedAt: Date.now(),
+  };
+}

@@ -465,7 +465,8 @@ export class Hub {
   shutdown(done: () => void): void {
     this.stopping = true;
     const finish = done;
-    done = () => { this.router.flushBatch(); this.persister.flush(); finish(); };
+    // Held store writes go too: a clean stop leaves nothing to resend.
+    done = () => { this.router.flushBatch(); this.persister.flush(true); finish(); };
     const open = [...this.connections];
     for (const c of open) c.protocolClose(RC.SERVER_SHUTTING_DOWN);
     const pending = new Set(open.filter((c) => !c.socket.closed));

@@ -88,6 +88,25 @@ describe('25 write-behind [workers=1]', () => {
     });
   });
 
+  it('a clean stop (SIGTERM) writes held messages: one still in flight is redelivered after the restart', async () => {
+    await withDeployment(1, { args: LINGER }, async (d, c) => {
+      await d.start();
+      const base = utopic('wbt');
+      const id = uid('wbt');
+      const { raw } = await c.raw(d.port, 4, persistentConnect(4, id, false));
+      raw.send({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: `${base}/t`, qos: 1 }] });
+      await raw.expect('suback');
+      const { raw: pub } = await c.raw(d.port, 4, { clientId: uid('wbtp'), clean: true });
+      pub.send({ cmd: 'publish', topic: `${base}/t`, payload: Buffer.from('in-flight'), qos: 1, messageId: 1, retain: false, dup: false });
+      const first = await raw.expect<IPublishPacket>('publish'); // never acknowledged
+      await d.restart('SIGTERM');
+      const again = await c.raw(d.port, 4, persistentConnect(4, id, true));
+      const p = await again.raw.expect<IPublishPacket>('publish');
+      assert.equal(p.payload.toString(), 'in-flight');
+      assert.equal(p.messageId, first.messageId);
+    });
+  });
+
   it('a message for an offline persistent session is written without waiting the linger, and survives kill -9', async () => {
     await withDeployment(1, { args: LINGER }, async (d, c) => {
       await d.start();

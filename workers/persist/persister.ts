@@ -75,12 +75,13 @@ export class Persister {
 
   /**
    * Once per turn: sends what is due as one request: everything up to the last entry someone
-   * waits for (a store-first publish, a forced held one, or all of it for a barrier), then on
-   * until a held publish still inside its linger.
+   * waits for (a store-first publish, a forced held one, or all of it for a barrier or `all`:
+   * shutting down), then on until a held publish still inside its linger.
    */
-  flush(): void {
+  flush(all = false): void {
     const q = this.queue;
     if (q.length === 0) return;
+    if (all) this.urgent = true;
     let mustReach = this.urgent ? q.length - 1 : -1;
     for (let i = q.length - 1; i > mustReach; i--) {
       const e = q[i];

@@ -123,6 +123,7 @@ export class Hub {
     d.length = 0;
     this.router.commitRings();
     this.persister.flush();
+    this.storeIds.endTurn();
   }
 
   // ---- inbound rings ---------------------------------------------------------------

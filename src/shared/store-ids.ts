@@ -8,8 +8,18 @@ export function createStoreIds(): SharedArrayBuffer {
   return new SharedArrayBuffer(8);
 }
 
+/**
+ * Ids are taken from the shared counter a block at a time and the rest of a block is dropped
+ * at the end of the worker's turn (`endTurn`): one atomic add per turn rather than a BigInt
+ * per id, and still every id taken in a later turn, in any worker, is larger than every id
+ * taken before it, so a publisher that reconnects to another worker keeps its order.
+ */
+const BLOCK = 256;
+
 export class StoreIds {
   private readonly cell: BigInt64Array;
+  private nextId = 0;
+  private end = 0;
 
   constructor(sab: SharedArrayBuffer) { this.cell = new BigInt64Array(sab); }
 
@@ -21,6 +31,12 @@ export class StoreIds {
 
   /** A fresh id; doubles hold them exactly up to 2^53, far beyond what a store will see. */
   next(): number {
-    return Number(Atomics.add(this.cell, 0, 1n)) + 1;
+    if (this.nextId === this.end) {
+      this.nextId = Number(Atomics.add(this.cell, 0, BigInt(BLOCK))) + 1;
+      this.end = this.nextId + BLOCK;
+    }
+    return this.nextId++;
   }
+
+  endTurn(): void { this.end = this.nextId; }
 }

@@ -5,6 +5,7 @@ import type { Hub } from '../hub';
 import type { Session } from '../session/session';
 import type { Will } from '../session/will';
 import type { Pending, Group } from '../routing/router';
+import type { HeldPublish } from '../persist/held-publish';
 import { readVarint } from '../protocol/varint';
 import { DISCONNECT, RC } from '../protocol/constants';
 import { C_BYTES_RECEIVED, C_BYTES_SENT, C_DROPPED_SLOW_QOS0 } from '../../src/shared/counters';
@@ -12,9 +13,6 @@ import { C_BYTES_RECEIVED, C_BYTES_SENT, C_DROPPED_SLOW_QOS0 } from '../../src/s
 export const enum ConnState { NEW, CONNECTING, CONNECTED, CLOSED }
 
 const vi = { len: 0 };
-
-/** A PUBACK/PUBREC not yet written ([MQTT-4.6.0-2]: in the order the PUBLISHes came). */
-export interface AckSlot { type: number; pid: number; ready: boolean }
 
 export class Connection {
   state = ConnState.NEW;
@@ -40,8 +38,12 @@ export class Connection {
   heldPublishes: Pending[] = [];
   /** The store request this connection's PUBLISHes join while one batch is being routed. */
   storeGroup: Group | null = null;
-  /** Acknowledgements waiting for the store, in arrival order; later ones queue behind. */
-  readonly acks: AckSlot[] = [];
+  /**
+   * PUBACK/PUBRECs not yet written, from `acksHead` on, in the order their PUBLISHes came
+   * [MQTT-4.6.0-2]: a held publish until it settles, or a ready ack as (type << 16) | packet id.
+   */
+  acks: Array<HeldPublish | number> = [];
+  acksHead = 0;
 
   private partial: Buffer | null = null;
   /** Bytes that arrived while CONNECT was being decided (the socket is paused meanwhile). */

@@ -7,6 +7,7 @@
 // for the commit as before. Under load most deliveries complete within the window, which is
 // what makes `process` durability cheap (bench/README.md, qos1-persistent).
 import type { Message } from '../protocol/message';
+import type { Connection } from '../net/connection';
 import { detached } from '../protocol/message';
 import type { NewMessage } from '../../src/store/types';
 import type { PersistTarget } from '../../src/shared/messages';
@@ -19,12 +20,21 @@ interface HeldTarget extends PersistTarget {
 }
 
 export class HeldPublish {
+  /**
+   * The publisher's acknowledgement, written in its turn once this settles (workers/routing/
+   * router.ts): fields here rather than a closure and a slot object per message.
+   */
+  ackConn: Connection | null = null;
+  ackType = 0;
+  ackPid = 0;
+  /** 0 pending, 1 durable or nothing to write, 2 the write failed. */
+  settled = 0;
+  /** Called once when settled (one bound function per router, not one per message). */
+  settler: ((h: HeldPublish) => void) | null = null;
   /** Handed to the coordinator: from now on deliveries use ordinary store operations. */
   posted = false;
   /** Every delivery ended while held: nothing to write. */
   dead = false;
-  /** Runs once: true when the message needs no more durability (written, or nothing to write). */
-  onSettled: ((ok: boolean) => void) | null = null;
   /**
    * A delivery was queued (session offline, congested or its window full): no acknowledgement
    * is coming soon, so waiting the linger would only delay the PUBACK. Posted on the next flush.
@@ -33,6 +43,8 @@ export class HeldPublish {
   private live: number;
 
   constructor(readonly msg: Message, readonly id: number, readonly targets: HeldTarget[], readonly at: number,
+    /** The worker's turn count when held (persister.ts: the linger counts turns too). */
+    readonly turn: number,
     private readonly onForce: () => void) {
     this.live = targets.length;
   }
@@ -64,10 +76,20 @@ export class HeldPublish {
     this.settle(true);
   }
 
+  /** `ok`: the message needs no more durability (written, or nothing to write). */
   settle(ok: boolean): void {
-    const f = this.onSettled;
-    this.onSettled = null;
-    f?.(ok);
+    if (this.settled !== 0) return;
+    this.settled = ok ? 1 : 2;
+    this.settler?.(this);
+  }
+
+  // As a Stored (router.ts): where each persistent subscriber's slot is.
+  get msgId(): number { return this.id; }
+  get held(): HeldPublish { return this; }
+
+  seqOf(sub: number): number {
+    const t = this.target(sub);
+    return t ? t.seq ?? 0 : 0;
   }
 
   /** The targets still to store, as the coordinator's 'publish' op wants them. */

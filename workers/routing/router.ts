@@ -4,7 +4,6 @@
 import type { Hub } from '../hub';
 import { Message, NO_ORIGIN } from '../protocol/message';
 import { HeldPublish, toStoreMessage } from '../persist/held-publish';
-import type { AckSlot } from '../net/connection';
 import type { Session } from '../session/session';
 import { topicIndex, subscriberWorker, subscriberSlot, OPT_QOS_MASK, OPT_NO_LOCAL, OPT_RETAIN_AS_PUBLISHED, OPT_SHARED, OPT_PERSISTENT } from '../../src/shared/topic-index';
 import { RingProducer, RingConsumer } from '../../src/shared/ring';
@@ -33,9 +32,22 @@ export interface Pending {
 
 /**
  * Where the store put a message for each persistent subscriber (DESIGN.md §4); `held` while
- * its store request waits in this worker (write-behind).
+ * its store request waits in this worker (write-behind: the HeldPublish is its own Stored).
  */
-export interface Stored { msgId: number; seqBySub: Map<number, number>; held?: HeldPublish }
+export interface Stored {
+  readonly msgId: number;
+  /** The subscriber's queue slot, 0 if the message is not stored for it. */
+  seqOf(sub: number): number;
+  readonly held: HeldPublish | null;
+}
+
+/** Ids the coordinator gave (store-first) or a peer's record carried. */
+class StoredIds implements Stored {
+  readonly seqBySub = new Map<number, number>();
+  readonly held = null;
+  constructor(readonly msgId: number) {}
+  seqOf(sub: number): number { return this.seqBySub.get(sub) ?? 0; }
+}
 
 /**
  * Messages of one batch bound for other workers: msgs[i] goes to the targets listed from
@@ -181,7 +193,7 @@ export class Router {
     this.route(msg, out, from, count, stored);
     const c = item.conn;
     if (item.ack === 0 || !c) return;
-    if (c.acks.length > 0) this.settleAck(c, this.gateAck(c, item.ack, item.pid), true);
+    if (c.acks.length > 0) c.acks.push((item.ack << 16) | item.pid); // behind one waiting for the store
     else c.write(encodeAck(item.ack, item.pid, 0, c.v5));
   }
 
@@ -202,37 +214,37 @@ export class Router {
     for (let i = 0; i < targets.length; i++) if (subscriberWorker(targets[i].sub) !== me) return false;
     const ids = this.hub.storeIds;
     const msgId = ids.next();
-    const seqBySub = new Map<number, number>();
-    for (let i = 0; i < targets.length; i++) {
-      const t = targets[i];
-      t.seq = ids.next();
-      seqBySub.set(t.sub, t.seq);
-    }
+    for (let i = 0; i < targets.length; i++) targets[i].seq = ids.next();
     const held = this.hub.persister.hold(msg, msgId, targets);
     const c = item.conn;
     if (item.ack !== 0 && c) {
-      const slot = this.gateAck(c, item.ack, item.pid);
-      held.onSettled = (ok) => this.settleAck(c, slot, ok);
+      held.ackConn = c;
+      held.ackType = item.ack;
+      held.ackPid = item.pid;
+      held.settler = this.heldSettled;
+      c.acks.push(held);
     }
-    this.route(msg, out, from, count, { msgId, seqBySub, held });
+    this.route(msg, out, from, count, held);
     return true;
   }
 
-  /** An acknowledgement that waits its turn: later ones of the connection queue behind it [MQTT-4.6.0-2]. */
-  private gateAck(c: Connection, type: number, pid: number): AckSlot {
-    const slot: AckSlot = { type, pid, ready: false };
-    c.acks.push(slot);
-    return slot;
-  }
+  private readonly heldSettled = (h: HeldPublish): void => { this.writeAcks(h.ackConn!); };
 
-  private settleAck(c: Connection, slot: AckSlot, ok: boolean): void {
-    // Not durable: no acknowledgement; the publisher resends after reconnecting.
-    if (!ok) { c.protocolClose(0x80); return; }
-    slot.ready = true;
+  /** Writes the connection's acknowledgements that are ready, in order, up to the first still waiting. */
+  private writeAcks(c: Connection): void {
     const q = c.acks;
-    let n = 0;
-    while (n < q.length && q[n].ready) { c.write(encodeAck(q[n].type, q[n].pid, 0, c.v5)); n++; }
-    if (n > 0) q.splice(0, n);
+    let i = c.acksHead;
+    for (; i < q.length; i++) {
+      const e = q[i];
+      if (typeof e === 'number') { c.write(encodeAck(e >>> 16, e & 0xffff, 0, c.v5)); continue; }
+      if (e.settled === 0) break;
+      // Not durable: no acknowledgement; the publisher resends after reconnecting.
+      if (e.settled === 2) { q.length = 0; c.acksHead = 0; c.protocolClose(0x80); return; }
+      c.write(encodeAck(e.ackType, e.ackPid, 0, c.v5));
+    }
+    if (i === q.length) { q.length = 0; c.acksHead = 0; return; }
+    c.acksHead = i;
+    if (i > 1024) { c.acks = q.slice(i); c.acksHead = 0; }
   }
 
   /**
@@ -272,7 +284,7 @@ export class Router {
     persister.publish(toStoreMessage(item.msg), targets, (r) => {
       if (!r && targets.length > 0) g.failed = true;
       else if (r) {
-        const stored: Stored = { msgId: r.msgId, seqBySub: new Map() };
+        const stored = new StoredIds(r.msgId);
         targets.forEach((t, k) => { if (r.seqs[k]) stored.seqBySub.set(t.sub, r.seqs[k]); });
         entry.stored = stored;
       }
@@ -334,8 +346,8 @@ export class Router {
       const subId = out[at + 2];
       if (opts & OPT_SHARED) {
         // A shared subscription is its own delivery; No Local does not apply [MQTT-3.8.3-4].
-        const seq = stored?.seqBySub.get(sub) ?? 0;
-        s.deliver(msg, Math.min(msg.qos, opts & OPT_QOS_MASK), false, subId ? [subId] : null, seq ? stored!.msgId : 0, seq, seq ? stored!.held ?? null : null);
+        const seq = stored ? stored.seqOf(sub) : 0;
+        s.deliver(msg, Math.min(msg.qos, opts & OPT_QOS_MASK), false, subId ? [subId] : null, seq ? stored!.msgId : 0, seq, seq ? stored!.held : null);
         continue;
       }
       if ((opts & OPT_NO_LOCAL) && sub === msg.origin) continue; // [MQTT-3.8.3-3]
@@ -348,8 +360,8 @@ export class Router {
     for (let i = 0; i < touched.length; i++) {
       const s = touched[i];
       // Retain As Published keeps the flag; otherwise live messages go out with RETAIN 0 [MQTT-3.3.1-12, 3.3.1-13].
-      const seq = stored?.seqBySub.get(s.subscriber) ?? 0;
-      s.deliver(msg, Math.min(msg.qos, s.accQos), s.accRap && msg.retain, s.accIds, seq ? stored!.msgId : 0, seq, seq ? stored!.held ?? null : null);
+      const seq = stored ? stored.seqOf(s.subscriber) : 0;
+      s.deliver(msg, Math.min(msg.qos, s.accQos), s.accRap && msg.retain, s.accIds, seq ? stored!.msgId : 0, seq, seq ? stored!.held : null);
     }
     touched.length = 0;
   }
@@ -404,7 +416,7 @@ export class Router {
     const ring = this.producers[w]!;
     const triples = this.rq.triples;
     const size = recordSize(msg, n, stored !== null, handle !== 0);
-    const seqOf = stored ? (sub: number) => stored.seqBySub.get(sub) ?? 0 : null;
+    const seqOf = stored ? (sub: number) => stored.seqOf(sub) : null;
     const at = ring.reserve(size);
     if (at < 0) {
       const rec = Buffer.allocUnsafe(size);
@@ -473,11 +485,12 @@ export class Router {
     for (let i = 0; i < nSubs * 3; i++) t[i] = view.getUint32(subsAt + i * 4, true);
     let stored: Stored | null = null;
     if (flags & FLAG_STORED) {
-      stored = { msgId: view.getFloat64(storedAt, true), seqBySub: new Map() };
+      const ids = new StoredIds(view.getFloat64(storedAt, true));
       for (let i = 0; i < nSubs; i++) {
         const seq = view.getFloat64(storedAt + 8 + i * 8, true);
-        if (seq) stored.seqBySub.set(t[i * 3], seq);
+        if (seq) ids.seqBySub.set(t[i * 3], seq);
       }
+      stored = ids;
     }
     this.deliverLocal(msg, t, 0, nSubs, false, stored);
   }
@@ -491,6 +504,9 @@ function hasPersistentTarget(out: Uint32Array, from: number, count: number): boo
   return false;
 }
 
+/** Shared by targets without subscription ids (never mutated: a target with ids gets its own). */
+const NO_IDS: number[] = [];
+
 /** Persistent subscribers with QoS >= 1 for this message, one entry per session. */
 function persistTargets(msg: Message, out: Uint32Array, from: number, count: number): PersistTarget[] {
   const targets: PersistTarget[] = [];
@@ -499,11 +515,12 @@ function persistTargets(msg: Message, out: Uint32Array, from: number, count: num
     const sub = out[at], opts = out[at + 1], subId = out[at + 2];
     if (!(opts & OPT_PERSISTENT) || (opts & OPT_QOS_MASK) === 0) continue;
     if ((opts & OPT_NO_LOCAL) && !(opts & OPT_SHARED) && sub === msg.origin) continue;
-    let t = targets.find((x) => x.sub === sub);
-    if (!t) { t = { sub, qos: 0, retain: false, subIds: [] }; targets.push(t); }
+    let t: PersistTarget | undefined;
+    for (let i = 0; i < targets.length; i++) if (targets[i].sub === sub) { t = targets[i]; break; }
+    if (!t) { t = { sub, qos: 0, retain: false, subIds: NO_IDS }; targets.push(t); }
     t.qos = Math.max(t.qos, Math.min(msg.qos, opts & OPT_QOS_MASK));
     if ((opts & OPT_RETAIN_AS_PUBLISHED) && msg.retain) t.retain = true;
-    if (subId) t.subIds.push(subId);
+    if (subId) t.subIds = t.subIds === NO_IDS ? [subId] : [...t.subIds, subId];
   }
   return targets;
 }

@@ -23,6 +23,7 @@ export interface BrokerConfig {
   dataDir: string;
   durability: Durability;
   commitLingerMs: number;
+  storeMemtableMb: number;
   config?: string;
 }
 
@@ -60,6 +61,7 @@ export const SETTINGS: readonly Setting[] = [
   { key: 'dataDir', flag: '--data-dir', kind: 'string', default: () => './data', help: 'RocksDB store for persistent sessions, their messages and retained messages' },
   { key: 'durability', flag: '--durability', kind: 'enum', choices: ['none', 'process', 'fsync'], default: () => 'process', help: 'none: memory only; process: acknowledged QoS>=1 messages for persistent sessions are in the WAL before the ack (survive kill -9); fsync: the WAL is synced first (survive power loss)' },
   { key: 'commitLingerMs', flag: '--commit-linger-ms', kind: 'int', min: 0, max: 1000, default: () => 20, help: 'write-behind window, ms: a QoS 1 message to online persistent sessions of the publisher\'s worker is routed at once and its store write waits up to this long; if every delivery is acknowledged meanwhile it is never written and the PUBACK goes at once, else the PUBACK follows the write (0: write at once)' },
+  { key: 'storeMemtableMb', flag: '--store-memtable-mb', kind: 'int', min: 1, max: 1024, default: () => 16, help: 'RocksDB write buffer, MiB: the WAL grows to about this before a flush to a table file lets it be deleted' },
   { key: 'config', flag: '--config', kind: 'string', default: () => undefined, help: 'JSON file whose keys are the camelCase flag names (e.g. "maxKeepalive"); flags win' },
 ];
 

@@ -57,7 +57,7 @@ export class Persistence {
 
   static async open(config: BrokerConfig, ids: StoreIds): Promise<Persistence> {
     if (config.durability === 'none') return new Persistence(null, false, ids);
-    return new Persistence(await RocksStore.open(config.dataDir), config.durability === 'fsync', ids);
+    return new Persistence(await RocksStore.open(config.dataDir, { writeBufferSize: config.storeMemtableMb << 20 }), config.durability === 'fsync', ids);
   }
 
   get enabled(): boolean { return this.store !== null; }

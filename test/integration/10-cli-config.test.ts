@@ -18,6 +18,7 @@ import { launch, launchBroker, runCli, rawSession, RawClient, threadCount, freeP
 const FLAGS = [
   '--port', '--host', '--workers', '--max-keepalive', '--max-packet-size', '--receive-maximum',
   '--max-inflight', '--max-queued-messages', '--max-queued-bytes', '--queue-policy', '--config',
+  '--durability', '--data-dir', '--commit-linger-ms', '--store-memtable-mb',
 ];
 
 let dir: string;

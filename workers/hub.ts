@@ -10,6 +10,7 @@ import type { WireSession, RestoredSession } from '../src/shared/messages';
 import type { StoredSession } from '../src/store/types';
 import { propsToStore } from '../src/shared/props-codec';
 import { Persister } from './persist/persister';
+import { StoreLink } from './persist/store-link';
 import { StoreIds } from '../src/shared/store-ids';
 import { Connection, ConnState } from './net/connection';
 import { dispatch } from './handlers/dispatch';
@@ -72,7 +73,8 @@ export class Hub {
     this.coord = new CoordinatorClient(wiring.coordinator, (req, id, clean) => this.release(req, id, clean),
       (s) => this.adoptSession(s), (req, results, error) => this.persister.onStored(req, results, error),
       (fd, bytes) => this.adoptMovedConnection(fd, bytes), () => this.onAdoptDone?.());
-    this.persister = new Persister(wiring.config.durability !== 'none', wiring.coordinator, () => this.scheduleTurn(), wiring.config.commitLingerMs,
+    const link = wiring.config.durability !== 'none' ? new StoreLink(wiring.storeRing, wiring.coordBell) : null;
+    this.persister = new Persister(link, () => this.scheduleTurn(), wiring.config.commitLingerMs,
       (c, n) => this.count(c, n));
     this.storeIds = new StoreIds(wiring.storeIds);
     this.accept = new RingConsumer(wiring.acceptRing);
@@ -395,7 +397,7 @@ export class Hub {
     }
     s.cancelTimers();
     this.dropSession(s);
-    this.persister.flush(); // store ops of the old owner land before the new owner's
+    this.persister.flush(true); // all store ops of the old owner (held ones too) land before the new owner's
     this.coord.released(req);
   }
 

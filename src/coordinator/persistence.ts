@@ -163,6 +163,10 @@ export class Persistence {
       case 'delInflight': b.deleteInflight(op.clientId, op.packetId); break;
       case 'inbound': b.addInboundQos2(op.clientId, op.packetId); break;
       case 'delInbound': b.deleteInboundQos2(op.clientId, op.packetId); break;
+      case 'retain':
+        if (op.msg.payload.byteLength === 0) b.deleteRetained(op.msg.topic);
+        else b.putRetained(fromWire(op.msg, Date.now()));
+        break;
       case 'bind': this.subToClient.set(op.sub, op.clientId); break;
       case 'unbind': this.subToClient.delete(op.sub); break;
       case 'publish': {
@@ -182,15 +186,6 @@ export class Persistence {
         break;
       }
     }
-  }
-
-  retain(msg: WireMessage): void {
-    // $SYS values are republished at every start; they are not worth a disk write every tick.
-    if (!this.store || msg.topic.startsWith('$SYS/')) return;
-    const b = this.store.batch();
-    if (msg.payload.byteLength === 0) b.deleteRetained(msg.topic);
-    else b.putRetained(fromWire(msg, Date.now()));
-    this.store.commit(b, { sync: this.sync }).catch((err: Error) => process.stderr.write(`fleetmq: store: retained write failed: ${err.message}\n`));
   }
 
   async close(): Promise<void> {

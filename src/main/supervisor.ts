@@ -13,6 +13,8 @@ import { createSlabBuffer } from '../slab-layout';
 
 const ACCEPT_RING_BYTES = 64 * 1024;
 const PEER_RING_BYTES = 4 * 1024 * 1024;
+/** Store requests, worker → coordinator: a turn's request is cut into 64 KiB records. */
+const STORE_RING_BYTES = 4 * 1024 * 1024;
 const WORKER_JS = path.resolve(__dirname, '..', '..', 'workers', 'worker.js');
 const COORDINATOR_JS = path.resolve(__dirname, '..', 'coordinator', 'coordinator.js');
 
@@ -40,6 +42,8 @@ export class Supervisor {
   private readonly slab: SharedArrayBuffer | null;
   private readonly slabHolders: SharedArrayBuffer;
   private readonly storeIds = createStoreIds();
+  /** Rung by every worker's store ring. */
+  private readonly coordBell = createBell();
   readonly startedAt = Date.now();
   restarts = 0;
 
@@ -59,7 +63,7 @@ export class Supervisor {
   }
 
   async start(): Promise<void> {
-    this.coordinator = new Worker(COORDINATOR_JS, { workerData: { workers: this.config.workers, config: this.config, trieId: this.trieId, storeIds: this.storeIds }, ...this.limits() });
+    this.coordinator = new Worker(COORDINATOR_JS, { workerData: { workers: this.config.workers, config: this.config, trieId: this.trieId, storeIds: this.storeIds, coordBell: this.coordBell }, ...this.limits() });
     this.coordinator.on('error', (err) => {
       process.stderr.write(`fleetmq: coordinator failed: ${err.stack ?? err}\n`);
       process.exit(1);
@@ -98,7 +102,9 @@ export class Supervisor {
     const pending = this.slots[index]?.worker === null ? this.slots[index] : null;
     const acceptSab = pending ? pending.acceptSab : createRingBuffer(ACCEPT_RING_BYTES);
     const { port1, port2 } = new MessageChannel();
-    this.coordinator.postMessage({ t: 'attach', index, port: port1 }, [port1]);
+    // A fresh store ring per worker life: the coordinator drained the dead one's before purging.
+    const storeRing = createRingBuffer(STORE_RING_BYTES);
+    this.coordinator.postMessage({ t: 'attach', index, port: port1, storeRing }, [port1]);
     const wiring: WorkerWiring = {
       index,
       config: this.config,
@@ -113,6 +119,8 @@ export class Supervisor {
       slab: this.slab,
       slabHolders: this.slabHolders,
       storeIds: this.storeIds,
+      storeRing,
+      coordBell: this.coordBell,
       startedAt: this.startedAt,
       testHooks: this.testHooks,
     };

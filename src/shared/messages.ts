@@ -85,6 +85,8 @@ export type StoreOp =
   | { o: 'delInbound'; clientId: string; packetId: number }
   | { o: 'bind'; clientId: string; sub: number }
   | { o: 'unbind'; sub: number }
+  /** A retained message (empty payload: cleared); $SYS topics are not stored. */
+  | { o: 'retain'; msg: WireMessage }
   /**
    * Stores the message once and queues it for each target; answered with ids in `stored`.
    * `id` (and each target's `seq`) are set when the worker routed the message before storing it.
@@ -103,9 +105,9 @@ export type ToCoordinator =
   | { t: 'move'; to: number; fd: number; bytes: Uint8Array }
   /** Subscription journal: lets the coordinator drop a dead worker's subscriptions from the trie. */
   | { t: 'sub'; sub: number; filter: string }
-  | { t: 'unsub'; sub: number; filter: string }
-  /** req 0: no answer wanted. */
-  | { t: 'store'; req: number; ops: StoreOp[] };
+  | { t: 'unsub'; sub: number; filter: string };
+// Store requests do not travel here: each worker has a store ring (src/shared/store-wire.ts).
+
 
 export type FromCoordinator =
   /** local: this worker owns the session already; redirect: move the connection to that worker. */

@@ -29,6 +29,16 @@ async function heldCounters(c: Clients, port: number): Promise<Map<string, numbe
   return values;
 }
 
+/** Waits until the broker's $SYS uptime has advanced by `n` seconds: a lower bound, not a sleep. */
+async function brokerSecondsPass(c: Clients, port: number, n: number): Promise<void> {
+  const seen: number[] = [];
+  const s = await c.mqtt(port, { protocolVersion: 4, clientId: uid('uptime') });
+  s.client.on('message', (_t, payload) => seen.push(parseInt(payload.toString(), 10)));
+  await subscribeOk(s.client, { '$SYS/broker/uptime': { qos: 0 } });
+  await until(() => seen.length > 0 && seen[seen.length - 1] - seen[0] >= n, `$SYS uptime to advance ${n} s (seen ${seen.join(', ')})`, 15000);
+  await endOk(s.client);
+}
+
 async function counterAtLeast(values: Map<string, number>, name: string, n: number): Promise<void> {
   await until(() => (values.get(name) ?? -1) >= n, `$SYS/broker/${name} >= ${n} (now ${values.get(name)})`, 15000);
 }
@@ -146,6 +156,37 @@ describe('25 write-behind [workers=1]', () => {
 });
 
 describe('25 write-behind [workers=3]', () => {
+  it('a clean-start takeover on another worker while a message to the old session is held: only the new session survives kill -9', async () => {
+    await withDeployment(3, { args: LINGER }, async (d, c) => {
+      await d.start();
+      const base = utopic('wbc');
+      const id = uid('wbc');
+      // Old session: online, never acknowledges, so the message stays held (linger 1 s) with the
+      // old session's delete queued behind it when the takeover comes.
+      const { raw: old } = await c.raw(d.port, 5, persistentConnect(5, id, false));
+      old.send({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: `${base}/old`, qos: 1 }] });
+      await old.expect('suback');
+      // It publishes to itself: publisher and subscriber on one worker, so the message is held.
+      old.send({ cmd: 'publish', topic: `${base}/old`, payload: Buffer.from('held'), qos: 1, messageId: 2, retain: false, dup: false });
+      await old.nextMatching((p) => p.cmd === 'publish', 'the held message delivered to the old session');
+      // Clean start: the old session ends; the new one (expiry 3600 s) must be the one stored.
+      const fresh = await c.mqtt(d.port, persistentOpts(5, id, false));
+      assert.equal(fresh.connack.sessionPresent, false);
+      await subscribeOk(fresh.client, { [`${base}/new`]: { qos: 1 } });
+      await endOk(fresh.client);
+      // Let the held message's linger run out (its write is posted then), by the broker's clock.
+      await brokerSecondsPass(c, d.port, 2);
+      await d.restart('SIGKILL');
+      const again = await c.mqtt(d.port, persistentOpts(5, id, true));
+      assert.equal(again.connack.sessionPresent, true, 'the new session survives');
+      const pub2 = await c.mqtt(d.port, { protocolVersion: 5, clientId: uid('wbcp2') });
+      await publishOk(pub2.client, `${base}/new`, 'to-new', { qos: 1 });
+      const before = await again.inbox.waitForPayload('to-new');
+      assert.deepEqual(before.map((m) => m.payload.toString()), [],
+        'the old session\'s held message must not turn up in the new one: the old owner\'s store ops (held ones too) land before the new owner\'s');
+    });
+  });
+
   it('publishers and persistent subscribers on different workers: acknowledged messages survive kill -9, in order', async () => {
     await withDeployment(3, { args: LINGER }, async (d, c) => {
       await d.start();

@@ -2,7 +2,6 @@
 // coordinator's own requests (release a session for takeover) passed to a handler.
 import type { MessagePort } from 'node:worker_threads';
 import type { FromCoordinator, ToCoordinator, WireMessage, RestoredSession, PersistResult } from '../../src/shared/messages';
-import type { Message } from '../protocol/message';
 
 type Pending = { resolve: (v: never) => void; reject: (e: Error) => void };
 
@@ -70,7 +69,7 @@ export class CoordinatorClient {
     this.port.postMessage({ t, sub, filter } satisfies ToCoordinator);
   }
 
-  retain(msg: Message): void {
-    this.port.postMessage({ t: 'retain', msg: msg.toWire() } satisfies ToCoordinator);
+  retain(msg: WireMessage): void {
+    this.port.postMessage({ t: 'retain', msg } satisfies ToCoordinator);
   }
 }

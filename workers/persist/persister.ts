@@ -5,9 +5,9 @@
 // Operations go out in the order they were made. A held publish (held-publish.ts) waits up to
 // the linger for its deliveries to end; what was queued after it waits with it, unless a
 // caller needs an answer (a barrier or a store-first publish), which sends everything now.
-import type { MessagePort } from 'node:worker_threads';
 import type { NewMessage } from '../../src/store/types';
-import type { PersistResult, PersistTarget, StoreOp, ToCoordinator } from '../../src/shared/messages';
+import type { PersistResult, PersistTarget, StoreOp, WireMessage } from '../../src/shared/messages';
+import type { StoreLink } from './store-link';
 import type { Message } from '../protocol/message';
 import { HeldPublish, toStoreMessage } from './held-publish';
 import { C_STORE_FORCED, C_STORE_HELD, C_STORE_UNWRITTEN } from '../../src/shared/counters';
@@ -42,10 +42,18 @@ export class Persister {
   /** Flushes so far: one per worker turn. */
   private turns = 0;
 
-  constructor(readonly enabled: boolean, private readonly port: MessagePort, private readonly schedule: () => void,
+  constructor(private readonly link: StoreLink | null, private readonly schedule: () => void,
     private readonly lingerMs: number, private readonly count: (counter: number, n: number) => void = () => undefined,
     private readonly now: () => number = () => performance.now()) {
     this.clock = now();
+  }
+
+  get enabled(): boolean { return this.link !== null; }
+
+  /** A retained update, stored in its turn among this worker's other operations. */
+  retain(msg: WireMessage): void {
+    if (!this.enabled || msg.topic.startsWith('$SYS/')) return; // republished at every start
+    this.op({ o: 'retain', msg });
   }
 
   op(o: StoreOp): void {
@@ -132,7 +140,7 @@ export class Persister {
   private post(ops: StoreOp[], publishes: PublishDone[]): void {
     const req = this.nextReq++;
     this.waiting.set(req, { publishes, barriers: this.barriers });
-    this.port.postMessage({ t: 'store', req, ops } satisfies ToCoordinator);
+    this.link!.send(req, ops);
     this.barriers = [];
     this.urgent = false;
   }

@@ -189,7 +189,7 @@ export class Router {
   /** Steps 4-8 once the message may go: retain, deliver, fan out, acknowledge. */
   private complete(item: Pending, out: Uint32Array, from: number, count: number, stored: Stored | null): void {
     const msg = item.msg;
-    if (msg.retain && !item.retained) this.hub.coord.retain(msg);
+    if (msg.retain && !item.retained) this.retainUpdate(msg);
     this.route(msg, out, from, count, stored);
     const c = item.conn;
     if (item.ack === 0 || !c) return;
@@ -226,6 +226,13 @@ export class Router {
     }
     this.route(msg, out, from, count, held);
     return true;
+  }
+
+  /** The coordinator's retained index now; the store in this worker's order of operations. */
+  private retainUpdate(msg: Message): void {
+    const w = msg.toWire();
+    this.hub.coord.retain(w);
+    this.hub.persister.retain(w);
   }
 
   private readonly heldSettled = (h: HeldPublish): void => { this.writeAcks(h.ackConn!); };
@@ -277,9 +284,9 @@ export class Router {
     const targets = persistTargets(item.msg, out, from, count);
     const publisher = item.conn?.session;
     if (item.ack === PUBREC && publisher?.persistent) persister.op({ o: 'inbound', clientId: publisher.clientId, packetId: item.pid });
-    // The coordinator commits a retained update when it gets it; the request below is committed
-    // after it (commits resolve in order), so its answer means the retained write is durable too.
-    if (item.msg.retain) { this.hub.coord.retain(item.msg); item.retained = true; }
+    // The retained write goes in the same store request, before the message: the answer means
+    // both are durable.
+    if (item.msg.retain) { this.retainUpdate(item.msg); item.retained = true; }
     g.pending++;
     persister.publish(toStoreMessage(item.msg), targets, (r) => {
       if (!r && targets.length > 0) g.failed = true;

@@ -1,7 +1,9 @@
 // Store write amplification and disk use under steady load (issue 4 "Speed", "Restart"):
 // bytes the broker made the kernel write to storage (/proc/PID/io write_bytes: WAL, memtable
-// flushes, compactions) per QoS 1 message to a persistent session, and the data dir's size
-// after each round of a steady load that queues and then drains messages.
+// flushes, compactions) and broker CPU time per QoS 1 message to a persistent session, and the
+// data dir's size after each round of a steady load that queues and then drains messages.
+// (The publisher and subscriber are single mqtt.js clients here, not the bench load generator:
+// the CPU figure compares broker builds with each other, not with other brokers.)
 //
 //   node dist/bench/persist-write-amp.js [--messages 50000] [--rounds 5] [--payload 64]
 //        [--durability process|fsync] [--dir DIR]
@@ -30,12 +32,20 @@ function writeBytes(pid: number): number {
   return Number(m[1]);
 }
 
+/** The broker's CPU time so far, seconds (all threads: utime + stime from /proc/PID/stat). */
+function cpuSeconds(pid: number): number {
+  const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(f[11]) + Number(f[12])) / 100; // fields 14 and 15; USER_HZ is 100 on Linux
+}
+
 function dirBytes(dir: string): number {
   return fs.readdirSync(dir).reduce((n, f) => n + fs.statSync(path.join(dir, f)).size, 0);
 }
 
 function startBroker(dir: string, durability: string, queue: number): Promise<{ proc: ChildProcess; port: number }> {
-  const proc = spawn(process.execPath, [path.join(ROOT, 'bin', 'fleetmq.js'), '--port', '0', '--host', '127.0.0.1',
+  const nodeArgs = (process.env.FLEETMQ_NODE_ARGS ?? '').split(' ').filter(Boolean); // e.g. --cpu-prof
+  const proc = spawn(process.execPath, [...nodeArgs, path.join(ROOT, 'bin', 'fleetmq.js'), '--port', '0', '--host', '127.0.0.1',
     '--workers', '1', '--data-dir', dir, '--durability', durability, '--sys-interval', '0',
     '--max-queued-messages', String(queue), '--max-queued-bytes', String(2 ** 40)], { stdio: ['ignore', 'pipe', 'pipe'] });
   let log = '';
@@ -105,8 +115,8 @@ async function main(): Promise<void> {
   const pid = proc.pid!;
   const topic = 'wamp/t';
   console.log(`fleetmq --durability ${durability}, ${messages} QoS 1 messages of ${payload.length} B per case per round, data dir ${dir}`);
-  console.log('| round | case | bytes written per message | data dir after (MiB) |');
-  console.log('|---|---|---|---|');
+  console.log('| round | case | bytes written per message | broker CPU µs per message | data dir after (MiB) |');
+  console.log('|---|---|---|---|---|');
   try {
     const sub0 = await connect(port, 'wamp-sub', false);
     await new Promise<void>((r, j) => sub0.subscribe(topic, { qos: 1 }, (e) => (e ? j(e) : r())));
@@ -115,6 +125,7 @@ async function main(): Promise<void> {
     for (let round = 1; round <= rounds; round++) {
       // offline: queued while the subscriber is away, drained when it comes back.
       let before = writeBytes(pid);
+      let cpu = cpuSeconds(pid);
       await publishAll(pub, topic, messages, payload);
       const counter = new Counter();
       const sub = await connect(port, 'wamp-sub', false, counter);
@@ -122,14 +133,17 @@ async function main(): Promise<void> {
       counter.reset();
       // online: the same subscriber stays connected and acknowledges as messages arrive.
       const offline = writeBytes(pid) - before;
-      console.log(`| ${round} | offline | ${(offline / messages).toFixed(0)} | ${(dirBytes(dir) / 2 ** 20).toFixed(1)} |`);
+      const offlineCpu = cpuSeconds(pid) - cpu;
+      console.log(`| ${round} | offline | ${(offline / messages).toFixed(0)} | ${(offlineCpu * 1e6 / messages).toFixed(1)} | ${(dirBytes(dir) / 2 ** 20).toFixed(1)} |`);
       before = writeBytes(pid);
+      cpu = cpuSeconds(pid);
       const got = counter.until(messages);
       await publishAll(pub, topic, messages, payload);
       await got;
       const online = writeBytes(pid) - before;
+      const onlineCpu = cpuSeconds(pid) - cpu;
       await end(sub);
-      console.log(`| ${round} | online | ${(online / messages).toFixed(0)} | ${(dirBytes(dir) / 2 ** 20).toFixed(1)} |`);
+      console.log(`| ${round} | online | ${(online / messages).toFixed(0)} | ${(onlineCpu * 1e6 / messages).toFixed(1)} | ${(dirBytes(dir) / 2 ** 20).toFixed(1)} |`);
     }
     await end(pub);
   } finally {

@@ -182,7 +182,8 @@ export class Persistence {
           const seq = BigInt(t.seq ?? this.ids.next());
           return Number(b.enqueue(clientId, { messageId: id, qos: t.qos as 0 | 1 | 2, retain: t.retain, subscriptionIdentifiers: t.subIds }, seq));
         });
-        results.push({ msgId: Number(id), seqs });
+        // Answered only where the worker waits for the ids (a publish it stores before routing).
+        if (op.id === undefined) results.push({ msgId: Number(id), seqs });
         break;
       }
     }

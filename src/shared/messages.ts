@@ -93,7 +93,10 @@ export type StoreOp =
    */
   | { o: 'publish'; msg: NewMessage; targets: PersistTarget[]; id?: number };
 
-/** Per 'publish' op of a request, in order: the message id and each target's queue seq (0: unknown subscriber). */
+/**
+ * Per 'publish' op of a request that the coordinator took the ids for (no `id`), in order: the
+ * message id and each target's queue seq (0: unknown subscriber).
+ */
 export interface PersistResult { msgId: number; seqs: number[] }
 
 export type ToCoordinator =

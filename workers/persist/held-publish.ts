@@ -8,7 +8,6 @@
 // what makes `process` durability cheap (bench/README.md, qos1-persistent).
 import type { Message } from '../protocol/message';
 import type { Connection } from '../net/connection';
-import { detached } from '../protocol/message';
 import type { NewMessage } from '../../src/store/types';
 import type { PersistTarget } from '../../src/shared/messages';
 import { propsToStore } from '../../src/shared/props-codec';
@@ -100,7 +99,8 @@ export class HeldPublish {
 
 export function toStoreMessage(m: Message): NewMessage {
   return {
-    topic: m.topicString, payload: detached(m.payload), qos: m.qos as 0 | 1 | 2, retain: m.retain,
+    // No copy: the request is encoded into the store ring (store-wire.ts) before the turn ends.
+    topic: m.topicString, payload: m.payload, qos: m.qos as 0 | 1 | 2, retain: m.retain,
     properties: propsToStore(m.props, m.expiryAt), publishedAt: Date.now(),
   };
 }

@@ -16,7 +16,8 @@ type PublishDone = (r: PersistResult | null) => void;
 /** `ok` is false when the commit failed: nothing it carried is durable. */
 type Landed = (ok: boolean) => void;
 
-interface Waiting { publishes: PublishDone[]; barriers: Landed[] }
+/** What a request's answer settles: store-first publishes (with their ids), held ones, barriers. */
+interface Waiting { publishes: PublishDone[]; held: HeldPublish[]; barriers: Landed[] }
 
 /** A store-first publish: routed only when `done` has the ids. */
 class FirstPublish {
@@ -111,8 +112,9 @@ export class Persister {
     const dueTurn = this.turns - HOLD_TURNS;
     const overdue = this.clock - this.lingerMs * MAX_LINGER_FACTOR;
     const ops: StoreOp[] = [];
-    // The coordinator answers 'publish' ops in op order: callbacks are collected in that order.
+    // The coordinator answers store-first 'publish' ops in op order: callbacks are kept in that order.
     const publishes: PublishDone[] = [];
+    const posted: HeldPublish[] = [];
     let i = 0;
     for (; i < q.length; i++) {
       const e = q[i];
@@ -124,12 +126,12 @@ export class Persister {
       if (e.forced) this.count(C_STORE_FORCED, 1);
       e.posted = true;
       ops.push({ o: 'publish', msg: toStoreMessage(e.msg), targets: e.liveTargets(), id: e.id });
-      publishes.push((r) => e.settle(r !== null));
+      posted.push(e);
     }
     // Copying the rest is cheap next to posting it: it is what arrived within one linger.
     this.queue = i === q.length ? [] : q.slice(i);
     this.armTimer();
-    if (ops.length > 0) { this.post(ops, publishes); return; }
+    if (ops.length > 0) { this.post(ops, publishes, posted); return; }
     // Everything queued was cancelled: a barrier has nothing left to wait for.
     const barriers = this.barriers;
     this.barriers = [];
@@ -137,9 +139,9 @@ export class Persister {
     for (const done of barriers) done(true);
   }
 
-  private post(ops: StoreOp[], publishes: PublishDone[]): void {
+  private post(ops: StoreOp[], publishes: PublishDone[], held: HeldPublish[]): void {
     const req = this.nextReq++;
-    this.waiting.set(req, { publishes, barriers: this.barriers });
+    this.waiting.set(req, { publishes, held, barriers: this.barriers });
     this.link!.send(req, ops);
     this.barriers = [];
     this.urgent = false;
@@ -159,6 +161,7 @@ export class Persister {
     if (!w) return;
     this.waiting.delete(req);
     w.publishes.forEach((done, i) => done(error ? null : results[i] ?? null));
+    for (const h of w.held) h.settle(error === null);
     for (const done of w.barriers) done(error === null);
   }
 }

@@ -210,6 +210,8 @@ export class Router {
     const msg = item.msg;
     if (msg.qos !== 1 || msg.retain) return false;
     const targets = persistTargets(msg, out, from, count);
+    // Only persistent subscriptions the message skips (No Local): nothing to store.
+    if (targets.length === 0) { this.complete(item, out, from, count, null); return true; }
     const me = this.hub.index;
     for (let i = 0; i < targets.length; i++) if (subscriberWorker(targets[i].sub) !== me) return false;
     const ids = this.hub.storeIds;

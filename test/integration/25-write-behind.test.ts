@@ -136,6 +136,31 @@ describe('25 write-behind [workers=1]', () => {
     });
   });
 
+  it('a session that gets a message twice (shared and own subscription): acknowledging one copy does not settle the message; it survives kill -9', async () => {
+    await withDeployment(1, { args: LINGER }, async (d, c) => {
+      await d.start();
+      const base = utopic('wbs');
+      const id = uid('wbs');
+      const { raw } = await c.raw(d.port, 5, persistentConnect(5, id, false));
+      raw.send({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: `${base}/t`, qos: 1 }, { topic: `$share/g/${base}/t`, qos: 1 }] });
+      await raw.expect('suback');
+      // It publishes to itself, so publisher and subscriber share a worker.
+      raw.send({ cmd: 'publish', topic: `${base}/t`, payload: Buffer.from('twice'), qos: 1, messageId: 10, retain: false, dup: false });
+      const copies: IPublishPacket[] = [];
+      while (copies.length < 2) copies.push(await raw.nextMatching<IPublishPacket>((p) => p.cmd === 'publish', 'two copies of the message'));
+      raw.send({ cmd: 'puback', messageId: copies[0].messageId! });
+      // The PUBACK for its own PUBLISH promises the message is stored for the session.
+      await raw.nextMatching((p) => p.cmd === 'puback' && (p as { messageId?: number }).messageId === 10, 'PUBACK for the PUBLISH');
+      await d.restart('SIGKILL');
+      const again = await c.raw(d.port, 5, persistentConnect(5, id, true));
+      assert.equal(again.connack.sessionPresent, true);
+      // The message comes again (as the in-flight copy, or as the queued slot both copies share
+      // when the kill came before their in-flight records were written): at least once.
+      const p = await again.raw.nextMatching<IPublishPacket>((x) => x.cmd === 'publish', 'the never-acknowledged copy re-sent');
+      assert.equal(p.payload.toString(), 'twice');
+    });
+  });
+
   it('PUBACKs keep the order of their PUBLISHes while the first waits for the store [MQTT-4.6.0-2]', async () => {
     await withDeployment(1, { args: LINGER }, async (d, c) => {
       await d.start();

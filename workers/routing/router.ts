@@ -212,6 +212,9 @@ export class Router {
     const targets = persistTargets(msg, out, from, count);
     // Only persistent subscriptions the message skips (No Local): nothing to store.
     if (targets.length === 0) { this.complete(item, out, from, count, null); return true; }
+    // Held state is per session; a session that gets this message twice (a shared subscription
+    // besides its own) would be settled by its first acknowledgement: store first instead.
+    if (hasSplitDelivery(out, from, count)) return false;
     const me = this.hub.index;
     for (let i = 0; i < targets.length; i++) if (subscriberWorker(targets[i].sub) !== me) return false;
     const ids = this.hub.storeIds;
@@ -509,6 +512,27 @@ function hasPersistentTarget(out: Uint32Array, from: number, count: number): boo
   for (let k = 0; k < count; k++) {
     const opts = out[from + k * 3 + 1];
     if ((opts & OPT_PERSISTENT) && (opts & OPT_QOS_MASK) !== 0) return true;
+  }
+  return false;
+}
+
+/**
+ * Does some persistent session get this message as more than one delivery? Normal
+ * subscriptions of a session merge into one; each shared subscription is its own (deliverLocal).
+ */
+function hasSplitDelivery(out: Uint32Array, from: number, count: number): boolean {
+  let shared = false;
+  for (let k = 0; k < count; k++) if (out[from + k * 3 + 1] & OPT_SHARED) { shared = true; break; }
+  if (!shared) return false;
+  const seen = new Map<number, boolean>(); // sub → has a normal delivery already
+  for (let k = 0; k < count; k++) {
+    const at = from + k * 3;
+    const sub = out[at], opts = out[at + 1];
+    if (!(opts & OPT_PERSISTENT) || (opts & OPT_QOS_MASK) === 0) continue;
+    const isShared = (opts & OPT_SHARED) !== 0;
+    const prior = seen.get(sub);
+    if (prior !== undefined && (isShared || !prior)) return true;
+    seen.set(sub, (prior ?? false) || !isShared);
   }
   return false;
 }

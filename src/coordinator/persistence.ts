@@ -136,11 +136,11 @@ export class Persistence {
     try {
       for (const op of ops) this.applyOp(batch, op, results);
     } catch (err) {
-      this.ids.endTurn();
       done([], (err as Error).message);
       return;
+    } finally {
+      this.ids.endTurn();
     }
-    this.ids.endTurn();
     if (batch.size === 0) { done(results, null); return; }
     this.store.commit(batch, { sync: this.sync }).then(() => done(results, null), (err: Error) => done([], err.message));
   }

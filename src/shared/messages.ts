@@ -111,7 +111,6 @@ export type ToCoordinator =
   | { t: 'unsub'; sub: number; filter: string };
 // Store requests do not travel here: each worker has a store ring (src/shared/store-wire.ts).
 
-
 export type FromCoordinator =
   /** local: this worker owns the session already; redirect: move the connection to that worker. */
   | { t: 'granted'; req: number; existed: boolean; local?: boolean; redirect?: number }

@@ -16,9 +16,17 @@ import { uid, utopic } from '../helpers/mqtt-helpers';
 import {
   Clients, withDeployment, persistentOpts, persistentConnect, subscribeOk, publishOk, endOk,
 } from '../helpers/persist-helpers';
-import { until } from '../helpers/mqtt-helpers';
+import { until, RawClient } from '../helpers/mqtt-helpers';
 
 const LINGER = ['--commit-linger-ms', '1000', '--sys-interval', '1'];
+
+/** A raw persistent session (clean start) subscribed at QoS 1 to `filters`, SUBACK received. */
+async function persistentRawSubscriber(c: Clients, port: number, v: 4 | 5, id: string, filters: string[]): Promise<RawClient> {
+  const { raw } = await c.raw(port, v, persistentConnect(v, id, false));
+  raw.send({ cmd: 'subscribe', messageId: 1, subscriptions: filters.map((topic) => ({ topic, qos: 1 as const })) });
+  await raw.expect('suback');
+  return raw;
+}
 
 /** Latest values of $SYS/broker/store/held/... (retained, republished every second). */
 async function heldCounters(c: Clients, port: number): Promise<Map<string, number>> {
@@ -76,9 +84,7 @@ describe('25 write-behind [workers=1]', () => {
       await d.start();
       const base = utopic('wbk');
       const id = uid('wbk');
-      const { raw } = await c.raw(d.port, 4, persistentConnect(4, id, false));
-      raw.send({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: `${base}/k`, qos: 1 }] });
-      await raw.expect('suback');
+      const raw = await persistentRawSubscriber(c, d.port, 4, id, [`${base}/k`]);
       const pub = await c.mqtt(d.port, { protocolVersion: 4, clientId: uid('wbkp') });
       const acked = publishOk(pub.client, `${base}/k`, 'kept', { qos: 1 });
       const first = await raw.expect<IPublishPacket>('publish');
@@ -103,9 +109,7 @@ describe('25 write-behind [workers=1]', () => {
       await d.start();
       const base = utopic('wbt');
       const id = uid('wbt');
-      const { raw } = await c.raw(d.port, 4, persistentConnect(4, id, false));
-      raw.send({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: `${base}/t`, qos: 1 }] });
-      await raw.expect('suback');
+      const raw = await persistentRawSubscriber(c, d.port, 4, id, [`${base}/t`]);
       const { raw: pub } = await c.raw(d.port, 4, { clientId: uid('wbtp'), clean: true });
       pub.send({ cmd: 'publish', topic: `${base}/t`, payload: Buffer.from('in-flight'), qos: 1, messageId: 1, retain: false, dup: false });
       const first = await raw.expect<IPublishPacket>('publish'); // never acknowledged
@@ -141,9 +145,7 @@ describe('25 write-behind [workers=1]', () => {
       await d.start();
       const base = utopic('wbs');
       const id = uid('wbs');
-      const { raw } = await c.raw(d.port, 5, persistentConnect(5, id, false));
-      raw.send({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: `${base}/t`, qos: 1 }, { topic: `$share/g/${base}/t`, qos: 1 }] });
-      await raw.expect('suback');
+      const raw = await persistentRawSubscriber(c, d.port, 5, id, [`${base}/t`, `$share/g/${base}/t`]);
       // It publishes to itself, so publisher and subscriber share a worker.
       raw.send({ cmd: 'publish', topic: `${base}/t`, payload: Buffer.from('twice'), qos: 1, messageId: 10, retain: false, dup: false });
       const copies: IPublishPacket[] = [];
@@ -166,9 +168,7 @@ describe('25 write-behind [workers=1]', () => {
       await d.start();
       const base = utopic('wbr');
       // An online persistent subscriber that never acknowledges: the first PUBACK waits for the write.
-      const { raw: sub } = await c.raw(d.port, 4, persistentConnect(4, uid('wbrs'), false));
-      sub.send({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: `${base}/held`, qos: 1 }] });
-      await sub.expect('suback');
+      await persistentRawSubscriber(c, d.port, 4, uid('wbrs'), [`${base}/held`]);
       const { raw: pub } = await c.raw(d.port, 4, { clientId: uid('wbrp'), clean: true });
       pub.send({ cmd: 'publish', topic: `${base}/held`, payload: Buffer.from('1'), qos: 1, messageId: 1, retain: false, dup: false });
       pub.send({ cmd: 'publish', topic: `${base}/nobody`, payload: Buffer.from('2'), qos: 1, messageId: 2, retain: false, dup: false });
@@ -188,9 +188,7 @@ describe('25 write-behind [workers=3]', () => {
       const id = uid('wbc');
       // Old session: online, never acknowledges, so the message stays held (linger 1 s) with the
       // old session's delete queued behind it when the takeover comes.
-      const { raw: old } = await c.raw(d.port, 5, persistentConnect(5, id, false));
-      old.send({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: `${base}/old`, qos: 1 }] });
-      await old.expect('suback');
+      const old = await persistentRawSubscriber(c, d.port, 5, id, [`${base}/old`]);
       // It publishes to itself: publisher and subscriber on one worker, so the message is held.
       old.send({ cmd: 'publish', topic: `${base}/old`, payload: Buffer.from('held'), qos: 1, messageId: 2, retain: false, dup: false });
       await old.nextMatching((p) => p.cmd === 'publish', 'the held message delivered to the old session');

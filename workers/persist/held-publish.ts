@@ -44,7 +44,9 @@ export class HeldPublish {
   constructor(readonly msg: Message, readonly id: number, readonly targets: HeldTarget[], readonly at: number,
     /** The worker's turn count when held (persister.ts: the linger counts turns too). */
     readonly turn: number,
-    private readonly onForce: () => void) {
+    /** Its position in the persister's queue, for good. */
+    readonly pos: number,
+    private readonly onForce: (h: HeldPublish) => void) {
     this.live = targets.length;
   }
 
@@ -62,7 +64,7 @@ export class HeldPublish {
   force(): void {
     if (this.forced || this.posted) return;
     this.forced = true;
-    this.onForce();
+    this.onForce(this);
   }
 
   /** The delivery to `sub` ended (acknowledged, dropped or expired) before the request was posted. */

@@ -1,5 +1,5 @@
 // The worker's side of persistence: store operations collected during a loop turn and sent to
-// the coordinator in one message (it group-commits across workers). Callers that must not
+// the coordinator as one request on this worker's store ring (it group-commits across workers). Callers that must not
 // acknowledge before the write is durable pass a callback; it runs once the commit landed.
 //
 // Operations go out in the order they were made. A held publish (held-publish.ts) waits up to
@@ -25,8 +25,13 @@ class FirstPublish {
 }
 
 export class Persister {
-  /** Not yet sent, in order: plain operations and held publishes. */
-  private queue: Array<StoreOp | FirstPublish | HeldPublish> = [];
+  /** Not yet sent, in order, from `head` on: plain operations and held publishes. */
+  private queue: Array<StoreOp | FirstPublish | HeldPublish | undefined> = [];
+  private head = 0;
+  /** Entries dropped from the front of `queue` so far: `dropped + i` is entry i's position for good. */
+  private dropped = 0;
+  /** Position of the last forced held publish: the next flush sends everything up to it. */
+  private mustReach = -1;
   /** Held publishes in `queue`: past MAX_HELD the oldest go without waiting out the linger. */
   private heldCount = 0;
   private barriers: Landed[] = [];
@@ -72,7 +77,7 @@ export class Persister {
 
   /** A message routed before it is stored, under ids the worker took (targets carry `seq`). */
   hold(msg: Message, id: number, targets: PersistTarget[]): HeldPublish {
-    const h = new HeldPublish(msg, id, targets, this.clock, this.turns, this.schedule);
+    const h = new HeldPublish(msg, id, targets, this.clock, this.turns, this.dropped + this.queue.length, this.onForced);
     this.count(C_STORE_HELD, 1);
     this.queue.push(h);
     if (++this.heldCount > MAX_HELD) this.urgent = true;
@@ -85,7 +90,7 @@ export class Persister {
    * SUBACK or UNSUBACK of a persistent session is not sent before its subscription change is.
    */
   barrier(done: Landed): void {
-    if (this.queue.length === 0) { done(true); return; }
+    if (this.queue.length === this.head) { done(true); return; }
     this.barriers.push(done);
     this.urgent = true;
     this.schedule();
@@ -97,17 +102,12 @@ export class Persister {
    * shutting down), then on until a held publish still inside its linger.
    */
   flush(all = false): void {
-    const q = this.queue;
     if (!this.enabled) return;
     this.clock = this.now();
     this.turns++;
-    if (q.length === 0) return;
-    if (all) this.urgent = true;
-    let mustReach = this.urgent ? q.length - 1 : -1;
-    for (let i = q.length - 1; i > mustReach; i--) {
-      const e = q[i];
-      if (e instanceof FirstPublish || (e instanceof HeldPublish && e.forced)) { mustReach = i; break; }
-    }
+    const q = this.queue;
+    if (q.length === this.head) return;
+    const reach = this.urgent || all ? Infinity : this.mustReach;
     const due = this.clock - this.lingerMs;
     const dueTurn = this.turns - HOLD_TURNS;
     const overdue = this.clock - this.lingerMs * MAX_LINGER_FACTOR;
@@ -115,21 +115,18 @@ export class Persister {
     // The coordinator answers store-first 'publish' ops in op order: callbacks are kept in that order.
     const publishes: PublishDone[] = [];
     const posted: HeldPublish[] = [];
-    let i = 0;
+    let i = this.head;
     for (; i < q.length; i++) {
-      const e = q[i];
-      if (e instanceof FirstPublish) { ops.push(e.op); publishes.push(e.done); continue; }
-      if (!(e instanceof HeldPublish)) { ops.push(e); continue; }
-      if (e.dead) { this.heldCount--; this.count(C_STORE_UNWRITTEN, 1); continue; }
-      if (i > mustReach && (e.at > due || e.turn > dueTurn) && e.at > overdue) break;
-      this.heldCount--;
-      if (e.forced) this.count(C_STORE_FORCED, 1);
-      e.posted = true;
-      ops.push({ o: 'publish', msg: toStoreMessage(e.msg), targets: e.liveTargets(), id: e.id });
-      posted.push(e);
+      const e = q[i]!;
+      if (e instanceof HeldPublish) {
+        if (e.dead) { this.heldCount--; this.count(C_STORE_UNWRITTEN, 1); }
+        else if (this.dropped + i > reach && (e.at > due || e.turn > dueTurn) && e.at > overdue) break;
+        else { this.postHeld(e, ops); posted.push(e); }
+      } else if (e instanceof FirstPublish) { ops.push(e.op); publishes.push(e.done); }
+      else ops.push(e);
+      q[i] = undefined;
     }
-    // Copying the rest is cheap next to posting it: it is what arrived within one linger.
-    this.queue = i === q.length ? [] : q.slice(i);
+    this.consumed(i);
     this.armTimer();
     if (ops.length > 0) { this.post(ops, publishes, posted); return; }
     // Everything queued was cancelled: a barrier has nothing left to wait for.
@@ -138,6 +135,27 @@ export class Persister {
     this.urgent = false;
     for (const done of barriers) done(true);
   }
+
+  private postHeld(e: HeldPublish, ops: StoreOp[]): void {
+    this.heldCount--;
+    if (e.forced) this.count(C_STORE_FORCED, 1);
+    e.posted = true;
+    ops.push({ o: 'publish', msg: toStoreMessage(e.msg), targets: e.liveTargets(), id: e.id });
+  }
+
+  /** Entries before `i` are sent or dropped; the array is reset or compacted now and then. */
+  private consumed(i: number): void {
+    const q = this.queue;
+    if (i === q.length) { this.dropped += q.length; this.queue = []; this.head = 0; return; }
+    this.head = i;
+    if (i > 1024 && i * 2 > q.length) { this.queue = q.slice(i); this.dropped += i; this.head = 0; }
+  }
+
+  /** A held publish that has to go at the next flush (a delivery was queued), with what precedes it. */
+  private readonly onForced = (h: HeldPublish): void => {
+    if (h.pos > this.mustReach) this.mustReach = h.pos;
+    this.schedule();
+  };
 
   private post(ops: StoreOp[], publishes: PublishDone[], held: HeldPublish[]): void {
     const req = this.nextReq++;
@@ -149,8 +167,8 @@ export class Persister {
 
   /** Held publishes at the head fall due without another turn when the worker goes quiet. */
   private armTimer(): void {
-    if (this.timer || this.queue.length === 0) return;
-    const head = this.queue[0];
+    if (this.timer || this.queue.length === this.head) return;
+    const head = this.queue[this.head];
     // Quiet worker: no turns pass, so the milliseconds decide.
     const wait = head instanceof HeldPublish ? Math.max(1, head.at + this.lingerMs - this.now()) : 1;
     this.timer = setTimeout(() => { this.timer = null; this.schedule(); }, wait);

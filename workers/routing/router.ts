@@ -201,8 +201,8 @@ export class Router {
    * QoS 1 to persistent sessions of this worker (DESIGN.md §4): the worker takes the store ids
    * itself, routes at once and holds the store request for the linger (held-publish.ts); only
    * the PUBACK waits, for the commit or for every delivery to have ended. Not for QoS 2 (the
-   * PUBREC promises the inbound state is stored), retained updates (stored by the coordinator
-   * first) or persistent targets on other workers (their store ops could reach the coordinator
+   * PUBREC promises the inbound state is stored), retained updates (their write and the
+   * message's go in one store-first request) or persistent targets on other workers (their store ops could reach the coordinator
    * before this one's). A crash before the commit loses nothing acknowledged: the publisher
    * resends, and an online subscriber may see a duplicate, which QoS 1 allows.
    */

@@ -92,6 +92,9 @@ export class StoreIndex implements IdSource {
     const unref = (id: bigint) => { this.unref(id); touched.add(id); };
     for (const op of ops) {
       if (op.t === 'message') {
+        // Workers that hold a message for their own sessions each store it under the id its
+        // publisher took (DESIGN.md §4): a body already referenced keeps its count and its record.
+        if (this.refs.has(op.message.id) && !added.has(op.message.id)) continue;
         added.set(op.message.id, op.message);
         this.refs.set(op.message.id, 0);
         touched.add(op.message.id);

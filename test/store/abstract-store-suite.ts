@@ -99,6 +99,28 @@ export function abstractStoreSuite(name: string, opts: StoreSuiteOptions): void 
       assert.equal(s.queues.size, 0);
     });
 
+    test('one message added by two batches under the same id (two workers\' sessions) is stored once and freed with the last reference of either', async () => {
+      const m = message('t', 'from one publisher');
+      const id = 4242n;
+      const b1 = store.batch();
+      b1.addMessage(m, id);
+      const s1 = b1.enqueue('a', { messageId: id, qos: 1, retain: false, subscriptionIdentifiers: [] }, 5000n);
+      await store.commit(b1);
+      const b2 = store.batch();
+      b2.addMessage(m, id);
+      b2.putInflight('b', { packetId: 3, messageId: id, qos: 1, state: 'publish', dup: false, retain: false, subscriptionIdentifiers: [] });
+      await store.commit(b2);
+      await store.commit(store.batch().dequeue('a', s1));
+      assert.ok(await store.getMessage(id), 'still referenced by b\'s in-flight entry: the second add must not reset the count');
+      let s = await reload();
+      assert.equal(s.messages.size, 1);
+      assert.equal(s.inflight.get('b')?.[0]?.messageId, id);
+      await store.commit(store.batch().deleteInflight('b', 3));
+      assert.equal(await store.getMessage(id), undefined);
+      s = await reload();
+      assert.equal(s.messages.size, 0);
+    });
+
     test('a message nothing references is never written', async () => {
       const b = store.batch();
       const id = b.addMessage(message('t', 'nobody wants me'));

@@ -31,7 +31,9 @@ export const C_STORE_HELD = 16;
 export const C_STORE_UNWRITTEN = 17;
 /** Of those, messages posted before the linger because a delivery was queued. */
 export const C_STORE_FORCED = 18;
-export const COUNTERS_PER_WORKER = 19;
+/** QoS 1 messages this worker published whose persistent sessions on other workers held them. */
+export const C_STORE_HELD_REMOTE = 19;
+export const COUNTERS_PER_WORKER = 20;
 
 export const COUNTER_NAMES: Record<number, string> = {
   [C_CLIENTS_CONNECTED]: 'clients/connected',
@@ -50,6 +52,7 @@ export const COUNTER_NAMES: Record<number, string> = {
   [C_STORE_HELD]: 'store/held',
   [C_STORE_UNWRITTEN]: 'store/held/unwritten',
   [C_STORE_FORCED]: 'store/held/forced',
+  [C_STORE_HELD_REMOTE]: 'store/held/remote',
 };
 
 export function createCounters(workers: number): SharedArrayBuffer {

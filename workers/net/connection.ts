@@ -5,7 +5,7 @@ import type { Hub } from '../hub';
 import type { Session } from '../session/session';
 import type { Will } from '../session/will';
 import type { Pending, Group } from '../routing/router';
-import type { HeldPublish } from '../persist/held-publish';
+import type { AckWait } from '../persist/ack-wait';
 import { readVarint } from '../protocol/varint';
 import { DISCONNECT, RC } from '../protocol/constants';
 import { C_BYTES_RECEIVED, C_BYTES_SENT, C_DROPPED_SLOW_QOS0 } from '../../src/shared/counters';
@@ -40,9 +40,9 @@ export class Connection {
   storeGroup: Group | null = null;
   /**
    * PUBACK/PUBRECs not yet written, from `acksHead` on, in the order their PUBLISHes came
-   * [MQTT-4.6.0-2]: a held publish until it settles, or a ready ack as (type << 16) | packet id.
+   * [MQTT-4.6.0-2]: one waiting for the store until it settles, or a ready ack as (type << 16) | packet id.
    */
-  acks: Array<HeldPublish | number> = [];
+  acks: Array<AckWait | number> = [];
   acksHead = 0;
 
   private partial: Buffer | null = null;

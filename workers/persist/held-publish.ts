@@ -6,8 +6,12 @@
 // PUBACK goes out at once: nothing is left that a crash could lose. Otherwise the PUBACK waits
 // for the commit as before. Under load most deliveries complete within the window, which is
 // what makes `process` durability cheap (bench/README.md, qos1-persistent).
+//
+// Each worker holds a message for its own sessions only, so every store operation of a session
+// comes from the one worker that owns it, in that worker's order. A publisher on another worker
+// takes the message id and waits for each holding worker's part (ack-wait.ts).
 import type { Message } from '../protocol/message';
-import type { Connection } from '../net/connection';
+import { AckWait } from './ack-wait';
 import type { NewMessage } from '../../src/store/types';
 import type { PersistTarget } from '../../src/shared/messages';
 import { propsToStore } from '../../src/shared/props-codec';
@@ -18,18 +22,16 @@ interface HeldTarget extends PersistTarget {
   done?: boolean;
 }
 
-export class HeldPublish {
+/**
+ * Its own AckWait: the local part is this request (settled by the commit, or by every delivery
+ * ending); parts held by other workers are added by the router.
+ */
+export class HeldPublish extends AckWait {
   /**
-   * The publisher's acknowledgement, written in its turn once this settles (workers/routing/
-   * router.ts): fields here rather than a closure and a slot object per message.
+   * Held for a publisher on another worker: settling sends it this message's part (-1: none
+   * wants it). The message id names the part there (router.ts, KIND_SETTLE).
    */
-  ackConn: Connection | null = null;
-  ackType = 0;
-  ackPid = 0;
-  /** 0 pending, 1 durable or nothing to write, 2 the write failed. */
-  settled = 0;
-  /** Called once when settled (one bound function per router, not one per message). */
-  settler: ((h: HeldPublish) => void) | null = null;
+  settleTo = -1;
   /** Handed to the coordinator: from now on deliveries use ordinary store operations. */
   posted = false;
   /** Every delivery ended while held: nothing to write. */
@@ -47,6 +49,7 @@ export class HeldPublish {
     /** Its position in the persister's queue, for good. */
     readonly pos: number,
     private readonly onForce: (h: HeldPublish) => void) {
+    super(1);
     this.live = targets.length;
   }
 
@@ -79,10 +82,12 @@ export class HeldPublish {
 
   /** `ok`: the message needs no more durability (written, or nothing to write). */
   settle(ok: boolean): void {
-    if (this.settled !== 0) return;
-    this.settled = ok ? 1 : 2;
-    this.settler?.(this);
+    if (this.localSettled) return;
+    this.localSettled = true;
+    this.part(ok);
   }
+
+  private localSettled = false;
 
   // As a Stored (router.ts): where each persistent subscriber's slot is.
   get msgId(): number { return this.id; }

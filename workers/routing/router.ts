@@ -4,16 +4,21 @@
 import type { Hub } from '../hub';
 import { Message, NO_ORIGIN } from '../protocol/message';
 import { HeldPublish, toStoreMessage } from '../persist/held-publish';
+import { AckWait } from '../persist/ack-wait';
+import { RemoteWaits } from '../persist/remote-waits';
 import type { Session } from '../session/session';
 import { topicIndex, subscriberWorker, subscriberSlot, OPT_QOS_MASK, OPT_NO_LOCAL, OPT_RETAIN_AS_PUBLISHED, OPT_SHARED, OPT_PERSISTENT } from '../../src/shared/topic-index';
 import { RingProducer, RingConsumer } from '../../src/shared/ring';
-import { recordSize, writeRecord, RECORD_HEADER, TRIPLE, KIND_PUBLISH, FLAG_STORED, FLAG_SLAB } from './peer-record';
+import {
+  recordSize, writeRecord, writeSettle, RECORD_HEADER, TRIPLE, KIND_PUBLISH, KIND_SETTLE, SETTLE_SIZE,
+  FLAG_STORED, FLAG_SLAB, FLAG_HELD, FLAG_SETTLE,
+} from './peer-record';
 import { SlabLink } from './slab-link';
 import type { Connection } from '../net/connection';
 import { encodeAck } from '../protocol/publish-codec';
 import { PUBREC } from '../protocol/constants';
 import type { PersistTarget } from '../../src/shared/messages';
-import { C_RING_SPILLED } from '../../src/shared/counters';
+import { C_RING_SPILLED, C_STORE_HELD_REMOTE } from '../../src/shared/counters';
 
 
 /** Publishes matched per native call; also bounds the scratch buffers. */
@@ -56,6 +61,9 @@ class StoredIds implements Stored {
 class RemoteQueue {
   readonly msgs: Message[] = [];
   readonly stored: (Stored | null)[] = [];
+  /** Per message: 0, or FLAG_HELD (| FLAG_SETTLE) with the message id in `heldIds`. */
+  readonly held: number[] = [];
+  readonly heldIds: number[] = [];
   readonly first: number[] = [];
   readonly targets: number[] = [];
   triples = new Uint32Array(3 * 1024);
@@ -75,6 +83,8 @@ class RemoteQueue {
   clear(): void {
     this.msgs.length = 0;
     this.stored.length = 0;
+    this.held.length = 0;
+    this.heldIds.length = 0;
     this.first.length = 0;
     this.targets.length = 0;
     this.used = 0;
@@ -104,15 +114,22 @@ export class Router {
     this.producers = outbound.map((sab, j) => (sab ? new RingProducer(sab, bells[j]) : null));
     this.consumers = inbound.map((sab) => (sab ? new RingConsumer(sab) : null));
     this.remote = outbound.map(() => []);
+    this.waits = new RemoteWaits(outbound.length);
     const w = hub.wiring;
     this.slab = w.slab && outbound.length > 1 ? new SlabLink(w.slab, w.slabHolders, w.index) : null;
   }
 
   private readonly slab: SlabLink | null;
+  /** PUBACKs waiting for parts other workers hold (write-behind across workers). */
+  private readonly waits: RemoteWaits;
+  /** The peer whose ring is being drained (a settle record names no sender). */
+  private draining = -1;
 
+  /** Worker `index` was replaced: new rings, and what it held for this worker's publishers is lost. */
   resetPeer(index: number, inbound: SharedArrayBuffer, outbound: SharedArrayBuffer, bell: SharedArrayBuffer): void {
     this.consumers[index] = new RingConsumer(inbound);
     this.producers[index] = new RingProducer(outbound, bell);
+    this.waits.failWorker(index);
   }
 
   /**
@@ -198,13 +215,15 @@ export class Router {
   }
 
   /**
-   * QoS 1 to persistent sessions of this worker (DESIGN.md §4): the worker takes the store ids
-   * itself, routes at once and holds the store request for the linger (held-publish.ts); only
-   * the PUBACK waits, for the commit or for every delivery to have ended. Not for QoS 2 (the
-   * PUBREC promises the inbound state is stored), retained updates (their write and the
-   * message's go in one store-first request) or persistent targets on other workers (their store ops could reach the coordinator
-   * before this one's). A crash before the commit loses nothing acknowledged: the publisher
-   * resends, and an online subscriber may see a duplicate, which QoS 1 allows.
+   * QoS 1 to persistent sessions (DESIGN.md §4): the worker takes the message id itself and
+   * routes at once. Each worker holds the store request for its own persistent sessions for the
+   * linger (held-publish.ts): this one for its own, another under the same id when the record
+   * says so (onHeld). Only the PUBACK waits, for every holder's commit or for every delivery to
+   * have ended. Not for QoS 2 (the PUBREC promises the inbound state is stored), retained
+   * updates (their write and the message's go in one store-first request) or a session on a
+   * worker without a ring (the store queues it for the session). A crash before the commit
+   * loses nothing acknowledged: the publisher resends, and an online subscriber may see a
+   * duplicate, which QoS 1 allows.
    */
   private writeBehind(item: Pending, out: Uint32Array, from: number, count: number): boolean {
     const msg = item.msg;
@@ -216,20 +235,37 @@ export class Router {
     // besides its own) would be settled by its first acknowledgement: store first instead.
     if (hasSplitDelivery(out, from, count)) return false;
     const me = this.hub.index;
-    for (let i = 0; i < targets.length; i++) if (subscriberWorker(targets[i].sub) !== me) return false;
+    let holders: number[] | null = null;
+    for (let i = 0; i < targets.length; i++) {
+      const w = subscriberWorker(targets[i].sub);
+      if (w === me) continue;
+      if (!this.producers[w] || this.waits.full) return false;
+      if (!holders) holders = [w];
+      else if (!holders.includes(w)) holders.push(w);
+    }
+    const local = holders ? targets.filter((t) => subscriberWorker(t.sub) === me) : targets;
+    const remote = holders ? holders.length : 0;
     const ids = this.hub.storeIds;
     const msgId = ids.next();
-    for (let i = 0; i < targets.length; i++) targets[i].seq = ids.next();
-    const held = this.hub.persister.hold(msg, msgId, targets);
-    const c = item.conn;
-    if (item.ack !== 0 && c) {
-      held.ackConn = c;
-      held.ackType = item.ack;
-      held.ackPid = item.pid;
-      held.settler = this.heldSettled;
-      c.acks.push(held);
+    let held: HeldPublish | null = null;
+    if (local.length > 0) {
+      for (let i = 0; i < local.length; i++) local[i].seq = ids.next();
+      held = this.hub.persister.hold(msg, msgId, local);
     }
-    this.route(msg, out, from, count, held);
+    const c = item.conn;
+    const acked = item.ack !== 0 && c !== null;
+    if (acked) {
+      const wait = held ?? new AckWait(0);
+      wait.expect(remote);
+      wait.conn = c;
+      wait.ackType = item.ack;
+      wait.ackPid = item.pid;
+      wait.notify = this.ackReady;
+      for (let i = 0; i < remote; i++) this.waits.add(holders![i], msgId, wait);
+      c.acks.push(wait);
+    }
+    if (remote > 0) this.hub.count(C_STORE_HELD_REMOTE, 1);
+    this.route(msg, out, from, count, held, remote > 0 ? FLAG_HELD | (acked ? FLAG_SETTLE : 0) : 0, msgId);
     return true;
   }
 
@@ -240,7 +276,7 @@ export class Router {
     this.hub.persister.retain(w);
   }
 
-  private readonly heldSettled = (h: HeldPublish): void => { this.writeAcks(h.ackConn!); };
+  private readonly ackReady = (a: AckWait): void => { this.writeAcks(a.conn!); };
 
   /** Writes the connection's acknowledgements that are ready, in order, up to the first still waiting. */
   private writeAcks(c: Connection): void {
@@ -326,7 +362,8 @@ export class Router {
     if (c.persisting === 0) c.socket.resume();
   }
 
-  private route(msg: Message, out: Uint32Array, from: number, count: number, stored: Stored | null): void {
+  /** `held`/`heldId`: other workers hold the message for their sessions (writeBehind). */
+  private route(msg: Message, out: Uint32Array, from: number, count: number, stored: Stored | null, held = 0, heldId = 0): void {
     const me = this.hub.index;
     let remoteAny = false;
     for (let k = 0; k < count; k++) {
@@ -337,7 +374,7 @@ export class Router {
       remoteAny = true;
     }
     this.deliverLocal(msg, out, from, count, true, stored);
-    if (remoteAny) this.sendRemote(msg, out, stored);
+    if (remoteAny) this.sendRemote(msg, out, held ? null : stored, held, heldId);
   }
 
   /**
@@ -382,7 +419,7 @@ export class Router {
    * Step 6, part 1: note what goes to each other worker with interest (its subscriber triples);
    * the payload is placed once per batch in `sendPendingRemote`.
    */
-  private sendRemote(msg: Message, out: Uint32Array, stored: Stored | null): void {
+  private sendRemote(msg: Message, out: Uint32Array, stored: Stored | null, held: number, heldId: number): void {
     const r = this.rq;
     const first = r.targets.length;
     for (let w = 0; w < this.remote.length; w++) {
@@ -396,7 +433,7 @@ export class Router {
       }
       list.length = 0;
     }
-    if (r.targets.length > first) { r.msgs.push(msg); r.stored.push(stored); r.first.push(first); }
+    if (r.targets.length > first) { r.msgs.push(msg); r.stored.push(stored); r.held.push(held); r.heldIds.push(heldId); r.first.push(first); }
   }
 
   /** What this batch sends to other workers, in reused flat arrays (no objects per message). */
@@ -417,28 +454,48 @@ export class Router {
       const offset = i < placed ? this.slab!.out[2 * i + 1] : 0;
       const end = i + 1 < n ? r.first[i + 1] : r.targets.length;
       for (let t = r.first[i]; t < end; t += 3) {
-        this.writeRemote(r.targets[t], r.msgs[i], r.targets[t + 1], r.targets[t + 2], r.stored[i], handle, offset);
+        this.writeRemote(r.targets[t], r.msgs[i], r.targets[t + 1], r.targets[t + 2], r.stored[i], r.held[i], r.heldIds[i], handle, offset);
       }
     }
     r.clear();
     this.hub.markRingDirty();
   }
 
-  private writeRemote(w: number, msg: Message, from: number, n: number, stored: Stored | null, handle: number, offset: number): void {
+  private writeRemote(w: number, msg: Message, from: number, n: number, stored: Stored | null, held: number, heldId: number,
+    handle: number, offset: number): void {
     const ring = this.producers[w]!;
     const triples = this.rq.triples;
-    const size = recordSize(msg, n, stored !== null, handle !== 0);
+    const ids = held !== 0 ? held : stored ? FLAG_STORED : 0;
+    const msgId = held !== 0 ? heldId : stored ? stored.msgId : -1;
+    const size = recordSize(msg, n, ids, handle !== 0);
     const seqOf = stored ? (sub: number) => stored.seqOf(sub) : null;
     const at = ring.reserve(size);
     if (at < 0) {
       const rec = Buffer.allocUnsafe(size);
-      writeRecord(rec, new DataView(rec.buffer, rec.byteOffset, size), 0, msg, triples, from, n, stored ? stored.msgId : -1, seqOf, handle, offset);
+      writeRecord(rec, new DataView(rec.buffer, rec.byteOffset, size), 0, msg, triples, from, n, ids, msgId, seqOf, handle, offset);
       ring.push(rec);
       this.hub.count(C_RING_SPILLED, 1);
     } else {
-      writeRecord(ring.bytes, ring.dataView, at, msg, triples, from, n, stored ? stored.msgId : -1, seqOf, handle, offset);
+      writeRecord(ring.bytes, ring.dataView, at, msg, triples, from, n, ids, msgId, seqOf, handle, offset);
     }
   }
+
+  /** This worker's part of a message a publisher on worker `h.settleTo` waits for is settled. */
+  private readonly sendSettle = (a: AckWait): void => {
+    const h = a as HeldPublish;
+    const ring = this.producers[h.settleTo];
+    if (!ring) return; // that worker is gone, and its publisher's connection with it
+    const at = ring.reserve(SETTLE_SIZE);
+    if (at < 0) {
+      const rec = Buffer.alloc(SETTLE_SIZE);
+      writeSettle(new DataView(rec.buffer, rec.byteOffset, SETTLE_SIZE), 0, h.id, h.settled === 1);
+      ring.push(rec);
+      this.hub.count(C_RING_SPILLED, 1);
+    } else {
+      writeSettle(ring.dataView, at, h.id, h.settled === 1);
+    }
+    this.hub.markRingDirty();
+  };
 
   /** Commits every ring written this turn (one tail publish + at most one wake per ring). */
   commitRings(): void {
@@ -460,16 +517,22 @@ export class Router {
   /** Drains peer rings: each record is a message plus this worker's subscribers for it. */
   drainPeers(max: number): number {
     let total = 0;
-    for (const c of this.consumers) {
+    for (let w = 0; w < this.consumers.length; w++) {
+      const c = this.consumers[w];
       if (!c) continue;
-      total += c.drain((data, view, off, len) => this.onRecord(data, view, off, len), max);
+      this.draining = w;
+      total += c.drain(this.onRecordBound, max);
     }
     this.slab?.flushReleases();
     return total;
   }
 
+  private readonly onRecordBound = (data: Buffer, view: DataView, off: number, len: number): void => this.onRecord(data, view, off, len);
+
   private onRecord(data: Buffer, view: DataView, off: number, len: number): void {
-    if (len < RECORD_HEADER || view.getUint8(off) !== KIND_PUBLISH) return;
+    const kind = view.getUint8(off);
+    if (kind === KIND_SETTLE && len >= SETTLE_SIZE) { this.waits.settle(this.draining, view.getFloat64(off + 8, true), view.getUint8(off + 1) === 1); return; }
+    if (len < RECORD_HEADER || kind !== KIND_PUBLISH) return;
     const flags = view.getUint8(off + 1);
     const nSubs = view.getUint16(off + 2, true);
     const origin = view.getUint32(off + 4, true);
@@ -479,7 +542,7 @@ export class Router {
     const expiryAt = view.getFloat64(off + 20, true);
     const subsAt = off + RECORD_HEADER;
     const storedAt = subsAt + nSubs * TRIPLE;
-    const bodyAt = storedAt + (flags & FLAG_STORED ? 8 + nSubs * 8 : 0);
+    const bodyAt = storedAt + (flags & FLAG_STORED ? 8 + nSubs * 8 : flags & FLAG_HELD ? 8 : 0);
     // Ring (and slab) memory is reused once released: the body is copied out once per worker.
     const body = Buffer.allocUnsafe(tlen + plen + dlen);
     if (flags & FLAG_SLAB) {
@@ -503,8 +566,28 @@ export class Router {
         if (seq) ids.seqBySub.set(t[i * 3], seq);
       }
       stored = ids;
+    } else if (flags & FLAG_HELD) {
+      stored = this.onHeld(msg, view.getFloat64(storedAt, true), t, nSubs, (flags & FLAG_SETTLE) !== 0);
     }
     this.deliverLocal(msg, t, 0, nSubs, false, stored);
+  }
+
+  /**
+   * A publisher on the draining worker took id `msgId` and left this worker's persistent
+   * sessions to it: held here like one of this worker's own (writeBehind), and, if that
+   * publisher waits, its part is sent back once settled.
+   */
+  private onHeld(msg: Message, msgId: number, t: Uint32Array, nSubs: number, settle: boolean): HeldPublish | null {
+    const targets = persistTargets(msg, t, 0, nSubs);
+    if (targets.length === 0) return null;
+    const ids = this.hub.storeIds;
+    for (let i = 0; i < targets.length; i++) targets[i].seq = ids.next();
+    const held = this.hub.persister.hold(msg, msgId, targets);
+    if (settle) {
+      held.settleTo = this.draining;
+      held.notify = this.sendSettle;
+    }
+    return held;
   }
 }
 

@@ -98,6 +98,8 @@ export interface DeploymentOptions {
   durability?: Durability;
   /** Extra broker flags (e.g. --max-inflight). */
   args?: string[];
+  /** Extra environment (e.g. FLEETMQ_TEST_HOOKS=1). */
+  env?: NodeJS.ProcessEnv;
 }
 
 export class Deployment {
@@ -127,7 +129,7 @@ export class Deployment {
   async start(): Promise<Proc> {
     if (this.broker?.alive()) throw new Error('start(): a broker is still running on this data dir');
     try {
-      this.broker = await launch(this.args());
+      this.broker = await launch(this.args(), { env: this.opts.env });
     } catch (err) {
       const msg = (err as Error).message;
       const hint = /unknown option "--(data-dir|durability)"/.test(msg)

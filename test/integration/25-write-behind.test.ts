@@ -238,3 +238,84 @@ describe('25 write-behind [workers=3]', () => {
     });
   });
 });
+
+// With two workers, sequential connections are placed least-loaded: the subscriber on one
+// worker, the publisher on the other. `store/held/remote` counts messages whose persistent
+// sessions another worker held, so each test proves the crossing it relies on.
+describe('25 write-behind [workers=2]: publisher and persistent subscriber on different workers', () => {
+  it('messages the subscriber acknowledged within the linger are held by its worker and never written; nothing comes back after kill -9', async () => {
+    await withDeployment(2, { args: LINGER }, async (d, c) => {
+      await d.start();
+      const base = utopic('wbx');
+      const id = uid('wbx');
+      const sub = await c.mqtt(d.port, persistentOpts(5, id, false));
+      await subscribeOk(sub.client, { [`${base}/a`]: { qos: 1 } });
+      const pub = await c.mqtt(d.port, { protocolVersion: 5, clientId: uid('wbxp') });
+      for (let i = 0; i < 20; i++) await publishOk(pub.client, `${base}/a`, `m${i}`, { qos: 1 });
+      await sub.inbox.waitFor(20, `${base}/a`);
+      const sys = await heldCounters(c, d.port);
+      await counterAtLeast(sys, 'store/held/remote', 20);
+      await counterAtLeast(sys, 'store/held/unwritten', 20);
+
+      await d.restart('SIGKILL');
+      const again = await c.mqtt(d.port, persistentOpts(5, id, true));
+      assert.equal(again.connack.sessionPresent, true);
+      const pub2 = await c.mqtt(d.port, { protocolVersion: 5, clientId: uid('wbxp2') });
+      await publishOk(pub2.client, `${base}/a`, 'marker', { qos: 1 });
+      const before = await again.inbox.waitForPayload('marker');
+      assert.deepEqual(before.map((m) => m.payload.toString()), [], 'acknowledged messages must not be redelivered after the restart');
+    });
+  });
+
+  it('a PUBACK for a message the subscriber on the other worker has not acknowledged means that worker stored it: redelivered after kill -9 with DUP and its packet id', async () => {
+    await withDeployment(2, { args: LINGER }, async (d, c) => {
+      await d.start();
+      const base = utopic('wbxk');
+      const id = uid('wbxk');
+      const raw = await persistentRawSubscriber(c, d.port, 5, id, [`${base}/k`]);
+      const pub = await c.mqtt(d.port, { protocolVersion: 5, clientId: uid('wbxkp') });
+      const acked = publishOk(pub.client, `${base}/k`, 'kept', { qos: 1 });
+      const first = await raw.expect<IPublishPacket>('publish');
+      await acked; // never acknowledged by the subscriber: this PUBACK followed the other worker's write
+      const sys = await heldCounters(c, d.port);
+      await counterAtLeast(sys, 'store/held/remote', 1);
+
+      await d.restart('SIGKILL');
+      const again = await c.raw(d.port, 5, persistentConnect(5, id, true));
+      assert.equal(again.connack.sessionPresent, true);
+      const p = await again.raw.expect<IPublishPacket>('publish');
+      assert.equal(p.payload.toString(), 'kept');
+      assert.equal(p.dup, true, 'a re-delivery carries DUP 1 [MQTT-3.3.1-1]');
+      assert.equal(p.messageId, first.messageId, 'and its original packet id [MQTT-4.4.0-1]');
+    });
+  });
+
+  it('the holding worker dies while the publisher waits for it: the publisher is answered (PUBACK only if the message was stored, else its connection closes), never left hanging', async () => {
+    await withDeployment(2, { args: LINGER, env: { FLEETMQ_TEST_HOOKS: '1' } }, async (d, c) => {
+      await d.start();
+      const base = utopic('wbxd');
+      const id = uid('wbxd');
+      const raw = await persistentRawSubscriber(c, d.port, 5, id, [`${base}/d`]);
+      const { raw: pub } = await c.raw(d.port, 5, { clientId: uid('wbxdp'), clean: true });
+      pub.send({ cmd: 'publish', topic: `${base}/d`, payload: Buffer.from('orphan'), qos: 1, messageId: 7, retain: false, dup: false });
+      await raw.expect<IPublishPacket>('publish'); // held by the subscriber's worker, never acknowledged
+      // The subscriber's worker crashes (test hook, see 12-worker-crash).
+      raw.send({ cmd: 'publish', topic: '$fleetmq/test/crash-worker', payload: Buffer.from('boom'), qos: 0, retain: false, dup: false });
+      await raw.waitClose('the subscriber\'s worker to crash');
+      const answer = await pub.nextMatching((p) => p.cmd === 'puback' || p.cmd === 'disconnect', 'a PUBACK, or a DISCONNECT because the holding worker died')
+        .catch((err: Error) => { if (pub.isClosed) return null; throw err; });
+      const sys = await heldCounters(c, d.port);
+      await counterAtLeast(sys, 'store/held/remote', 1);
+      if (answer?.cmd === 'puback') {
+        // The other worker's write landed before it died: then the message must be stored.
+        await d.restart('SIGKILL');
+        const again = await c.raw(d.port, 5, persistentConnect(5, id, true));
+        const p = await again.raw.expect<IPublishPacket>('publish');
+        assert.equal(p.payload.toString(), 'orphan');
+      } else {
+        await pub.waitClose('the publisher\'s connection to close without a PUBACK');
+        assert.equal(pub.all.some((p) => p.cmd === 'puback'), false, 'no PUBACK for a message the dead worker may not have stored');
+      }
+    });
+  });
+});

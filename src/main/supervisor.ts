@@ -86,8 +86,11 @@ export class Supervisor {
 
   /**
    * A bounded young generation: V8's default lets each thread's grow to tens of MiB under a
-   * connection burst and keeps it, ~3 KiB of RSS per idle connection at 10K; 8 MiB measured no
-   * slower (bench pairs, qos1-pairs, fan-out).
+   * connection burst and keeps it, ~3 KiB of RSS per idle connection at 10K. The default (2 MiB)
+   * keeps idle connections under 8 KiB; saturated QoS 1 wants more (16 MiB: ~1.5 KiB more per
+   * idle connection at 10K, in-memory QoS 1 +15-50%), bench/README.md "Young generation".
+   * Set per isolate only: a V8 flag such as --max-semi-space-size is process-wide and would
+   * override this for every thread started after it.
    */
   private limits(): { resourceLimits?: { maxYoungGenerationSizeMb: number } } {
     const mb = this.config.youngGenerationMb;

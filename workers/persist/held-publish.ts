@@ -43,13 +43,22 @@ export class HeldPublish extends AckWait {
   forced = false;
   private live: number;
 
-  constructor(readonly msg: Message, readonly id: number, readonly targets: HeldTarget[], readonly at: number,
+  /**
+   * Both dropped once every delivery ended: a dead request waits in the persister's queue until
+   * a flush passes it (the linger), and pinning its message that long kept it from dying young.
+   */
+  msg: Message | null;
+  private targets: HeldTarget[];
+
+  constructor(msg: Message, readonly id: number, targets: HeldTarget[], readonly at: number,
     /** The worker's turn count when held (persister.ts: the linger counts turns too). */
     readonly turn: number,
     /** Its position in the persister's queue, for good. */
     readonly pos: number,
     private readonly onForce: (h: HeldPublish) => void) {
     super(1);
+    this.msg = msg;
+    this.targets = targets;
     this.live = targets.length;
   }
 
@@ -77,6 +86,8 @@ export class HeldPublish extends AckWait {
     t.done = true;
     if (--this.live > 0) return;
     this.dead = true;
+    this.msg = null;
+    this.targets = NO_TARGETS;
     this.settle(true);
   }
 
@@ -103,6 +114,8 @@ export class HeldPublish extends AckWait {
     return this.targets.filter((t) => !t.done);
   }
 }
+
+const NO_TARGETS: HeldTarget[] = [];
 
 export function toStoreMessage(m: Message): NewMessage {
   return {

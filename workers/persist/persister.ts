@@ -140,7 +140,7 @@ export class Persister {
     this.heldCount--;
     if (e.forced) this.count(C_STORE_FORCED, 1);
     e.posted = true;
-    ops.push({ o: 'publish', msg: toStoreMessage(e.msg), targets: e.liveTargets(), id: e.id });
+    ops.push({ o: 'publish', msg: toStoreMessage(e.msg!), targets: e.liveTargets(), id: e.id });
   }
 
   /** Entries before `i` are sent or dropped; the array is reset or compacted now and then. */

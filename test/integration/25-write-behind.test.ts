@@ -51,74 +51,95 @@ async function counterAtLeast(values: Map<string, number>, name: string, n: numb
   await until(() => (values.get(name) ?? -1) >= n, `$SYS/broker/${name} >= ${n} (now ${values.get(name)})`, 15000);
 }
 
+// Scenarios run with the publisher and the persistent subscriber on one worker and on two
+// (sequential connections are placed least-loaded: with two workers they land on different
+// ones). `counters` are $SYS/broker/store/... counters the scenario must have moved.
+
+/** Messages the subscriber acknowledged within the linger are never written; nothing comes back after kill -9. */
+async function neverWritten(workers: number, v: 4 | 5, tag: string, counters: string[]): Promise<void> {
+  await withDeployment(workers, { args: LINGER }, async (d, c) => {
+    await d.start();
+    const base = utopic(tag);
+    const id = uid(`${tag}${v}`);
+    const sub = await c.mqtt(d.port, persistentOpts(v, id, false));
+    await subscribeOk(sub.client, { [`${base}/a`]: { qos: 1 } });
+    const pub = await c.mqtt(d.port, { protocolVersion: v, clientId: uid(`${tag}p`) });
+    // One at a time: each PUBACK comes once the subscriber's (automatic) PUBACK cancelled the write.
+    for (let i = 0; i < 20; i++) await publishOk(pub.client, `${base}/a`, `m${i}`, { qos: 1 });
+    await sub.inbox.waitFor(20, `${base}/a`);
+    const sys = await heldCounters(c, d.port);
+    for (const name of counters) await counterAtLeast(sys, name, 20);
+
+    await d.restart('SIGKILL');
+    const again = await c.mqtt(d.port, persistentOpts(v, id, true));
+    assert.equal(again.connack.sessionPresent, true, 'the session itself was stored');
+    const pub2 = await c.mqtt(d.port, { protocolVersion: v, clientId: uid(`${tag}p2`) });
+    await publishOk(pub2.client, `${base}/a`, 'marker', { qos: 1 });
+    const before = await again.inbox.waitForPayload('marker');
+    assert.deepEqual(before.map((m) => m.payload.toString()), [], 'delivered and acknowledged messages must not be redelivered after the restart');
+  });
+}
+
+/** A PUBACK for a message the subscriber has not acknowledged means it is stored: redelivered after kill -9 with DUP and its packet id. */
+async function pubackMeansStored(workers: number, v: 4 | 5, tag: string, counter: string): Promise<void> {
+  await withDeployment(workers, { args: LINGER }, async (d, c) => {
+    await d.start();
+    const base = utopic(tag);
+    const id = uid(tag);
+    const raw = await persistentRawSubscriber(c, d.port, v, id, [`${base}/k`]);
+    const pub = await c.mqtt(d.port, { protocolVersion: v, clientId: uid(`${tag}p`) });
+    const acked = publishOk(pub.client, `${base}/k`, 'kept', { qos: 1 });
+    const first = await raw.expect<IPublishPacket>('publish');
+    assert.equal(first.payload.toString(), 'kept');
+    assert.equal(first.dup, false);
+    await acked; // the subscriber never acknowledges: this PUBACK followed the store write
+    const sys = await heldCounters(c, d.port);
+    await counterAtLeast(sys, counter, 1);
+
+    await d.restart('SIGKILL');
+    const again = await c.raw(d.port, v, persistentConnect(v, id, true));
+    assert.equal(again.connack.sessionPresent, true);
+    const p = await again.raw.expect<IPublishPacket>('publish');
+    assert.equal(p.payload.toString(), 'kept');
+    assert.equal(p.dup, true, 'a re-delivery carries DUP 1 [MQTT-3.3.1-1]');
+    assert.equal(p.messageId, first.messageId, 'and its original packet id [MQTT-4.4.0-1]');
+  });
+}
+
+/**
+ * A clean stop (SIGTERM) within the linger writes held messages: one still in flight is
+ * redelivered after the restart. No counter check here: waiting for one would outwait the linger.
+ */
+async function sigtermWritesHeld(workers: number, tag: string): Promise<void> {
+  await withDeployment(workers, { args: LINGER }, async (d, c) => {
+    await d.start();
+    const base = utopic(tag);
+    const id = uid(tag);
+    const raw = await persistentRawSubscriber(c, d.port, 4, id, [`${base}/t`]);
+    const { raw: pub } = await c.raw(d.port, 4, { clientId: uid(`${tag}p`), clean: true });
+    pub.send({ cmd: 'publish', topic: `${base}/t`, payload: Buffer.from('in-flight'), qos: 1, messageId: 1, retain: false, dup: false });
+    const first = await raw.expect<IPublishPacket>('publish'); // never acknowledged
+    await d.restart('SIGTERM');
+    const again = await c.raw(d.port, 4, persistentConnect(4, id, true));
+    const p = await again.raw.expect<IPublishPacket>('publish');
+    assert.equal(p.payload.toString(), 'in-flight');
+    assert.equal(p.messageId, first.messageId);
+  });
+}
+
 describe('25 write-behind [workers=1]', () => {
   for (const v of [4, 5] as const) {
     it(`v${v}: messages acknowledged by the online subscriber within the linger are never written; nothing comes back after kill -9`, async () => {
-      await withDeployment(1, { args: LINGER }, async (d, c) => {
-        await d.start();
-        const base = utopic('wb');
-        const id = uid(`wb${v}`);
-        const sub = await c.mqtt(d.port, persistentOpts(v, id, false));
-        await subscribeOk(sub.client, { [`${base}/a`]: { qos: 1 } });
-        const pub = await c.mqtt(d.port, { protocolVersion: v, clientId: uid('wbp') });
-        // One at a time: each PUBACK comes once the subscriber's (automatic) PUBACK cancelled the write.
-        for (let i = 0; i < 20; i++) await publishOk(pub.client, `${base}/a`, `m${i}`, { qos: 1 });
-        await sub.inbox.waitFor(20, `${base}/a`);
-        const sys = await heldCounters(c, d.port);
-        await counterAtLeast(sys, 'store/held', 20);
-        await counterAtLeast(sys, 'store/held/unwritten', 20);
-
-        await d.restart('SIGKILL');
-        const again = await c.mqtt(d.port, persistentOpts(v, id, true));
-        assert.equal(again.connack.sessionPresent, true, 'the session itself was stored');
-        const pub2 = await c.mqtt(d.port, { protocolVersion: v, clientId: uid('wbp2') });
-        await publishOk(pub2.client, `${base}/a`, 'marker', { qos: 1 });
-        const before = await again.inbox.waitForPayload('marker');
-        assert.deepEqual(before.map((m) => m.payload.toString()), [], 'delivered and acknowledged messages must not be redelivered after the restart');
-      });
+      await neverWritten(1, v, 'wb', ['store/held', 'store/held/unwritten']);
     });
   }
 
   it('a PUBACK for a message the subscriber has not acknowledged means it is stored: redelivered after kill -9 with DUP and its packet id', async () => {
-    await withDeployment(1, { args: LINGER }, async (d, c) => {
-      await d.start();
-      const base = utopic('wbk');
-      const id = uid('wbk');
-      const raw = await persistentRawSubscriber(c, d.port, 4, id, [`${base}/k`]);
-      const pub = await c.mqtt(d.port, { protocolVersion: 4, clientId: uid('wbkp') });
-      const acked = publishOk(pub.client, `${base}/k`, 'kept', { qos: 1 });
-      const first = await raw.expect<IPublishPacket>('publish');
-      assert.equal(first.payload.toString(), 'kept');
-      assert.equal(first.dup, false);
-      await acked; // the subscriber never acknowledges: this PUBACK followed the store write
-      const sys = await heldCounters(c, d.port);
-      await counterAtLeast(sys, 'store/held', 1);
-
-      await d.restart('SIGKILL');
-      const again = await c.raw(d.port, 4, persistentConnect(4, id, true));
-      assert.equal(again.connack.sessionPresent, true);
-      const p = await again.raw.expect<IPublishPacket>('publish');
-      assert.equal(p.payload.toString(), 'kept');
-      assert.equal(p.dup, true, 'a re-delivery carries DUP 1 [MQTT-3.3.1-1]');
-      assert.equal(p.messageId, first.messageId, 'and its original packet id [MQTT-4.4.0-1]');
-    });
+    await pubackMeansStored(1, 4, 'wbk', 'store/held');
   });
 
   it('a clean stop (SIGTERM) writes held messages: one still in flight is redelivered after the restart', async () => {
-    await withDeployment(1, { args: LINGER }, async (d, c) => {
-      await d.start();
-      const base = utopic('wbt');
-      const id = uid('wbt');
-      const raw = await persistentRawSubscriber(c, d.port, 4, id, [`${base}/t`]);
-      const { raw: pub } = await c.raw(d.port, 4, { clientId: uid('wbtp'), clean: true });
-      pub.send({ cmd: 'publish', topic: `${base}/t`, payload: Buffer.from('in-flight'), qos: 1, messageId: 1, retain: false, dup: false });
-      const first = await raw.expect<IPublishPacket>('publish'); // never acknowledged
-      await d.restart('SIGTERM');
-      const again = await c.raw(d.port, 4, persistentConnect(4, id, true));
-      const p = await again.raw.expect<IPublishPacket>('publish');
-      assert.equal(p.payload.toString(), 'in-flight');
-      assert.equal(p.messageId, first.messageId);
-    });
+    await sigtermWritesHeld(1, 'wbt');
   });
 
   it('a message for an offline persistent session is written without waiting the linger, and survives kill -9', async () => {
@@ -244,69 +265,15 @@ describe('25 write-behind [workers=3]', () => {
 // sessions another worker held, so each test proves the crossing it relies on.
 describe('25 write-behind [workers=2]: publisher and persistent subscriber on different workers', () => {
   it('messages the subscriber acknowledged within the linger are held by its worker and never written; nothing comes back after kill -9', async () => {
-    await withDeployment(2, { args: LINGER }, async (d, c) => {
-      await d.start();
-      const base = utopic('wbx');
-      const id = uid('wbx');
-      const sub = await c.mqtt(d.port, persistentOpts(5, id, false));
-      await subscribeOk(sub.client, { [`${base}/a`]: { qos: 1 } });
-      const pub = await c.mqtt(d.port, { protocolVersion: 5, clientId: uid('wbxp') });
-      for (let i = 0; i < 20; i++) await publishOk(pub.client, `${base}/a`, `m${i}`, { qos: 1 });
-      await sub.inbox.waitFor(20, `${base}/a`);
-      const sys = await heldCounters(c, d.port);
-      await counterAtLeast(sys, 'store/held/remote', 20);
-      await counterAtLeast(sys, 'store/held/unwritten', 20);
-
-      await d.restart('SIGKILL');
-      const again = await c.mqtt(d.port, persistentOpts(5, id, true));
-      assert.equal(again.connack.sessionPresent, true);
-      const pub2 = await c.mqtt(d.port, { protocolVersion: 5, clientId: uid('wbxp2') });
-      await publishOk(pub2.client, `${base}/a`, 'marker', { qos: 1 });
-      const before = await again.inbox.waitForPayload('marker');
-      assert.deepEqual(before.map((m) => m.payload.toString()), [], 'acknowledged messages must not be redelivered after the restart');
-    });
+    await neverWritten(2, 5, 'wbx', ['store/held/remote', 'store/held/unwritten']);
   });
 
   it('a PUBACK for a message the subscriber on the other worker has not acknowledged means that worker stored it: redelivered after kill -9 with DUP and its packet id', async () => {
-    await withDeployment(2, { args: LINGER }, async (d, c) => {
-      await d.start();
-      const base = utopic('wbxk');
-      const id = uid('wbxk');
-      const raw = await persistentRawSubscriber(c, d.port, 5, id, [`${base}/k`]);
-      const pub = await c.mqtt(d.port, { protocolVersion: 5, clientId: uid('wbxkp') });
-      const acked = publishOk(pub.client, `${base}/k`, 'kept', { qos: 1 });
-      const first = await raw.expect<IPublishPacket>('publish');
-      await acked; // never acknowledged by the subscriber: this PUBACK followed the other worker's write
-      const sys = await heldCounters(c, d.port);
-      await counterAtLeast(sys, 'store/held/remote', 1);
-
-      await d.restart('SIGKILL');
-      const again = await c.raw(d.port, 5, persistentConnect(5, id, true));
-      assert.equal(again.connack.sessionPresent, true);
-      const p = await again.raw.expect<IPublishPacket>('publish');
-      assert.equal(p.payload.toString(), 'kept');
-      assert.equal(p.dup, true, 'a re-delivery carries DUP 1 [MQTT-3.3.1-1]');
-      assert.equal(p.messageId, first.messageId, 'and its original packet id [MQTT-4.4.0-1]');
-    });
+    await pubackMeansStored(2, 5, 'wbxk', 'store/held/remote');
   });
 
   it('a clean stop (SIGTERM) writes what the subscriber\'s worker holds: the message still in flight is redelivered after the restart', async () => {
-    await withDeployment(2, { args: LINGER }, async (d, c) => {
-      await d.start();
-      const base = utopic('wbxt');
-      const id = uid('wbxt');
-      const raw = await persistentRawSubscriber(c, d.port, 4, id, [`${base}/t`]);
-      const { raw: pub } = await c.raw(d.port, 4, { clientId: uid('wbxtp'), clean: true });
-      pub.send({ cmd: 'publish', topic: `${base}/t`, payload: Buffer.from('in-flight'), qos: 1, messageId: 1, retain: false, dup: false });
-      const first = await raw.expect<IPublishPacket>('publish'); // never acknowledged
-      // Stopped within the linger (no counter check here: it would outwait it); the tests above
-      // show that this placement crosses workers.
-      await d.restart('SIGTERM');
-      const again = await c.raw(d.port, 4, persistentConnect(4, id, true));
-      const p = await again.raw.expect<IPublishPacket>('publish');
-      assert.equal(p.payload.toString(), 'in-flight');
-      assert.equal(p.messageId, first.messageId);
-    });
+    await sigtermWritesHeld(2, 'wbxt');
   });
 
   it('the holding worker dies while the publisher waits for it: the publisher is answered (PUBACK only if the message was stored, else its connection closes), never left hanging', async () => {

@@ -122,6 +122,8 @@ export class Router {
   private readonly slab: SlabLink | null;
   /** PUBACKs waiting for parts other workers hold (write-behind across workers). */
   private readonly waits: RemoteWaits;
+  /** Scratch for writeBehind: the other workers holding the message being routed. */
+  private readonly holders: number[] = [];
   /** The peer whose ring is being drained (a settle record names no sender). */
   private draining = -1;
 
@@ -235,22 +237,25 @@ export class Router {
     // besides its own) would be settled by its first acknowledgement: store first instead.
     if (hasSplitDelivery(out, from, count)) return false;
     const me = this.hub.index;
-    let holders: number[] | null = null;
+    // Other workers holding it go to `holders`; this worker's targets are compacted to the front
+    // of `targets` (a fresh array) and kept there as `local`.
+    const holders = this.holders;
+    holders.length = 0;
+    let local = 0;
     for (let i = 0; i < targets.length; i++) {
       const w = subscriberWorker(targets[i].sub);
-      if (w === me) continue;
+      if (w === me) { targets[local++] = targets[i]; continue; }
       if (!this.producers[w] || this.waits.full) return false;
-      if (!holders) holders = [w];
-      else if (!holders.includes(w)) holders.push(w);
+      if (!holders.includes(w)) holders.push(w);
     }
-    const local = holders ? targets.filter((t) => subscriberWorker(t.sub) === me) : targets;
-    const remote = holders ? holders.length : 0;
+    targets.length = local;
+    const remote = holders.length;
     const ids = this.hub.storeIds;
     const msgId = ids.next();
     let held: HeldPublish | null = null;
-    if (local.length > 0) {
-      for (let i = 0; i < local.length; i++) local[i].seq = ids.next();
-      held = this.hub.persister.hold(msg, msgId, local);
+    if (local > 0) {
+      for (let i = 0; i < local; i++) targets[i].seq = ids.next();
+      held = this.hub.persister.hold(msg, msgId, targets);
     }
     const c = item.conn;
     const acked = item.ack !== 0 && c !== null;
@@ -261,7 +266,7 @@ export class Router {
       wait.ackType = item.ack;
       wait.ackPid = item.pid;
       wait.notify = this.ackReady;
-      for (let i = 0; i < remote; i++) this.waits.add(holders![i], msgId, wait);
+      for (let i = 0; i < remote; i++) this.waits.add(holders[i], msgId, wait);
       c.acks.push(wait);
     }
     if (remote > 0) this.hub.count(C_STORE_HELD_REMOTE, 1);

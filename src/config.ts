@@ -49,7 +49,7 @@ export const SETTINGS: readonly Setting[] = [
   { key: 'host', flag: '--host', kind: 'string', default: () => '0.0.0.0', help: 'address to listen on' },
   { key: 'workers', flag: '--workers', kind: 'int', min: 1, max: 256, default: defaultWorkers, help: 'worker threads serving connections (default: available cores - 1, at least 1)' },
   { key: 'maxKeepalive', flag: '--max-keepalive', kind: 'int', min: 0, max: 65535, default: () => 65535, help: 'largest keep-alive (s) a client may use; larger or 0 is capped and, on MQTT 5, announced as Server Keep Alive' },
-  { key: 'maxPacketSize', flag: '--max-packet-size', kind: 'int', min: 64, max: 268435455, default: () => 1048576, help: 'largest packet (bytes) accepted from a client; larger is DISCONNECT 0x95 (v5) or a close' },
+  { key: 'maxPacketSize', flag: '--max-packet-size', kind: 'int', min: 64, max: 268435455, default: () => 16 * 1048576, help: 'largest packet (bytes) accepted from a client; larger is DISCONNECT 0x95 (v5) or a close' },
   { key: 'receiveMaximum', flag: '--receive-maximum', kind: 'int', min: 1, max: 65535, default: () => 1024, help: 'QoS 1/2 PUBLISHes a client may have unacknowledged towards the broker (v5 Receive Maximum)' },
   { key: 'maxInflight', flag: '--max-inflight', kind: 'int', min: 1, max: 65535, default: () => 1024, help: 'QoS 1/2 messages in flight to one client (lowered to the client\'s Receive Maximum)' },
   { key: 'maxQueuedMessages', flag: '--max-queued-messages', kind: 'int', min: 0, max: 1e9, default: () => 10000, help: 'QoS 1/2 messages queued per session beyond the in-flight window (0 = none)' },

@@ -19,7 +19,7 @@ import { CoordinatorClient } from './coordination/coordinator-client';
 import { Session, NEVER_EXPIRES } from './session/session';
 import { SessionTable } from './session/session-table';
 import type { Will } from './session/will';
-import { Message, NO_ORIGIN, detached } from './protocol/message';
+import { Message, detached } from './protocol/message';
 import { RC } from './protocol/constants';
 import { native } from '../src/native';
 
@@ -205,17 +205,20 @@ export class Hub {
     const s = this.sessions.byClientId.get(clientId);
     if (!s) return null;
     const old = s.conn;
+    // A session with expiry 0 lasts only as long as its connection [MQTT-3.1.2-6, MQTT5-3.1.2-23]:
+    // taken over, it ends, even when the new connection asks to continue.
+    const ends = clean || s.expiryInterval === 0;
     if (old && old !== c) {
       old.session = null;
       s.conn = null;
       this.count(K.C_CLIENTS_CONNECTED, -1);
-      if (old.will && !old.normalDisconnect && (clean || old.will.delay === 0)) this.publishWill(old.will);
+      if (old.will && !old.normalDisconnect && (ends || old.will.delay === 0)) this.publishWill(old.will);
       old.protocolClose(RC.SESSION_TAKEN_OVER);
-    } else if (s.pendingWill && clean) {
+    } else if (s.pendingWill && ends) {
       this.publishWill(s.pendingWill);
     }
     s.cancelTimers();
-    if (clean) { this.dropSession(s); this.persister.op({ o: 'delSession', clientId }); return null; }
+    if (ends) { this.dropSession(s); this.persister.op({ o: 'delSession', clientId }); return null; }
     s.expiryInterval = expiry;
     s.protocolVersion = c.version;
     this.setPersistent(s, this.persister.enabled && expiry > 0);
@@ -367,6 +370,7 @@ export class Hub {
     this.count(K.C_SUBSCRIPTIONS, -s.subs.size);
     s.subs.clear();
     s.cancelTimers();
+    s.end();
     this.sessions.remove(s);
     this.count(K.C_SESSIONS, -1);
   }
@@ -425,23 +429,6 @@ export class Hub {
     if (s.persistent) this.persister.op({ o: 'unsub', clientId: s.clientId, filter });
     this.count(K.C_SUBSCRIPTIONS, -1);
     return true;
-  }
-
-  /** Retained messages for new subscriptions, sent with RETAIN 1 [MQTT-3.3.1-9]. */
-  sendRetained(s: Session, list: { filter: string; qos: number }[], subId: number): void {
-    s.retainedPending++;
-    this.coord.retained(list.map((x) => x.filter)).then((found) => {
-      const live = this.sessions.byClientId.get(s.clientId) === s;
-      s.retainedPending--;
-      if (live) {
-        for (let i = 0; i < found.length; i++) {
-          for (const w of found[i]) s.deliver(Message.fromWire(w, NO_ORIGIN), Math.min(w.qos, list[i].qos), true, subId ? [subId] : null);
-        }
-      }
-      s.retainedPending++;
-      s.retainedDone();
-      this.scheduleTurn();
-    }, () => { /* coordinator gone: shutting down */ });
   }
 
   // ---- housekeeping ----------------------------------------------------------------

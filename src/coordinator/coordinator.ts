@@ -6,7 +6,7 @@ import { native } from '../native';
 import type { BrokerConfig } from '../config';
 import type { FromCoordinator, PersistResult, RestoredSession, ToCoordinator } from '../shared/messages';
 import { Registry } from './registry';
-import { RetainedStore } from './retained';
+import { RetainedStore, RetainedCursors } from './retained';
 import { Persistence } from './persistence';
 import { StoreIds } from '../shared/store-ids';
 import { StoreInbox } from './store-inbox';
@@ -23,6 +23,7 @@ const inboxes: (StoreInbox | null)[] = new Array(workers).fill(null);
 const bell = new BellWaiter(coordBell);
 const registry = new Registry(ports);
 const retained = new RetainedStore();
+const cursors = new RetainedCursors(retained);
 let persistence: Persistence | null = null;
 /** Restored sessions not yet handed to a worker, per worker index. */
 const toAdopt: RestoredSession[][] = Array.from({ length: workers }, () => []);
@@ -41,9 +42,11 @@ function onWorkerMessage(index: number, port: MessagePort, m: ToCoordinator): vo
     case 'unsub': { const f = journal.get(m.sub); if (f) { f.delete(m.filter); if (f.size === 0) journal.delete(m.sub); } break; }
     case 'retained?': {
       const now = Date.now();
-      port.postMessage({ t: 'retained', req: m.req, msgs: m.filters.map((f) => retained.match(f, now)) } satisfies FromCoordinator);
+      const page = m.cursor === 0 ? cursors.first(index, m.filter, now) : cursors.next(index, m.cursor, now);
+      port.postMessage({ t: 'retained', req: m.req, cursor: page.cursor, msgs: page.msgs } satisfies FromCoordinator);
       break;
     }
+    case 'retained-close': cursors.close(index, m.cursor); break;
     case 'move': {
       const target = ports[m.to];
       if (target) target.postMessage({ t: 'conn', fd: m.fd, bytes: m.bytes } satisfies FromCoordinator);
@@ -103,6 +106,7 @@ function workerDied(index: number): void {
     inboxes[index] = null;
   }
   registry.workerDied(index);
+  cursors.workerDied(index);
   let removed = 0;
   for (const [sub, filters] of journal) {
     if (subscriberWorker(sub) !== index) continue;

@@ -104,7 +104,10 @@ export type ToCoordinator =
   | { t: 'released'; req: number }
   | { t: 'ended'; clientId: string }
   | { t: 'retain'; msg: WireMessage }
-  | { t: 'retained?'; req: number; filters: string[] }
+  /** A page of retained messages for `filter`: from a new cursor (`cursor` 0) or an open one. */
+  | { t: 'retained?'; req: number; filter: string; cursor: number }
+  /** The subscription's feed stopped before the end (its session ended). */
+  | { t: 'retained-close'; cursor: number }
   | { t: 'move'; to: number; fd: number; bytes: Uint8Array }
   /** Subscription journal: lets the coordinator drop a dead worker's subscriptions from the trie. */
   | { t: 'sub'; sub: number; filter: string }
@@ -118,6 +121,7 @@ export type FromCoordinator =
   /** Every restored session for this worker has been sent. */
   | { t: 'adopt-done' }
   | { t: 'release'; req: number; clientId: string; clean: boolean }
-  | { t: 'retained'; req: number; msgs: WireMessage[][] }
+  /** `cursor` names the open cursor for the next page; 0 when this page was the last. */
+  | { t: 'retained'; req: number; cursor: number; msgs: WireMessage[] }
   | { t: 'stored'; req: number; results: PersistResult[]; error: string | null }
   | { t: 'adopt'; session: RestoredSession };

@@ -5,6 +5,9 @@ import type { FromCoordinator, ToCoordinator, WireMessage, RestoredSession, Pers
 
 type Pending = { resolve: (v: never) => void; reject: (e: Error) => void };
 
+/** `cursor` is 0 when `msgs` was the last page. */
+export interface RetainedPage { cursor: number; msgs: WireMessage[] }
+
 export interface Grant { existed: boolean; local?: boolean; redirect?: number }
 
 export class CoordinatorClient {
@@ -32,7 +35,7 @@ export class CoordinatorClient {
     if (!p) return;
     this.pending.delete(m.req);
     if (m.t === 'granted') (p.resolve as (v: Grant) => void)({ existed: m.existed, local: m.local, redirect: m.redirect });
-    else if (m.t === 'retained') (p.resolve as (v: WireMessage[][]) => void)(m.msgs);
+    else if (m.t === 'retained') (p.resolve as (v: RetainedPage) => void)({ cursor: m.cursor, msgs: m.msgs });
   }
 
   private request<T>(build: (req: number) => ToCoordinator): Promise<T> {
@@ -47,8 +50,13 @@ export class CoordinatorClient {
     return this.request((req) => ({ t: 'claim', req, clientId, clean }));
   }
 
-  retained(filters: string[]): Promise<WireMessage[][]> {
-    return this.request((req) => ({ t: 'retained?', req, filters }));
+  /** A page of `filter`'s retained messages: from a new cursor (0) or the open one named. */
+  retained(filter: string, cursor: number): Promise<RetainedPage> {
+    return this.request((req) => ({ t: 'retained?', req, filter, cursor }));
+  }
+
+  retainedClose(cursor: number): void {
+    this.port.postMessage({ t: 'retained-close', cursor } satisfies ToCoordinator);
   }
 
   released(req: number): void {

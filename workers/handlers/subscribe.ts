@@ -47,10 +47,10 @@ export function handleSubscribe(c: Connection, p: ISubscribePacket, buf: Buffer,
     if (!shared && (rh === 0 || (rh === 1 && isNew))) retainedFor.push({ filter: sub.topic, qos });
   }
   const suback = encode({ cmd: 'suback', messageId: p.messageId!, granted }, c.version);
-  if (retainedFor.length > 0) s.retainedPending++; // live messages wait from now on, not from the SUBACK
+  if (retainedFor.length > 0) s.holdLive(); // live messages wait from now on, not from the SUBACK
   hub.persister.barrier(() => {
     c.write(suback);
-    if (retainedFor.length > 0) { hub.sendRetained(s, retainedFor, subId); s.retainedDone(); }
+    if (retainedFor.length > 0) s.feedRetained(retainedFor, subId);
   });
 }
 

@@ -162,6 +162,11 @@ export class Connection {
     this.out = [];
     this.outBytes = 0;
     this.socket.write(data);
+    // 'drain' comes only after a write() that returned false. When this turn's own output was
+    // what passed the high-water mark and the kernel has just taken it all, no 'drain' will
+    // come: what the session holds back must move now, or it waits forever.
+    const s = this.session;
+    if (s !== null && s.backlogged && !this.congested) s.pump();
   }
 
   /** v5: DISCONNECT with `reason`, then close; v3: just close [MQTT-4.13.1-1]. */

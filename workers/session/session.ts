@@ -2,7 +2,8 @@
 // QoS 1/2, the bounded offline queue, inbound QoS 2 state, expiry and the delayed will.
 import type { Connection } from '../net/connection';
 import type { Hub } from '../hub';
-import { Message } from '../protocol/message';
+import { Message, NO_ORIGIN } from '../protocol/message';
+import { RetainedFeed } from './retained-feed';
 import { encodeAck, encodePublish, NO_EXTRAS, OutboundExtras } from '../protocol/publish-codec';
 import { PUBREL, RC, OUTBOUND_ALIAS_CAP } from '../protocol/constants';
 import type { WireSession } from '../../src/shared/messages';
@@ -63,18 +64,37 @@ export class Session {
   persistent = false;
 
   /**
-   * Retained messages requested for a new subscription and not yet here: live messages wait
-   * behind them, so a retained message is never overtaken by a newer one [MQTT-4.6.0-6].
+   * SUBSCRIBEs whose retained messages are not being fed yet (their SUBACK waits for the store),
+   * then the feed itself: live messages queue behind both, so a retained message is never
+   * overtaken by a newer one on its topic [MQTT-4.6.0-6].
    */
-  retainedPending = 0;
-  private heldLive: Outgoing[] = [];
+  private feedsPending = 0;
+  private feed: RetainedFeed | null = null;
+  private ended = false;
 
-  /** The retained messages arrived (and were delivered): what waited behind them goes now. */
-  retainedDone(): void {
-    if (--this.retainedPending > 0) return;
-    const held = this.heldLive;
-    this.heldLive = [];
-    for (const o of held) this.deliver(o.msg!, o.qos, o.retain, o.subIds, o.msgId, o.seq);
+  /** From this SUBSCRIBE on, live messages wait for its retained messages. */
+  holdLive(): void { this.feedsPending++; }
+
+  /** The SUBACK is out: stream the retained messages of `list` to this session, in order. */
+  feedRetained(list: { filter: string; qos: number }[], subId: number): void {
+    this.feedsPending--;
+    if (this.ended) return;
+    const f = (this.feed ??= new RetainedFeed(this.hub.coord, () => this.pump()));
+    const subIds = subId ? [subId] : null;
+    for (const x of list) f.add({ filter: x.filter, qos: x.qos, subIds });
+    this.pump();
+  }
+
+  private get liveWaits(): boolean { return this.feedsPending > 0 || this.feed !== null; }
+
+  /** Messages wait for room on the socket or in the window (what a flush or an ack should move). */
+  get backlogged(): boolean { return this.feed !== null || this.queue.length > this.queueHead; }
+
+  /** The session is gone: nothing more is fed. */
+  end(): void {
+    this.ended = true;
+    this.feed?.close();
+    this.feed = null;
   }
 
   /** Scratch used by the router to merge overlapping subscriptions per message. */
@@ -105,9 +125,13 @@ export class Session {
    * store slot when the publisher persisted it for this session (DESIGN.md §4).
    */
   deliver(msg: Message, qos: number, retain: boolean, subIds: number[] | null, msgId = 0, seq = 0, held: HeldPublish | null = null): void {
-    if (this.retainedPending > 0) { held?.force(); this.heldLive.push(new Outgoing(msg, qos, retain, subIds, msgId, seq, held)); return; }
     if (msg.expiryAt !== 0 && msg.expiryAt <= this.hub.now) { this.hub.count(C_DROPPED_EXPIRED, 1); this.unstoreSlot(seq, held); return; }
     const c = this.conn;
+    if (this.liveWaits) {
+      // Behind retained messages still being fed: queued, within the queue's bounds, QoS 0 too.
+      if (qos > 0 || c) this.enqueue(new Outgoing(msg, qos, retain, subIds, msgId, seq, held));
+      return;
+    }
     if (qos === 0) {
       // QoS 0 is never queued: offline sessions miss it; slow consumers drop it, counted.
       if (!c) return;
@@ -201,15 +225,41 @@ export class Session {
     } });
   }
 
-  /** Sends as many queued messages as the window allows (after an ack, a drain or a resume). */
+  /**
+   * Sends what waits, as far as the socket's high-water mark and the in-flight window allow:
+   * first the retained feed, then the queue. Called whenever either may have room again (an
+   * ack, a 'drain', a flush that left the socket under its mark, a resume, a fed page), so a
+   * queued message never waits for an event that will not come.
+   */
   pump(): void {
     const c = this.conn;
     if (!c) return;
-    while (this.queueLength > 0 && this.inflight.size < this.window && !c.congested) {
-      const o = this.shift()!;
+    if (this.feed !== null && !this.pumpFeed(c, this.feed)) return;
+    if (this.feedsPending > 0) return;
+    while (this.queueLength > 0 && !c.congested) {
+      const o = this.queue[this.queueHead];
+      if (o.qos > 0 && this.inflight.size >= this.window) break;
+      this.shift();
       if (o.msg!.expiryAt !== 0 && o.msg!.expiryAt <= this.hub.now) { this.hub.count(C_DROPPED_EXPIRED, 1); this.unstore(o); continue; }
-      this.sendNew(c, o);
+      if (o.qos === 0) this.send(c, o.msg!, 0, o.retain, 0, false, o.subIds);
+      else this.sendNew(c, o);
     }
+  }
+
+  /** Retained messages for new subscriptions, RETAIN 1 [MQTT-3.3.1-9]; true once the feed is done. */
+  private pumpFeed(c: Connection, f: RetainedFeed): boolean {
+    for (let w = f.peek(); w !== null; w = f.peek()) {
+      const qos = Math.min(w.qos, f.want!.qos);
+      if (c.congested || (qos > 0 && this.inflight.size >= this.window)) return false;
+      f.take();
+      if (w.expiryAt !== 0 && w.expiryAt <= this.hub.now) { this.hub.count(C_DROPPED_EXPIRED, 1); continue; }
+      const msg = Message.fromWire(w, NO_ORIGIN);
+      if (qos === 0) this.send(c, msg, 0, true, 0, false, f.want!.subIds);
+      else this.sendNew(c, new Outgoing(msg, qos, true, f.want!.subIds, 0, 0, null));
+    }
+    if (!f.finished) return false;
+    this.feed = null;
+    return true;
   }
 
   onDrain(): void { this.pump(); }

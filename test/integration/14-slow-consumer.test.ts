@@ -30,6 +30,7 @@ import { once } from 'node:events';
 import * as mqttPacket from 'mqtt-packet';
 import type { IPublishPacket } from 'mqtt-packet';
 import { launchBroker, RawClient, rawSession, FrameCounter, rssBytes, waitUntil, crashLines, within, Broker } from '../helpers/robust-helpers';
+import { SysWatcher } from '../helpers/sys-watcher';
 
 const MB = 1024 * 1024;
 const Q0_MESSAGES = 1_000_000;
@@ -41,41 +42,6 @@ const Q1_MESSAGES = 20_000;
 const STALL_MS = 30000;
 
 // ---------------------------------------------------------------------------------------------
-
-/** $SYS watcher: the latest value of every $SYS topic. */
-class SysWatcher {
-  readonly values = new Map<string, string>();
-  private constructor(readonly c: RawClient) {
-    c.socket.on('data', () => {
-      for (const p of c.publishes()) this.values.set(p.topic, p.payload.toString());
-      c.packets.length = 0;
-    });
-  }
-  static async start(port: number): Promise<SysWatcher> {
-    const c = await rawSession(port, 4, { clientId: `sys-${Math.random().toString(36).slice(2)}` });
-    const w = new SysWatcher(c);
-    await c.subscribe('$SYS/#', 0);
-    return w;
-  }
-  /** Waits (bounded) until some $SYS topic matching `re` has a numeric value >= `atLeast`. */
-  async waitCounter(re: RegExp, atLeast: number, what: string, ms = 20000): Promise<{ topic: string; value: number }> {
-    const find = () => {
-      for (const [t, v] of this.values) if (re.test(t) && Number(v) >= atLeast) return { topic: t, value: Number(v) };
-      return null;
-    };
-    try {
-      await waitUntil(() => find() !== null, what, ms, 50);
-    } catch {
-      const seen = [...this.values].map(([t, v]) => `${t}=${v.slice(0, 20)}`).sort();
-      const matching = seen.filter((s) => re.test(s.split('=')[0]));
-      throw new Error(matching.length
-        ? `${what}: no $SYS counter matching ${re} reached ${atLeast} within ${ms} ms; matching: ${matching.join(', ')}`
-        : `${what}: the broker publishes NO $SYS counter matching ${re} (dropped-messages counter missing); $SYS topics seen: ${seen.join(', ') || 'none'}`);
-    }
-    return find()!;
-  }
-  close(): void { this.c.destroy(); }
-}
 
 /** Samples the broker's RSS until stopped; keeps the peak. */
 class RssSampler {

@@ -53,7 +53,7 @@ export const SETTINGS: readonly Setting[] = [
   { key: 'receiveMaximum', flag: '--receive-maximum', kind: 'int', min: 1, max: 65535, default: () => 1024, help: 'QoS 1/2 PUBLISHes a client may have unacknowledged towards the broker (v5 Receive Maximum)' },
   { key: 'maxInflight', flag: '--max-inflight', kind: 'int', min: 1, max: 65535, default: () => 1024, help: 'QoS 1/2 messages in flight to one client (lowered to the client\'s Receive Maximum)' },
   { key: 'maxQueuedMessages', flag: '--max-queued-messages', kind: 'int', min: 0, max: 1e9, default: () => 10000, help: 'QoS 1/2 messages queued per session beyond the in-flight window (0 = none)' },
-  { key: 'maxQueuedBytes', flag: '--max-queued-bytes', kind: 'int', min: 0, max: 2 ** 40, default: () => 16 * 1024 * 1024, help: 'payload bytes queued per session' },
+  { key: 'maxQueuedBytes', flag: '--max-queued-bytes', kind: 'int', min: 0, max: 2 ** 40, default: () => 64 * 1024 * 1024, help: 'payload bytes queued per session (messages beyond the in-flight window)' },
   { key: 'queuePolicy', flag: '--queue-policy', kind: 'enum', choices: ['drop-oldest', 'drop-new', 'disconnect'], default: () => 'drop-oldest', help: 'what happens when a session queue is full (every drop is counted)' },
   { key: 'outputHighWater', flag: '--output-high-water', kind: 'int', min: 1024, max: 2 ** 31, default: () => 1024 * 1024, help: 'bytes buffered for a socket before it counts as a slow consumer' },
   { key: 'sysInterval', flag: '--sys-interval', kind: 'int', min: 0, max: 86400, default: () => 10, help: 'seconds between $SYS/broker updates (0 = off)' },

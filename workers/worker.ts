@@ -1,22 +1,120 @@
-// Entry point of a serving worker thread (DESIGN.md §1).
+// Entry point of a serving worker thread, and the one place its parts are put together
+// (workers/README.md has the map). Each part is given what it uses; only here do they meet.
 import { parentPort, workerData } from 'node:worker_threads';
 import type { WorkerWiring, PeerReset } from '../src/shared/wiring';
-import { Hub } from './hub';
+import * as K from '../src/shared/counters';
+import { StoreIds } from '../src/shared/store-ids';
+import { Turn } from './turn';
+import { Inbound } from './inbound';
+import { LimitedLog } from './log-limit';
+import { testHook } from './test-hooks';
+import { Connections } from './net/connections';
+import type { Connection } from './net/connection';
+import { dispatch } from './handlers/dispatch';
+import type { HandlerDeps } from './handlers/deps';
+import { Router } from './routing/router';
+import { LocalDelivery } from './routing/local-delivery';
+import { PeerLinks } from './routing/peers';
+import { Persister } from './persist/persister';
+import { StoreLink } from './persist/store-link';
+import { DurableRouting } from './persist/durable-routing';
+import { SessionTable } from './session/session-table';
+import { SessionLifecycle } from './session/lifecycle';
+import { Subscriptions } from './session/subscriptions';
+import { willMessage, type Will } from './session/will';
+import { CoordinatorClient } from './coordination/coordinator-client';
 import { startSysTopics } from './sys/sys-topics';
+import type { Message } from './protocol/message';
+import { RC } from './protocol/constants';
 
 const wiring = workerData as WorkerWiring;
-const hub = new Hub(wiring);
+const { index, config, trieId } = wiring;
+const counters = new Float64Array(wiring.counters, index * K.COUNTERS_PER_WORKER * 8, K.COUNTERS_PER_WORKER);
+const count = (counter: number, n: number): void => { counters[counter] += n; };
 
-// The parentPort listener is the ref'd handle that keeps this loop alive while the doorbell
-// wait (Atomics.waitAsync) is the only pending work (DESIGN.md §7).
-parentPort!.on('message', (m: PeerReset | { t: 'shutdown' } | { t: 'go' }) => {
-  if (m.t === 'peer-reset') hub.router.resetPeer(m.index, m.inbound, m.outbound, wiring.bells[m.index]);
-  else if (m.t === 'shutdown') hub.shutdown(() => process.exit(0));
-  else if (m.t === 'go') hub.go();
+// The turn is scheduled by nearly every part; it runs what they left for it (turn.ts).
+const schedule = (): void => turn.schedule();
+
+const link = config.durability !== 'none' ? new StoreLink(wiring.storeRing, wiring.coordBell) : null;
+const persister = new Persister(link, schedule, config.commitLingerMs, count);
+const storeIds = new StoreIds(wiring.storeIds);
+const table = new SessionTable();
+
+const coord = new CoordinatorClient(wiring.coordinator,
+  (req, clientId, clean) => lifecycle.release(req, clientId, clean),
+  (s) => lifecycle.adopt(s),
+  (req, results, error) => persister.onStored(req, results, error),
+  (fd, bytes) => connections.adoptMoved(fd, bytes),
+  // Ready once the coordinator has handed over this worker's restored sessions.
+  () => parentPort!.postMessage({ t: 'ready' }));
+
+// The publish path: routing, with persistence behind the Durability interface.
+const local = new LocalDelivery(index, table);
+const peers = new PeerLinks(wiring, local, count, schedule);
+const retain = (msg: Message): void => { const w = msg.toWire(); coord.retain(w); persister.retain(w); };
+const router = new Router({ index, trieId, local, peers, retain });
+const durability = new DurableRouting({
+  index, persister, storeIds, workers: wiring.outbound.length, count,
+  connected: (w) => peers.connected(w),
+  sendSettle: (to, msgId, ok) => peers.sendSettle(to, msgId, ok),
+}, router);
+router.bind(durability);
+peers.bind(durability);
+
+const turn = new Turn({
+  before: () => router.flushBatch(),
+  after: () => { peers.commit(); persister.flush(); storeIds.endTurn(); },
 });
 
-setInterval(() => hub.sweep(), 500).unref();
-if (wiring.index === 0) startSysTopics(hub);
-hub.pump();
-// Ready once the coordinator has handed over this worker's restored sessions.
-hub.onAdoptDone = () => parentPort!.postMessage({ t: 'ready' });
+// Sessions.
+const subscriptions = new Subscriptions({ trieId, count, store: persister, journal: (t, sub, filter) => coord.journal(t, sub, filter) });
+const publishWill = (will: Will): void => { router.publish(willMessage(will, Date.now())); router.flushBatch(); };
+const lifecycle = new SessionLifecycle({
+  index, table, subscriptions, persister, count, registry: coord, publishWill,
+  sessionEnv: { config, count, store: persister, retained: coord },
+});
+
+// Connections and the packet handlers.
+const handlers: HandlerDeps = {
+  config, count, router, sessions: lifecycle, subscriptions, store: persister,
+  testHook: wiring.testHooks ? (c, topic) => testHook(index, c, topic) : () => false,
+};
+const handlerErrors = new LimitedLog(`fleetmq: worker ${index}: `);
+const connections = new Connections({
+  config, count,
+  dispatch: (c, first, buf, frameStart, start, end) => {
+    // Nothing a client sends may throw into the event loop (it would take down every connection
+    // of this worker): a packet that makes a handler throw closes that connection alone.
+    try {
+      dispatch(handlers, c, first, buf, frameStart, start, end);
+    } catch (err) {
+      count(K.C_HANDLER_ERRORS, 1);
+      handlerErrors.write(`closing ${c.clientId || 'a client'}: ${(err as Error).stack ?? err}`);
+      c.protocolClose(RC.IMPLEMENTATION_SPECIFIC_ERROR);
+    }
+  },
+  endOfRead: () => router.flushBatch(),
+  markDirty: (c: Connection) => turn.markDirty(c),
+  closed: (c: Connection) => { if (connections.closed(c)) lifecycle.connectionClosed(c); },
+});
+const inbound = new Inbound(wiring.acceptRing, wiring.bell, peers, (fd) => { connections.adopt(fd); }, schedule);
+
+/** SIGTERM: stop taking connections, close them all, then write what the store still holds. */
+function shutdown(done: () => void): void {
+  inbound.stop();
+  connections.closeAll(() => { router.flushBatch(); persister.flush(true); done(); });
+}
+
+// The parentPort listener is the ref'd handle that keeps this loop alive while the doorbell
+// wait (Atomics.waitAsync, which does not) is the only pending work.
+parentPort!.on('message', (m: PeerReset | { t: 'shutdown' } | { t: 'go' }) => {
+  if (m.t === 'peer-reset') {
+    peers.reset(m.index, m.inbound, m.outbound, wiring.bells[m.index]);
+    durability.peerReset(m.index);
+  } else if (m.t === 'shutdown') shutdown(() => process.exit(0));
+  else if (m.t === 'go') lifecycle.go();
+});
+
+setInterval(() => connections.sweep(), 500).unref();
+if (index === 0) startSysTopics({ interval: config.sysInterval, counters: wiring.counters, startedAt: wiring.startedAt, router, ringDirty: schedule });
+inbound.pump();

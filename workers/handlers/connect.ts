@@ -11,6 +11,7 @@ import { Message, NO_ORIGIN } from '../protocol/message';
 import { encodeProps } from '../protocol/properties';
 import { NEVER_EXPIRES } from '../session/session';
 import type { Will } from '../session/will';
+import type { HandlerDeps } from './deps';
 
 /** Reads protocol name and level from the raw frame, before trusting mqtt-packet with it. */
 function peekVersion(buf: Buffer, start: number, end: number): { name: string; level: number } | null {
@@ -20,7 +21,7 @@ function peekVersion(buf: Buffer, start: number, end: number): { name: string; l
   return { name: buf.toString('latin1', start + 2, start + 2 + nlen), level: buf[start + 2 + nlen] };
 }
 
-export function handleConnect(c: Connection, first: number, buf: Buffer, frameStart: number, start: number, end: number): void {
+export function handleConnect(d: HandlerDeps, c: Connection, first: number, buf: Buffer, frameStart: number, start: number, end: number): void {
   const peek = peekVersion(buf, start, end);
   if (!peek || (first & 0x0f) !== 0) { c.close(); return; }
   const known = (peek.name === 'MQTT' && (peek.level === 4 || peek.level === 5)) || (peek.name === 'MQIsdp' && peek.level === 3);
@@ -41,11 +42,10 @@ export function handleConnect(c: Connection, first: number, buf: Buffer, frameSt
     c.close();
     return;
   }
-  admit(c, parsed);
+  admit(d, c, parsed);
 }
 
-function admit(c: Connection, p: IConnectPacket): void {
-  const hub = c.hub;
+function admit(d: HandlerDeps, c: Connection, p: IConnectPacket): void {
   const v5 = c.v5;
   const props = p.properties ?? {};
   if (v5 && (hasRepeatedProperty(props) || hasRepeatedProperty(p.will?.properties) || !onlyWillProperties(p.will?.properties) ||
@@ -64,7 +64,7 @@ function admit(c: Connection, p: IConnectPacket): void {
   const will = p.will ? buildWill(c, p) : null;
   if (will === undefined) return;
   let keepalive = p.keepalive ?? 0;
-  const max = hub.config.maxKeepalive;
+  const max = d.config.maxKeepalive;
   let serverKeepAlive = -1;
   if (max < 65535 && (keepalive === 0 || keepalive > max)) {
     if (v5) { keepalive = max; serverKeepAlive = max; }
@@ -81,12 +81,12 @@ function admit(c: Connection, p: IConnectPacket): void {
   const expiry = v5 ? (props.sessionExpiryInterval ?? 0) : (p.clean ? 0 : NEVER_EXPIRES);
   c.state = ConnState.CONNECTING;
   c.socket.pause();
-  hub.claimSession(c, clientId, !!p.clean, expiry).then((present) => {
+  d.sessions.claim(c, clientId, !!p.clean, expiry).then((present) => {
     if (present === null || c.state === ConnState.CLOSED) return; // moved to the session's worker, or gone
     const ack: IConnackPacket['properties'] = {};
     if (v5) {
-      ack.receiveMaximum = hub.config.receiveMaximum;
-      ack.maximumPacketSize = hub.config.maxPacketSize;
+      ack.receiveMaximum = d.config.receiveMaximum;
+      ack.maximumPacketSize = d.config.maxPacketSize;
       ack.topicAliasMaximum = SERVER_TOPIC_ALIAS_MAX;
       if (assigned) ack.assignedClientIdentifier = assigned;
       if (serverKeepAlive >= 0) ack.serverKeepAlive = serverKeepAlive;
@@ -94,7 +94,7 @@ function admit(c: Connection, p: IConnectPacket): void {
     }
     c.state = ConnState.CONNECTED;
     sendConnack(c, present, 0, ack);
-    hub.sessionOnline(c);
+    d.sessions.online(c);
     c.resume();
   }, () => c.close());
 }

@@ -10,23 +10,24 @@ import { handlePublish } from './publish';
 import { handleAck } from './acks';
 import { handleSubscribe, handleUnsubscribe } from './subscribe';
 import { handleDisconnect } from './disconnect';
+import type { HandlerDeps } from './deps';
 
 const PINGRESP = Buffer.from([T.PINGRESP << 4, 0]);
 
-export function dispatch(c: Connection, first: number, buf: Buffer, frameStart: number, start: number, end: number): void {
+export function dispatch(d: HandlerDeps, c: Connection, first: number, buf: Buffer, frameStart: number, start: number, end: number): void {
   const type = first >> 4;
   if (c.state === ConnState.NEW) {
     if (type !== T.CONNECT) { c.close(); return; } // [MQTT-3.1.0-1]
-    handleConnect(c, first, buf, frameStart, start, end);
+    handleConnect(d, c, first, buf, frameStart, start, end);
     return;
   }
-  if (type === T.PUBLISH) { handlePublish(c, first, buf, start, end); return; }
+  if (type === T.PUBLISH) { handlePublish(d, c, first, buf, start, end); return; }
   // PUBLISHes batched so far are routed and acknowledged before anything else is answered, so
   // replies keep the order of the packets that caused them.
-  c.hub.router.flushBatch();
+  d.router.flushBatch();
   switch (type) {
     case T.PUBACK: case T.PUBREC: case T.PUBREL: case T.PUBCOMP:
-      handleAck(c, type, first, buf, start, end);
+      handleAck(d, c, type, first, buf, start, end);
       return;
     case T.PINGREQ:
       if ((first & 0x0f) !== 0 || end !== start) { c.protocolClose(RC.MALFORMED_PACKET); return; }
@@ -34,7 +35,7 @@ export function dispatch(c: Connection, first: number, buf: Buffer, frameStart: 
       return;
     case T.CONNECT: c.protocolClose(RC.PROTOCOL_ERROR); return; // a second CONNECT [MQTT-3.1.0-2]
     case T.SUBSCRIBE: case T.UNSUBSCRIBE: case T.DISCONNECT: case T.AUTH:
-      control(c, type, buf, frameStart, start, end);
+      control(d, c, type, buf, frameStart, start, end);
       return;
     default:
       // CONNACK, SUBACK, UNSUBACK, PINGRESP and type 0 only ever flow server → client.
@@ -42,7 +43,7 @@ export function dispatch(c: Connection, first: number, buf: Buffer, frameStart: 
   }
 }
 
-function control(c: Connection, type: number, buf: Buffer, frameStart: number, start: number, end: number): void {
+function control(d: HandlerDeps, c: Connection, type: number, buf: Buffer, frameStart: number, start: number, end: number): void {
   if (type === T.AUTH) {
     // No authentication method was accepted in CONNECT, so any AUTH is a protocol error (§4.12).
     c.protocolClose(RC.PROTOCOL_ERROR);
@@ -51,8 +52,8 @@ function control(c: Connection, type: number, buf: Buffer, frameStart: number, s
   const p: Packet | Error = parseFrame(buf.subarray(frameStart, end), c.version);
   if (p instanceof Error) { c.protocolClose(RC.MALFORMED_PACKET); return; }
   switch (type) {
-    case T.SUBSCRIBE: handleSubscribe(c, p as ISubscribePacket, buf, start, end); break;
-    case T.UNSUBSCRIBE: handleUnsubscribe(c, p as IUnsubscribePacket, buf, start, end); break;
+    case T.SUBSCRIBE: handleSubscribe(d, c, p as ISubscribePacket, buf, start, end); break;
+    case T.UNSUBSCRIBE: handleUnsubscribe(d, c, p as IUnsubscribePacket, buf, start, end); break;
     case T.DISCONNECT: handleDisconnect(c, p as IDisconnectPacket); break;
   }
 }

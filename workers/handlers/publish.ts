@@ -6,29 +6,29 @@ import { parsePublish, PublishFrame, PubError, forwardedProps, encodeAck } from 
 import { validTopicName } from '../protocol/validate';
 import { PUBACK, PUBREC, RC, SERVER_TOPIC_ALIAS_MAX } from '../protocol/constants';
 import { C_MSGS_RECEIVED } from '../../src/shared/counters';
+import type { HandlerDeps } from './deps';
 
 const f = new PublishFrame();
 
-export function handlePublish(c: Connection, first: number, buf: Buffer, start: number, end: number): void {
+export function handlePublish(d: HandlerDeps, c: Connection, first: number, buf: Buffer, start: number, end: number): void {
   const err = parsePublish(first, buf, start, end, c.v5, f);
   if (err !== PubError.NONE) { c.protocolClose(err === PubError.MALFORMED ? RC.MALFORMED_PACKET : RC.PROTOCOL_ERROR); return; }
   const topic = resolveTopic(c, buf);
   if (!topic) return;
   const s = c.session!;
-  const hub = c.hub;
-  hub.count(C_MSGS_RECEIVED, 1);
+  d.count(C_MSGS_RECEIVED, 1);
   if (f.qos === 2) {
     // Exactly once: a PUBLISH whose id awaits PUBREL is a resend, not a new message [MQTT-4.3.3-10].
     if (s.inboundQos2.has(f.packetId)) { c.write(encodeAck(PUBREC, f.packetId, 0, c.v5)); return; }
-    if (s.inboundQos2.size >= hub.config.receiveMaximum) { c.protocolClose(RC.RECEIVE_MAXIMUM_EXCEEDED); return; } // [MQTT-3.3.4-9]
+    if (s.inboundQos2.size >= d.config.receiveMaximum) { c.protocolClose(RC.RECEIVE_MAXIMUM_EXCEEDED); return; } // [MQTT-3.3.4-9]
   }
-  if (hub.testHook(c, topic)) return;
-  const expiryAt = f.expiryInterval >= 0 ? hub.now + f.expiryInterval * 1000 : 0;
+  if (d.testHook(c, topic)) return;
+  const expiryAt = f.expiryInterval >= 0 ? Date.now() + f.expiryInterval * 1000 : 0;
   const payload = buf.subarray(f.payloadStart, f.end);
   const msg = new Message(topic, payload, f.qos, f.retain, c.v5 ? forwardedProps(buf, f) : null, expiryAt, s.subscriber);
   if (f.qos === 2) s.inboundQos2.add(f.packetId);
   // The router acknowledges after routing (and, for persistent subscribers, after the store).
-  hub.router.publish(msg, c, f.qos === 1 ? PUBACK : f.qos === 2 ? PUBREC : 0, f.packetId);
+  d.router.publish(msg, c, f.qos === 1 ? PUBACK : f.qos === 2 ? PUBREC : 0, f.packetId);
 }
 
 /** The topic bytes, after validation and (v5) inbound Topic Alias resolution [MQTT-3.3.2-8..12]. */

@@ -6,6 +6,7 @@ import { RC } from '../protocol/constants';
 import { validTopicFilter, parseSharedFilter, rawFiltersWellFormed, hasRepeatedProperty } from '../protocol/validate';
 import { OPT_NO_LOCAL, OPT_RETAIN_AS_PUBLISHED } from '../../src/shared/topic-index';
 import { readVarint } from '../protocol/varint';
+import type { HandlerDeps } from './deps';
 
 const vi = { len: 0 };
 
@@ -20,13 +21,12 @@ function payloadStart(c: Connection, buf: Buffer, start: number, end: number): n
   return p;
 }
 
-export function handleSubscribe(c: Connection, p: ISubscribePacket, buf: Buffer, start: number, end: number): void {
+export function handleSubscribe(d: HandlerDeps, c: Connection, p: ISubscribePacket, buf: Buffer, start: number, end: number): void {
   const ps = payloadStart(c, buf, start, end);
   if (ps < 0 || !rawFiltersWellFormed(buf, ps, end, true)) { c.protocolClose(RC.MALFORMED_PACKET); return; }
   // No filter [MQTT-3.8.3-3], packet id 0 [MQTT-2.3.1-1], a repeated or zero Subscription Identifier (§3.8.2.1.2).
   const sid = p.properties?.subscriptionIdentifier as unknown;
   if (p.subscriptions.length === 0 || !p.messageId || hasRepeatedProperty(p.properties) || sid === 0) { c.protocolClose(RC.PROTOCOL_ERROR); return; }
-  const hub = c.hub;
   const s = c.session!;
   const subId = (p.properties?.subscriptionIdentifier as number | undefined) ?? 0;
   const granted: number[] = [];
@@ -41,26 +41,26 @@ export function handleSubscribe(c: Connection, p: ISubscribePacket, buf: Buffer,
     const qos = Math.min(sub.qos, 2);
     const opts = qos | (sub.nl ? OPT_NO_LOCAL : 0) | (sub.rap ? OPT_RETAIN_AS_PUBLISHED : 0);
     const rh = sub.rh ?? 0;
-    const isNew = hub.subscribe(s, sub.topic, opts, subId, rh);
+    const isNew = d.subscriptions.subscribe(s, sub.topic, opts, subId, rh);
     granted.push(qos);
     // Retained messages are not sent for shared subscriptions [MQTT-3.8.4-? / §4.8.2].
     if (!shared && (rh === 0 || (rh === 1 && isNew))) retainedFor.push({ filter: sub.topic, qos });
   }
   const suback = encode({ cmd: 'suback', messageId: p.messageId!, granted }, c.version);
   if (retainedFor.length > 0) s.holdLive(); // live messages wait from now on, not from the SUBACK
-  hub.persister.barrier(() => {
+  d.store.barrier(() => {
     c.write(suback);
     if (retainedFor.length > 0) s.feedRetained(retainedFor, subId);
   });
 }
 
-export function handleUnsubscribe(c: Connection, p: IUnsubscribePacket, buf: Buffer, start: number, end: number): void {
+export function handleUnsubscribe(d: HandlerDeps, c: Connection, p: IUnsubscribePacket, buf: Buffer, start: number, end: number): void {
   const ps = payloadStart(c, buf, start, end);
   if (ps < 0 || !rawFiltersWellFormed(buf, ps, end, false)) { c.protocolClose(RC.MALFORMED_PACKET); return; }
   if (p.unsubscriptions.length === 0 || !p.messageId || hasRepeatedProperty(p.properties)) { c.protocolClose(RC.PROTOCOL_ERROR); return; } // [MQTT-3.10.3-2, MQTT-2.3.1-1]
   const s = c.session!;
   const codes: number[] = [];
-  for (const filter of p.unsubscriptions) codes.push(c.hub.unsubscribe(s, filter) ? RC.SUCCESS : RC.NO_SUBSCRIPTION_EXISTED);
+  for (const filter of p.unsubscriptions) codes.push(d.subscriptions.unsubscribe(s, filter) ? RC.SUCCESS : RC.NO_SUBSCRIPTION_EXISTED);
   const unsuback = encode({ cmd: 'unsuback', messageId: p.messageId!, granted: c.v5 ? codes : [] }, c.version);
-  c.hub.persister.barrier(() => c.write(unsuback));
+  d.store.barrier(() => c.write(unsuback));
 }

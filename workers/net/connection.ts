@@ -1,11 +1,11 @@
 // One client connection: socket, framing, coalesced output, protocol state. The worker owns
-// it end to end (DESIGN.md §1); handlers/ decide what each packet means.
+// it end to end (workers/README.md, "Threads"); handlers/ decide what each packet means.
 import type * as net from 'node:net';
-import type { Hub } from '../hub';
+import type { BrokerConfig } from '../../src/config';
 import type { Session } from '../session/session';
 import type { Will } from '../session/will';
-import type { Pending, Group } from '../routing/router';
-import type { AckWait } from '../persist/ack-wait';
+import type { AckOrder } from '../routing/ack-order';
+import type { StoreWait } from '../persist/durable-routing';
 import { readVarint } from '../protocol/varint';
 import { DISCONNECT, RC } from '../protocol/constants';
 import { C_BYTES_RECEIVED, C_BYTES_SENT, C_DROPPED_SLOW_QOS0 } from '../../src/shared/counters';
@@ -13,6 +13,20 @@ import { C_BYTES_RECEIVED, C_BYTES_SENT, C_DROPPED_SLOW_QOS0 } from '../../src/s
 export const enum ConnState { NEW, CONNECTING, CONNECTED, CLOSED }
 
 const vi = { len: 0 };
+
+/** What a connection needs of the worker around it. */
+export interface ConnectionEnv {
+  readonly config: BrokerConfig;
+  count(counter: number, n: number): void;
+  /** Handles one complete frame (handlers/dispatch.ts). */
+  dispatch(c: Connection, first: number, buf: Buffer, frameStart: number, start: number, end: number): void;
+  /** A read chunk is processed: route the PUBLISHes it batched. */
+  endOfRead(): void;
+  /** The connection has output for this turn's write. */
+  markDirty(c: Connection): void;
+  /** The connection is closed (or lives on in another worker). */
+  closed(c: Connection): void;
+}
 
 export class Connection {
   state = ConnState.NEW;
@@ -32,18 +46,10 @@ export class Connection {
   clientAliasMax = 0;
   inAliases: Map<number, Buffer> | null = null;
   outAliases: Map<string, number> | null = null;
-  /** Store writes this connection's PUBLISHes wait for; reading pauses meanwhile. */
-  persisting = 0;
-  /** PUBLISHes that arrived behind a store write, in order. */
-  heldPublishes: Pending[] = [];
-  /** The store request this connection's PUBLISHes join while one batch is being routed. */
-  storeGroup: Group | null = null;
-  /**
-   * PUBACK/PUBRECs not yet written, from `acksHead` on, in the order their PUBLISHes came
-   * [MQTT-4.6.0-2]: one waiting for the store until it settles, or a ready ack as (type << 16) | packet id.
-   */
-  acks: Array<AckWait | number> = [];
-  acksHead = 0;
+  /** Store requests this connection's PUBLISHes wait for (persist/), from the first one on. */
+  storeWait: StoreWait | null = null;
+  /** Acknowledgements queued behind one that waits for the store (routing/ack-order.ts). */
+  ackOrder: AckOrder | null = null;
 
   private partial: Buffer | null = null;
   /** Bytes that arrived while CONNECT was being decided (the socket is paused meanwhile). */
@@ -52,7 +58,7 @@ export class Connection {
   private outBytes = 0;
   dirty = false;
 
-  constructor(readonly socket: net.Socket, readonly hub: Hub) {
+  constructor(readonly socket: net.Socket, private readonly env: ConnectionEnv) {
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
     socket.on('error', () => { /* 'close' follows; errors are a client's business */ });
     socket.on('close', () => this.onClose());
@@ -62,8 +68,8 @@ export class Connection {
   get v5(): boolean { return this.version === 5; }
 
   private onData(chunk: Buffer): void {
-    this.hub.count(C_BYTES_RECEIVED, chunk.length);
-    this.lastRecv = this.hub.now;
+    this.env.count(C_BYTES_RECEIVED, chunk.length);
+    this.lastRecv = Date.now();
     if (this.state === ConnState.CONNECTING) {
       this.held = this.held ? Buffer.concat([this.held, chunk]) : chunk;
       return;
@@ -77,7 +83,7 @@ export class Connection {
     if (this.partial) { buf = Buffer.concat([this.partial, chunk]); this.partial = null; }
     let pos = 0;
     const end = buf.length;
-    const maxPacket = this.hub.config.maxPacketSize;
+    const maxPacket = this.env.config.maxPacketSize;
     while (pos < end && this.state !== ConnState.CLOSED && this.state !== ConnState.CONNECTING) {
       if (end - pos < 2) break;
       const len = readVarint(buf, pos + 1, end, vi);
@@ -86,10 +92,10 @@ export class Connection {
       const bodyStart = pos + 1 + vi.len;
       if (bodyStart - pos + len > maxPacket) { this.protocolClose(RC.PACKET_TOO_LARGE); return; }
       if (bodyStart + len > end) break;
-      this.hub.dispatch(this, buf[pos], buf, pos, bodyStart, bodyStart + len);
+      this.env.dispatch(this, buf[pos], buf, pos, bodyStart, bodyStart + len);
       pos = bodyStart + len;
     }
-    this.hub.router.flushBatch();
+    this.env.endOfRead();
     if (this.state === ConnState.CLOSED) return;
     if (this.state === ConnState.CONNECTING) {
       if (pos < end) this.held = buf.subarray(pos);
@@ -119,12 +125,12 @@ export class Connection {
     this.state = ConnState.CLOSED;
     this.out.length = 0;
     this.socket.destroy();
-    this.hub.connectionClosed(this);
+    this.env.closed(this);
   }
 
   /** Bytes another worker read from this connection before moving it here. */
   inject(bytes: Buffer): void {
-    this.lastRecv = this.hub.now;
+    this.lastRecv = Date.now();
     if (bytes.length > 0) this.consume(bytes);
   }
 
@@ -138,27 +144,27 @@ export class Connection {
     if ((this.state as ConnState) !== ConnState.CLOSED) this.socket.resume();
   }
 
-  /** Queues bytes for this turn's single write (DESIGN.md §2.9). */
+  /** Queues bytes for this turn's single write (workers/README.md, "Output"). */
   write(buf: Buffer): void {
     if (this.state === ConnState.CLOSED) return;
     this.out.push(buf);
     this.outBytes += buf.length;
-    if (!this.dirty) { this.dirty = true; this.hub.markDirty(this); }
+    if (!this.dirty) { this.dirty = true; this.env.markDirty(this); }
   }
 
   /** Over the high-water mark: a slow consumer (QoS 0 to it is dropped, QoS 1/2 queue). */
   get congested(): boolean {
-    return this.outBytes + this.socket.writableLength > this.hub.config.outputHighWater;
+    return this.outBytes + this.socket.writableLength > this.env.config.outputHighWater;
   }
 
-  dropSlow(): void { this.hub.count(C_DROPPED_SLOW_QOS0, 1); }
+  dropSlow(): void { this.env.count(C_DROPPED_SLOW_QOS0, 1); }
 
   flush(): void {
     this.dirty = false;
     const n = this.out.length;
     if (n === 0 || this.state === ConnState.CLOSED) { this.out.length = 0; this.outBytes = 0; return; }
     const data = n === 1 ? this.out[0] : Buffer.concat(this.out, this.outBytes);
-    this.hub.count(C_BYTES_SENT, this.outBytes);
+    this.env.count(C_BYTES_SENT, this.outBytes);
     this.out = [];
     this.outBytes = 0;
     this.socket.write(data);
@@ -183,14 +189,14 @@ export class Connection {
     this.socket.end();
     // A peer that never reads must not keep the fd open: give the FIN a moment, then destroy.
     setTimeout(() => this.socket.destroy(), 2000).unref();
-    this.hub.connectionClosed(this);
+    this.env.closed(this);
   }
 
   private onClose(): void {
     if (this.state !== ConnState.CLOSED) {
       this.state = ConnState.CLOSED;
       this.out.length = 0;
-      this.hub.connectionClosed(this);
+      this.env.closed(this);
     }
   }
 }

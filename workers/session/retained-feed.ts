@@ -5,7 +5,13 @@
 // gets every retained message, and one that stops reading holds at most two pages here,
 // never copies of the whole retained set in its queue.
 import type { WireMessage } from '../../src/shared/messages';
-import type { CoordinatorClient, RetainedPage } from '../coordination/coordinator-client';
+import type { RetainedPage } from '../coordination/coordinator-client';
+
+/** Where pages come from: the coordinator's cursors (coordination/coordinator-client.ts). */
+export interface RetainedSource {
+  retained(filter: string, cursor: number): Promise<RetainedPage>;
+  retainedClose(cursor: number): void;
+}
 
 /** One subscription's claim on the retained messages matching its filter. */
 export interface RetainedWant { readonly filter: string; readonly qos: number; readonly subIds: number[] | null }
@@ -24,7 +30,7 @@ export class RetainedFeed {
   private fetching = false;
   private closed = false;
 
-  constructor(private readonly coord: CoordinatorClient, private readonly onPage: () => void) {}
+  constructor(private readonly coord: RetainedSource, private readonly onPage: () => void) {}
 
   add(want: RetainedWant): void {
     this.wants.push(want);

@@ -1,41 +1,18 @@
-// Session state that outlives a connection (DESIGN.md §4): subscriptions, outbound in-flight
-// QoS 1/2, the bounded offline queue, inbound QoS 2 state, expiry and the delayed will.
+// Session state that outlives a connection (workers/README.md, "Sessions"): subscriptions,
+// outbound in-flight QoS 1/2, the bounded queue, the retained feed, inbound QoS 2 state,
+// expiry and the delayed will. What one delivery is and how it is encoded: outgoing.ts.
 import type { Connection } from '../net/connection';
-import type { Hub } from '../hub';
-import { Message, NO_ORIGIN } from '../protocol/message';
-import { RetainedFeed } from './retained-feed';
-import { encodeAck, encodePublish, NO_EXTRAS, OutboundExtras } from '../protocol/publish-codec';
-import { PUBREL, RC, OUTBOUND_ALIAS_CAP } from '../protocol/constants';
-import type { WireSession } from '../../src/shared/messages';
+import type { BrokerConfig } from '../../src/config';
+import type { StoreOp, WireSession } from '../../src/shared/messages';
 import type { Will } from './will';
 import type { HeldPublish } from '../persist/held-publish';
+import { Outgoing, writePublish } from './outgoing';
+import { RetainedFeed, type RetainedSource } from './retained-feed';
 import { LongTimer } from './long-timer';
-import { C_DROPPED_EXPIRED, C_DROPPED_QUEUE_FULL, C_DROPPED_TOO_LARGE, C_MSGS_SENT } from '../../src/shared/counters';
-
-/**
- * One QoS 1/2 delivery to this session, queued and then in flight. A class with a fixed shape,
- * mutated in place from queued to in flight (an object spread per message showed up as the
- * largest self time on the QoS 1 path).
- */
-class Outgoing {
-  state: 'queued' | 'publish' | 'pubrel' = 'queued';
-  /** The store has an in-flight entry for this packet id. */
-  stored = false;
-  constructor(
-    public msg: Message | null,
-    readonly qos: number,
-    readonly retain: boolean,
-    readonly subIds: number[] | null,
-    /** Store message id and queue slot when this delivery is persisted (0 = not stored). */
-    readonly msgId: number,
-    readonly seq: number,
-    /** The store request while it is held in this worker (write-behind), else null. */
-    readonly held: HeldPublish | null,
-  ) {}
-
-  /** Still only in this worker's held request: store changes go to it, not to the coordinator. */
-  get inHeld(): boolean { return this.held !== null && !this.held.posted; }
-}
+import { Message, NO_ORIGIN } from '../protocol/message';
+import { encodeAck } from '../protocol/publish-codec';
+import { PUBREL, RC } from '../protocol/constants';
+import { C_DROPPED_EXPIRED, C_DROPPED_QUEUE_FULL } from '../../src/shared/counters';
 
 type Inflight = Outgoing;
 
@@ -46,6 +23,16 @@ export interface Subscription {
 }
 
 export const NEVER_EXPIRES = 0xffffffff;
+
+/** What a session needs of the worker around it. */
+export interface SessionEnv {
+  readonly config: BrokerConfig;
+  count(counter: number, n: number): void;
+  /** This worker's store operations, in order (persist/persister.ts). */
+  readonly store: { op(o: StoreOp): void };
+  /** The coordinator's retained cursors. */
+  readonly retained: RetainedSource;
+}
 
 export class Session {
   conn: Connection | null = null;
@@ -79,7 +66,7 @@ export class Session {
   feedRetained(list: { filter: string; qos: number }[], subId: number): void {
     this.feedsPending--;
     if (this.ended) return;
-    const f = (this.feed ??= new RetainedFeed(this.hub.coord, () => this.pump()));
+    const f = (this.feed ??= new RetainedFeed(this.env.retained, () => this.pump()));
     const subIds = subId ? [subId] : null;
     for (const x of list) f.add({ filter: x.filter, qos: x.qos, subIds });
     this.pump();
@@ -105,7 +92,7 @@ export class Session {
   accSeq = 0;
 
   constructor(
-    readonly hub: Hub,
+    private readonly env: SessionEnv,
     readonly clientId: string,
     readonly slot: number,
     readonly subscriber: number,
@@ -117,7 +104,7 @@ export class Session {
   /** The client's window: its Receive Maximum, capped by --max-inflight. */
   private get window(): number {
     const c = this.conn;
-    return Math.min(c ? c.clientReceiveMax : 65535, this.hub.config.maxInflight);
+    return Math.min(c ? c.clientReceiveMax : 65535, this.env.config.maxInflight);
   }
 
   /**
@@ -125,7 +112,7 @@ export class Session {
    * store slot when the publisher persisted it for this session (DESIGN.md §4).
    */
   deliver(msg: Message, qos: number, retain: boolean, subIds: number[] | null, msgId = 0, seq = 0, held: HeldPublish | null = null): void {
-    if (msg.expiryAt !== 0 && msg.expiryAt <= this.hub.now) { this.hub.count(C_DROPPED_EXPIRED, 1); this.unstoreSlot(seq, held); return; }
+    if (msg.expiryAt !== 0 && msg.expiryAt <= Date.now()) { this.env.count(C_DROPPED_EXPIRED, 1); this.unstoreSlot(seq, held); return; }
     const c = this.conn;
     if (this.liveWaits) {
       // Behind retained messages still being fed: queued, within the queue's bounds, QoS 0 too.
@@ -136,7 +123,7 @@ export class Session {
       // QoS 0 is never queued: offline sessions miss it; slow consumers drop it, counted.
       if (!c) return;
       if (c.congested) { c.dropSlow(); return; }
-      this.send(c, msg, 0, retain, 0, false, subIds);
+      writePublish(this.env, c, msg, 0, retain, 0, false, subIds);
       return;
     }
     const out = new Outgoing(msg, qos, retain, subIds, msgId, seq, held);
@@ -147,18 +134,18 @@ export class Session {
   private get queueLength(): number { return this.queue.length - this.queueHead; }
 
   private enqueue(o: Outgoing): void {
-    const cfg = this.hub.config;
+    const cfg = this.env.config;
     const size = o.msg!.size;
     while (this.queueLength >= cfg.maxQueuedMessages || (this.queuedBytes + size > cfg.maxQueuedBytes && this.queueLength > 0)) {
-      if (cfg.queuePolicy === 'drop-new' || cfg.maxQueuedMessages === 0) { this.hub.count(C_DROPPED_QUEUE_FULL, 1); this.unstore(o); return; }
+      if (cfg.queuePolicy === 'drop-new' || cfg.maxQueuedMessages === 0) { this.env.count(C_DROPPED_QUEUE_FULL, 1); this.unstore(o); return; }
       if (cfg.queuePolicy === 'disconnect' && this.conn) {
-        this.hub.count(C_DROPPED_QUEUE_FULL, 1);
+        this.env.count(C_DROPPED_QUEUE_FULL, 1);
         this.unstore(o);
         this.conn.protocolClose(RC.QUOTA_EXCEEDED);
         return;
       }
       this.unstore(this.shift()!);
-      this.hub.count(C_DROPPED_QUEUE_FULL, 1);
+      this.env.count(C_DROPPED_QUEUE_FULL, 1);
     }
     // Queued: no acknowledgement soon, so the store request should not wait for one.
     if (o.inHeld) o.held!.force();
@@ -190,7 +177,7 @@ export class Session {
   private sendNew(c: Connection, o: Outgoing): void {
     const pid = this.allocPid();
     if (pid === 0) { this.enqueue(o); return; }
-    if (!this.send(c, o.msg!, o.qos, o.retain, pid, false, o.subIds)) { this.unstore(o); return; }
+    if (!writePublish(this.env, c, o.msg!, o.qos, o.retain, pid, false, o.subIds)) { this.unstore(o); return; }
     o.state = 'publish';
     o.stored = o.seq !== 0;
     this.inflight.set(pid, o);
@@ -209,17 +196,17 @@ export class Session {
   private unstoreSlot(seq: number, held: HeldPublish | null): void {
     if (seq === 0) return;
     if (held && !held.posted) held.done(this.subscriber);
-    else this.hub.persister.op({ o: 'dequeue', clientId: this.clientId, seq });
+    else this.env.store.op({ o: 'dequeue', clientId: this.clientId, seq });
   }
 
   /** An in-flight delivery ended: acknowledged, or refused with PUBREC >= 0x80. */
   private unstoreInflight(f: Outgoing, pid: number): void {
     if (f.inHeld) f.held!.done(this.subscriber);
-    else this.hub.persister.op({ o: 'delInflight', clientId: this.clientId, packetId: pid });
+    else this.env.store.op({ o: 'delInflight', clientId: this.clientId, packetId: pid });
   }
 
   private storeInflight(pid: number, msgId: number, qos: number, state: 'publish' | 'pubrel', retain: boolean, subIds: number[] | null): void {
-    this.hub.persister.op({ o: 'inflight', clientId: this.clientId, entry: {
+    this.env.store.op({ o: 'inflight', clientId: this.clientId, entry: {
       packetId: pid, messageId: state === 'publish' ? BigInt(msgId) : null, qos: qos as 1 | 2, state, dup: false, retain,
       subscriptionIdentifiers: subIds ?? [],
     } });
@@ -240,8 +227,8 @@ export class Session {
       const o = this.queue[this.queueHead];
       if (o.qos > 0 && this.inflight.size >= this.window) break;
       this.shift();
-      if (o.msg!.expiryAt !== 0 && o.msg!.expiryAt <= this.hub.now) { this.hub.count(C_DROPPED_EXPIRED, 1); this.unstore(o); continue; }
-      if (o.qos === 0) this.send(c, o.msg!, 0, o.retain, 0, false, o.subIds);
+      if (o.msg!.expiryAt !== 0 && o.msg!.expiryAt <= Date.now()) { this.env.count(C_DROPPED_EXPIRED, 1); this.unstore(o); continue; }
+      if (o.qos === 0) writePublish(this.env, c, o.msg!, 0, o.retain, 0, false, o.subIds);
       else this.sendNew(c, o);
     }
   }
@@ -252,9 +239,9 @@ export class Session {
       const qos = Math.min(w.qos, f.want!.qos);
       if (c.congested || (qos > 0 && this.inflight.size >= this.window)) return false;
       f.take();
-      if (w.expiryAt !== 0 && w.expiryAt <= this.hub.now) { this.hub.count(C_DROPPED_EXPIRED, 1); continue; }
+      if (w.expiryAt !== 0 && w.expiryAt <= Date.now()) { this.env.count(C_DROPPED_EXPIRED, 1); continue; }
       const msg = Message.fromWire(w, NO_ORIGIN);
-      if (qos === 0) this.send(c, msg, 0, true, 0, false, f.want!.subIds);
+      if (qos === 0) writePublish(this.env, c, msg, 0, true, 0, false, f.want!.subIds);
       else this.sendNew(c, new Outgoing(msg, qos, true, f.want!.subIds, 0, 0, null));
     }
     if (!f.finished) return false;
@@ -263,44 +250,6 @@ export class Session {
   }
 
   onDrain(): void { this.pump(); }
-
-  /** Encodes and writes one PUBLISH; false if it exceeds the client's Maximum Packet Size. */
-  private send(c: Connection, msg: Message, qos: number, retain: boolean, pid: number, dup: boolean, subIds: number[] | null): boolean {
-    const v5 = c.v5;
-    let buf: Buffer;
-    let newAlias = '';
-    if (qos === 0 && !subIds && c.clientAliasMax === 0 && msg.expiryAt === 0) {
-      buf = cachedQos0(msg, v5, retain);
-    } else {
-      const x: OutboundExtras = v5 ? { subIds, alias: 0, omitTopic: false, expiry: -1 } : NO_EXTRAS;
-      if (v5) {
-        if (msg.expiryAt !== 0) x.expiry = Math.max(0, Math.ceil((msg.expiryAt - this.hub.now) / 1000));
-        if (c.clientAliasMax > 0) newAlias = this.pickAlias(c, msg, x);
-      }
-      buf = encodePublish(msg.topic, msg.payload, v5 ? msg.props : null, qos, retain, dup, pid, v5, x);
-    }
-    if (c.clientMaxPacket !== 0 && buf.length > c.clientMaxPacket) {
-      // Never send more than the client allows [MQTT-3.1.2-24]; the message is discarded.
-      if (newAlias) c.outAliases!.delete(newAlias);
-      this.hub.count(C_DROPPED_TOO_LARGE, 1);
-      return false;
-    }
-    c.write(buf);
-    this.hub.count(C_MSGS_SENT, 1);
-    return true;
-  }
-
-  /** Outbound topic alias: reuse a known one (empty topic), or assign while under the cap. */
-  private pickAlias(c: Connection, msg: Message, x: OutboundExtras): string {
-    const aliases = (c.outAliases ??= new Map());
-    const topic = msg.topicString;
-    const known = aliases.get(topic);
-    if (known) { x.alias = known; x.omitTopic = true; return ''; }
-    if (aliases.size >= Math.min(c.clientAliasMax, OUTBOUND_ALIAS_CAP)) return '';
-    x.alias = aliases.size + 1;
-    aliases.set(topic, x.alias);
-    return topic;
-  }
 
   /** PUBACK (QoS 1) or PUBCOMP (QoS 2) completes a delivery. */
   complete(pid: number, expectQos: number, expectState: 'publish' | 'pubrel'): void {
@@ -334,7 +283,7 @@ export class Session {
     this.cancelTimers();
     for (const [pid, f] of this.inflight) {
       if (f.state === 'pubrel') c.write(encodeAck(PUBREL, pid, 0, c.v5));
-      else if (!this.send(c, f.msg!, f.qos, f.retain, pid, true, f.subIds)) this.inflight.delete(pid);
+      else if (!writePublish(this.env, c, f.msg!, f.qos, f.retain, pid, true, f.subIds)) this.inflight.delete(pid);
     }
     this.pump();
   }
@@ -373,13 +322,4 @@ export class Session {
     for (const q of w.queue) this.enqueue(new Outgoing(Message.fromWire(q.msg), q.msg.qos, q.msg.retain, q.subIds, q.msgId, q.seq, null));
     for (const pid of w.inboundQos2) this.inboundQos2.add(pid);
   }
-}
-
-function cachedQos0(msg: Message, v5: boolean, retain: boolean): Buffer {
-  if (v5) {
-    if (retain) return (msg.enc5r ??= encodePublish(msg.topic, msg.payload, msg.props, 0, true, false, 0, true, NO_EXTRAS));
-    return (msg.enc5 ??= encodePublish(msg.topic, msg.payload, msg.props, 0, false, false, 0, true, NO_EXTRAS));
-  }
-  if (retain) return (msg.enc3r ??= encodePublish(msg.topic, msg.payload, null, 0, true, false, 0, false, NO_EXTRAS));
-  return (msg.enc3 ??= encodePublish(msg.topic, msg.payload, null, 0, false, false, 0, false, NO_EXTRAS));
 }

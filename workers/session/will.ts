@@ -1,5 +1,5 @@
 // The Will Message a connection registered in CONNECT, and when to publish it.
-import type { Message } from '../protocol/message';
+import { Message } from '../protocol/message';
 
 export interface Will {
   msg: Message;
@@ -7,4 +7,11 @@ export interface Will {
   delay: number;
   /** Will's Message Expiry Interval (s), applied when it is published; -1 = none. */
   expiry: number;
+}
+
+/** The message to publish for `will` now: its Message Expiry Interval counts from the moment it is published. */
+export function willMessage(will: Will, now: number): Message {
+  const m = will.msg;
+  const expiryAt = will.expiry >= 0 ? now + will.expiry * 1000 : 0;
+  return new Message(m.topic, m.payload, m.qos, m.retain, m.props, expiryAt, m.origin);
 }

@@ -1,0 +1,34 @@
+// What the packet handlers need of the worker, named: each handler is given this, not a
+// worker object to reach through.
+import type { Connection } from '../net/connection';
+import type { Message } from '../protocol/message';
+import type { Session } from '../session/session';
+import type { BrokerConfig } from '../../src/config';
+import type { StoreOp } from '../../src/shared/messages';
+
+export interface HandlerDeps {
+  readonly config: BrokerConfig;
+  count(counter: number, n: number): void;
+  /** The publish path (routing/router.ts). */
+  readonly router: {
+    publish(msg: Message, conn: Connection | null, ack: number, pid: number): void;
+    flushBatch(): void;
+  };
+  /** Claims and online/offline (session/lifecycle.ts). */
+  readonly sessions: {
+    claim(c: Connection, clientId: string, clean: boolean, expiry: number): Promise<boolean | null>;
+    online(c: Connection): void;
+  };
+  /** session/subscriptions.ts */
+  readonly subscriptions: {
+    subscribe(s: Session, filter: string, opts: number, subId: number, retainHandling: number): boolean;
+    unsubscribe(s: Session, filter: string): boolean;
+  };
+  /** This worker's store operations; `barrier` runs `done` once what is queued is durable. */
+  readonly store: {
+    op(o: StoreOp): void;
+    barrier(done: (ok: boolean) => void): void;
+  };
+  /** Test builds: a PUBLISH to a hook topic triggers the hook instead of being routed. */
+  testHook(c: Connection, topic: Buffer): boolean;
+}

@@ -1,0 +1,76 @@
+// The connections this worker owns: made from the file descriptors the main thread hands over
+// (or another worker moves here), swept for keep-alive and CONNECT timeouts, closed on shutdown.
+import * as net from 'node:net';
+import { Connection, ConnState, type ConnectionEnv } from './connection';
+import { RC } from '../protocol/constants';
+import { C_ACCEPTED, C_CONNECTIONS_TOTAL, C_CONNECTIONS_OPEN } from '../../src/shared/counters';
+
+/** A connection must send CONNECT within this time, or it is closed. */
+const CONNECT_TIMEOUT_MS = 10_000;
+
+export class Connections {
+  readonly all = new Set<Connection>();
+  private readonly created = new WeakMap<Connection, number>();
+  private stopping = false;
+
+  /** `env.closed` must call `closed` here (the worker adds what else a close means). */
+  constructor(private readonly env: ConnectionEnv) {}
+
+  /** Wraps an fd this worker now owns; null if it is no longer a usable socket. */
+  adopt(fd: number): Connection | null {
+    this.env.count(C_ACCEPTED, 1);
+    this.env.count(C_CONNECTIONS_TOTAL, 1);
+    let socket: net.Socket;
+    try {
+      socket = new net.Socket({ fd, readable: true, writable: true });
+    } catch {
+      return null;
+    }
+    socket.setNoDelay(true);
+    const c = new Connection(socket, this.env);
+    this.all.add(c);
+    this.created.set(c, Date.now());
+    this.env.count(C_CONNECTIONS_OPEN, 1);
+    if (this.stopping) c.close();
+    return c;
+  }
+
+  /** A connection another worker moved here, with the bytes it had already read. */
+  adoptMoved(fd: number, bytes: Uint8Array): void {
+    this.adopt(fd)?.inject(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));
+  }
+
+  /** True the first time: the connection was one of ours. */
+  closed(c: Connection): boolean {
+    if (!this.all.delete(c)) return false;
+    this.env.count(C_CONNECTIONS_OPEN, -1);
+    return true;
+  }
+
+  /** Keep-alive: 1.5 × the negotiated interval without a packet closes [MQTT-3.1.2-24, MQTT5-3.1.2-22]. */
+  sweep(): void {
+    const now = Date.now();
+    for (const c of this.all) {
+      if (c.state === ConnState.CONNECTED) {
+        if (c.keepaliveMs > 0 && now - c.lastRecv > c.keepaliveMs * 1.5) c.protocolClose(RC.KEEP_ALIVE_TIMEOUT);
+      } else if (c.state === ConnState.NEW && now - (this.created.get(c) ?? now) > CONNECT_TIMEOUT_MS) {
+        c.close();
+      }
+    }
+  }
+
+  /** SIGTERM: v5 clients get DISCONNECT 0x8B, every socket closes; `done` once all have (at most 2 s). */
+  closeAll(done: () => void): void {
+    this.stopping = true;
+    const open = [...this.all];
+    for (const c of open) c.protocolClose(RC.SERVER_SHUTTING_DOWN);
+    const pending = new Set(open.filter((c) => !c.socket.closed));
+    if (pending.size === 0) { done(); return; }
+    const timer = setTimeout(done, 2000);
+    for (const c of pending) {
+      c.socket.once('close', () => { pending.delete(c); if (pending.size === 0) { clearTimeout(timer); done(); } });
+    }
+  }
+
+  get isStopping(): boolean { return this.stopping; }
+}

@@ -1,0 +1,279 @@
+// A session's life in this worker (workers/README.md, "Sessions"): claimed through the
+// coordinator's registry on CONNECT, taken over by a new connection (here, or by moving the new
+// connection to the worker that owns the session), restored from the store at start, online and
+// offline, expired, released to a clean start elsewhere. Wills are published (by the function
+// the worker gives) at the moment MQTT says: at once, after their delay, or never.
+import type { Connection } from '../net/connection';
+import { ConnState } from '../net/connection';
+import type { Persister } from '../persist/persister';
+import type { Grant } from '../coordination/coordinator-client';
+import type { WireSession, RestoredSession } from '../../src/shared/messages';
+import type { StoredSession } from '../../src/store/types';
+import type { Will } from './will';
+import type { SessionTable } from './session-table';
+import type { Subscriptions } from './subscriptions';
+import { Session, NEVER_EXPIRES, type SessionEnv } from './session';
+import { Message, detached } from '../protocol/message';
+import { RC } from '../protocol/constants';
+import { subscriberId, OPT_PERSISTENT } from '../../src/shared/topic-index';
+import { propsToStore } from '../../src/shared/props-codec';
+import { native } from '../../src/native';
+import * as K from '../../src/shared/counters';
+
+export interface LifecycleDeps {
+  readonly index: number;
+  readonly table: SessionTable;
+  readonly subscriptions: Subscriptions;
+  readonly persister: Persister;
+  readonly sessionEnv: SessionEnv;
+  count(counter: number, n: number): void;
+  /** The coordinator's registry. */
+  readonly registry: {
+    claim(clientId: string, clean: boolean): Promise<Grant>;
+    released(req: number): void;
+    ended(clientId: string): void;
+    move(to: number, fd: number, bytes: Uint8Array): void;
+  };
+  publishWill(w: Will): void;
+}
+
+export class SessionLifecycle {
+  /**
+   * Wills that fell due while the broker was down wait until every worker has restored its
+   * sessions (the main thread says 'go'), so restored subscribers on other workers get them.
+   */
+  private started = false;
+  private readonly dueAtStart: Array<() => void> = [];
+
+  constructor(private readonly deps: LifecycleDeps) {}
+
+  go(): void {
+    this.started = true;
+    for (const fn of this.dueAtStart.splice(0)) fn();
+  }
+
+  private whenStarted(fn: () => void): void {
+    if (this.started) fn();
+    else this.dueAtStart.push(fn);
+  }
+
+  /**
+   * Claims the client id; resolves to whether a session was present, or null when the
+   * connection was moved to the worker that owns the session.
+   */
+  async claim(c: Connection, clientId: string, clean: boolean, expiry: number): Promise<boolean | null> {
+    const grant = await this.deps.registry.claim(clientId, clean);
+    if (grant.redirect !== undefined) { this.moveConnection(c, grant.redirect); return null; }
+    if (grant.local) {
+      const present = this.takeOverLocally(c, clientId, clean, expiry);
+      if (present !== null) return present;
+    }
+    return this.newSession(c, clientId, expiry);
+  }
+
+  /**
+   * A persistent session lives on the worker that has it; a reconnecting client's connection
+   * goes there instead of the session coming here, so its subscriptions never leave the trie
+   * and no message published meanwhile is missed (moving sessions once lost QoS 1 messages).
+   */
+  private moveConnection(c: Connection, owner: number): void {
+    const fd = (c.socket as unknown as { _handle?: { fd?: number } })._handle?.fd;
+    const bytes = c.takeReplayBytes();
+    if (typeof fd !== 'number' || fd < 0) { c.close(); return; }
+    let copy: number;
+    try { copy = native.dupFd(fd); } catch { c.close(); return; }
+    c.detachSocket();
+    this.deps.registry.move(owner, copy, bytes);
+  }
+
+  /** This worker owns the session already: the new connection replaces the old one [MQTT-3.1.4-3]. */
+  private takeOverLocally(c: Connection, clientId: string, clean: boolean, expiry: number): boolean | null {
+    const s = this.deps.table.byClientId.get(clientId);
+    if (!s) return null;
+    // A session with expiry 0 lasts only as long as its connection [MQTT-3.1.2-6, MQTT5-3.1.2-23]:
+    // taken over, it ends, even when the new connection asks to continue.
+    const ends = clean || s.expiryInterval === 0;
+    this.disconnectOld(s, ends, c);
+    s.cancelTimers();
+    if (ends) { this.dropSession(s); this.deps.persister.op({ o: 'delSession', clientId }); return null; }
+    s.expiryInterval = expiry;
+    s.protocolVersion = c.version;
+    this.setPersistent(s, this.deps.persister.enabled && expiry > 0);
+    if (s.persistent) this.deps.persister.op({ o: 'session', session: this.storedSession(s, c.will, null) });
+    c.session = s;
+    if (c.state === ConnState.CLOSED) { c.session = null; this.goOffline(s, null); }
+    return true;
+  }
+
+  /**
+   * The session's old connection, if any, closes with 0x8E [MQTT5-3.1.4-3]; its will is published
+   * unless the session lives on within the will's delay [MQTT5-3.1.2-8]. An offline session's
+   * pending will goes out if the session ends now.
+   */
+  private disconnectOld(s: Session, ends: boolean, by: Connection | null): void {
+    const old = s.conn;
+    if (old && old !== by) {
+      old.session = null;
+      s.conn = null;
+      this.deps.count(K.C_CLIENTS_CONNECTED, -1);
+      if (old.will && !old.normalDisconnect && (ends || old.will.delay === 0)) this.deps.publishWill(old.will);
+      old.protocolClose(RC.SESSION_TAKEN_OVER);
+    } else if (s.pendingWill && ends) {
+      this.deps.publishWill(s.pendingWill);
+    }
+  }
+
+  /** Persistence can change on reconnect (a new expiry): binding, store and trie options follow. */
+  private setPersistent(s: Session, on: boolean): void {
+    if (s.persistent === on) return;
+    s.persistent = on;
+    const p = this.deps.persister;
+    if (on) p.op({ o: 'bind', clientId: s.clientId, sub: s.subscriber });
+    else { p.op({ o: 'unbind', sub: s.subscriber }); p.op({ o: 'delSession', clientId: s.clientId }); }
+    this.deps.subscriptions.persistenceChanged(s);
+  }
+
+  private create(clientId: string, protocolVersion: number, expiry: number, persistent: boolean): Session {
+    const { table, index } = this.deps;
+    const slot = table.allocSlot();
+    const s = new Session(this.deps.sessionEnv, clientId, slot, subscriberId(index, slot), protocolVersion);
+    s.expiryInterval = expiry;
+    s.persistent = persistent;
+    table.add(s);
+    this.deps.count(K.C_SESSIONS, 1);
+    return s;
+  }
+
+  private newSession(c: Connection, clientId: string, expiry: number): boolean {
+    const p = this.deps.persister;
+    const s = this.create(clientId, c.version, expiry, p.enabled && expiry > 0);
+    // Whatever the store held under this id is replaced: a clean start or a new session.
+    p.op({ o: 'delSession', clientId });
+    if (s.persistent) {
+      p.op({ o: 'session', session: this.storedSession(s, c.will, null) });
+      p.op({ o: 'bind', clientId, sub: s.subscriber });
+    }
+    c.session = s;
+    if (c.state === ConnState.CLOSED) {
+      // The client left while the claim was in flight: the session starts offline.
+      c.session = null;
+      this.goOffline(s, null);
+    }
+    return false;
+  }
+
+  private restore(s: Session, w: WireSession): void {
+    s.restore(w);
+    for (const sub of w.subscriptions) this.deps.subscriptions.subscribe(s, sub.filter, sub.opts & ~OPT_PERSISTENT, sub.subId, sub.retainHandling);
+  }
+
+  /** The store's record of a session (its will travels with it). */
+  private storedSession(s: Session, will: Will | null, disconnectedAt: number | null): StoredSession {
+    return {
+      clientId: s.clientId,
+      protocolVersion: s.protocolVersion as 3 | 4 | 5,
+      sessionExpiryInterval: s.expiryInterval,
+      disconnectedAt,
+      will: will ? {
+        topic: will.msg.topicString, payload: detached(will.msg.payload), qos: will.msg.qos as 0 | 1 | 2, retain: will.msg.retain,
+        properties: { ...propsToStore(will.msg.props, 0), ...(will.expiry >= 0 ? { messageExpiryInterval: will.expiry } : {}) },
+        delayInterval: will.delay,
+      } : null,
+    };
+  }
+
+  /**
+   * A session restored from the store at start (offline). Its expiry and will delay count the
+   * time the broker was down.
+   */
+  adopt(r: RestoredSession): void {
+    const s = this.create(r.clientId, r.protocolVersion, r.expiryInterval, true);
+    this.deps.persister.op({ o: 'bind', clientId: r.clientId, sub: s.subscriber });
+    this.restore(s, r);
+    const elapsed = Math.max(0, Date.now() - r.disconnectedAt);
+    const will: Will | null = r.will ? { msg: Message.fromWire(r.will.msg), delay: r.will.delay, expiry: -1 } : null;
+    if (s.expiryInterval !== NEVER_EXPIRES && elapsed >= s.expiryInterval * 1000) {
+      this.endSession(s);
+      if (will) this.whenStarted(() => this.deps.publishWill(will));
+      return;
+    }
+    s.detach(() => this.expire(s), elapsed);
+    if (will) {
+      if (elapsed >= Math.min(will.delay, s.expiryInterval) * 1000) this.whenStarted(() => this.publishStoredWill(s, will));
+      else s.scheduleWill(will, (w) => this.publishStoredWill(s, w), elapsed);
+    }
+  }
+
+  private expire(s: Session): void {
+    if (s.pendingWill) { const w = s.pendingWill; s.cancelTimers(); this.deps.publishWill(w); }
+    this.endSession(s);
+  }
+
+  /** A will published while its session lives on: the store forgets it. */
+  private publishStoredWill(s: Session, w: Will): void {
+    this.deps.publishWill(w);
+    if (s.persistent && this.deps.table.byClientId.get(s.clientId) === s) {
+      this.deps.persister.op({ o: 'session', session: this.storedSession(s, null, Date.now()) });
+    }
+  }
+
+  /** CONNACK sent: the session resends what is in flight and sends what waits. */
+  online(c: Connection): void {
+    this.deps.count(K.C_CLIENTS_CONNECTED, 1);
+    c.session!.resume(c);
+  }
+
+  /** The connection closed: its session goes offline (or ends). */
+  connectionClosed(c: Connection): void {
+    const s = c.session;
+    if (!s || s.conn !== c) return;
+    c.session = null;
+    this.deps.count(K.C_CLIENTS_CONNECTED, -1);
+    this.goOffline(s, c.normalDisconnect ? null : c.will);
+  }
+
+  /** Connection gone: the will goes out now, later (delay) or never; the session waits for its expiry. */
+  private goOffline(s: Session, will: Will | null): void {
+    if (s.expiryInterval === 0) {
+      if (will) this.deps.publishWill(will);
+      this.endSession(s);
+      return;
+    }
+    s.detach(() => this.expire(s));
+    const delayed = will !== null && will.delay > 0;
+    if (s.persistent) this.deps.persister.op({ o: 'session', session: this.storedSession(s, delayed ? will : null, Date.now()) });
+    if (will) {
+      if (!delayed) this.deps.publishWill(will);
+      else s.scheduleWill(will, (w) => this.publishStoredWill(s, w));
+    }
+  }
+
+  private dropSession(s: Session): void {
+    if (s.persistent) this.deps.persister.op({ o: 'unbind', sub: s.subscriber });
+    this.deps.subscriptions.removeAll(s);
+    s.cancelTimers();
+    s.end();
+    this.deps.table.remove(s);
+    this.deps.count(K.C_SESSIONS, -1);
+  }
+
+  private endSession(s: Session): void {
+    this.dropSession(s);
+    this.deps.persister.op({ o: 'delSession', clientId: s.clientId });
+    this.deps.registry.ended(s.clientId);
+  }
+
+  /**
+   * A clean start elsewhere ends this worker's session for the client id (a continuing session
+   * never moves: its new connection is moved here instead, see moveConnection).
+   */
+  release(req: number, clientId: string, clean: boolean): void {
+    const s = this.deps.table.byClientId.get(clientId);
+    if (!s) { this.deps.registry.released(req); return; }
+    this.disconnectOld(s, clean, null);
+    s.cancelTimers();
+    this.dropSession(s);
+    this.deps.persister.flush(true); // all store ops of the old owner (held ones too) land before the new owner's
+    this.deps.registry.released(req);
+  }
+}

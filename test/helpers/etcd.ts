@@ -12,8 +12,13 @@ export const INSTALL_HINT = 'install etcd-server (apt-get install etcd-server)';
 
 /** Path of the etcd binary; throws (so the test fails, never skips) when it is missing. */
 export function etcdBinary(): string {
-  for (const p of [process.env.ETCD_BIN, '/usr/bin/etcd', '/usr/local/bin/etcd']) {
-    if (p && fs.existsSync(p)) return p;
+  const forced = process.env.ETCD_BIN;
+  if (forced) {
+    if (fs.existsSync(forced)) return forced;
+    throw new Error(`etcd binary not found at ETCD_BIN=${forced}: ${INSTALL_HINT}`);
+  }
+  for (const p of ['/usr/bin/etcd', '/usr/local/bin/etcd']) {
+    if (fs.existsSync(p)) return p;
   }
   const which = spawnSync('sh', ['-c', 'command -v etcd'], { encoding: 'utf8' });
   if (which.status === 0 && which.stdout.trim()) return which.stdout.trim();

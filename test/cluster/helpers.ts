@@ -66,8 +66,14 @@ export interface MemberProc {
   kill(): Promise<void>;
 }
 
+// Member processes still running when this process exits (a crashed test) are killed with it.
+const liveMembers = new Set<ChildProcess>();
+process.on('exit', () => { for (const p of liveMembers) { try { p.kill('SIGKILL'); } catch { /* gone */ } } });
+
 export function spawnMember(cfg: Record<string, unknown>): MemberProc {
   const proc = spawn(process.execPath, [FIXTURE, JSON.stringify(cfg)], { stdio: ['ignore', 'pipe', 'pipe'] });
+  liveMembers.add(proc);
+  proc.once('exit', () => liveMembers.delete(proc));
   let out = '';
   let err = '';
   proc.stdout!.on('data', (d) => { out += d; });

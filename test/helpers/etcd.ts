@@ -3,10 +3,10 @@
 // everything and removes the data dirs. No etcd binary = the test fails with how to install it.
 import { spawn, spawnSync, ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
-import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { Etcd3 } from 'etcd3';
+import { freePort } from './robust-helpers';
 
 export const INSTALL_HINT = 'install etcd-server (apt-get install etcd-server)';
 
@@ -25,17 +25,11 @@ export function etcdBinary(): string {
   throw new Error(`etcd binary not found: ${INSTALL_HINT}`);
 }
 
-/** A loopback port that was free a moment ago (the OS picks it). */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
+export { freePort };
+
+// etcd processes still running when this process exits (a crashed test) are killed with it.
+const liveEtcd = new Set<ChildProcess>();
+process.on('exit', () => { for (const p of liveEtcd) { try { p.kill('SIGKILL'); } catch { /* gone */ } } });
 
 export interface EtcdMember {
   name: string;
@@ -141,7 +135,8 @@ export async function startEtcd(size = 1, opts: { readyMs?: number } = {}): Prom
       const keep = (d: Buffer) => { out += d.toString(); if (out.length > 200_000) out = out.slice(-100_000); };
       proc.stdout!.on('data', keep);
       proc.stderr!.on('data', keep);
-      proc.once('exit', () => { if (m.proc === proc) m.proc = null; });
+      liveEtcd.add(proc);
+      proc.once('exit', () => { liveEtcd.delete(proc); if (m.proc === proc) m.proc = null; });
       m.proc = proc;
       m.output = () => out;
     }

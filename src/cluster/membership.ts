@@ -391,14 +391,20 @@ export class Membership extends EventEmitter {
 
   private applyBatch(batch: WatchBatch): void {
     if (batch.events.length === 0) return; // progress notification
+    let lostOwnKey: string | null = null;
     for (const ev of batch.events) {
       const nodeId = ev.kv.key.slice(this.prefix.length);
-      if (ev.type === 'delete') { this.members.delete(nodeId); continue; }
-      const m = parseMember(ev.kv, this.prefix);
-      if (m) this.members.set(nodeId, m);
+      const m = ev.type === 'put' ? parseMember(ev.kv, this.prefix) : null;
+      if (m) this.members.set(nodeId, m); else this.members.delete(nodeId);
+      if (nodeId === this.opts.nodeId && this.me && m?.incarnation !== this.me.incarnation) {
+        lostOwnKey = ev.type === 'delete' ? `our key was deleted in etcd at revision ${batch.revision}`
+          : `our key was replaced in etcd at revision ${batch.revision} (incarnation ${m?.incarnation ?? 'unreadable'})`;
+      }
     }
     this.viewRevision = batch.revision;
     this.emit('view', this.view());
+    // The others no longer see this incarnation: it must not count itself in either.
+    if (lostOwnKey) this.doFence(this.epoch, lostOwnKey);
   }
 
   private async startWatch(epoch: number, fromRevision: bigint): Promise<void> {

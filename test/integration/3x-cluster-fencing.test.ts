@@ -5,6 +5,7 @@
 //    deleted; after healing it rejoins with a new incarnation and holds exactly one key;
 //  - healed right after fencing, before etcd expired the old lease: the rejoin removes its own
 //    old key (revoking its own old lease) and registers the new incarnation;
+//  - its own key deleted by someone else: fences on the watch event and rejoins;
 //  - cut connections and a 100 ms delay each way do not fence (TTL 2 s tolerates a keepalive round
 //    trip up to TTL − margin − TTL/3 ≈ 830 ms; a delay of 200 ms each way costs ~800 ms on a
 //    stream's first round trip and does fence, as it should);
@@ -109,6 +110,22 @@ describe('3x cluster fencing (real etcd behind a fault-injecting proxy)', () => 
     const kvs = (await keysOf('f2')).filter((kv) => kv.key.endsWith('/cutoff'));
     assert.equal(kvs.length, 1);
     assert.equal(kvs[0].lease, rejoined.leaseId);
+  });
+
+  it('its own key deleted behind its back (lease still alive): fences at once and rejoins with a new incarnation', async () => {
+    const { cut, obs } = await setup('f5');
+    const firstInc = cut.m.self()!.incarnation;
+    const kv = (await keysOf('f5')).find((x) => x.key.endsWith('/cutoff'))!;
+    const c = new Etcd3Client({ endpoints: etcd!.endpoints() });
+    const delAt = now();
+    try { assert.equal(await c.deleteIfUnchanged(kv.key, kv.modRevision), true); } finally { c.close(); }
+    const fenced = await waitFor('cutoff to fence', 5000, () => cut.fenced[0]);
+    assert.match(fenced.reason, /our key was deleted in etcd/);
+    assert.ok(fenced.at - delAt < cut.m.ttlMs - cut.m.marginMs, 'fenced on the watch event, not by the deadline');
+    const rejoined = await waitFor('cutoff to rejoin', 10000, () => cut.joined[1]);
+    assert.notEqual(rejoined.incarnation, firstInc);
+    await waitFor('observer to see the new incarnation', 5000, () =>
+      obs.m.view().members.find((x) => x.nodeId === 'cutoff')?.incarnation === rejoined.incarnation);
   });
 
   it('cut connections and a 100 ms delay each way do not fence', async (t) => {

@@ -254,7 +254,7 @@ export class Etcd3Client implements EtcdClient {
       if (cancelled) return;
       const events: WatchEvent[] = res.events.map((ev) => ({
         type: ev.type === 'Delete' ? 'delete' : 'put',
-        // etcd3's Watcher has already stripped no namespace (we use none): keys are whole.
+        // No etcd3 namespace is used, so keys arrive whole.
         kv: toKv(ev.kv),
       }));
       cb.onBatch({ revision: BigInt(res.header.revision), events });

@@ -90,6 +90,16 @@ Napi::Value CloseFd(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
+// Ends the process now with `code`, skipping Node's teardown (no exit handlers, no worker
+// joins). Only for a start that cannot finish: a worker thread with a threadpool request that
+// never completes (a store open on a hung or pseudo filesystem) makes process.exit() wait for
+// it forever, since a worker's teardown waits for its pending requests. stdout/stderr are
+// synchronous for files, pipes and TTYs on Linux, so what was written before is not lost.
+Napi::Value ExitNow(const Napi::CallbackInfo& info) {
+  int code = info.Length() > 0 && info[0].IsNumber() ? info[0].As<Napi::Number>().Int32Value() : 1;
+  _exit(code);
+}
+
 // --- topics ---------------------------------------------------------------------------------
 
 Napi::Value ValidateTopic(const Napi::CallbackInfo& info) {
@@ -455,6 +465,7 @@ Napi::Value ThreadCpuNs(const Napi::CallbackInfo& info) {
 Napi::Object InitExports(Napi::Env env, Napi::Object exports) {
   exports.Set("dupFd", Napi::Function::New(env, Guarded<DupFd>));
   exports.Set("closeFd", Napi::Function::New(env, Guarded<CloseFd>));
+  exports.Set("exitNow", Napi::Function::New(env, Guarded<ExitNow>));
   exports.Set("validateTopic", Napi::Function::New(env, Guarded<ValidateTopic>));
   exports.Set("validateTopicBytes", Napi::Function::New(env, Guarded<ValidateTopicBytes>));
   exports.Set("topicConstants", TopicConstants(env));

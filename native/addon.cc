@@ -6,6 +6,8 @@
 
 #include <cerrno>
 #include <cstring>
+#include <exception>
+#include <new>
 #include <string>
 
 #include "epoch.h"
@@ -21,7 +23,8 @@ namespace trie = fleetmq::trie;
 namespace topic = fleetmq::topic;
 
 // Argument checks are programmer errors: they throw a TypeError and return undefined.
-// (No C++ exceptions: NAPI_DISABLE_CPP_EXCEPTIONS, see binding.gyp.)
+// node-addon-api never throws C++ exceptions here (NAPI_DISABLE_CPP_EXCEPTIONS); the C++
+// standard library does (std::bad_alloc), and those are caught by Guarded below.
 bool Fail(const Napi::Env& env, const char* usage) {
   Napi::TypeError::New(env, usage).ThrowAsJavaScriptException();
   return false;
@@ -33,6 +36,31 @@ bool IsU8(const Napi::Value& v) {
 
 bool IsU32(const Napi::Value& v) {
   return v.IsTypedArray() && v.As<Napi::TypedArray>().TypedArrayType() == napi_uint32_array;
+}
+
+// Every export runs inside Guarded. The addon is compiled with C++ exceptions on (binding.gyp,
+// CMakeLists.txt) because the trie and its std containers allocate: a std::bad_alloc (or any
+// other C++ exception) must not unwind into N-API, which is a C interface (undefined behaviour;
+// during worker.terminate() an abort, DESIGN.md §7). Here it becomes a JS Error with code
+// ERR_FLEETMQ_NATIVE_OOM / ERR_FLEETMQ_NATIVE, thrown with napi_throw_error, which allocates no
+// C++ memory. The native state stays consistent (see "Allocation failure" in native/README.md).
+napi_value ThrowCaught(napi_env env, const char* code, const char* msg) {
+  bool pending = false;
+  if (napi_is_exception_pending(env, &pending) == napi_ok && !pending) napi_throw_error(env, code, msg);
+  return nullptr;
+}
+
+template <Napi::Value (*Fn)(const Napi::CallbackInfo&)>
+Napi::Value Guarded(const Napi::CallbackInfo& info) {
+  try {
+    return Fn(info);
+  } catch (const std::bad_alloc&) {
+    return Napi::Value(info.Env(), ThrowCaught(info.Env(), "ERR_FLEETMQ_NATIVE_OOM", "fleetmq native: out of memory"));
+  } catch (const std::exception& e) {
+    return Napi::Value(info.Env(), ThrowCaught(info.Env(), "ERR_FLEETMQ_NATIVE", e.what()));
+  } catch (...) {
+    return Napi::Value(info.Env(), ThrowCaught(info.Env(), "ERR_FLEETMQ_NATIVE", "fleetmq native: unknown C++ exception"));
+  }
 }
 
 // The main thread accepts a socket, duplicates its fd and hands the copy to a worker
@@ -60,6 +88,16 @@ Napi::Value CloseFd(const Napi::CallbackInfo& info) {
   }
   close(info[0].As<Napi::Number>().Int32Value());
   return env.Undefined();
+}
+
+// Ends the process now with `code`, skipping Node's teardown (no exit handlers, no worker
+// joins). Only for a start that cannot finish: a worker thread with a threadpool request that
+// never completes (a store open on a hung or pseudo filesystem) makes process.exit() wait for
+// it forever, since a worker's teardown waits for its pending requests. stdout/stderr are
+// synchronous for files, pipes and TTYs on Linux, so what was written before is not lost.
+Napi::Value ExitNow(const Napi::CallbackInfo& info) {
+  int code = info.Length() > 0 && info[0].IsNumber() ? info[0].As<Napi::Number>().Int32Value() : 1;
+  _exit(code);
 }
 
 // --- topics ---------------------------------------------------------------------------------
@@ -261,7 +299,9 @@ struct EnvSlab {
   napi_ref view = nullptr;
 };
 
-void SlabCleanup(void* arg) {
+// Also an env cleanup hook, called by Node with no JS frame to throw into: must not throw
+// (slab::Detach allocates nothing).
+void SlabCleanup(void* arg) noexcept {
   auto* e = static_cast<EnvSlab*>(arg);
   if (e->holder >= 0) slab::Detach(e->holder);
   e->holder = -1;
@@ -422,31 +462,42 @@ Napi::Value ThreadCpuNs(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), static_cast<double>(ts.tv_sec) * 1e9 + ts.tv_nsec);
 }
 
-Napi::Object Init(Napi::Env env, Napi::Object exports) {
-  exports.Set("dupFd", Napi::Function::New(env, DupFd));
-  exports.Set("closeFd", Napi::Function::New(env, CloseFd));
-  exports.Set("validateTopic", Napi::Function::New(env, ValidateTopic));
-  exports.Set("validateTopicBytes", Napi::Function::New(env, ValidateTopicBytes));
+Napi::Object InitExports(Napi::Env env, Napi::Object exports) {
+  exports.Set("dupFd", Napi::Function::New(env, Guarded<DupFd>));
+  exports.Set("closeFd", Napi::Function::New(env, Guarded<CloseFd>));
+  exports.Set("exitNow", Napi::Function::New(env, Guarded<ExitNow>));
+  exports.Set("validateTopic", Napi::Function::New(env, Guarded<ValidateTopic>));
+  exports.Set("validateTopicBytes", Napi::Function::New(env, Guarded<ValidateTopicBytes>));
   exports.Set("topicConstants", TopicConstants(env));
-  exports.Set("trieCreate", Napi::Function::New(env, TrieCreate));
-  exports.Set("trieDestroy", Napi::Function::New(env, TrieDestroy));
-  exports.Set("trieSubscribe", Napi::Function::New(env, TrieSubscribe));
-  exports.Set("trieUnsubscribe", Napi::Function::New(env, TrieUnsubscribe));
-  exports.Set("trieMatch", Napi::Function::New(env, TrieMatch));
-  exports.Set("trieGeneration", Napi::Function::New(env, TrieGeneration));
-  exports.Set("trieStats", Napi::Function::New(env, TrieStats));
-  exports.Set("trieSetCache", Napi::Function::New(env, TrieSetCache));
-  exports.Set("epochPending", Napi::Function::New(env, EpochPending));
-  exports.Set("threadCpuNs", Napi::Function::New(env, ThreadCpuNs));
-  exports.Set("slabAttach", Napi::Function::New(env, SlabAttach));
-  exports.Set("slabDetach", Napi::Function::New(env, SlabDetach));
-  exports.Set("slabHolder", Napi::Function::New(env, SlabHolder));
-  exports.Set("slabAlloc", Napi::Function::New(env, SlabAlloc));
-  exports.Set("slabRelease", Napi::Function::New(env, SlabRelease));
-  exports.Set("slabAddHolder", Napi::Function::New(env, SlabAddHolder));
-  exports.Set("slabStats", Napi::Function::New(env, SlabStats));
+  exports.Set("trieCreate", Napi::Function::New(env, Guarded<TrieCreate>));
+  exports.Set("trieDestroy", Napi::Function::New(env, Guarded<TrieDestroy>));
+  exports.Set("trieSubscribe", Napi::Function::New(env, Guarded<TrieSubscribe>));
+  exports.Set("trieUnsubscribe", Napi::Function::New(env, Guarded<TrieUnsubscribe>));
+  exports.Set("trieMatch", Napi::Function::New(env, Guarded<TrieMatch>));
+  exports.Set("trieGeneration", Napi::Function::New(env, Guarded<TrieGeneration>));
+  exports.Set("trieStats", Napi::Function::New(env, Guarded<TrieStats>));
+  exports.Set("trieSetCache", Napi::Function::New(env, Guarded<TrieSetCache>));
+  exports.Set("epochPending", Napi::Function::New(env, Guarded<EpochPending>));
+  exports.Set("threadCpuNs", Napi::Function::New(env, Guarded<ThreadCpuNs>));
+  exports.Set("slabAttach", Napi::Function::New(env, Guarded<SlabAttach>));
+  exports.Set("slabDetach", Napi::Function::New(env, Guarded<SlabDetach>));
+  exports.Set("slabHolder", Napi::Function::New(env, Guarded<SlabHolder>));
+  exports.Set("slabAlloc", Napi::Function::New(env, Guarded<SlabAlloc>));
+  exports.Set("slabRelease", Napi::Function::New(env, Guarded<SlabRelease>));
+  exports.Set("slabAddHolder", Napi::Function::New(env, Guarded<SlabAddHolder>));
+  exports.Set("slabStats", Napi::Function::New(env, Guarded<SlabStats>));
   exports.Set("slabLayout", SlabLayout(env));
   return exports;
+}
+
+// Module init is an N-API entry point too.
+Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  try {
+    return InitExports(env, exports);
+  } catch (...) {
+    ThrowCaught(env, "ERR_FLEETMQ_NATIVE_OOM", "fleetmq native: out of memory while loading");
+    return exports;
+  }
 }
 
 }  // namespace

@@ -2,6 +2,7 @@
 
 #include <atomic>
 #include <mutex>
+#include <new>
 #include <vector>
 
 namespace fleetmq::epoch {
@@ -80,16 +81,28 @@ Guard::~Guard() {
   }
 }
 
-void Retire(void* p, Deleter del) {
+// Never throws (writers call it after their change is visible): if the list cannot grow, the
+// object is leaked, which is safe (a reader may still hold it) and only costs memory.
+void Retire(void* p, Deleter del) noexcept {
   std::lock_guard<std::mutex> lock(g_retired_mu);
-  g_retired.push_back({g_epoch.load(), p, del});
+  try {
+    g_retired.push_back({g_epoch.load(), p, del});
+  } catch (const std::bad_alloc&) {
+  }
 }
 
-void Collect() {
+// Never throws (called after a write succeeded): if the batch to free cannot be allocated, this
+// pass frees nothing and a later one does.
+void Collect() noexcept {
   std::vector<Retired> ready;
   {
     std::lock_guard<std::mutex> lock(g_retired_mu);
     if (g_retired.empty()) return;
+    try {
+      ready.reserve(g_retired.size());  // before the compaction below changes g_retired
+    } catch (const std::bad_alloc&) {
+      return;
+    }
     g_epoch.fetch_add(1);
     std::atomic_thread_fence(std::memory_order_seq_cst);
     if (g_overflow_readers.load() > 0) return;

@@ -18,9 +18,9 @@ class Guard {
 using Deleter = void (*)(void*);
 
 // Call after the object is unreachable for new readers. Thread-safe.
-void Retire(void* p, Deleter del);
+void Retire(void* p, Deleter del) noexcept;
 // Frees what no reader can still see. Called by writers after each operation.
-void Collect();
+void Collect() noexcept;
 // Retired objects not yet freed (tests use it to prove memory is reclaimed).
 uint64_t Pending();
 

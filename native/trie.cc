@@ -1,6 +1,7 @@
 #include "trie.h"
 
 #include <cstring>
+#include <memory>
 #include <new>
 #include <unordered_map>
 
@@ -39,9 +40,18 @@ struct SubList {
 
 // Writers collect what they replace and hand it to epoch::Retire only after the generation
 // moved, so a cached Group* is never used once its removal is visible (see match.cc).
+// Reserved before the first change (Reserve), so Add never allocates: a bad_alloc can then
+// only happen while allocating a new object, before it is published.
 struct RetireList {
   std::vector<std::pair<void*, epoch::Deleter>> items;
   void Add(void* p, epoch::Deleter d) { items.emplace_back(p, d); }
+  // Worst case for a filter of `levels` levels: a pruned node and its child table per level,
+  // a subscriber list, a group and its group list, the overwritten change record.
+  void Reserve(const uint8_t* filter, size_t len) {
+    size_t levels = 1;
+    for (size_t i = 0; i < len; i++) levels += filter[i] == '/';
+    items.reserve(2 * levels + 4);
+  }
 };
 
 // Leaves with many subscribers get a writer-side position index so (un)subscribe stays O(1).
@@ -108,20 +118,22 @@ struct SubSet {
     if (pos < 0) return false;
     SubList* l = list.load(std::memory_order_relaxed);
     uint32_t n = l->count.load(std::memory_order_relaxed);
-    r->Add(l, SubList::Free);
     if (n == 1) {
       list.store(nullptr, std::memory_order_release);
+      r->Add(l, SubList::Free);
       delete index;
       index = nullptr;
       return true;
     }
     // Shrink only well below capacity so alternating (un)subscribes do not thrash.
+    // Allocate before anything changes: a bad_alloc here leaves the set as it was.
     uint32_t cap = (n - 1) * 4 <= l->cap ? l->cap / 2 : l->cap;
     SubList* nl = SubList::Make(cap);
     std::memcpy(nl->e, l->e, (n - 1) * sizeof(Entry));
     if (static_cast<uint32_t>(pos) != n - 1) nl->e[pos] = l->e[n - 1];
     nl->count.store(n - 1, std::memory_order_relaxed);
     list.store(nl, std::memory_order_release);
+    r->Add(l, SubList::Free);
     if (index) {
       index->erase(sub);
       if (static_cast<uint32_t>(pos) != n - 1) (*index)[nl->e[pos].subscriber] = pos;
@@ -130,15 +142,22 @@ struct SubSet {
   }
 
  private:
+  // The index only speeds up Find: if it cannot be grown (bad_alloc) it is dropped, Find scans
+  // the list, and a later add rebuilds it. Never left missing an entry.
   void IndexAdd(uint32_t sub, uint32_t pos) {
-    if (index) {
-      (*index)[sub] = pos;
-      return;
+    try {
+      if (index) {
+        (*index)[sub] = pos;
+        return;
+      }
+      if (pos + 1 <= kIndexThreshold) return;
+      index = new std::unordered_map<uint32_t, uint32_t>();
+      SubList* l = list.load(std::memory_order_relaxed);
+      for (uint32_t i = 0; i <= pos; i++) (*index)[l->e[i].subscriber] = i;
+    } catch (const std::bad_alloc&) {
+      delete index;
+      index = nullptr;
     }
-    if (pos + 1 <= kIndexThreshold) return;
-    index = new std::unordered_map<uint32_t, uint32_t>();
-    SubList* l = list.load(std::memory_order_relaxed);
-    for (uint32_t i = 0; i <= pos; i++) (*index)[l->e[i].subscriber] = i;
   }
 };
 
@@ -441,8 +460,9 @@ Node* Trie::FindOrCreatePath(const uint8_t* p, size_t n, Retiring* r) {
     }
     Node* c = FindChild(node, lp, ll, HashBytes(lp, ll));
     if (!c) {
-      c = new Node(lp, ll, Node::kLiteral, node);
-      InsertChild(node, c, r);
+      std::unique_ptr<Node> fresh(new Node(lp, ll, Node::kLiteral, node));
+      InsertChild(node, fresh.get(), r);  // may throw before placing it
+      c = fresh.release();
     }
     node = c;
   });
@@ -473,11 +493,17 @@ void Trie::Prune(Node* node, Retiring* r) {
   }
 }
 
-void Trie::Publish(Retiring* r, const uint8_t* filter, size_t len) {
+std::unique_ptr<Trie::Change> Trie::Prepare(Retiring* r, const uint8_t* filter, size_t len) {
+  r->Reserve(filter, len);
+  return std::unique_ptr<Change>(new Change{0, std::string(reinterpret_cast<const char*>(filter), len)});
+}
+
+void Trie::Publish(Retiring* r, std::unique_ptr<Change> change) noexcept {
   // Log the change before the generation makes it visible: a reader that sees the new
   // generation finds its record (or a newer one, and then knows the log no longer covers it).
   uint64_t next = generation_.load(std::memory_order_relaxed) + 1;
-  auto* rec = new Change{next, std::string(reinterpret_cast<const char*>(filter), len)};
+  Change* rec = change.release();
+  rec->generation = next;
   Change* old = changes_[next % kChangeLog].exchange(rec, std::memory_order_acq_rel);
   if (old) r->Add(old, [](void* p) { delete static_cast<Change*>(p); });
   // Generation before retiring: a reader that still finds a cached entry for the old
@@ -505,33 +531,45 @@ int Trie::Subscribe(const uint8_t* f, size_t n, uint32_t sub, uint8_t options, u
   int rc = topic::ValidateFilter(f, n, &share);
   if (rc != topic::kOk) return -rc;
   Retiring r;
+  const uint8_t* fp = f + share.filter_off;
+  // Everything Publish needs is allocated before the first change (a bad_alloc here changes
+  // nothing); after it, a bad_alloc still publishes what was changed (see the catch).
+  std::unique_ptr<Change> change = Prepare(&r, fp, n - share.filter_off);
   bool added;
   {
     std::lock_guard<std::mutex> lock(write_mu_);
     if (dead_) return 0;
-    const uint8_t* fp = f + share.filter_off;
-    Node* leaf = FindOrCreatePath(fp, n - share.filter_off, &r);
-    bool was_empty = leaf->subs.Empty() && !leaf->groups.load(std::memory_order_relaxed);
-    Entry en{sub, options, sid};
-    if (share.filter_off == 0) {
-      added = leaf->subs.Upsert(en, &r);
-    } else {
-      const uint8_t* gname = f + share.group_off;
-      Group* g = FindGroup(leaf, gname, share.group_len);
-      if (!g) {
-        g = new Group();
-        g->name.assign(reinterpret_cast<const char*>(gname), share.group_len);
-        g->members.Upsert(en, &r);  // a reader must never see a memberless group
-        AddGroup(leaf, g, &r);
-        stats_.shared_groups++;
-        added = true;
+    try {
+      Node* leaf = FindOrCreatePath(fp, n - share.filter_off, &r);
+      bool was_empty = leaf->subs.Empty() && !leaf->groups.load(std::memory_order_relaxed);
+      Entry en{sub, options, sid};
+      if (share.filter_off == 0) {
+        added = leaf->subs.Upsert(en, &r);
       } else {
-        added = g->members.Upsert(en, &r);
+        const uint8_t* gname = f + share.group_off;
+        Group* g = FindGroup(leaf, gname, share.group_len);
+        if (!g) {
+          std::unique_ptr<Group> fresh(new Group());
+          fresh->name.assign(reinterpret_cast<const char*>(gname), share.group_len);
+          fresh->members.Upsert(en, &r);  // a reader must never see a memberless group
+          AddGroup(leaf, fresh.get(), &r);
+          g = fresh.release();
+          stats_.shared_groups++;
+          added = true;
+        } else {
+          added = g->members.Upsert(en, &r);
+        }
       }
+      if (added) stats_.subscriptions++;
+      if (was_empty) stats_.filters++;
+    } catch (...) {
+      // Only new objects failed to allocate; what is already linked (empty path nodes, a grown
+      // child table) is consistent. Move the generation anyway so no cached result outlives
+      // it, and retire what was replaced.
+      Publish(&r, std::move(change));
+      throw;
     }
-    if (added) stats_.subscriptions++;
-    if (was_empty) stats_.filters++;
-    Publish(&r, fp, n - share.filter_off);
+    Publish(&r, std::move(change));
   }
   epoch::Collect();
   return added ? 1 : 0;
@@ -541,27 +579,36 @@ bool Trie::Unsubscribe(const uint8_t* f, size_t n, uint32_t sub) {
   topic::Share share;
   if (topic::ValidateFilter(f, n, &share) != topic::kOk) return false;
   Retiring r;
+  std::unique_ptr<Change> change = Prepare(&r, f + share.filter_off, n - share.filter_off);
   {
     std::lock_guard<std::mutex> lock(write_mu_);
     if (dead_) return false;
     Node* leaf = FindPath(f + share.filter_off, n - share.filter_off);
     if (!leaf) return false;
-    if (share.filter_off == 0) {
-      if (!leaf->subs.Remove(sub, &r)) return false;
-    } else {
-      Group* g = FindGroup(leaf, f + share.group_off, share.group_len);
-      if (!g || !g->members.Remove(sub, &r)) return false;
-      if (g->members.Empty()) {
-        RemoveGroup(leaf, g, &r);
-        stats_.shared_groups--;
+    try {
+      if (share.filter_off == 0) {
+        if (!leaf->subs.Remove(sub, &r)) return false;
+        stats_.subscriptions--;
+      } else {
+        Group* g = FindGroup(leaf, f + share.group_off, share.group_len);
+        if (!g || !g->members.Remove(sub, &r)) return false;
+        stats_.subscriptions--;
+        if (g->members.Empty()) {
+          RemoveGroup(leaf, g, &r);
+          stats_.shared_groups--;
+        }
       }
+      if (leaf->subs.Empty() && !leaf->groups.load(std::memory_order_relaxed)) {
+        stats_.filters--;
+        Prune(leaf, &r);
+      }
+    } catch (...) {
+      // The member is gone; a memberless group may stay listed (picks skip it, a later
+      // subscribe reuses it). Publish what changed, as in Subscribe.
+      Publish(&r, std::move(change));
+      throw;
     }
-    stats_.subscriptions--;
-    if (leaf->subs.Empty() && !leaf->groups.load(std::memory_order_relaxed)) {
-      stats_.filters--;
-      Prune(leaf, &r);
-    }
-    Publish(&r, f + share.filter_off, n - share.filter_off);
+    Publish(&r, std::move(change));
   }
   epoch::Collect();
   return true;

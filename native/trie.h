@@ -9,6 +9,7 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <vector>
@@ -72,7 +73,11 @@ class Trie {
   Node* FindOrCreatePath(const uint8_t* p, size_t n, Retiring* r);
   Node* FindPath(const uint8_t* p, size_t n) const;
   void Prune(Node* node, Retiring* r);
-  void Publish(Retiring* r, const uint8_t* filter, size_t len);
+  struct Change;
+  // Allocates the change record and reserves the retire list: may throw, before any change.
+  std::unique_ptr<Change> Prepare(Retiring* r, const uint8_t* filter, size_t len);
+  // Logs the change, moves the generation, retires what was replaced. Allocates nothing.
+  void Publish(Retiring* r, std::unique_ptr<Change> change) noexcept;
 
   // The real filter (no '$share/') behind each of the last kChangeLog generations. Records are
   // immutable; a slot is overwritten by pointer swap and the old record retired.

@@ -2,6 +2,7 @@
 import type { BrokerConfig } from './config';
 import { Supervisor } from './main/supervisor';
 import { Listener } from './main/listener';
+import { prepareDataDir, withOpenTimeout } from './store/data-dir';
 
 export interface RunningBroker {
   port: number;
@@ -10,6 +11,11 @@ export interface RunningBroker {
 }
 
 export async function startBroker(config: BrokerConfig, opts: { testHooks?: boolean } = {}): Promise<RunningBroker> {
+  if (config.durability !== 'none') {
+    // Up front, before any thread starts: an unusable --data-dir is one clear line.
+    const checking = prepareDataDir(config.dataDir);
+    await (config.storeOpenTimeoutMs > 0 ? withOpenTimeout(checking, config.dataDir, config.storeOpenTimeoutMs) : checking);
+  }
   const supervisor = new Supervisor(config, opts.testHooks ?? false);
   await supervisor.start();
   const listener = new Listener(supervisor);

@@ -1,5 +1,11 @@
 // `fleetmq` command line: parse, validate (one clear line + exit 2 on bad input), start, and
 // shut down cleanly on SIGTERM / SIGINT.
+//
+// Exit codes: 0 clean shutdown; 1 cannot start (one line on stderr: an unusable --data-dir, a
+// store that did not open within --store-open-timeout-ms, ...) or shutdown failed; 2 bad
+// configuration; 128 + signal number for SIGTERM / SIGINT before the broker was listening.
+import * as os from 'node:os';
+import * as path from 'node:path';
 import { parseArgs, resolveConfig, helpText, ConfigError, BrokerConfig } from './config';
 import { startBroker, RunningBroker } from './broker';
 
@@ -27,21 +33,40 @@ export async function main(argv: readonly string[]): Promise<void> {
   // signals at once must get the clean shutdown, not the default kill.
   let stopping: string | null = null;
   let broker: RunningBroker | null = null;
-  const shutdown = (sig: string) => {
+  const shutdown = (sig: NodeJS.Signals) => {
     if (stopping) return;
     stopping = sig;
-    if (broker) stop(broker, sig);
+    if (broker) { stop(broker, sig); return; }
+    // Still starting: no client was served and the store is crash-safe, so there is nothing to
+    // flush, and a thread stuck opening the store must not keep us (see exitNow).
+    process.stderr.write(`fleetmq: ${sig} during startup, exiting\n`);
+    exitNow(128 + os.constants.signals[sig]);
   };
   process.once('SIGTERM', () => shutdown('SIGTERM'));
   process.once('SIGINT', () => shutdown('SIGINT'));
+  // The last line before a stalled start says what it is waiting for.
+  if (config.durability !== 'none') process.stdout.write(`fleetmq: opening store at ${path.resolve(config.dataDir)}\n`);
   try {
     broker = await startBroker(config, { testHooks: process.env.FLEETMQ_TEST_HOOKS === '1' });
   } catch (err) {
     process.stderr.write(`fleetmq: cannot start: ${(err as Error).message}\n`);
-    process.exit(1);
+    exitNow(1);
   }
   process.stdout.write(`fleetmq listening on ${broker.host}:${broker.port} (${config.workers} worker${config.workers === 1 ? '' : 's'})\n`);
   if (stopping) stop(broker, stopping);
+}
+
+/**
+ * Exits without Node's teardown (native `_exit`). process.exit() joins worker threads, and a
+ * worker waits for its pending threadpool requests: one that never completes (a store open on a
+ * hung or pseudo filesystem) would keep the process alive forever, spinning. Only used before
+ * the broker is up, when there is nothing to flush. stderr/stdout writes are synchronous here.
+ */
+function exitNow(code: number): never {
+  try {
+    (require('./native') as typeof import('./native')).native.exitNow(code);
+  } catch { /* addon not loadable: fall back */ }
+  process.exit(code);
 }
 
 function stop(broker: RunningBroker, sig: string): void {

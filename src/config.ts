@@ -24,6 +24,7 @@ export interface BrokerConfig {
   durability: Durability;
   commitLingerMs: number;
   storeMemtableMb: number;
+  storeOpenTimeoutMs: number;
   config?: string;
 }
 
@@ -62,6 +63,7 @@ export const SETTINGS: readonly Setting[] = [
   { key: 'durability', flag: '--durability', kind: 'enum', choices: ['none', 'process', 'fsync'], default: () => 'process', help: 'none: memory only; process: acknowledged QoS>=1 messages for persistent sessions are in the WAL before the ack (survive kill -9); fsync: the WAL is synced first (survive power loss)' },
   { key: 'commitLingerMs', flag: '--commit-linger-ms', kind: 'int', min: 0, max: 1000, default: () => 20, help: 'write-behind window, ms: a QoS 1 message to online persistent sessions of the publisher\'s worker is routed at once and its store write waits up to this long; if every delivery is acknowledged meanwhile it is never written and the PUBACK goes at once, else the PUBACK follows the write (0: write at once)' },
   { key: 'storeMemtableMb', flag: '--store-memtable-mb', kind: 'int', min: 1, max: 1024, default: () => 16, help: 'RocksDB write buffer, MiB: the WAL grows to about this before a flush to a table file lets it be deleted' },
+  { key: 'storeOpenTimeoutMs', flag: '--store-open-timeout-ms', kind: 'int', min: 0, max: 86_400_000, default: () => 60_000, help: 'how long the data directory check and the store open (which reads an existing store through once to verify it) may take before startup fails with a clear error and exit code 1; a hung or pseudo filesystem otherwise stalls startup forever (0 = wait forever)' },
   { key: 'config', flag: '--config', kind: 'string', default: () => undefined, help: 'JSON file whose keys are the camelCase flag names (e.g. "maxKeepalive"); flags win' },
 ];
 

@@ -27,6 +27,8 @@ export interface TopicConstants {
 export interface NativeAddon {
   dupFd(fd: number): number;
   closeFd(fd: number): void;
+  /** `_exit(code)`: ends the process without Node's teardown (see native/addon.cc ExitNow). */
+  exitNow(code: number): never;
 
   validateTopic(topic: string, isFilter: boolean): number;
   validateTopicBytes(buf: Uint8Array, off: number, len: number, isFilter: boolean): number;

@@ -1,7 +1,9 @@
 // The coordinator's store (DESIGN.md §4): opens RocksDB once for the process, restores what it
 // holds at start, and group-commits the operations workers send. Workers name subscribers by
 // their trie id; `bind` ops tell this side which client id each id belongs to.
+import { promises as fs } from 'node:fs';
 import { RocksStore } from '../store/rocks-store';
+import { withOpenTimeout } from '../store/data-dir';
 import type { StoreBatch } from '../store/batch';
 import type { StoredMessage, StoredSession, StoredSubscription, QueueEntry, InflightEntry, NewMessage, MessageProperties } from '../store/types';
 import type { BrokerConfig } from '../config';
@@ -49,15 +51,33 @@ function reviveSession(s: StoredSession): StoredSession {
 /** Subscription options byte as the trie carries it (src/shared/topic-index.ts). */
 const optsOf = (s: StoredSubscription) => s.qos | (s.noLocal ? 0x04 : 0) | (s.retainAsPublished ? 0x08 : 0);
 
+/**
+ * FLEETMQ_TEST_HOOKS=1 with FLEETMQ_TEST_STORE_OPEN=hang: the store open never finishes, the
+ * way it did for a --data-dir under /proc — a recursive mkdir spinning in this thread's
+ * threadpool request, which also keeps process.exit() from finishing. For the startup timeout
+ * and SIGTERM-during-startup tests (test/integration/1a-startup-errors.test.ts).
+ */
+function hangForTests(): Promise<RocksStore> | null {
+  if (process.env.FLEETMQ_TEST_HOOKS !== '1' || process.env.FLEETMQ_TEST_STORE_OPEN !== 'hang') return null;
+  const never = () => new Promise<RocksStore>(() => undefined);
+  return fs.mkdir('/proc/fleetmq-test-hang/store', { recursive: true }).then(never, never);
+}
+
 export class Persistence {
   private readonly subToClient = new Map<number, string>();
   /** Message bodies added by the request being applied (see 'inflight' below). */
   private readonly added = new Set<number>();
   private constructor(private readonly store: RocksStore | null, private readonly sync: boolean, private readonly ids: StoreIds) {}
 
+  /**
+   * Opens the store, bounded by --store-open-timeout-ms: a StoreError 'TIMEOUT' then, and the
+   * main thread exits (a hung open cannot be cancelled; src/cli.ts exits without waiting for it).
+   */
   static async open(config: BrokerConfig, ids: StoreIds): Promise<Persistence> {
     if (config.durability === 'none') return new Persistence(null, false, ids);
-    return new Persistence(await RocksStore.open(config.dataDir, { writeBufferSize: config.storeMemtableMb << 20 }), config.durability === 'fsync', ids);
+    const opening = hangForTests() ?? RocksStore.open(config.dataDir, { writeBufferSize: config.storeMemtableMb << 20 });
+    const store = config.storeOpenTimeoutMs > 0 ? await withOpenTimeout(opening, config.dataDir, config.storeOpenTimeoutMs) : await opening;
+    return new Persistence(store, config.durability === 'fsync', ids);
   }
 
   get enabled(): boolean { return this.store !== null; }

@@ -7,6 +7,8 @@ export type StoreErrorCode =
   | 'UNKNOWN_FORMAT' // non-empty directory without our format key
   | 'LOCKED'         // another process (or this one) already has the path open
   | 'IO'             // open/read/write failed for another reason
+  | 'DATA_DIR'       // the data directory is unusable (a file in the way, not writable, /proc...)
+  | 'TIMEOUT'        // the store did not open within the configured time
   | 'WRITE_FAILED'   // a commit failed; the in-memory index is ahead of disk
   | 'CLOSED';        // used after close()
 

@@ -3,11 +3,11 @@
 // commit: everything committed while the previous write was running (or in the same tick)
 // goes out as one atomic db.batch, so the per-call cost (~40 µs) is paid once per group.
 import { promises as fs } from 'node:fs';
-import * as path from 'node:path';
 import { StoreBatch } from './batch';
 import * as codec from './codec';
 import { copySession } from './copy';
 import { corruptStore, fromRocksError, newerFormat, StoreError, unknownFormat } from './errors';
+import { prepareDataDir } from './data-dir';
 import { RocksLoader } from './rocks-load';
 import { RocksSink } from './rocks-sink';
 import { RawOp, RocksDb } from './rocksdb';
@@ -75,10 +75,10 @@ export class RocksStore implements Store {
 
   /** Opens or creates the store at `dir`; StoreError if it is corrupt, locked or newer. */
   static async open(dir: string, opts: RocksStoreOptions = {}): Promise<RocksStore> {
-    const location = path.resolve(dir);
+    // Checked and created first, level by level (a recursive mkdir never returns under /proc).
+    const location = await prepareDataDir(dir);
     await checkDirectory(location);
     await RocksStore.verifyReadOnly(location);
-    await fs.mkdir(location, { recursive: true });
     const db = new RocksDb(location);
     try {
       await db.open({

@@ -18,7 +18,7 @@ import { launch, launchBroker, runCli, rawSession, RawClient, threadCount, freeP
 const FLAGS = [
   '--port', '--host', '--workers', '--max-keepalive', '--max-packet-size', '--receive-maximum',
   '--max-inflight', '--max-queued-messages', '--max-queued-bytes', '--queue-policy', '--config',
-  '--durability', '--data-dir', '--commit-linger-ms', '--store-memtable-mb',
+  '--durability', '--data-dir', '--commit-linger-ms', '--store-memtable-mb', '--store-open-timeout-ms',
 ];
 
 let dir: string;

@@ -34,3 +34,23 @@ test('every native/*.cc is compiled', () => {
   const onDisk = fs.readdirSync(path.join(ROOT, 'native')).filter((f) => f.endsWith('.cc')).sort();
   assert.deepEqual(gypSources(), onDisk);
 });
+
+// The addon's N-API defines and its exception setting must match between the two builds: the
+// sanitizer build is only worth running if it is the same code (DESIGN.md §7, native/addon.cc
+// Guarded: C++ exceptions on, caught at every export, never thrown by node-addon-api).
+test('binding.gyp and native/CMakeLists.txt agree on the addon defines and C++ exceptions', () => {
+  const gyp = JSON.parse(fs.readFileSync(path.join(ROOT, 'binding.gyp'), 'utf8')) as { targets: Record<string, unknown>[] };
+  const target = gyp.targets.find((t) => t.target_name === 'fleetmq')!;
+  const gypDefines = (target.defines as string[]).slice().sort();
+  const text = fs.readFileSync(path.join(ROOT, 'native', 'CMakeLists.txt'), 'utf8');
+  const m = /target_compile_definitions\(fleetmq PRIVATE([^)]*)\)/.exec(text);
+  assert.ok(m, 'CMakeLists.txt has target_compile_definitions(fleetmq PRIVATE ...)');
+  const cmakeDefines = m[1]!.split(/\s+/).filter((d) => d && d !== 'BUILDING_NODE_EXTENSION').sort();
+  assert.deepEqual(cmakeDefines, gypDefines);
+  for (const d of ['NAPI_DISABLE_CPP_EXCEPTIONS', 'NODE_API_SWALLOW_UNTHROWABLE_EXCEPTIONS']) assert.ok(gypDefines.includes(d), d);
+  // node-gyp's common.gypi adds -fno-exceptions; the fleetmq target removes it.
+  assert.ok((target['cflags_cc!'] as string[] | undefined)?.includes('-fno-exceptions'), 'binding.gyp must remove -fno-exceptions');
+  assert.ok(!JSON.stringify(target['cflags_cc'] ?? []).includes('-fno-exceptions'));
+  assert.match(text, /target_compile_options\(fleetmq_core PUBLIC -fexceptions\)/);
+  assert.doesNotMatch(text.replace(/#.*$/gm, ''), /-fno-exceptions/);
+});

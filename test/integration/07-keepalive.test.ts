@@ -4,11 +4,15 @@
 // allowance for timer granularity) and must come within a generous bound (10 s).
 import { it } from 'node:test';
 import * as assert from 'node:assert/strict';
-import { eachWorkerCount, clientPool, delay, VERSIONS, RawClient, subscribe, publish, utopic } from '../helpers/mqtt-helpers';
+import { delay } from '../helpers/wait';
+import { utopic } from '../helpers/ids';
+import { RawClient } from '../helpers/raw-client';
+import { clientPool, subscribe, publish } from '../helpers/clients';
+import { eachWorkerCount, VERSIONS } from '../helpers/suite';
 
 /** Asserts the broker closed `raw` for inactivity; returns ms from `since` to the close. */
 async function expectTimeoutClose(raw: RawClient, v: number, since: number, keepalive: number): Promise<number> {
-  const rest = await raw.waitClose(`the broker to close a connection silent for 1.5 x ${keepalive} s`, 10000 + keepalive * 1500);
+  const rest = await raw.expectClose(`the broker to close a connection silent for 1.5 x ${keepalive} s`, 10000 + keepalive * 1500);
   const elapsed = Date.now() - since;
   assert.ok(elapsed >= keepalive * 1500 - 200, `closed after ${elapsed} ms; the broker must allow 1.5 x ${keepalive} s [MQTT-3.1.2-24]`);
   for (const p of rest) {
@@ -30,7 +34,7 @@ eachWorkerCount('07 keep-alive', (broker) => {
     it(`v${v}: PINGREQ every 0.5 s keeps a keep-alive 1 s connection open for 4 s [MQTT-3.12.4-1]`, async () => {
       const { raw } = await pool.rawConnected(broker(), v, { keepalive: 1 });
       for (let i = 0; i < 8; i++) { await delay(500); await raw.ping(); }
-      assert.equal(raw.isClosed, false);
+      assert.equal(raw.closed, false);
     });
 
     it(`v${v}: any control packet counts as activity: PUBLISH every 0.6 s keeps a keep-alive 1 s connection open [MQTT-3.1.2-23]`, async () => {

@@ -388,12 +388,13 @@ eachWorkerCount('09 v5 properties', (broker) => {
   });
 
   // ------------------------------------------------------------------ request / problem information
-  it('request response information 0 (default): no Response Information in CONNACK [MQTT-3.1.2-28]; 1: if sent, a non-empty string', async () => {
+  it('request response information 0 (default): no Response Information in CONNACK [MQTT5-3.1.2-28]; 1: fleetmq/response/<client id> (§3.2.2.3.15)', async () => {
     const a = await pool.rawConnected(broker(), 5);
     assert.equal(a.connack.properties?.responseInformation, undefined);
-    const b = await pool.rawConnected(broker(), 5, { properties: { requestResponseInformation: true } });
-    const ri = b.connack.properties?.responseInformation;
-    assert.ok(ri === undefined || ri.length > 0);
+    // Asked for, the broker answers with a response topic root unique to the client (workers/handlers/connect.ts).
+    const id = uid('rri');
+    const b = await pool.rawConnected(broker(), 5, { clientId: id, properties: { requestResponseInformation: true } });
+    assert.equal(b.connack.properties?.responseInformation, `fleetmq/response/${id}`);
   });
 
   it('request problem information 0: no Reason String or User Property on a failed SUBACK [MQTT-3.1.2-29]', async () => {

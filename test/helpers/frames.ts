@@ -1,4 +1,6 @@
-// Streaming MQTT frame counting, for tests that push a million frames through one connection.
+// MQTT framing for tests: a streaming frame counter for a million frames through one
+// connection, and a splitter that finds frame bounds the way the broker does.
+import { readVarint } from '../../workers/protocol/varint';
 
 /**
  * Counts complete MQTT frames in a byte stream without building packet objects, and hands each
@@ -44,4 +46,28 @@ export class FrameCounter {
     }
     if (off < n) this.pending = Buffer.from(buf.subarray(off));
   }
+}
+
+/** One MQTT frame inside a buffer: fixed header byte, where the frame and its body start, where it ends. */
+export interface FrameBounds { first: number; frameStart: number; start: number; end: number }
+
+/**
+ * Splits `buf` into frames the way the broker's reader does (workers/net/connection.ts, with
+ * the broker's own readVarint): returns the complete frames, and what stopped the split:
+ * 'end' (nothing left), 'partial' (an incomplete frame remains) or 'malformed' (a remaining
+ * length of more than 4 bytes, §1.5.5).
+ */
+export function splitFrames(buf: Buffer): { frames: FrameBounds[]; rest: 'end' | 'partial' | 'malformed' } {
+  const frames: FrameBounds[] = [];
+  const vi = { len: 0 };
+  let pos = 0;
+  while (pos < buf.length) {
+    const len = readVarint(buf, pos + 1, buf.length, vi);
+    if (len === -2) return { frames, rest: 'malformed' };
+    if (len < 0 || pos + 1 + vi.len + len > buf.length) return { frames, rest: 'partial' };
+    const start = pos + 1 + vi.len;
+    frames.push({ first: buf[pos], frameStart: pos, start, end: start + len });
+    pos = start + len;
+  }
+  return { frames, rest: 'end' };
 }

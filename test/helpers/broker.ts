@@ -115,9 +115,9 @@ function watchBroker(proc: ChildProcess): Watched {
   proc.stdout!.on('data', onData);
   proc.stderr!.on('data', onData);
   const exited = new Promise<Exit>((resolve) => proc.on('exit', (code, signal) => { done = true; events.wake(); resolve({ code, signal }); }));
-  const waitForOutput = async (re: RegExp, ms = 20000) => {
-    let m: RegExpMatchArray | null = null;
-    await events.until(() => (m = out.match(re)) !== null || done, ms);
+  const waitForOutput = async (re: RegExp, ms = 20000): Promise<RegExpMatchArray> => {
+    await events.until(() => out.match(re) !== null || done, ms);
+    const m = out.match(re);
     if (m) return m;
     if (done) throw new Error(`broker exited before printing ${re}; output:\n${out}`);
     throw new Error(`broker did not print ${re} within ${ms} ms; output:\n${out}`);

@@ -2,7 +2,7 @@
 # Builds the libFuzzer targets with clang (ASAN+UBSAN) and runs each for SECONDS, then runs
 # the multi-threaded trie_stress for SECONDS under ASAN+UBSAN and under TSAN.
 # Needs: cmake, clang (Debian bookworm: apt-get install -y cmake clang  — clang-14 ships libFuzzer).
-# Seeds: test/native/topic-cases.ts rows are turned into a starting corpus for topic_fuzz.
+# Seeds: the fixture tables' topic names and filters start topic_fuzz's corpus (write-corpus.ts).
 set -euo pipefail
 SECONDS_PER_TARGET="${1:-60}"
 ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
@@ -14,13 +14,11 @@ cmake --build "$BUILD" -j"$(nproc)" >/dev/null
 corpus_topic="$BUILD/corpus/topic_fuzz"
 corpus_trie="$BUILD/corpus/trie_fuzz"
 mkdir -p "$corpus_topic" "$corpus_trie"
-# Seed corpus: every filter (flag 1) and topic (flag 0) of the shared case table.
-grep -oE "\['[^']*', '[^']*'" "$ROOT/test/native/topic-cases.ts" | while IFS= read -r row; do
-  f="$(sed -E "s/^\['([^']*)'.*/\1/" <<<"$row")"
-  t="$(sed -E "s/.*, '([^']*)'$/\1/" <<<"$row")"
-  printf '\x01%s' "$f" >"$corpus_topic/f_$(printf '%s' "$f" | md5sum | cut -c1-12)"
-  printf '\x00%s' "$t" >"$corpus_topic/t_$(printf '%s' "$t" | md5sum | cut -c1-12)"
-done
+# Seed corpus: the shared fixture tables (test/fixtures/packets.ts topic names and filters,
+# UTF-8 edge cases included, and test/native/topic-cases.ts), written by the same script the
+# unit tests check (test/unit/packet-fuzz.test.ts); it also writes the packets as corpus/packet.
+(cd "$ROOT" && npx tsc -p . >/dev/null)
+node "$ROOT/dist/test/fixtures/write-corpus.js" "$BUILD/corpus"
 
 status=0
 for target in topic_fuzz trie_fuzz; do

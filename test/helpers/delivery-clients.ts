@@ -8,7 +8,7 @@ import * as net from 'node:net';
 import { once } from 'node:events';
 import { createHash } from 'node:crypto';
 import * as mqttPacket from 'mqtt-packet';
-import { waitUntil } from './robust-helpers';
+import { waitUntil } from './wait';
 
 export type V = 4 | 5;
 

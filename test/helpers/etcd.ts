@@ -6,7 +6,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { Etcd3 } from 'etcd3';
-import { freePort } from './robust-helpers';
+import { freePort } from './broker';
 
 export const INSTALL_HINT = 'install etcd-server (apt-get install etcd-server)';
 

@@ -1,6 +1,7 @@
 // A $SYS subscriber that keeps the latest value of every $SYS/broker/... topic, for tests that
 // check what the broker counted (drops by reason and the like).
-import { RawClient, rawSession, waitUntil } from './robust-helpers';
+import { RawClient, rawSession } from './raw-client';
+import { waitUntil } from './wait';
 
 /** $SYS watcher: the latest value of every $SYS topic. */
 export class SysWatcher {

@@ -2,9 +2,11 @@
 // CONNECT, no second CONNECT), client identifiers, and clean shutdown on SIGTERM.
 import { describe, it, after } from 'node:test';
 import * as assert from 'node:assert/strict';
-import { startBroker, BrokerHandle } from '../helpers/broker';
-import * as fs from 'node:fs';
-import { eachWorkerCount, clientPool, connackCode, connectPacket, uid, utopic, subscribe, publish, VERSIONS, RawClient, freshDataDir } from '../helpers/mqtt-helpers';
+import { uid, utopic } from '../helpers/ids';
+import { launchBroker, BrokerHandle, makeTempDir, removeDir } from '../helpers/broker';
+import { connackCode, connectPacket, RawClient } from '../helpers/raw-client';
+import { clientPool, subscribe, publish } from '../helpers/clients';
+import { eachWorkerCount, VERSIONS } from '../helpers/suite';
 
 eachWorkerCount('01 connect', (broker) => {
   const pool = clientPool();
@@ -35,13 +37,15 @@ eachWorkerCount('01 connect', (broker) => {
     it(`v${v}: keepalive 0 is accepted [MQTT-3.1.2-10 3.1.1 MQTT-3.1.2-24]`, async () => {
       const { connack } = await pool.connect(broker(), { protocolVersion: v, keepalive: 0 });
       assert.equal(connackCode(connack), 0);
-      if (v === 5) assert.ok(connack.properties?.serverKeepAlive === undefined || connack.properties.serverKeepAlive >= 0);
+      // No --max-keepalive: the broker keeps the client's 0 (no limit) and so sends no Server Keep
+      // Alive; the client's value stands [MQTT5-3.2.2-22].
+      if (v === 5) assert.equal(connack.properties?.serverKeepAlive, undefined, 'no Server Keep Alive when the broker keeps the client\'s value');
     });
 
     it(`v${v}: a second CONNECT on the same connection is a protocol error: the broker closes [MQTT-3.1.0-2]`, async () => {
       const { raw } = await pool.rawConnected(broker(), v);
       raw.send(connectPacket(v));
-      const rest = await raw.waitClose('the broker to close after a second CONNECT');
+      const rest = await raw.expectClose('the broker to close after a second CONNECT');
       for (const p of rest) {
         assert.equal(p.cmd, 'disconnect', `only a DISCONNECT may precede the close, got ${p.cmd}`);
         assert.equal((p as { reasonCode?: number }).reasonCode, 0x82, 'DISCONNECT reason must be 0x82 Protocol Error');
@@ -52,7 +56,7 @@ eachWorkerCount('01 connect', (broker) => {
       const raw = await pool.raw(broker(), v);
       raw.send({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: '#', qos: 0 }] });
       raw.send({ cmd: 'pingreq' });
-      const rest = await raw.waitClose('the broker to close a connection that did not start with CONNECT');
+      const rest = await raw.expectClose('the broker to close a connection that did not start with CONNECT');
       assert.deepEqual(rest.map((p) => p.cmd).filter((c) => c !== 'disconnect'), [], 'nothing but a close (v5: at most a DISCONNECT) may follow');
     });
 
@@ -77,15 +81,15 @@ eachWorkerCount('01 connect', (broker) => {
   it('v4: empty client id without clean session -> CONNACK 0x02 identifier rejected, then close [MQTT-3.1.3-8]', async () => {
     const raw = await pool.raw(broker(), 4);
     // CONNECT level 4, flags 0 (clean session off), keepalive 60, empty client id (mqtt-packet refuses to encode it)
-    raw.sendBytes(Buffer.from('100c00044d5154540400003c0000', 'hex'));
+    raw.write(Buffer.from('100c00044d5154540400003c0000', 'hex'));
     const ack = await raw.expect<import('mqtt-packet').IConnackPacket>('connack');
     assert.equal(connackCode(ack), 0x02);
-    await raw.waitClose('the broker to close after CONNACK 0x02 [MQTT-3.2.2-5]');
+    await raw.expectClose('the broker to close after CONNACK 0x02 [MQTT-3.2.2-5]');
   });
 
   it('v4: empty client id with clean session is accepted [MQTT-3.1.3-6]', async () => {
     const raw = await pool.raw(broker(), 4);
-    const ack = await raw.connect({ clientId: '', clean: true });
+    const ack = await raw.handshake({ clientId: '', clean: true });
     assert.equal(connackCode(ack), 0);
     await raw.ping();
   });
@@ -105,8 +109,8 @@ eachWorkerCount('01 connect', (broker) => {
   it('v4: unsupported protocol level -> CONNACK 0x01 then close [MQTT-3.1.2-2]', async () => {
     const raw = await pool.raw(broker(), 4);
     // CONNECT, protocol name MQTT, level 6, clean session, keepalive 60, client id "lvl6"
-    raw.sendBytes(Buffer.from('101000044d5154540602003c00046c766c36', 'hex'));
-    const rest = await raw.waitClose();
+    raw.write(Buffer.from('101000044d5154540602003c00046c766c36', 'hex'));
+    const rest = await raw.expectClose();
     assert.ok(rest.length <= 1);
     if (rest.length) {
       assert.equal(rest[0].cmd, 'connack');
@@ -122,8 +126,11 @@ eachWorkerCount('01 connect', (broker) => {
     assert.notEqual(p.sharedSubscriptionAvailable, false, 'shared subscriptions are implemented');
     assert.notEqual(p.subscriptionIdentifiersAvailable, false, 'subscription identifiers are implemented');
     assert.ok(p.maximumQoS === undefined, `QoS 2 is implemented, so Maximum QoS must be absent (got ${p.maximumQoS})`);
-    if (p.receiveMaximum !== undefined) assert.ok(p.receiveMaximum > 0);
-    if (p.topicAliasMaximum !== undefined) assert.ok(p.topicAliasMaximum >= 0);
+    // What the broker announces with its defaults (workers/handlers/connect.ts): Receive Maximum
+    // = --receive-maximum (default 1024, §3.2.2.3.3), Topic Alias Maximum 64 (§3.2.2.3.8; absent
+    // would forbid the client any alias [MQTT5-3.2.2-17]).
+    assert.equal(p.receiveMaximum, 1024, 'Receive Maximum: the --receive-maximum default');
+    assert.equal(p.topicAliasMaximum, 64, 'Topic Alias Maximum: the broker accepts 64 aliases per connection');
   });
 
   it('v5: the broker accepts user properties on CONNECT', async () => {
@@ -134,18 +141,18 @@ eachWorkerCount('01 connect', (broker) => {
 
 describe('01 connect: shutdown [workers=3]', () => {
   let broker: BrokerHandle | undefined;
-  const dataDir = freshDataDir();
-  after(async () => { if (broker) await broker.kill(); fs.rmSync(dataDir, { recursive: true, force: true }); });
+  const dataDir = makeTempDir('fleetmq-it-');
+  after(async () => { if (broker) await broker.kill(); removeDir(dataDir); });
 
   it('SIGTERM: v5 clients get DISCONNECT 0x8B, v4 clients are closed, the broker exits 0', async () => {
-    broker = await startBroker({ workers: 3, args: ['--data-dir', dataDir] });
+    broker = await launchBroker(3, ['--data-dir', dataDir]);
     const v5 = await RawClient.open(broker, 5);
-    await v5.connect({});
+    await v5.handshake({});
     const v4 = await RawClient.open(broker, 4);
-    await v4.connect({});
+    await v4.handshake({});
     const exit = broker.stop();
-    const rest5 = await v5.waitClose('the broker to close v5 clients on SIGTERM');
-    await v4.waitClose('the broker to close v4 clients on SIGTERM');
+    const rest5 = await v5.expectClose('the broker to close v5 clients on SIGTERM');
+    await v4.expectClose('the broker to close v4 clients on SIGTERM');
     assert.equal(rest5.length, 1, `v5 client should get one DISCONNECT, got ${v5.describe()}`);
     assert.equal(rest5[0].cmd, 'disconnect');
     assert.equal((rest5[0] as { reasonCode?: number }).reasonCode, 0x8b, 'reason 0x8B Server shutting down');

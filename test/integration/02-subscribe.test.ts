@@ -3,7 +3,9 @@
 // and subscriber on different workers.
 import { it } from 'node:test';
 import * as assert from 'node:assert/strict';
-import { eachWorkerCount, clientPool, subscribe, unsubscribe, publish, uid, utopic, VERSIONS } from '../helpers/mqtt-helpers';
+import { uid, utopic } from '../helpers/ids';
+import { clientPool, subscribe, unsubscribe, publish } from '../helpers/clients';
+import { eachWorkerCount, VERSIONS } from '../helpers/suite';
 
 /** (filter suffix, topic suffix, match): both are appended to a prefix unique to the case. */
 const MATCH_CASES: Array<[string, string, boolean, string?]> = [

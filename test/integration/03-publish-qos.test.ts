@@ -4,7 +4,10 @@
 import { it } from 'node:test';
 import * as assert from 'node:assert/strict';
 import type { IPublishPacket, IPubrelPacket } from 'mqtt-packet';
-import { eachWorkerCount, clientPool, subscribe, publish, uid, utopic, VERSIONS, connackCode, encode, connectPacket } from '../helpers/mqtt-helpers';
+import { uid, utopic } from '../helpers/ids';
+import { connackCode, encode, connectPacket } from '../helpers/raw-client';
+import { clientPool, subscribe, publish } from '../helpers/clients';
+import { eachWorkerCount, VERSIONS } from '../helpers/suite';
 
 eachWorkerCount('03 publish and QoS', (broker) => {
   const pool = clientPool();
@@ -111,7 +114,7 @@ eachWorkerCount('03 publish and QoS', (broker) => {
       const first = await a.raw.expect<IPublishPacket>('publish');
       assert.equal(first.dup, false, 'first delivery has DUP 0');
       a.raw.destroy(); // no PUBACK
-      await a.raw.closed;
+      await a.raw.closedP;
       const b = await pool.rawConnected(broker(), v, session(id));
       assert.equal(b.connack.sessionPresent, true, 'session present');
       const again = await b.raw.expect<IPublishPacket>('publish');
@@ -135,7 +138,7 @@ eachWorkerCount('03 publish and QoS', (broker) => {
       const rel = await a.raw.expect<IPubrelPacket>('pubrel');
       assert.equal(rel.messageId, p.messageId);
       a.raw.destroy(); // no PUBCOMP
-      await a.raw.closed;
+      await a.raw.closedP;
       const b = await pool.rawConnected(broker(), v, session(id));
       assert.equal(connackCode(b.connack), 0);
       const again = await b.raw.next('the re-sent PUBREL');
@@ -154,7 +157,7 @@ eachWorkerCount('03 publish and QoS', (broker) => {
       a.raw.send({ cmd: 'publish', topic: t, payload: Buffer.from('exactly-once'), qos: 2, messageId: 33, dup: false, retain: false });
       await a.raw.expect('pubrec');
       a.raw.destroy();
-      await a.raw.closed;
+      await a.raw.closedP;
       const b = await pool.rawConnected(broker(), v, session(id));
       assert.equal(b.connack.sessionPresent, true);
       b.raw.send({ cmd: 'publish', topic: t, payload: Buffer.from('exactly-once'), qos: 2, messageId: 33, dup: true, retain: false });
@@ -181,7 +184,7 @@ eachWorkerCount('03 publish and QoS', (broker) => {
       a.raw.send(v === 5 ? { cmd: 'puback', messageId: p.messageId, reasonCode: 0x80 } : { cmd: 'puback', messageId: p.messageId });
       await a.raw.ping();
       a.raw.destroy();
-      await a.raw.closed;
+      await a.raw.closedP;
       const b = await pool.rawConnected(broker(), v, session(id));
       await publish(pub.client, t, 'sentinel', { qos: 1 });
       const next = await b.raw.expect<IPublishPacket>('publish');
@@ -202,7 +205,7 @@ eachWorkerCount('03 publish and QoS', (broker) => {
       for (const p of [p1, p2]) { raw.send({ cmd: 'pubrec', messageId: p.messageId }); assert.equal((await raw.expect('pubrel')).messageId, p.messageId); }
       for (const p of [p1, p2]) raw.send({ cmd: 'pubcomp', messageId: p.messageId });
       await raw.ping();
-      assert.deepEqual(raw.packets.filter((x) => x.cmd === 'publish'), [], 'no further copies');
+      assert.deepEqual(raw.pending().filter((x) => x.cmd === 'publish'), [], 'no further copies');
     });
   }
 
@@ -219,8 +222,8 @@ eachWorkerCount('03 publish and QoS', (broker) => {
       ]);
       // First half byte by byte (a write per byte, yielding between), the rest in one write.
       const half = Math.floor(bytes.length / 2);
-      for (let i = 0; i < Math.min(half, 400); i++) { raw.sendBytes(bytes.subarray(i, i + 1)); await new Promise((r) => setImmediate(r)); }
-      raw.sendBytes(bytes.subarray(Math.min(half, 400)));
+      for (let i = 0; i < Math.min(half, 400); i++) { raw.write(bytes.subarray(i, i + 1)); await new Promise((r) => setImmediate(r)); }
+      raw.write(bytes.subarray(Math.min(half, 400)));
       await raw.expect('connack');
       const got = await sub.inbox.waitFor(sizes.length, t);
       assert.deepEqual(got.map((m) => m.payload.length), sizes);

@@ -7,7 +7,9 @@
 // later message on that topic [MQTT-4.6.0-6 ordered topic].
 import { it } from 'node:test';
 import * as assert from 'node:assert/strict';
-import { eachWorkerCount, clientPool, subscribe, publish, utopic, VERSIONS } from '../helpers/mqtt-helpers';
+import { utopic } from '../helpers/ids';
+import { clientPool, subscribe, publish } from '../helpers/clients';
+import { eachWorkerCount, VERSIONS } from '../helpers/suite';
 
 eachWorkerCount('04 retain', (broker) => {
   const pool = clientPool();

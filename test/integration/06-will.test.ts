@@ -5,7 +5,10 @@
 import { it } from 'node:test';
 import * as assert from 'node:assert/strict';
 import type { IConnectPacket } from 'mqtt-packet';
-import { eachWorkerCount, clientPool, subscribe, publish, uid, utopic, delay, VERSIONS, Connected } from '../helpers/mqtt-helpers';
+import { delay } from '../helpers/wait';
+import { uid, utopic } from '../helpers/ids';
+import { clientPool, subscribe, publish, Connected } from '../helpers/clients';
+import { eachWorkerCount, VERSIONS } from '../helpers/suite';
 
 eachWorkerCount('06 will', (broker) => {
   const pool = clientPool('after'); // tests run concurrently (several wait seconds for expiry / delays)
@@ -34,7 +37,7 @@ eachWorkerCount('06 will', (broker) => {
       const w = await watcher(v, t);
       const { raw } = await pool.rawConnected(broker(), v, { will: will(t) });
       raw.send({ cmd: 'disconnect' });
-      await raw.waitClose('the broker to close after DISCONNECT');
+      await raw.expectClose('the broker to close after DISCONNECT');
       // Sentinel on the same topic, published after the close was observed.
       const pub = await pool.connect(broker(), { protocolVersion: v });
       await publish(pub.client, t, 'sentinel', { qos: 1 });
@@ -46,8 +49,8 @@ eachWorkerCount('06 will', (broker) => {
       const t = utopic('pwill');
       const w = await watcher(v, t);
       const { raw } = await pool.rawConnected(broker(), v, { will: will(t, 'protocol-error') });
-      raw.sendBytes([0x00, 0x00]); // reserved packet type 0
-      await raw.waitClose();
+      raw.write([0x00, 0x00]); // reserved packet type 0
+      await raw.expectClose();
       const [m] = await w.inbox.waitFor(1, t);
       assert.equal(m.payload.toString(), 'protocol-error');
     });
@@ -59,7 +62,7 @@ eachWorkerCount('06 will', (broker) => {
       // Send nothing more; the broker must close and publish the will.
       const [m] = await w.inbox.waitFor(1, t, 10000);
       assert.equal(m.payload.toString(), 'timeout');
-      await raw.waitClose();
+      await raw.expectClose();
     });
 
     it(`v${v}: a retained will is stored as a retained message [MQTT-3.1.2-17]`, async () => {
@@ -134,7 +137,7 @@ eachWorkerCount('06 will', (broker) => {
       will: will(t, 'should-not-arrive', { properties: { willDelayInterval: 2 } }),
     });
     raw.destroy();
-    await raw.closed;
+    await raw.closedP;
     const b = await pool.connect(broker(), { protocolVersion: 5, clientId: id, clean: false, properties: { sessionExpiryInterval: 60 } });
     assert.equal(b.connack.sessionPresent, true);
     await delay(3500); // past the 2 s delay: the cancelled will must never come

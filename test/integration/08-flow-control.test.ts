@@ -8,8 +8,10 @@
 import { it } from 'node:test';
 import * as assert from 'node:assert/strict';
 import type { IPublishPacket, IConnectPacket } from 'mqtt-packet';
-import { eachWorkerCount, clientPool, publish, subscribe, end, uid, utopic, Version } from '../helpers/mqtt-helpers';
-import type { BrokerCtx } from '../helpers/mqtt-helpers';
+import { uid, utopic } from '../helpers/ids';
+import { Version } from '../helpers/raw-client';
+import { clientPool, publish, subscribe, end } from '../helpers/clients';
+import { eachWorkerCount, BrokerCtx } from '../helpers/suite';
 
 /**
  * Subscribes a raw client (QoS 1) to `t`, publishes `n` QoS 1 messages then a QoS 0 sentinel from
@@ -138,7 +140,7 @@ eachWorkerCount('08 flow control with --receive-maximum 3', (broker) => {
     for (let i = 1; i <= 3; i++) await raw.expect('pubrec');
     await raw.ping();
     raw.send({ cmd: 'publish', topic: t, payload: Buffer.from('x'), qos: 2, messageId: 4, dup: false, retain: false });
-    const rest = await raw.waitClose('the broker to disconnect a client exceeding Receive Maximum');
+    const rest = await raw.expectClose('the broker to disconnect a client exceeding Receive Maximum');
     assert.equal(rest.length, 1, `expected one DISCONNECT, got ${raw.describe()}`);
     assert.equal(rest[0].cmd, 'disconnect');
     assert.equal((rest[0] as { reasonCode?: number }).reasonCode, 0x93, 'Receive Maximum exceeded');

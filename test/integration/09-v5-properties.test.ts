@@ -5,7 +5,10 @@
 import { it } from 'node:test';
 import * as assert from 'node:assert/strict';
 import type { IPublishPacket, ISubackPacket } from 'mqtt-packet';
-import { eachWorkerCount, clientPool, subscribe, publish, end, uid, utopic, delay } from '../helpers/mqtt-helpers';
+import { delay } from '../helpers/wait';
+import { uid, utopic } from '../helpers/ids';
+import { clientPool, subscribe, publish, end } from '../helpers/clients';
+import { eachWorkerCount } from '../helpers/suite';
 
 const pubPacket = (topic: string, payload: string, props: IPublishPacket['properties'] = {}, qos: 0 | 1 = 0, messageId?: number): IPublishPacket =>
   ({ cmd: 'publish', topic, payload: Buffer.from(payload), qos, dup: false, retain: false, properties: props, ...(messageId ? { messageId } : {}) });
@@ -43,7 +46,7 @@ eachWorkerCount('09 v5 properties', (broker) => {
     await raw.ping();
     await sub.inbox.waitForPayload('via-alias');
     raw.send(pubPacket(t, 'over', { topicAlias: max + 1 }));
-    const rest = await raw.waitClose('the broker to refuse an alias above its maximum');
+    const rest = await raw.expectClose('the broker to refuse an alias above its maximum');
     assert.equal(rest.length, 1, `expected DISCONNECT 0x94, got ${raw.describe()}`);
     assert.equal(rest[0].cmd, 'disconnect');
     assert.equal((rest[0] as { reasonCode?: number }).reasonCode, 0x94);
@@ -63,7 +66,7 @@ eachWorkerCount('09 v5 properties', (broker) => {
     await a.raw.ping();
     const b = await pool.rawConnected(broker(), 5);
     b.raw.send(pubPacket('', 'y', { topicAlias: 1 }));
-    const rest = await b.raw.waitClose('the broker to refuse an alias this connection never set');
+    const rest = await b.raw.expectClose('the broker to refuse an alias this connection never set');
     for (const p of rest) assert.ok(p.cmd === 'disconnect' && [0x82, 0x94].includes((p as { reasonCode?: number }).reasonCode ?? 0), `got ${b.raw.describe()}`);
   });
 
@@ -108,7 +111,7 @@ eachWorkerCount('09 v5 properties', (broker) => {
       a.raw.send({ cmd: 'puback', messageId: p.messageId });
     }
     a.raw.send({ cmd: 'disconnect', reasonCode: 0 });
-    await a.raw.waitClose();
+    await a.raw.expectClose();
     const b = await pool.rawConnected(broker(), 5, conn);
     await publish(pub.client, t, 'b0', { qos: 1 });
     const p = await b.raw.expect<IPublishPacket>('publish');
@@ -385,12 +388,13 @@ eachWorkerCount('09 v5 properties', (broker) => {
   });
 
   // ------------------------------------------------------------------ request / problem information
-  it('request response information 0 (default): no Response Information in CONNACK [MQTT-3.1.2-28]; 1: if sent, a non-empty string', async () => {
+  it('request response information 0 (default): no Response Information in CONNACK [MQTT5-3.1.2-28]; 1: fleetmq/response/<client id> (§3.2.2.3.15)', async () => {
     const a = await pool.rawConnected(broker(), 5);
     assert.equal(a.connack.properties?.responseInformation, undefined);
-    const b = await pool.rawConnected(broker(), 5, { properties: { requestResponseInformation: true } });
-    const ri = b.connack.properties?.responseInformation;
-    assert.ok(ri === undefined || ri.length > 0);
+    // Asked for, the broker answers with a response topic root unique to the client (workers/handlers/connect.ts).
+    const id = uid('rri');
+    const b = await pool.rawConnected(broker(), 5, { clientId: id, properties: { requestResponseInformation: true } });
+    assert.equal(b.connack.properties?.responseInformation, `fleetmq/response/${id}`);
   });
 
   it('request problem information 0: no Reason String or User Property on a failed SUBACK [MQTT-3.1.2-29]', async () => {
@@ -413,7 +417,7 @@ eachWorkerCount('09 v5 properties', (broker) => {
     // Raw bytes: mqtt.js and mqtt-packet refuse an empty id without clean start.
     // CONNECT v5, flags 0 (clean start off), keepalive 60, properties: session expiry 60, client id "".
     const raw = await pool.raw(broker(), 5);
-    raw.sendBytes(Buffer.from('101200044d5154540500003c05110000003c0000', 'hex'));
+    raw.write(Buffer.from('101200044d5154540500003c05110000003c0000', 'hex'));
     const a = { raw, connack: await raw.expect<import('mqtt-packet').IConnackPacket>('connack') };
     assert.equal(a.connack.reasonCode ?? 0, 0);
     const id = a.connack.properties?.assignedClientIdentifier;
@@ -421,7 +425,7 @@ eachWorkerCount('09 v5 properties', (broker) => {
     a.raw.send({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: t, qos: 1 }] });
     await a.raw.expect('suback');
     a.raw.send({ cmd: 'disconnect', reasonCode: 0 });
-    await a.raw.waitClose();
+    await a.raw.expectClose();
     const pub = await pool.connect(broker(), { protocolVersion: 5 });
     await publish(pub.client, t, 'for-you', { qos: 1 });
     const b = await pool.connect(broker(), { protocolVersion: 5, clientId: id, clean: false, properties: { sessionExpiryInterval: 60 } });
@@ -433,7 +437,7 @@ eachWorkerCount('09 v5 properties', (broker) => {
   it('AUTH on a connection that did not start enhanced authentication: protocol error, DISCONNECT 0x82 (if any) then close [MQTT-4.12.0-?] 4.12', async () => {
     const { raw } = await pool.rawConnected(broker(), 5);
     raw.send({ cmd: 'auth', reasonCode: 0x18, properties: { authenticationMethod: 'SCRAM-SHA-1', authenticationData: Buffer.from('x') } });
-    const rest = await raw.waitClose('the broker to close after an unexpected AUTH');
+    const rest = await raw.expectClose('the broker to close after an unexpected AUTH');
     for (const p of rest) {
       assert.equal(p.cmd, 'disconnect');
       assert.equal((p as { reasonCode?: number }).reasonCode, 0x82);
@@ -445,7 +449,7 @@ eachWorkerCount('09 v5 properties', (broker) => {
     raw.send({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 5, clientId: uid('auth'), clean: true, keepalive: 60, properties: { authenticationMethod: 'SCRAM-SHA-1' } });
     const ack = await raw.expect<import('mqtt-packet').IConnackPacket>('connack');
     assert.ok([0x8c, 0x87].includes(ack.reasonCode ?? 0), `reason 0x${(ack.reasonCode ?? 0).toString(16)}`);
-    await raw.waitClose();
+    await raw.expectClose();
   });
 });
 
@@ -463,7 +467,7 @@ eachWorkerCount('09 v5 properties with --max-packet-size 1000', (broker) => {
     raw.send(pubPacket(t, 'x'.repeat(900), {}, 1, 1));
     await raw.expect('puback');
     raw.send(pubPacket(t, 'x'.repeat(2000), {}, 1, 2));
-    const rest = await raw.waitClose('the broker to disconnect an oversize packet');
+    const rest = await raw.expectClose('the broker to disconnect an oversize packet');
     assert.equal(rest.length, 1, `expected DISCONNECT 0x95, got ${raw.describe()}`);
     assert.equal(rest[0].cmd, 'disconnect');
     assert.equal((rest[0] as { reasonCode?: number }).reasonCode, 0x95, 'Packet too large');
@@ -472,13 +476,13 @@ eachWorkerCount('09 v5 properties with --max-packet-size 1000', (broker) => {
   it('v4: a packet over the limit closes the connection', async () => {
     const { raw } = await pool.rawConnected(broker(), 4);
     raw.send({ cmd: 'publish', topic: utopic('big4'), payload: Buffer.alloc(5000), qos: 0, dup: false, retain: false });
-    const rest = await raw.waitClose();
+    const rest = await raw.expectClose();
     assert.deepEqual(rest, []);
   });
 
   it('the oversize check does not wait for the whole packet: a header announcing 10 MB is refused at once', async () => {
     const { raw } = await pool.rawConnected(broker(), 5);
-    raw.sendBytes([0x30, 0x80, 0x80, 0x80, 0x05, 0x00, 0x01, 0x74]); // PUBLISH, remaining length 10,485,760, then 3 bytes
-    await raw.waitClose('the broker to refuse an announced 10 MB packet without reading it');
+    raw.write([0x30, 0x80, 0x80, 0x80, 0x05, 0x00, 0x01, 0x74]); // PUBLISH, remaining length 10,485,760, then 3 bytes
+    await raw.expectClose('the broker to refuse an announced 10 MB packet without reading it');
   });
 }, { args: ['--max-packet-size', '1000'] });

@@ -4,7 +4,10 @@
 // members and the publisher sit on different workers.
 import { it } from 'node:test';
 import * as assert from 'node:assert/strict';
-import { eachWorkerCount, clientPool, subscribe, unsubscribe, publish, end, uid, utopic, until, VERSIONS, Connected } from '../helpers/mqtt-helpers';
+import { waitUntil } from '../helpers/wait';
+import { uid, utopic } from '../helpers/ids';
+import { clientPool, subscribe, unsubscribe, publish, end, Connected } from '../helpers/clients';
+import { eachWorkerCount, VERSIONS } from '../helpers/suite';
 
 eachWorkerCount('0a shared subscriptions', (broker) => {
   const pool = clientPool();
@@ -22,7 +25,7 @@ eachWorkerCount('0a shared subscriptions', (broker) => {
       const ms = await members(v, 3, `$share/g1/${t}`);
       const pub = await pool.connect(broker(), { protocolVersion: v });
       for (let i = 0; i < 30; i++) await publish(pub.client, t, String(i), { qos: 1 });
-      await until(() => payloads(ms, t).length >= 30, `30 deliveries across the group (got ${payloads(ms, t).length})`);
+      await waitUntil(() => payloads(ms, t).length >= 30, `30 deliveries across the group (got ${payloads(ms, t).length})`);
       const all = payloads(ms, t);
       assert.equal(all.length, 30, 'no duplicates');
       assert.deepEqual([...new Set(all)].length, 30);
@@ -41,7 +44,7 @@ eachWorkerCount('0a shared subscriptions', (broker) => {
       const pub = await pool.connect(broker(), { protocolVersion: v });
       for (let i = 0; i < 10; i++) await publish(pub.client, t, String(i), { qos: 1 });
       await plain.inbox.waitFor(10, t);
-      await until(() => payloads(g1, t).length >= 10 && payloads(g2, t).length >= 10, 'both groups to get all 10');
+      await waitUntil(() => payloads(g1, t).length >= 10 && payloads(g2, t).length >= 10, 'both groups to get all 10');
       assert.equal(payloads(g1, t).length, 10);
       assert.equal(payloads(g2, t).length, 10);
       assert.deepEqual(payloads(g1, t).sort(), payloads(g2, t).sort());
@@ -54,12 +57,12 @@ eachWorkerCount('0a shared subscriptions', (broker) => {
       await publish(pub.client, `${t}/a/x`, 'hit', { qos: 1 });
       await publish(pub.client, `${t}/a/y`, 'miss', { qos: 1 });
       await publish(pub.client, `${t}/b/x`, 'hit2', { qos: 1 });
-      await until(() => ms.flatMap((m) => m.inbox.msgs).length >= 2, 'two matching deliveries');
+      await waitUntil(() => ms.flatMap((m) => m.inbox.msgs).length >= 2, 'two matching deliveries');
       const plain = await pool.connect(broker(), { protocolVersion: v });
       await subscribe(plain.client, `${t}/+/x`, { qos: 1 });
       await publish(pub.client, `${t}/c/x`, 'sentinel', { qos: 1 });
       await plain.inbox.waitForPayload('sentinel');
-      await until(() => ms.flatMap((m) => m.inbox.msgs).some((x) => x.payload.toString() === 'sentinel'), 'the group to get the sentinel');
+      await waitUntil(() => ms.flatMap((m) => m.inbox.msgs).some((x) => x.payload.toString() === 'sentinel'), 'the group to get the sentinel');
       const got = ms.flatMap((m) => m.inbox.msgs.map((x) => x.payload.toString())).sort();
       assert.deepEqual(got, ['hit', 'hit2', 'sentinel']);
       for (const m of ms) for (const x of m.inbox.msgs) assert.ok(!x.topic.startsWith('$share'), 'the topic is the publish topic, not the share filter');
@@ -95,7 +98,7 @@ eachWorkerCount('0a shared subscriptions', (broker) => {
       const ms = await members(v, 2, `$share/q/${t}`, 0);
       const pub = await pool.connect(broker(), { protocolVersion: v });
       for (let i = 0; i < 4; i++) await publish(pub.client, t, String(i), { qos: 1 });
-      await until(() => payloads(ms, t).length >= 4, '4 deliveries');
+      await waitUntil(() => payloads(ms, t).length >= 4, '4 deliveries');
       for (const m of ms) for (const x of m.inbox.on(t)) assert.equal(x.packet.qos, 0);
     });
   }
@@ -118,7 +121,7 @@ eachWorkerCount('0a shared subscriptions', (broker) => {
     const pub = await pool.connect(broker(), { protocolVersion: 5 });
     await publish(pub.client, t, 'x', { qos: 1 });
     await publish(pub.client, t, 'sentinel', { qos: 1 });
-    await until(() => c.inbox.on(t).filter((m) => m.payload.toString() === 'sentinel').length >= 2, 'the sentinel through both subscriptions');
+    await waitUntil(() => c.inbox.on(t).filter((m) => m.payload.toString() === 'sentinel').length >= 2, 'the sentinel through both subscriptions');
     const ids = c.inbox.on(t).filter((m) => m.payload.toString() === 'x').flatMap((m) => [].concat(m.packet.properties?.subscriptionIdentifier as never ?? [])).sort();
     assert.deepEqual(ids, [1, 2], 'the shared and the ordinary subscription each deliver (as one or two copies)');
   });
@@ -142,7 +145,7 @@ eachWorkerCount('0a shared subscriptions', (broker) => {
       await publish(pub.client, `${t}-m`, 'marker', { qos: 1 });
       await a2.inbox.waitForPayload('marker');
       await b.inbox.waitForPayload('marker');
-      await until(() => [...a.inbox.on(t), ...a2.inbox.on(t), ...b.inbox.on(t)].length >= 10, '10 deliveries across the group');
+      await waitUntil(() => [...a.inbox.on(t), ...a2.inbox.on(t), ...b.inbox.on(t)].length >= 10, '10 deliveries across the group');
       const all = [...a.inbox.on(t), ...a2.inbox.on(t), ...b.inbox.on(t)].filter((m) => !m.packet.dup).map((m) => m.payload.toString());
       assert.deepEqual(all.sort((x, y) => Number(x) - Number(y)), [...Array(10).keys()].map(String), 'each message once');
     });

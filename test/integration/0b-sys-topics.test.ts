@@ -3,7 +3,10 @@
 // The broker runs with --sys-interval 1; the test still allows 30 s for each topic.
 import { it } from 'node:test';
 import * as assert from 'node:assert/strict';
-import { eachWorkerCount, clientPool, subscribe, publish, utopic, until, Inbox } from '../helpers/mqtt-helpers';
+import { waitUntil } from '../helpers/wait';
+import { utopic } from '../helpers/ids';
+import { clientPool, subscribe, publish, Inbox } from '../helpers/clients';
+import { eachWorkerCount } from '../helpers/suite';
 
 const SYS_MS = 30000;
 
@@ -29,13 +32,13 @@ eachWorkerCount('0b $SYS topics', (broker) => {
       ['messages received', /^\$SYS\/broker\/messages\/received$/],
       ['messages sent', /^\$SYS\/broker\/messages\/sent$/],
     ];
-    await until(() => wanted.every(([, re]) => latest(s.inbox, re) !== undefined),
+    await waitUntil(() => wanted.every(([, re]) => latest(s.inbox, re) !== undefined),
       `all of ${wanted.map(([n]) => n).join(', ')} (missing: ${wanted.filter(([, re]) => latest(s.inbox, re) === undefined).map(([n]) => n).join(', ')}; topics seen: ${[...new Set(s.inbox.msgs.map((m) => m.topic))].slice(0, 30).join(' ')})`, SYS_MS);
     assert.ok(latest(s.inbox, wanted[0][1])!.length > 0, 'version is non-empty');
     assert.match(latest(s.inbox, wanted[1][1])!, /\d/, 'uptime contains a number');
     // Counters are numbers; clients connected counts at least the two clients of this test.
-    await until(() => Number.parseInt(latest(s.inbox, wanted[2][1]) ?? '0', 10) >= 2, 'clients connected >= 2', SYS_MS);
-    await until(() => Number.parseInt(latest(s.inbox, wanted[3][1]) ?? '0', 10) >= 5, 'messages received >= 5', SYS_MS);
+    await waitUntil(() => Number.parseInt(latest(s.inbox, wanted[2][1]) ?? '0', 10) >= 2, 'clients connected >= 2', SYS_MS);
+    await waitUntil(() => Number.parseInt(latest(s.inbox, wanted[3][1]) ?? '0', 10) >= 5, 'messages received >= 5', SYS_MS);
     assert.ok(Number.isFinite(Number.parseInt(latest(s.inbox, wanted[4][1])!, 10)), 'messages sent is a number');
   });
 
@@ -46,7 +49,7 @@ eachWorkerCount('0b $SYS topics', (broker) => {
     await subscribe(all.client, ['#', '+/broker/#', '+/+/+']);
     await sys.inbox.waitFor(1, undefined, SYS_MS);
     // A message published after $SYS traffic was observed; by then a leak would have shown.
-    await until(() => sys.inbox.msgs.length >= 2, 'a second $SYS message', SYS_MS);
+    await waitUntil(() => sys.inbox.msgs.length >= 2, 'a second $SYS message', SYS_MS);
     const t = utopic('sysleak');
     await publish(sys.client, t, 'sentinel', { qos: 1 });
     await all.inbox.waitForPayload('sentinel');

@@ -5,7 +5,11 @@
 import { it } from 'node:test';
 import * as assert from 'node:assert/strict';
 import type { IPublishPacket } from 'mqtt-packet';
-import { eachWorkerCount, clientPool, subscribe, publish, uid, utopic, until, VERSIONS, RawClient } from '../helpers/mqtt-helpers';
+import { waitUntil } from '../helpers/wait';
+import { uid, utopic } from '../helpers/ids';
+import { RawClient } from '../helpers/raw-client';
+import { clientPool, subscribe, publish } from '../helpers/clients';
+import { eachWorkerCount, VERSIONS } from '../helpers/suite';
 
 eachWorkerCount('0c takeover', (broker) => {
   const pool = clientPool();
@@ -15,7 +19,7 @@ eachWorkerCount('0c takeover', (broker) => {
       const id = uid('take');
       const a = await pool.rawConnected(broker(), v, { clientId: id });
       const b = await pool.rawConnected(broker(), v, { clientId: id });
-      const rest = await a.raw.waitClose('the broker to close the old connection');
+      const rest = await a.raw.expectClose('the broker to close the old connection');
       if (v === 5) {
         assert.equal(rest.length, 1, `old v5 connection gets DISCONNECT, got ${a.raw.describe()}`);
         assert.equal(rest[0].cmd, 'disconnect');
@@ -38,7 +42,7 @@ eachWorkerCount('0c takeover', (broker) => {
       const first = await a.raw.expect<IPublishPacket>('publish'); // not acknowledged
       const b = await pool.rawConnected(broker(), v, sess);
       assert.equal(b.connack.sessionPresent, true, 'session present after takeover');
-      await a.raw.waitClose();
+      await a.raw.expectClose();
       const again = await b.raw.expect<IPublishPacket>('publish');
       assert.equal(again.payload.toString(), 'inflight');
       assert.equal(again.messageId, first.messageId);
@@ -67,7 +71,7 @@ eachWorkerCount('0c takeover', (broker) => {
       const id = uid('storm');
       const conns: RawClient[] = [];
       for (let i = 0; i < 10; i++) conns.push((await pool.rawConnected(broker(), v, { clientId: id })).raw);
-      for (const c of conns.slice(0, -1)) await c.waitClose(`connection ${conns.indexOf(c)} to be closed by a later takeover`);
+      for (const c of conns.slice(0, -1)) await c.expectClose(`connection ${conns.indexOf(c)} to be closed by a later takeover`);
       await conns[conns.length - 1].ping();
     });
   }
@@ -87,7 +91,7 @@ eachWorkerCount('0c takeover', (broker) => {
       const b = await pool.connect(broker(), sess);
       assert.equal(b.connack.sessionPresent, true);
       await stream;
-      await until(() => new Set([...a.inbox.on(t), ...b.inbox.on(t)].map((m) => m.payload.toString())).size >= N,
+      await waitUntil(() => new Set([...a.inbox.on(t), ...b.inbox.on(t)].map((m) => m.payload.toString())).size >= N,
         `all ${N} messages across the old and new connection (have ${new Set([...a.inbox.on(t), ...b.inbox.on(t)].map((m) => m.payload.toString())).size})`);
       const seq = b.inbox.on(t).filter((m) => !m.packet.dup).map((m) => Number(m.payload.toString()));
       assert.deepEqual(seq, [...seq].sort((x, y) => x - y), 'new connection: first deliveries in order');

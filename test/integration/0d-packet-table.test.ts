@@ -6,8 +6,10 @@
 import { describe, it } from 'node:test';
 import * as assert from 'node:assert/strict';
 import { PACKETS, PacketCase, Reaction } from '../fixtures/packets';
-import { eachWorkerCount, RawClient, decodeAll, until, connackCode, Packet } from '../helpers/mqtt-helpers';
+import { waitUntil } from '../helpers/wait';
 import { BrokerHandle } from '../helpers/broker';
+import { RawClient, decodeAll, connackCode, Packet } from '../helpers/raw-client';
+import { eachWorkerCount } from '../helpers/suite';
 
 const CASE_MS = 8000;
 
@@ -59,32 +61,32 @@ async function runCase(broker: BrokerHandle, c: PacketCase): Promise<void> {
   const raw = await RawClient.open(broker, c.version === 3 ? 4 : c.version);
   try {
     if (c.when === 'connected') {
-      const ack = await raw.connect({ protocolVersion: c.version, protocolId: c.version === 3 ? 'MQIsdp' : 'MQTT' });
+      const ack = await raw.handshake({ protocolVersion: c.version, protocolId: c.version === 3 ? 'MQIsdp' : 'MQTT' });
       assert.equal(connackCode(ack), 0, 'setup CONNECT refused');
-      raw.all.length = 0;
+      raw.packets.length = 0;
     }
-    raw.sendBytes(c.bytes);
-    raw.sendBytes([0xc0, 0x00]); // PINGREQ
+    raw.write(c.bytes);
+    raw.write([0xc0, 0x00]); // PINGREQ
     // The case may itself be a PINGREQ: then the PINGRESP proving "still open" is the second one.
     const wantPongs = c.expect.reply?.cmd === 'pingresp' ? 2 : 1;
-    const pongs = () => raw.all.filter((p) => p.cmd === 'pingresp').length;
+    const pongs = () => raw.packets.filter((p) => p.cmd === 'pingresp').length;
     try {
-      await until(() => raw.isClosed || pongs() >= wantPongs || !!raw.parseError, 'close or PINGRESP', CASE_MS);
+      await waitUntil(() => raw.closed || pongs() >= wantPongs || !!raw.parseError, 'close or PINGRESP', CASE_MS);
     } catch {
       assert.fail(`${c.name}: within ${CASE_MS} ms the broker neither closed the connection nor answered a PINGREQ sent after the packet; received ${raw.describe()}`);
     }
-    if (raw.parseError && !raw.isClosed) await until(() => raw.isClosed, 'close after unparseable reply', 2000).catch(() => undefined);
+    if (raw.parseError && !raw.closed) await waitUntil(() => raw.closed, 'close after unparseable reply', 2000).catch(() => undefined);
     const pong = pongs() >= wantPongs;
     // The spec orders acknowledgements among themselves, not against PINGRESP: a PUBACK that
     // waits for the store may come after the PINGRESP. So when a reply is expected, wait for it too.
     const replyCmds = [c.expect.reply?.cmd, c.expect.alt?.reply?.cmd].filter((x): x is NonNullable<typeof x> => !!x && x !== 'pingresp');
     if (pong && replyCmds.length) {
-      await until(() => raw.isClosed || raw.all.some((p) => replyCmds.includes(p.cmd)), `a ${replyCmds.join('/')}`, CASE_MS).catch(() => undefined);
+      await waitUntil(() => raw.closed || raw.packets.some((p) => replyCmds.includes(p.cmd)), `a ${replyCmds.join('/')}`, CASE_MS).catch(() => undefined);
     }
     // Our PINGRESP is not part of the observation (for a PINGREQ case, one of the two is).
-    const packets = raw.all.slice();
+    const packets = raw.packets.slice();
     if (pong) { let drop = 1; for (let i = packets.length - 1; i >= 0 && drop > 0; i--) if (packets[i].cmd === 'pingresp') { packets.splice(i, 1); drop--; } }
-    const obs: Observation = { packets, closed: raw.isClosed && !pong, pong };
+    const obs: Observation = { packets, closed: raw.closed && !pong, pong };
     if (raw.parseError) assert.fail(`${c.name}: broker sent bytes that mqtt-packet cannot parse: ${raw.parseError.message} (${raw.describe()})`);
     const err = check(c.expect, obs, c);
     const altErr = err && c.expect.alt ? check(c.expect.alt, obs, c) : err;
@@ -125,19 +127,19 @@ function assertSubset(actual: unknown, expected: unknown, where: string): void {
 async function checkIsolation(broker: BrokerHandle): Promise<void> {
   const healthy = await RawClient.open(broker, 5);
   try {
-    assert.equal(connackCode(await healthy.connect({})), 0, 'healthy client connects');
+    assert.equal(connackCode(await healthy.handshake({})), 0, 'healthy client connects');
     for (const c of PACKETS.filter((x) => x.expect.after === 'closed')) {
       const bad = await RawClient.open(broker, c.version === 3 ? 4 : c.version);
       try {
-        if (c.when === 'connected') await bad.connect({ protocolVersion: c.version }).catch(() => undefined);
-        bad.sendBytes(c.bytes);
-        await bad.waitClose(`the broker to close after "${c.name}"`, CASE_MS).catch(() => undefined);
+        if (c.when === 'connected') await bad.handshake({ protocolVersion: c.version }).catch(() => undefined);
+        bad.write(c.bytes);
+        await bad.expectClose(`the broker to close after "${c.name}"`, CASE_MS).catch(() => undefined);
       } finally { bad.destroy(); }
       await healthy.ping().catch((e: Error) => assert.fail(`after "${c.name}" on another connection, an established client stopped working: ${e.message}`));
       for (const v of [4, 5] as const) {
         const fresh = await RawClient.open(broker, v);
         try {
-          const ack = await fresh.connect({}).catch((e: Error) => assert.fail(`after "${c.name}" on another connection, a valid v${v} CONNECT failed: ${e.message}`));
+          const ack = await fresh.handshake({}).catch((e: Error) => assert.fail(`after "${c.name}" on another connection, a valid v${v} CONNECT failed: ${e.message}`));
           assert.equal(connackCode(ack), 0, `after "${c.name}" on another connection, a valid v${v} CONNECT got CONNACK 0x${connackCode(ack).toString(16)}`);
         } finally { fresh.destroy(); }
       }

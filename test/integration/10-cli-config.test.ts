@@ -12,8 +12,11 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import type { IConnackPacket, IDisconnectPacket } from 'mqtt-packet';
-import { connectClient, endClient } from '../helpers/broker';
-import { launch, launchBroker, runCli, rawSession, RawClient, threadCount, freePort, mapLimit, Broker } from '../helpers/robust-helpers';
+import { mapLimit } from '../helpers/wait';
+import { threadCount } from '../helpers/proc';
+import { launch, launchBroker, runCli, freePort, Broker } from '../helpers/broker';
+import { rawSession, RawClient } from '../helpers/raw-client';
+import { connectClient, end } from '../helpers/clients';
 
 const FLAGS = [
   '--port', '--host', '--workers', '--max-keepalive', '--max-packet-size', '--receive-maximum',
@@ -64,10 +67,10 @@ describe('--port 0', () => {
     await withBroker(b, async () => {
       assert.equal(b.host, '127.0.0.1', `listening line names host ${b.host}`);
       assert.ok(b.port > 0 && b.port < 65536, `listening line names port ${b.port}`);
-      const v4 = await connectClient(b, { protocolVersion: 4, clientId: 'cli-v4' });
-      const v5 = await connectClient(b, { protocolVersion: 5, clientId: 'cli-v5' });
-      await endClient(v4);
-      await endClient(v5);
+      const v4 = (await connectClient(b.port, { protocolVersion: 4, clientId: 'cli-v4' })).client;
+      const v5 = (await connectClient(b.port, { protocolVersion: 5, clientId: 'cli-v5' })).client;
+      await end(v4);
+      await end(v5);
     });
   });
 });
@@ -109,8 +112,8 @@ describe('flags apply', () => {
         '--max-queued-messages', '1000', '--max-queued-bytes', '1000000', '--queue-policy', policy,
       ]);
       await withBroker(b, async () => {
-        const c = await connectClient(b, { protocolVersion: 5, clientId: `all-${policy}` });
-        await endClient(c);
+        const c = (await connectClient(b.port, { protocolVersion: 5, clientId: `all-${policy}` })).client;
+        await end(c);
       });
     }
   });
@@ -159,10 +162,10 @@ describe('--config FILE', () => {
     const threadsOf = async (args: string[]) => {
       const b = await launch(args);
       return withBroker(b, async () => {
-        const c = await connectClient(b, { protocolVersion: 5, clientId: 'threads' });
+        const c = (await connectClient(b.port, { protocolVersion: 5, clientId: 'threads' })).client;
         await c.subscribeAsync('t');
         await c.publishAsync('t', 'x', { qos: 1 });
-        await endClient(c);
+        await end(c);
         return threadCount(b.proc.pid!);
       });
     };

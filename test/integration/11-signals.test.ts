@@ -7,7 +7,10 @@ import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import * as net from 'node:net';
 import type { IDisconnectPacket } from 'mqtt-packet';
-import { launchBroker, rawSession, RawClient, within, crashLines, Broker } from '../helpers/robust-helpers';
+import { within } from '../helpers/wait';
+import { crashLines } from '../helpers/proc';
+import { launchBroker, Broker } from '../helpers/broker';
+import { rawSession, RawClient } from '../helpers/raw-client';
 
 const CLIENTS_PER_VERSION = 6;
 

@@ -8,7 +8,10 @@
 // an ordinary (harmless) topic.
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
-import { launchBroker, rawSession, RawClient, threadCount, waitUntil, Broker } from '../helpers/robust-helpers';
+import { waitUntil } from '../helpers/wait';
+import { threadCount } from '../helpers/proc';
+import { launchBroker, Broker } from '../helpers/broker';
+import { rawSession, RawClient } from '../helpers/raw-client';
 
 const CRASH_TOPIC = '$fleetmq/test/crash-worker';
 const HOOKS = { FLEETMQ_TEST_HOOKS: '1' };

@@ -20,8 +20,11 @@ import assert from 'node:assert/strict';
 import * as net from 'node:net';
 import * as mqtt from 'mqtt';
 import * as mqttPacket from 'mqtt-packet';
-import { connectClient, endClient } from '../helpers/broker';
-import { launchBroker, Rng, mapLimit, waitUntil, fdCount, crashLines, sleep, within } from '../helpers/robust-helpers';
+import { mapLimit, waitUntil, delay, within } from '../helpers/wait';
+import { Rng } from '../helpers/rng';
+import { fdCount, crashLines } from '../helpers/proc';
+import { launchBroker } from '../helpers/broker';
+import { connectClient, end } from '../helpers/clients';
 
 const CASES = 4000;
 const CONCURRENCY = 20;
@@ -296,13 +299,13 @@ for (const workers of [1, 3]) {
         // One good client per worker (sequential connects: least-loaded placement spreads them),
         // so a worker that crashes would take a good client down with it.
         for (let i = 0; i < workers; i++) {
-          clients.push(await connectClient(b, { protocolVersion: i % 2 ? 4 : 5, clientId: `good-${seed}-${i}`, keepalive: 30 }));
+          clients.push((await connectClient(b.port, { protocolVersion: i % 2 ? 4 : 5, clientId: `good-${seed}-${i}`, keepalive: 30 })).client);
         }
         const topic = `good/${seed}`;
         await Promise.all(clients.map((c) => c.subscribeAsync(`${topic}/#`, { qos: 1 })));
         const good = new GoodClients(clients, topic);
         await good.round();
-        await sleep(100);
+        await delay(100);
         const fdsBefore = fdCount(b.proc.pid!);
 
         let fuzzing = true;
@@ -339,7 +342,7 @@ for (const workers of [1, 3]) {
         t.diagnostic(`good-client rounds during the run: ${roundsDuringFuzz}`);
         assert.deepEqual(problems, [], `seed ${seed} (FLEETMQ_FUZZ_SEED=${BASE_SEED}), --workers ${workers}:\n${problems.join('\n')}\n--- broker output (tail) ---\n${b.output().slice(-3000)}`);
       } finally {
-        await Promise.all(clients.map((c) => endClient(c, true)));
+        await Promise.all(clients.map((c) => end(c, {}, true)));
         await b.kill();
       }
     });

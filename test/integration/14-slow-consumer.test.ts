@@ -29,7 +29,11 @@ import * as net from 'node:net';
 import { once } from 'node:events';
 import * as mqttPacket from 'mqtt-packet';
 import type { IPublishPacket } from 'mqtt-packet';
-import { launchBroker, RawClient, rawSession, FrameCounter, rssBytes, waitUntil, crashLines, within, Broker } from '../helpers/robust-helpers';
+import { waitUntil, within } from '../helpers/wait';
+import { rssBytes, crashLines } from '../helpers/proc';
+import { launchBroker, Broker } from '../helpers/broker';
+import { RawClient, rawSession } from '../helpers/raw-client';
+import { FrameCounter } from '../helpers/frames';
 import { SysWatcher } from '../helpers/sys-watcher';
 
 const MB = 1024 * 1024;

@@ -10,7 +10,10 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import type { IDisconnectPacket } from 'mqtt-packet';
-import { launchBroker, RawClient, rawSession, mapLimit, waitUntil, rssBytes, fdCount, crashLines } from '../helpers/robust-helpers';
+import { mapLimit, waitUntil } from '../helpers/wait';
+import { rssBytes, fdCount, crashLines } from '../helpers/proc';
+import { launchBroker } from '../helpers/broker';
+import { RawClient, rawSession } from '../helpers/raw-client';
 
 const N = 5000;
 const WORKERS = 3;
@@ -70,7 +73,7 @@ describe(`${N} idle connections on ${WORKERS} workers`, () => {
       assert.equal(signal, null, `broker died of ${signal} on SIGTERM`);
       assert.equal(code, 0, `exit code ${code} on SIGTERM with ${N} connections; output:\n${b.output().slice(-2000)}`);
       await waitUntil(() => conns.every((c) => c.closed), () => `all connections closed after the broker exited (${conns.filter((c) => !c.closed).length} open)`, 15000, 50);
-      const noDisc = conns.filter((c) => c.protocolVersion === 5)
+      const noDisc = conns.filter((c) => c.version === 5)
         .filter((c) => !c.packets.some((p) => p.cmd === 'disconnect' && (p as IDisconnectPacket).reasonCode === 0x8b));
       assert.equal(noDisc.length, 0, `${noDisc.length} of ${N / 2} v5 connections got no DISCONNECT 0x8B on shutdown`);
       assert.deepEqual(crashLines(b.output()), [], `crash lines in the broker output:\n${b.output().slice(-2000)}`);

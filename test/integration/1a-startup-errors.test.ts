@@ -16,7 +16,8 @@ import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { BIN, runCli, launchBroker } from '../helpers/robust-helpers';
+import { BIN } from '../helpers/paths';
+import { runCli, launchBroker } from '../helpers/broker';
 
 const BASE = ['--port', '0', '--host', '127.0.0.1', '--workers', '1'];
 const HANG = { FLEETMQ_TEST_HOOKS: '1', FLEETMQ_TEST_STORE_OPEN: 'hang' };

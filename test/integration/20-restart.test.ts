@@ -18,10 +18,10 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import * as mqtt from 'mqtt';
 import type { IPublishPacket, Packet } from 'mqtt-packet';
-import { uid, utopic, RawClient } from '../helpers/mqtt-helpers';
-import {
-  withDeployment, sessionStore, persistentOpts, persistentConnect, subscribeOk, publishOk, endOk, rawPing, Down, durableBarrier,
-} from '../helpers/persist-helpers';
+import { uid, utopic } from '../helpers/ids';
+import { RawClient } from '../helpers/raw-client';
+import { subscribeOk, publish, end } from '../helpers/clients';
+import { withDeployment, sessionStore, persistentOpts, persistentConnect, Down, durableBarrier } from '../helpers/persist';
 
 const WORKERS = [1, 3];
 const DOWNS: Down[] = ['SIGTERM', 'SIGKILL'];
@@ -58,7 +58,7 @@ async function sessionsCase(workers: number, down: Down, barrier: boolean): Prom
           [`${base}/${id}/gone`]: { qos: 1 },
         }, v === 5 ? { subscriptionIdentifier: 7 } : undefined);
         await new Promise<void>((resolve, reject) => a.client.unsubscribe(`${base}/${id}/gone`, (err) => (err ? reject(err) : resolve())));
-        if (!online) await endOk(a.client);
+        if (!online) await end(a.client);
         subs.push({ v, id, online, before: a.client });
       }
     }
@@ -68,9 +68,9 @@ async function sessionsCase(workers: number, down: Down, barrier: boolean): Prom
     for (const s of subs) {
       const b = await c.mqtt(d.port, persistentOpts(s.v, s.id, true));
       assert.equal(b.connack.sessionPresent, true, `v${s.v} ${s.online ? 'online' : 'offline'} at the ${down}: Session Present must be 1 after the restart [MQTT-3.2.2-2]`);
-      await publishOk(pub.client, `${base}/${s.id}/gone`, 'gone', { qos: 1 });
-      await publishOk(pub.client, `${base}/${s.id}/exact`, 'exact', { qos: 1 });
-      await publishOk(pub.client, `${base}/${s.id}/x/wild`, 'wild', { qos: 2 });
+      await publish(pub.client, `${base}/${s.id}/gone`, 'gone', { qos: 1 });
+      await publish(pub.client, `${base}/${s.id}/exact`, 'exact', { qos: 1 });
+      await publish(pub.client, `${base}/${s.id}/x/wild`, 'wild', { qos: 2 });
       const last = s === subs[subs.length - 1] ? ' — its SUBSCRIBE and UNSUBSCRIBE were acknowledged right before the broker went down: a SUBACK/UNSUBACK must not be lost' : '';
       const before = await b.inbox.waitForPayload('wild').catch((err) => { throw new Error(`v${s.v} ${s.online ? 'online' : 'offline'} session ${s.id}: subscription lost across the ${down}${last}: ${(err as Error).message}`); });
       const all = b.inbox.on();
@@ -97,12 +97,12 @@ async function retainedCase(workers: number, down: Down, barrier: boolean): Prom
     const base = utopic('ret');
     const p4 = await c.mqtt(d.port, { protocolVersion: 4, clientId: uid('rp4') });
     const p5 = await c.mqtt(d.port, { protocolVersion: 5, clientId: uid('rp5') });
-    await publishOk(p4.client, `${base}/one`, 'one', { qos: 1, retain: true });
-    await publishOk(p5.client, `${base}/two`, 'two-old', { qos: 1, retain: true });
-    await publishOk(p5.client, `${base}/two`, 'two-new', { qos: 1, retain: true, properties: { contentType: 'text/x-two', userProperties: { k: 'v' } } });
-    await publishOk(p4.client, `${base}/three`, 'three', { qos: 1, retain: true });
-    await publishOk(p4.client, `${base}/three`, '', { qos: 1, retain: true });
-    await publishOk(p4.client, `${base}/four`, 'four', { qos: 2, retain: true });
+    await publish(p4.client, `${base}/one`, 'one', { qos: 1, retain: true });
+    await publish(p5.client, `${base}/two`, 'two-old', { qos: 1, retain: true });
+    await publish(p5.client, `${base}/two`, 'two-new', { qos: 1, retain: true, properties: { contentType: 'text/x-two', userProperties: { k: 'v' } } });
+    await publish(p4.client, `${base}/three`, 'three', { qos: 1, retain: true });
+    await publish(p4.client, `${base}/three`, '', { qos: 1, retain: true });
+    await publish(p4.client, `${base}/four`, 'four', { qos: 2, retain: true });
     if (barrier) await durableBarrier(c, d.port, base);
     await d.restart(down);
     const mk = await c.mqtt(d.port, { protocolVersion: 4, clientId: uid('mk') });
@@ -113,7 +113,7 @@ async function retainedCase(workers: number, down: Down, barrier: boolean): Prom
       await subscribeOk(s.client, { [`${base}/#`]: { qos: 2 } });
       await s.inbox.waitFor(3, undefined).catch((err) => { throw new Error(`v${v}: retained messages after the ${down}${last}: ${(err as Error).message}`); });
       // A live marker: any further retained message would have been sent before it.
-      await publishOk(mk.client, `${base}/zz-marker`, 'marker', { qos: 1 });
+      await publish(mk.client, `${base}/zz-marker`, 'marker', { qos: 1 });
       const before = await s.inbox.waitForPayload('marker');
       const got = new Map(before.map((m) => [m.topic, m]));
       assert.deepEqual([...got.keys()].sort(), [...expect.keys()].sort(), `v${v}: retained topics after the restart (set, replaced, cleared)${last} — got ${before.map((m) => `${m.topic}=${m.payload}`).join(', ')}`);
@@ -165,14 +165,14 @@ for (const workers of WORKERS) {
             const id = uid(`q${v}`);
             const a = await c.mqtt(d.port, persistentOpts(v, id, false));
             await subscribeOk(a.client, { [`${base}/q1`]: { qos: 1 }, [`${base}/q2`]: { qos: 2 } });
-            await endOk(a.client);
+            await end(a.client);
             ids.push([v, id]);
           }
           const pub = await c.mqtt(d.port, { protocolVersion: 4, clientId: uid('qp') });
           const N = 10;
           for (let i = 1; i <= N; i++) {
-            await publishOk(pub.client, `${base}/q1`, `a${i}`, { qos: 1 });
-            await publishOk(pub.client, `${base}/q2`, `b${i}`, { qos: 2 });
+            await publish(pub.client, `${base}/q1`, `a${i}`, { qos: 1 });
+            await publish(pub.client, `${base}/q2`, `b${i}`, { qos: 2 });
           }
           await d.restart(down);
           const pub2 = await c.mqtt(d.port, { protocolVersion: 4, clientId: uid('qp2') });
@@ -181,7 +181,7 @@ for (const workers of WORKERS) {
             assert.equal(b.connack.sessionPresent, true, `v${v}: Session Present after the restart`);
             await b.inbox.waitForPayload(`a${N}`).catch((err) => { throw new Error(`v${v}: queued QoS 1 after the ${down}: ${(err as Error).message}`); });
             await b.inbox.waitForPayload(`b${N}`).catch((err) => { throw new Error(`v${v}: queued QoS 2 after the ${down}: ${(err as Error).message}`); });
-            await publishOk(pub2.client, `${base}/q1`, 'live', { qos: 1 });
+            await publish(pub2.client, `${base}/q1`, 'live', { qos: 1 });
             await b.inbox.waitForPayload('live');
             const q1 = b.inbox.on(`${base}/q1`).filter((m) => m.payload.toString() !== 'live');
             const q2 = b.inbox.on(`${base}/q2`);
@@ -204,16 +204,16 @@ for (const workers of WORKERS) {
             const id = uid(`tw${v}`);
             const a = await c.mqtt(d.port, persistentOpts(v, id, false));
             await subscribeOk(a.client, { [`${base}/q`]: { qos: 2 } });
-            await endOk(a.client);
+            await end(a.client);
             ids.push([v, id]);
           }
           const pub = await c.mqtt(d.port, { protocolVersion: 4, clientId: uid('twp') });
-          for (let i = 1; i <= 4; i++) await publishOk(pub.client, `${base}/q`, `m${i}`, { qos: (i % 2 === 1 ? 1 : 2) as 1 | 2 });
+          for (let i = 1; i <= 4; i++) await publish(pub.client, `${base}/q`, `m${i}`, { qos: (i % 2 === 1 ? 1 : 2) as 1 | 2 });
           await d.restart(down);
           for (const [v, id] of ids) {
             const b = await c.mqtt(d.port, persistentOpts(v, id, true));
             await b.inbox.waitForPayload('m4').catch((err) => { throw new Error(`v${v}: after the first restart: ${(err as Error).message}`); });
-            await endOk(b.client); // every message acknowledged (PUBACK / PUBCOMP) before the DISCONNECT
+            await end(b.client); // every message acknowledged (PUBACK / PUBCOMP) before the DISCONNECT
           }
           await durableBarrier(c, d.port, base);
           await d.restart(down);
@@ -221,7 +221,7 @@ for (const workers of WORKERS) {
           for (const [v, id] of ids) {
             const b = await c.mqtt(d.port, persistentOpts(v, id, true));
             assert.equal(b.connack.sessionPresent, true, `v${v}: Session Present after the second restart`);
-            await publishOk(pub2.client, `${base}/q`, `live-${v}`, { qos: 1 });
+            await publish(pub2.client, `${base}/q`, `live-${v}`, { qos: 1 });
             const before = await b.inbox.waitForPayload(`live-${v}`);
             assert.deepEqual(payloads(before).filter((x) => /^m\d$/.test(x)), [], `v${v}: messages acknowledged after the first restart were delivered again after the second one`);
           }
@@ -237,11 +237,11 @@ for (const workers of WORKERS) {
             const id = uid(`bd${v}`);
             const a = await c.mqtt(d.port, persistentOpts(v, id, false));
             await subscribeOk(a.client, { [`${base}/q`]: { qos: 1 } });
-            await endOk(a.client);
+            await end(a.client);
             ids.push([v, id]);
           }
           const pub = await c.mqtt(d.port, { protocolVersion: 4, clientId: uid('bdp') });
-          for (let i = 1; i <= 12; i++) await publishOk(pub.client, `${base}/q`, `m${i}`, { qos: 1 });
+          for (let i = 1; i <= 12; i++) await publish(pub.client, `${base}/q`, `m${i}`, { qos: 1 });
           await d.restart(down);
           for (const [v, id] of ids) {
             const b = await c.mqtt(d.port, persistentOpts(v, id, true));
@@ -270,7 +270,7 @@ for (const workers of WORKERS) {
           const pub = await c.mqtt(d.port, { protocolVersion: 4, clientId: uid('ip') });
           const names = ['m1', 'm2', 'm3', 'm4', 'm5', 'm6'];
           const qosOf = (n: string) => (Number(n.slice(1)) % 2 === 1 ? 1 : 2) as 1 | 2;
-          for (const s of subs) for (const n of names) await publishOk(pub.client, s.topic, n, { qos: qosOf(n) });
+          for (const s of subs) for (const n of names) await publish(pub.client, s.topic, n, { qos: qosOf(n) });
           for (const s of subs) {
             // The window of 3 fills: m1, m2, m3. m2 (QoS 2) gets a PUBREC; nothing else is acked.
             for (let i = 0; i < 3; i++) {
@@ -282,7 +282,7 @@ for (const workers of WORKERS) {
             s.raw.send({ cmd: 'pubrec', messageId: m2.messageId! });
             s.pubrecd.add(m2.messageId!);
             await s.raw.nextMatching((x) => x.cmd === 'pubrel' && (x as { messageId?: number }).messageId === m2.messageId, `v${s.v}: PUBREL for m2 before the restart`);
-            const extra = await rawPing(s.raw);
+            const extra = await s.raw.ping();
             assert.deepEqual(extra.map((p) => p.cmd), [], `v${s.v}: nothing beyond the window of 3 in flight (broker sent ${extra.map((p) => p.cmd)})`);
           }
           await d.restart(down);
@@ -307,7 +307,7 @@ for (const workers of WORKERS) {
                 raw.send({ cmd: 'pubcomp', messageId: p.messageId! });
               }
             }
-            const tail = await rawPing(raw);
+            const tail = await raw.ping();
             assert.deepEqual(tail.map((p) => p.cmd), [], `v${s.v}: nothing more after m6 (got ${tail.map((p) => p.cmd)})`);
             const m1 = s.got[0];
             const m2 = s.got[1];
@@ -350,7 +350,7 @@ for (const workers of WORKERS) {
           await subscribeOk(on1.client, { [`${base}/#`]: { qos: 2 } });
           const off1 = await c.mqtt(d.port, persistentOpts(4, offId, false));
           await subscribeOk(off1.client, { [`${base}/#`]: { qos: 2 } });
-          await endOk(off1.client);
+          await end(off1.client);
           const pubs: Array<{ v: 4 | 5; id: string }> = [];
           for (const v of V) {
             const id = uid(`in2p${v}`);
@@ -399,7 +399,7 @@ for (const workers of WORKERS) {
             const id = uid(`cl${v}`);
             const a = await c.mqtt(d.port, { protocolVersion: v, clientId: id, clean: true });
             await subscribeOk(a.client, { [`${base}/clean`]: { qos: 1 } });
-            if (v === 5) await endOk(a.client); // v4 stays connected through the restart
+            if (v === 5) await end(a.client); // v4 stays connected through the restart
             cleanIds.push([v, id]);
           }
           const persIds: Array<[4 | 5, string]> = [];
@@ -407,30 +407,30 @@ for (const workers of WORKERS) {
             const id = uid(`pq${v}`);
             const a = await c.mqtt(d.port, persistentOpts(v, id, false));
             await subscribeOk(a.client, { [`${base}/p`]: { qos: 1 } });
-            await endOk(a.client);
+            await end(a.client);
             persIds.push([v, id]);
           }
           const pub = await c.mqtt(d.port, { protocolVersion: 4, clientId: uid('cp') });
-          await publishOk(pub.client, `${base}/p`, 'z1', { qos: 0 });
-          await publishOk(pub.client, `${base}/p`, 'o1', { qos: 1 });
-          await publishOk(pub.client, `${base}/p`, 'z2', { qos: 0 });
-          await publishOk(pub.client, `${base}/p`, 'o2', { qos: 1 });
-          await publishOk(pub.client, `${base}/clean`, 'c1', { qos: 1 });
+          await publish(pub.client, `${base}/p`, 'z1', { qos: 0 });
+          await publish(pub.client, `${base}/p`, 'o1', { qos: 1 });
+          await publish(pub.client, `${base}/p`, 'z2', { qos: 0 });
+          await publish(pub.client, `${base}/p`, 'o2', { qos: 1 });
+          await publish(pub.client, `${base}/clean`, 'c1', { qos: 1 });
           await d.restart(down);
           const pub2 = await c.mqtt(d.port, { protocolVersion: 4, clientId: uid('cp2') });
           for (const [v, id] of cleanIds) {
             const b = await c.mqtt(d.port, persistentOpts(v, id, true));
             assert.equal(b.connack.sessionPresent, false, `v${v}: a clean session must not exist after the restart (Session Present 1)`);
             await subscribeOk(b.client, { [`${base}/mark-${id}`]: { qos: 1 } });
-            await publishOk(pub2.client, `${base}/clean`, 'c2', { qos: 1 });
-            await publishOk(pub2.client, `${base}/mark-${id}`, 'mark', { qos: 1 });
+            await publish(pub2.client, `${base}/clean`, 'c2', { qos: 1 });
+            await publish(pub2.client, `${base}/mark-${id}`, 'mark', { qos: 1 });
             const before = await b.inbox.waitForPayload('mark');
             assert.deepEqual(payloads(before), [], `v${v}: nothing of the clean session (its subscription, c1) after the restart`);
           }
           for (const [v, id] of persIds) {
             const b = await c.mqtt(d.port, persistentOpts(v, id, true));
             assert.equal(b.connack.sessionPresent, true, `v${v}: persistent session present`);
-            await publishOk(pub2.client, `${base}/p`, 'live', { qos: 1 });
+            await publish(pub2.client, `${base}/p`, 'live', { qos: 1 });
             const before = await b.inbox.waitForPayload('live');
             const got = payloads(before);
             assert.deepEqual(got.filter((x) => x.startsWith('z')), [], `v${v}: QoS 0 messages queued before the restart must not survive it (never on disk); got ${got.join(', ')}`);

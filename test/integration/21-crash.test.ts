@@ -14,11 +14,11 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import * as mqtt from 'mqtt';
 import type { IPublishPacket } from 'mqtt-packet';
-import { uid, utopic, until } from '../helpers/mqtt-helpers';
-import {
-  withDeployment, sessionStore, persistentOpts, subscribeOk, publishOk, endOk, Durability,
-  MqttQos1Stream, RawQos2Stream, StreamRecord, Delivery, checkStream, parseStreamPayload,
-} from '../helpers/persist-helpers';
+import { waitUntil } from '../helpers/wait';
+import { uid, utopic } from '../helpers/ids';
+import { subscribeOk, publish, end } from '../helpers/clients';
+import { withDeployment, sessionStore, persistentOpts, Durability } from '../helpers/persist';
+import { MqttQos1Stream, RawQos2Stream, StreamRecord, Delivery, checkStream, parseStreamPayload } from '../helpers/streams';
 
 const WINDOW = 32;
 /** Upper bound per publisher: 4 × MAX stays below the default per-session queue bound (10,000). */
@@ -71,7 +71,7 @@ async function crashRun(workers: number, mode: Mode, durability: Durability, dra
     for (const s of subs) {
       const conn = await c.mqtt(d.port, { ...persistentOpts(s.v, s.id, false), incomingStore: s.store }, (cl) => attach(cl, s));
       await subscribeOk(conn.client, { [`${base}/#`]: { qos: s.qos } });
-      if (!s.online) await endOk(conn.client);
+      if (!s.online) await end(conn.client);
     }
 
     const streams: Array<StreamRecord & { stop(): void }> = [];
@@ -91,7 +91,7 @@ async function crashRun(workers: number, mode: Mode, durability: Durability, dra
     for (const s of streams) (s as unknown as { start(): void }).start();
     const counts = () => streams.map((s) => `${s.name}: sent ${s.sent}, acked ${s.acked.size}`).join('; ');
     try {
-      await until(() => streams.every((s) => s.acked.size >= KILL_AT), `every publisher to have ${KILL_AT} acks (${counts()})`, 60000);
+      await waitUntil(() => streams.every((s) => s.acked.size >= KILL_AT), `every publisher to have ${KILL_AT} acks (${counts()})`, 60000);
       await d.down('SIGKILL');
     } finally {
       for (const s of streams) s.stop();
@@ -114,7 +114,7 @@ async function crashRun(workers: number, mode: Mode, durability: Durability, dra
     if (drainKill) {
       // A second SIGKILL while the subscribers drain their restored queues (as soon as 100
       // restored deliveries have arrived), and a second restart.
-      await until(() => drained() >= 100, `100 restored deliveries after the first restart (got ${drained()})`, 30000);
+      await waitUntil(() => drained() >= 100, `100 restored deliveries after the first restart (got ${drained()})`, 30000);
       await d.down('SIGKILL');
       const atSecondKill = subs.map((s, i) => `${s.name} ${s.got.length - base0[i]}`).join(', ');
       await d.start();
@@ -128,11 +128,11 @@ async function crashRun(workers: number, mode: Mode, durability: Durability, dra
     }
     for (const p of PUBLISHERS.filter((x) => x.qos === 1)) {
       const conn = await c.mqtt(d.port, { protocolVersion: p.v, clientId: uid(`${p.name}end`), clean: true });
-      await publishOk(conn.client, `${base}/${p.name}`, `${p.name}:end`, { qos: 1 });
+      await publish(conn.client, `${base}/${p.name}`, `${p.name}:end`, { qos: 1 });
     }
     // Each publisher's end marker comes after all its earlier messages (order per publisher).
     const missingEnds = () => subs.flatMap((s) => PUBLISHERS.filter((p) => !s.got.some((g) => g.pub === p.name && g.seq === -1)).map((p) => `${s.name}<-${p.name}`));
-    await until(() => missingEnds().length === 0,
+    await waitUntil(() => missingEnds().length === 0,
       `every subscriber to receive every publisher's end marker after the restart (missing: ${missingEnds().join(', ')}; received: ${subs.map((s) => `${s.name} ${s.got.length}`).join(', ')}; at the kill: ${atKill})`, 60000);
 
     const problems: string[] = [];

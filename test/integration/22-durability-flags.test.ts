@@ -10,11 +10,10 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { uid, utopic } from '../helpers/mqtt-helpers';
-import {
-  launch, runCli, makeTempDir, removeDir, Clients, Deployment, withDeployment, persistentOpts, subscribeOk, publishOk, endOk,
-  hashTree, diffTrees, listTree, Down, durableBarrier,
-} from '../helpers/persist-helpers';
+import { uid, utopic } from '../helpers/ids';
+import { launch, runCli, makeTempDir, removeDir } from '../helpers/broker';
+import { Clients, subscribeOk, publish, end } from '../helpers/clients';
+import { Deployment, withDeployment, persistentOpts, hashTree, diffTrees, listTree, Down, durableBarrier } from '../helpers/persist';
 import { RocksDb } from '../../src/store/rocksdb';
 import * as codec from '../../src/store/codec';
 
@@ -27,7 +26,7 @@ for (const workers of [1, 3]) {
         const cwd = makeTempDir('fleetmq-none-cwd-');
         const c = new Clients();
         const args = ['--port', '0', '--host', '127.0.0.1', '--workers', String(workers), '--durability', 'none'];
-        let b = await launch(args, { cwd }).catch((err) => { removeDir(cwd); throw err; });
+        let b = await launch(args, { cwd, ownDataDir: false }).catch((err) => { removeDir(cwd); throw err; });
         try {
           const base = utopic('none');
           const ids: Array<[4 | 5, string]> = [];
@@ -35,28 +34,28 @@ for (const workers of [1, 3]) {
             const id = uid(`n${v}`);
             const a = await c.mqtt(b.port, persistentOpts(v, id, false));
             await subscribeOk(a.client, { [`${base}/q`]: { qos: 1 } });
-            await endOk(a.client);
+            await end(a.client);
             ids.push([v, id]);
           }
           const pub = await c.mqtt(b.port, { protocolVersion: 4, clientId: uid('np') });
-          await publishOk(pub.client, `${base}/q`, 'queued', { qos: 1 });
-          await publishOk(pub.client, `${base}/r`, 'retained', { qos: 1, retain: true });
+          await publish(pub.client, `${base}/q`, 'queued', { qos: 1 });
+          await publish(pub.client, `${base}/r`, 'retained', { qos: 1, retain: true });
           // In memory, the state is there (so the check after the restart means something).
           const [v0, id0] = ids[0];
           const again = await c.mqtt(b.port, persistentOpts(v0, id0, true));
           assert.equal(again.connack.sessionPresent, true, 'durability none: the session exists in memory before the restart');
           await again.inbox.waitForPayload('queued');
-          await endOk(again.client);
-          await publishOk(pub.client, `${base}/q`, 'queued2', { qos: 1 });
+          await end(again.client);
+          await publish(pub.client, `${base}/q`, 'queued2', { qos: 1 });
 
           if (down === 'SIGKILL') await b.kill(); else await b.stop();
-          b = await launch(args, { cwd });
+          b = await launch(args, { cwd, ownDataDir: false });
           const pub2 = await c.mqtt(b.port, { protocolVersion: 4, clientId: uid('np2') });
           for (const [v, id] of ids) {
             const s = await c.mqtt(b.port, persistentOpts(v, id, true));
             assert.equal(s.connack.sessionPresent, false, `v${v}: --durability none must not keep sessions across a restart`);
             await subscribeOk(s.client, { [`${base}/#`]: { qos: 1 } });
-            await publishOk(pub2.client, `${base}/mark`, 'mark', { qos: 1 });
+            await publish(pub2.client, `${base}/mark`, 'mark', { qos: 1 });
             const before = await s.inbox.waitForPayload('mark');
             assert.deepEqual(before.map((m) => `${m.topic.slice(base.length)}=${m.payload}`), [], `v${v}: nothing queued or retained survives a restart with --durability none`);
           }
@@ -91,7 +90,7 @@ for (const workers of [1, 3]) {
         await subscribeOk(on.client, { [`${base}/zero/#`]: { qos: 0 } });
         const off = await c.mqtt(d.port, persistentOpts(4, uid('nd-off'), false));
         await subscribeOk(off.client, { [`${base}/zero/#`]: { qos: 1 } });
-        await endOk(off.client);
+        await end(off.client);
         const cl = await c.mqtt(d.port, { protocolVersion: 4, clientId: uid('nd-clean'), clean: true });
         await subscribeOk(cl.client, { [`${base}/clean/#`]: { qos: 1 } });
         const pub = await c.mqtt(d.port, { protocolVersion: 4, clientId: uid('nd-pub') });
@@ -101,7 +100,7 @@ for (const workers of [1, 3]) {
         const N = 1000;
         for (let i = 0; i < N; i++) pub.client.publish(`${base}/zero/${i % 10}`, payload, { qos: 0 });
         for (let i = 0; i < N; i++) pub.client.publish(`${base}/clean/${i % 10}`, payload, { qos: 1 });
-        await publishOk(pub.client, `${base}/clean/end`, 'end', { qos: 1 });
+        await publish(pub.client, `${base}/clean/end`, 'end', { qos: 1 });
         await cl.inbox.waitForPayload('end', 30000);
         await on.inbox.waitFor(N, undefined, 30000);
         // Everything the broker may write for this traffic is written once a later durable
@@ -114,7 +113,7 @@ for (const workers of [1, 3]) {
         // the measurement above can see writes).
         const mid = treeBytes(d.dir);
         for (let i = 0; i < N; i++) pub.client.publish(`${base}/zero/${i % 10}`, payload, { qos: 1 });
-        await publishOk(pub.client, `${base}/zero/end`, 'end', { qos: 1 });
+        await publish(pub.client, `${base}/zero/end`, 'end', { qos: 1 });
         const stored = treeBytes(d.dir) - mid;
         assert.ok(stored > (N * payload.length) / 2, `control: ${N} QoS 1 messages of ${payload.length} bytes queued for a persistent session grew the data dir by only ${stored} bytes`);
       });
@@ -156,10 +155,10 @@ async function populatedStore(d: Deployment, c: Clients, starts: number): Promis
     const id = uid('cs');
     const a = await c.mqtt(d.port, persistentOpts(5, id, false));
     await subscribeOk(a.client, { [`${base}/${i}`]: { qos: 1 } });
-    await endOk(a.client);
+    await end(a.client);
     const pub = await c.mqtt(d.port, { protocolVersion: 4, clientId: uid('cp') });
-    await publishOk(pub.client, `${base}/${i}`, `queued-${i}`, { qos: 1 });
-    await publishOk(pub.client, `${base}/r${i}`, `retained-${i}`, { qos: 1, retain: true });
+    await publish(pub.client, `${base}/${i}`, `queued-${i}`, { qos: 1 });
+    await publish(pub.client, `${base}/r${i}`, `retained-${i}`, { qos: 1, retain: true });
     await c.closeAll();
     await d.down('SIGTERM');
   }
@@ -251,7 +250,7 @@ describe('22 unreadable stores: clear error naming the path, non-zero exit, file
       const id = uid('still');
       const a = await c.mqtt(d.port, persistentOpts(4, id, false));
       assert.equal(a.connack.sessionPresent, false);
-      await endOk(a.client);
+      await end(a.client);
     });
   });
 });

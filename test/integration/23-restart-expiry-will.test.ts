@@ -13,8 +13,10 @@
 // These are the only tests here that must wait for a fixed time: the expiry itself.
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { uid, utopic, delay } from '../helpers/mqtt-helpers';
-import { withDeployment, persistentOpts, subscribeOk, publishOk, endOk, rawPing, Down, durableBarrier } from '../helpers/persist-helpers';
+import { delay } from '../helpers/wait';
+import { uid, utopic } from '../helpers/ids';
+import { subscribeOk, publish, end } from '../helpers/clients';
+import { withDeployment, persistentOpts, Down, durableBarrier } from '../helpers/persist';
 
 /** Waits until at least `ms` have passed since `since` (the one place a fixed wait is the point). */
 async function waitSince(since: number, ms: number): Promise<void> {
@@ -38,11 +40,11 @@ for (const workers of [1, 3]) {
           await subscribeOk(l.client, { [`${base}/long`]: { qos: 1 } });
           const f = await c.mqtt(d.port, persistentOpts(4, v4Id, false));
           await subscribeOk(f.client, { [`${base}/v4`]: { qos: 1 } });
-          await Promise.all([endOk(l.client), endOk(f.client)]);
-          await endOk(s.client);
+          await Promise.all([end(l.client), end(f.client)]);
+          await end(s.client);
           const disconnectedAt = Date.now();
           const pub = await c.mqtt(d.port, { protocolVersion: 4, clientId: uid('ep') });
-          for (const t of ['short', 'long', 'v4']) await publishOk(pub.client, `${base}/${t}`, `queued-${t}`, { qos: 1 });
+          for (const t of ['short', 'long', 'v4']) await publish(pub.client, `${base}/${t}`, `queued-${t}`, { qos: 1 });
           await d.down(down);
           const downAt = Date.now();
           // Down for longer than the 2 s expiry, which also ran out counted from the disconnect.
@@ -53,8 +55,8 @@ for (const workers of [1, 3]) {
           assert.equal(s2.connack.sessionPresent, false, `the 2 s session expired while the broker was down (${Date.now() - disconnectedAt} ms since its disconnect): Session Present must be 0`);
           await subscribeOk(s2.client, { [`${base}/mark-short`]: { qos: 1 } });
           const pub2 = await c.mqtt(d.port, { protocolVersion: 4, clientId: uid('ep2') });
-          await publishOk(pub2.client, `${base}/short`, 'after', { qos: 1 });
-          await publishOk(pub2.client, `${base}/mark-short`, 'mark', { qos: 1 });
+          await publish(pub2.client, `${base}/short`, 'after', { qos: 1 });
+          await publish(pub2.client, `${base}/mark-short`, 'mark', { qos: 1 });
           const before = await s2.inbox.waitForPayload('mark');
           assert.deepEqual(before.map((m) => m.payload.toString()), [], 'neither the expired session\'s queued message nor its subscription survive');
           for (const [v, id, t] of [[5, longId, 'long'], [4, v4Id, 'v4']] as const) {
@@ -72,12 +74,12 @@ for (const workers of [1, 3]) {
           const subId = uid('mxs');
           const s = await c.mqtt(d.port, persistentOpts(5, subId, false, 3600));
           await subscribeOk(s.client, { [`${base}/q`]: { qos: 1 } });
-          await endOk(s.client);
+          await end(s.client);
           const pub = await c.mqtt(d.port, { protocolVersion: 5, clientId: uid('mxp') });
-          await publishOk(pub.client, `${base}/q`, 'q-short', { qos: 1, properties: { messageExpiryInterval: 2 } });
-          await publishOk(pub.client, `${base}/q`, 'q-long', { qos: 1, properties: { messageExpiryInterval: 600 } });
-          await publishOk(pub.client, `${base}/r1`, 'r-short', { qos: 1, retain: true, properties: { messageExpiryInterval: 2 } });
-          await publishOk(pub.client, `${base}/r2`, 'r-long', { qos: 1, retain: true, properties: { messageExpiryInterval: 600 } });
+          await publish(pub.client, `${base}/q`, 'q-short', { qos: 1, properties: { messageExpiryInterval: 2 } });
+          await publish(pub.client, `${base}/q`, 'q-long', { qos: 1, properties: { messageExpiryInterval: 600 } });
+          await publish(pub.client, `${base}/r1`, 'r-short', { qos: 1, retain: true, properties: { messageExpiryInterval: 2 } });
+          await publish(pub.client, `${base}/r2`, 'r-long', { qos: 1, retain: true, properties: { messageExpiryInterval: 600 } });
           await durableBarrier(c, d.port, `${base}/barrier`);
           const publishedAt = Date.now();
           await d.down(down);
@@ -87,7 +89,7 @@ for (const workers of [1, 3]) {
           assert.equal(s2.connack.sessionPresent, true);
           await subscribeOk(s2.client, { [`${base}/mark`]: { qos: 1 } });
           const pub2 = await c.mqtt(d.port, { protocolVersion: 5, clientId: uid('mxp2') });
-          await publishOk(pub2.client, `${base}/mark`, 'mark', { qos: 1 });
+          await publish(pub2.client, `${base}/mark`, 'mark', { qos: 1 });
           const queued = await s2.inbox.waitForPayload('mark');
           assert.deepEqual(queued.map((m) => m.payload.toString()), ['q-long'], 'after the restart: the queued message whose 2 s expiry ran out while the broker was down is gone, the 600 s one arrives [MQTT-3.3.2-5]');
           const left = queued[0].packet.properties?.messageExpiryInterval;
@@ -96,7 +98,7 @@ for (const workers of [1, 3]) {
           await subscribeOk(fresh.client, { [`${base}/r1`]: { qos: 1 }, [`${base}/r2`]: { qos: 1 } });
           await fresh.inbox.waitFor(1, undefined).catch((err) => { throw new Error(`no retained message after the restart: ${(err as Error).message}`); });
           await subscribeOk(fresh.client, { [`${base}/mark`]: { qos: 1 } });
-          await publishOk(pub2.client, `${base}/mark`, 'mark2', { qos: 1 });
+          await publish(pub2.client, `${base}/mark`, 'mark2', { qos: 1 });
           const ret = await fresh.inbox.waitForPayload('mark2');
           assert.deepEqual(ret.map((m) => m.payload.toString()), ['r-long'], 'after the restart: the retained message whose 2 s expiry ran out while the broker was down is gone, the 600 s one is kept');
           const rleft = ret[0].packet.properties?.messageExpiryInterval;
@@ -111,7 +113,7 @@ for (const workers of [1, 3]) {
           const subId = uid('wsub');
           const s = await c.mqtt(d.port, persistentOpts(5, subId, false, 3600));
           await subscribeOk(s.client, { [`${base}/+`]: { qos: 1 } });
-          await endOk(s.client);
+          await end(s.client);
           // A: the session expires first (3 s < 60 s delay). B: the delay runs out, the session stays.
           const willers = [
             { name: 'A', id: uid('willA'), expiry: 3, delay: 60, topic: `${base}/a`, payload: 'will-A' },
@@ -124,13 +126,13 @@ for (const workers of [1, 3]) {
               will: { topic: w.topic, payload: Buffer.from(w.payload), qos: 1, retain: true, properties: { willDelayInterval: w.delay } },
             });
             assert.equal(connack.reasonCode ?? 0, 0);
-            await rawPing(raw);
+            await raw.ping();
             raw.destroy(); // abnormal: no DISCONNECT
           }
           const lostAt = Date.now();
           // A round trip on another connection, so the broker has had a turn to see the closes.
           const probe = await c.mqtt(d.port, { protocolVersion: 4, clientId: uid('probe') });
-          await publishOk(probe.client, `${base}/probe/x`, 'x', { qos: 1 });
+          await publish(probe.client, `${base}/probe/x`, 'x', { qos: 1 });
           await durableBarrier(c, d.port, `${base}/barrier`);
           await d.down(down);
           const downAt = Date.now();
@@ -165,7 +167,7 @@ for (const workers of [1, 3]) {
           // Exactly once: a marker on the same topics after them, nothing in between.
           const pub = await c.mqtt(d.port, { protocolVersion: 4, clientId: uid('wp') });
           for (const w of willers) {
-            await publishOk(pub.client, w.topic, `after-${w.name}`, { qos: 1 });
+            await publish(pub.client, w.topic, `after-${w.name}`, { qos: 1 });
             await s2.inbox.waitForPayload(`after-${w.name}`).catch((err) => { throw new Error(`the persistent subscriber got will ${w.name} but not a live QoS 1 message on the same topic after it (its restored subscription is not active?): ${(err as Error).message}`); });
             const n = s2.inbox.on(w.topic).filter((m) => m.payload.toString() === w.payload).length;
             assert.equal(n, 1, `will ${w.name} reached the persistent subscriber ${n} times (all wills in within ${publishedAfter} ms of the restart)`);

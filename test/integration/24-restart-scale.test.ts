@@ -7,8 +7,9 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import * as mqtt from 'mqtt';
-import { uid, utopic } from '../helpers/mqtt-helpers';
-import { withDeployment, persistentOpts, subscribeOk, publishOk, endOk, durableBarrier, Clients, Conn } from '../helpers/persist-helpers';
+import { uid, utopic } from '../helpers/ids';
+import { subscribeOk, publish, end, Clients, Connected } from '../helpers/clients';
+import { withDeployment, persistentOpts, durableBarrier } from '../helpers/persist';
 
 const SESSIONS = 300;
 const RETAINED = 1000;
@@ -46,7 +47,7 @@ describe('24 restart with 300 sessions and 1,000 retained messages [workers=3]',
           [`${base}/s/${s.i}/+/w`]: { qos: 1 },
           [`${base}/all`]: { qos: 0 },
         });
-        await endOk(a.client);
+        await end(a.client);
       });
       const pub = await c.mqtt(d.port, { protocolVersion: 4, clientId: uid('scp') });
       const queued: Array<[string, string, mqtt.IClientPublishOptions]> = [];
@@ -65,7 +66,7 @@ describe('24 restart with 300 sessions and 1,000 retained messages [workers=3]',
       const restartMs = Date.now() - t0;
 
       const problems: string[] = [];
-      const conns = new Map<number, Conn>();
+      const conns = new Map<number, Connected>();
       await inBatches(sessions, PARALLEL, async (s) => {
         const b = await c.mqtt(d.port, persistentOpts(s.v, s.id, true));
         conns.set(s.i, b);
@@ -85,7 +86,7 @@ describe('24 restart with 300 sessions and 1,000 retained messages [workers=3]',
 
       // Subscriptions are live: one publish to `all` (QoS 0 subscription) reaches every session.
       const pub2 = await c.mqtt(d.port, { protocolVersion: 5, clientId: uid('scp2') });
-      await publishOk(pub2.client, `${base}/all`, 'to-all', { qos: 1 });
+      await publish(pub2.client, `${base}/all`, 'to-all', { qos: 1 });
       const missing: number[] = [];
       await Promise.all(sessions.map(async (s) => {
         const ok = await conns.get(s.i)!.inbox.waitForPayload('to-all', 15000).then(() => true, () => false);
@@ -101,7 +102,7 @@ describe('24 restart with 300 sessions and 1,000 retained messages [workers=3]',
       assert.ok(r.inbox.on().every((m) => m.payload.toString() === `ret-${m.topic.slice(`${base}/r/`.length)}`), 'retained payloads match their topics');
 
       // Everything was consumed (mqtt.js acked it); a clean restart brings none of it back.
-      await Promise.all([...conns.values()].map((x) => endOk(x.client)));
+      await Promise.all([...conns.values()].map((x) => end(x.client)));
       await c.closeAll();
       await d.down('SIGTERM');
       await d.start();
@@ -111,7 +112,7 @@ describe('24 restart with 300 sessions and 1,000 retained messages [workers=3]',
         await inBatches(sessions.slice(0, 60), PARALLEL, async (s) => {
           const b = await c2.mqtt(d.port, persistentOpts(s.v, s.id, true));
           if (!b.connack.sessionPresent) { again.push(`session ${s.i}: Session Present 0 after the second restart`); return; }
-          await publishOk(b.client, `${base}/s/${s.i}/a`, 'live', { qos: 1 });
+          await publish(b.client, `${base}/s/${s.i}/a`, 'live', { qos: 1 });
           const before = await b.inbox.waitForPayload('live');
           const old = before.map((m) => m.payload.toString()).filter((p) => p !== 'to-all');
           if (old.length) again.push(`session ${s.i}: consumed messages came back: ${old.join(' ')}`);

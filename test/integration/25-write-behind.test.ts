@@ -12,11 +12,11 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import type { IPublishPacket } from 'mqtt-packet';
 import * as mqtt from 'mqtt';
-import { uid, utopic } from '../helpers/mqtt-helpers';
-import {
-  Clients, withDeployment, persistentOpts, persistentConnect, subscribeOk, publishOk, endOk,
-} from '../helpers/persist-helpers';
-import { until, RawClient } from '../helpers/mqtt-helpers';
+import { waitUntil } from '../helpers/wait';
+import { uid, utopic } from '../helpers/ids';
+import { RawClient } from '../helpers/raw-client';
+import { Clients, subscribeOk, publish, end } from '../helpers/clients';
+import { withDeployment, persistentOpts, persistentConnect } from '../helpers/persist';
 
 const LINGER = ['--commit-linger-ms', '1000', '--sys-interval', '1'];
 
@@ -43,12 +43,12 @@ async function brokerSecondsPass(c: Clients, port: number, n: number): Promise<v
   const s = await c.mqtt(port, { protocolVersion: 4, clientId: uid('uptime') });
   s.client.on('message', (_t, payload) => seen.push(parseInt(payload.toString(), 10)));
   await subscribeOk(s.client, { '$SYS/broker/uptime': { qos: 0 } });
-  await until(() => seen.length > 0 && seen[seen.length - 1] - seen[0] >= n, `$SYS uptime to advance ${n} s (seen ${seen.join(', ')})`, 15000);
-  await endOk(s.client);
+  await waitUntil(() => seen.length > 0 && seen[seen.length - 1] - seen[0] >= n, `$SYS uptime to advance ${n} s (seen ${seen.join(', ')})`, 15000);
+  await end(s.client);
 }
 
 async function counterAtLeast(values: Map<string, number>, name: string, n: number): Promise<void> {
-  await until(() => (values.get(name) ?? -1) >= n, `$SYS/broker/${name} >= ${n} (now ${values.get(name)})`, 15000);
+  await waitUntil(() => (values.get(name) ?? -1) >= n, `$SYS/broker/${name} >= ${n} (now ${values.get(name)})`, 15000);
 }
 
 // Scenarios run with the publisher and the persistent subscriber on one worker and on two
@@ -65,7 +65,7 @@ async function neverWritten(workers: number, v: 4 | 5, tag: string, counters: st
     await subscribeOk(sub.client, { [`${base}/a`]: { qos: 1 } });
     const pub = await c.mqtt(d.port, { protocolVersion: v, clientId: uid(`${tag}p`) });
     // One at a time: each PUBACK comes once the subscriber's (automatic) PUBACK cancelled the write.
-    for (let i = 0; i < 20; i++) await publishOk(pub.client, `${base}/a`, `m${i}`, { qos: 1 });
+    for (let i = 0; i < 20; i++) await publish(pub.client, `${base}/a`, `m${i}`, { qos: 1 });
     await sub.inbox.waitFor(20, `${base}/a`);
     const sys = await heldCounters(c, d.port);
     for (const name of counters) await counterAtLeast(sys, name, 20);
@@ -74,7 +74,7 @@ async function neverWritten(workers: number, v: 4 | 5, tag: string, counters: st
     const again = await c.mqtt(d.port, persistentOpts(v, id, true));
     assert.equal(again.connack.sessionPresent, true, 'the session itself was stored');
     const pub2 = await c.mqtt(d.port, { protocolVersion: v, clientId: uid(`${tag}p2`) });
-    await publishOk(pub2.client, `${base}/a`, 'marker', { qos: 1 });
+    await publish(pub2.client, `${base}/a`, 'marker', { qos: 1 });
     const before = await again.inbox.waitForPayload('marker');
     assert.deepEqual(before.map((m) => m.payload.toString()), [], 'delivered and acknowledged messages must not be redelivered after the restart');
   });
@@ -88,7 +88,7 @@ async function pubackMeansStored(workers: number, v: 4 | 5, tag: string, counter
     const id = uid(tag);
     const raw = await persistentRawSubscriber(c, d.port, v, id, [`${base}/k`]);
     const pub = await c.mqtt(d.port, { protocolVersion: v, clientId: uid(`${tag}p`) });
-    const acked = publishOk(pub.client, `${base}/k`, 'kept', { qos: 1 });
+    const acked = publish(pub.client, `${base}/k`, 'kept', { qos: 1 });
     const first = await raw.expect<IPublishPacket>('publish');
     assert.equal(first.payload.toString(), 'kept');
     assert.equal(first.dup, false);
@@ -149,9 +149,9 @@ describe('25 write-behind [workers=1]', () => {
       const id = uid('wbo');
       const sub = await c.mqtt(d.port, persistentOpts(5, id, false));
       await subscribeOk(sub.client, { [`${base}/o`]: { qos: 1 } });
-      await endOk(sub.client);
+      await end(sub.client);
       const pub = await c.mqtt(d.port, { protocolVersion: 5, clientId: uid('wbop') });
-      await publishOk(pub.client, `${base}/o`, 'offline', { qos: 1 });
+      await publish(pub.client, `${base}/o`, 'offline', { qos: 1 });
       const sys = await heldCounters(c, d.port);
       await counterAtLeast(sys, 'store/held/forced', 1);
 
@@ -217,14 +217,14 @@ describe('25 write-behind [workers=3]', () => {
       const fresh = await c.mqtt(d.port, persistentOpts(5, id, false));
       assert.equal(fresh.connack.sessionPresent, false);
       await subscribeOk(fresh.client, { [`${base}/new`]: { qos: 1 } });
-      await endOk(fresh.client);
+      await end(fresh.client);
       // Let the held message's linger run out (its write is posted then), by the broker's clock.
       await brokerSecondsPass(c, d.port, 2);
       await d.restart('SIGKILL');
       const again = await c.mqtt(d.port, persistentOpts(5, id, true));
       assert.equal(again.connack.sessionPresent, true, 'the new session survives');
       const pub2 = await c.mqtt(d.port, { protocolVersion: 5, clientId: uid('wbcp2') });
-      await publishOk(pub2.client, `${base}/new`, 'to-new', { qos: 1 });
+      await publish(pub2.client, `${base}/new`, 'to-new', { qos: 1 });
       const before = await again.inbox.waitForPayload('to-new');
       assert.deepEqual(before.map((m) => m.payload.toString()), [],
         'the old session\'s held message must not turn up in the new one: the old owner\'s store ops (held ones too) land before the new owner\'s');
@@ -239,12 +239,12 @@ describe('25 write-behind [workers=3]', () => {
       for (const id of ids) {
         const s = await c.mqtt(d.port, persistentOpts(4, id, false));
         await subscribeOk(s.client, { [`${base}/#`]: { qos: 1 } });
-        await endOk(s.client);
+        await end(s.client);
       }
       const pubs: mqtt.MqttClient[] = [];
       for (let p = 0; p < 3; p++) pubs.push((await c.mqtt(d.port, { protocolVersion: 4, clientId: uid(`wb3p${p}`) })).client);
       await Promise.all(pubs.map(async (client, p) => {
-        for (let i = 0; i < 30; i++) await publishOk(client, `${base}/p${p}`, `p${p}-${i}`, { qos: 1 });
+        for (let i = 0; i < 30; i++) await publish(client, `${base}/p${p}`, `p${p}-${i}`, { qos: 1 });
       }));
 
       await d.restart('SIGKILL');
@@ -287,9 +287,9 @@ describe('25 write-behind [workers=2]: publisher and persistent subscriber on di
       await raw.expect<IPublishPacket>('publish'); // held by the subscriber's worker, never acknowledged
       // The subscriber's worker crashes (test hook, see 12-worker-crash).
       raw.send({ cmd: 'publish', topic: '$fleetmq/test/crash-worker', payload: Buffer.from('boom'), qos: 0, retain: false, dup: false });
-      await raw.waitClose('the subscriber\'s worker to crash');
+      await raw.expectClose('the subscriber\'s worker to crash');
       const answer = await pub.nextMatching((p) => p.cmd === 'puback' || p.cmd === 'disconnect', 'a PUBACK, or a DISCONNECT because the holding worker died')
-        .catch((err: Error) => { if (pub.isClosed) return null; throw err; });
+        .catch((err: Error) => { if (pub.closed) return null; throw err; });
       const sys = await heldCounters(c, d.port);
       await counterAtLeast(sys, 'store/held/remote', 1);
       if (answer?.cmd === 'puback') {
@@ -299,8 +299,8 @@ describe('25 write-behind [workers=2]: publisher and persistent subscriber on di
         const p = await again.raw.expect<IPublishPacket>('publish');
         assert.equal(p.payload.toString(), 'orphan');
       } else {
-        await pub.waitClose('the publisher\'s connection to close without a PUBACK');
-        assert.equal(pub.all.some((p) => p.cmd === 'puback'), false, 'no PUBACK for a message the dead worker may not have stored');
+        await pub.expectClose('the publisher\'s connection to close without a PUBACK');
+        assert.equal(pub.packets.some((p) => p.cmd === 'puback'), false, 'no PUBACK for a message the dead worker may not have stored');
       }
     });
   });

@@ -11,8 +11,9 @@ import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as mqtt from 'mqtt';
-import { uid, utopic } from '../helpers/mqtt-helpers';
-import { withDeployment, persistentOpts, subscribeOk, endOk } from '../helpers/persist-helpers';
+import { uid, utopic } from '../helpers/ids';
+import { subscribeOk, end } from '../helpers/clients';
+import { withDeployment, persistentOpts } from '../helpers/persist';
 
 const ROUNDS = 16;
 const PER_ROUND = 4000;
@@ -52,14 +53,14 @@ describe('26 store size under steady load [workers=1]', () => {
       const id = uid('bounded');
       const first = await c.mqtt(d.port, persistentOpts(4, id, false));
       await subscribeOk(first.client, { [topic]: { qos: 1 } });
-      await endOk(first.client);
+      await end(first.client);
       const pub = await c.mqtt(d.port, { protocolVersion: 4, clientId: uid('bounded-pub') });
       const sizes: number[] = [];
       for (let r = 0; r < ROUNDS; r++) {
         await publishAll(pub.client, topic, PER_ROUND);
         const sub = await c.mqtt(d.port, persistentOpts(4, id, true));
         await sub.inbox.waitFor(PER_ROUND, topic, 60_000);
-        await endOk(sub.client);
+        await end(sub.client);
         sizes.push(dirBytes(d.dir));
       }
       const written = ROUNDS * PER_ROUND * PAYLOAD_BYTES;

@@ -14,7 +14,9 @@
 //   exactly what the broker counted as dropped.
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
-import { launchBroker, Broker, Rng, sleep, waitUntil } from '../helpers/robust-helpers';
+import { launchBroker, Broker } from '../helpers/broker';
+import { Rng } from '../helpers/rng';
+import { delay as sleep, waitUntil } from '../helpers/wait';
 import { AckingSubscriber, TrackingPublisher, Sent, V } from '../helpers/delivery-clients';
 import { SysWatcher } from '../helpers/sys-watcher';
 

@@ -5,7 +5,9 @@
 // costs the broker a page or two, not the retained set.
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
-import { launchBroker, Broker, rssBytes, sleep, waitUntil } from '../helpers/robust-helpers';
+import { launchBroker, Broker } from '../helpers/broker';
+import { rssBytes } from '../helpers/proc';
+import { delay as sleep, waitUntil } from '../helpers/wait';
 import { AckingSubscriber, TrackingPublisher, numberedPayload, digest } from '../helpers/delivery-clients';
 
 const MiB = 1024 * 1024;

@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import * as mqttPacket from 'mqtt-packet';
 import { parsePublish, PublishFrame, PubError, encodePublish, forwardedProps, NO_EXTRAS } from '../../workers/protocol/publish-codec';
-import { readVarint } from '../../workers/protocol/varint';
+import { splitFrames, FrameBounds } from '../helpers/frames';
 
 function parseWithMqttPacket(buf: Buffer, protocolVersion: number): mqttPacket.IPublishPacket {
   const parser = mqttPacket.parser({ protocolVersion });
@@ -15,10 +15,11 @@ function parseWithMqttPacket(buf: Buffer, protocolVersion: number): mqttPacket.I
   return out as mqttPacket.IPublishPacket;
 }
 
-function body(buf: Buffer): { first: number; start: number; end: number } {
-  const vi = { len: 0 };
-  const len = readVarint(buf, 1, buf.length, vi);
-  return { first: buf[0], start: 1 + vi.len, end: 1 + vi.len + len };
+/** The bounds of the single frame in `buf`. */
+function body(buf: Buffer): FrameBounds {
+  const { frames } = splitFrames(buf);
+  assert.equal(frames.length, 1, 'one complete frame');
+  return frames[0];
 }
 
 const cases: mqttPacket.IPublishPacket[] = [

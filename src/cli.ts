@@ -1,7 +1,9 @@
 // `fleetmq` command line: parse, validate (one clear line + exit 2 on bad input), start, and
-// shut down cleanly on SIGTERM / SIGINT.
+// shut down cleanly on SIGTERM / SIGINT; SIGHUP reloads the password file. `fleetmq passwd`
+// edits a password file (src/auth/passwd-cli.ts).
 import { parseArgs, resolveConfig, helpText, ConfigError, BrokerConfig } from './config';
 import { startBroker, RunningBroker } from './broker';
+import { passwdMain } from './auth/passwd-cli';
 
 const VERSION: string = require('../../package.json').version;
 
@@ -21,6 +23,7 @@ function configure(argv: readonly string[]): BrokerConfig | null {
 }
 
 export async function main(argv: readonly string[]): Promise<void> {
+  if (argv[0] === 'passwd') { process.exitCode = await passwdMain(argv.slice(1)); return; }
   const config = configure(argv);
   if (!config) return;
   // Signal handlers go in before the listening line: a supervisor that reads the line and
@@ -34,6 +37,12 @@ export async function main(argv: readonly string[]): Promise<void> {
   };
   process.once('SIGTERM', () => shutdown('SIGTERM'));
   process.once('SIGINT', () => shutdown('SIGINT'));
+  // SIGHUP would otherwise end the process; it reloads the password file, connections stay up.
+  process.on('SIGHUP', () => {
+    if (!broker || stopping) return;
+    const r = broker.reload();
+    (r.ok ? process.stdout : process.stderr).write(`fleetmq: SIGHUP: ${r.line}\n`);
+  });
   try {
     broker = await startBroker(config, { testHooks: process.env.FLEETMQ_TEST_HOOKS === '1' });
   } catch (err) {

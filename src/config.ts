@@ -24,6 +24,12 @@ export interface BrokerConfig {
   durability: Durability;
   commitLingerMs: number;
   storeMemtableMb: number;
+  passwordFile?: string;
+  /** 'true' / 'false' as given; unset: allowed without --password-file, refused with it (see anonymousAllowed). */
+  allowAnonymous?: 'true' | 'false';
+  authPoolThreads: number;
+  authQueueMax: number;
+  authCacheEntries: number;
   config?: string;
 }
 
@@ -42,7 +48,8 @@ interface Setting {
   default: () => string | number | undefined;
 }
 
-const defaultWorkers = () => Math.max(1, (os.availableParallelism?.() ?? os.cpus().length) - 1);
+const cores = () => os.availableParallelism?.() ?? os.cpus().length;
+const defaultWorkers = () => Math.max(1, cores() - 1);
 
 export const SETTINGS: readonly Setting[] = [
   { key: 'port', flag: '--port', kind: 'int', min: 0, max: 65535, default: () => 1883, help: 'TCP port to listen on (0 = any free port; the bound port is printed)' },
@@ -62,6 +69,11 @@ export const SETTINGS: readonly Setting[] = [
   { key: 'durability', flag: '--durability', kind: 'enum', choices: ['none', 'process', 'fsync'], default: () => 'process', help: 'none: memory only; process: acknowledged QoS>=1 messages for persistent sessions are in the WAL before the ack (survive kill -9); fsync: the WAL is synced first (survive power loss)' },
   { key: 'commitLingerMs', flag: '--commit-linger-ms', kind: 'int', min: 0, max: 1000, default: () => 20, help: 'write-behind window, ms: a QoS 1 message to online persistent sessions of the publisher\'s worker is routed at once and its store write waits up to this long; if every delivery is acknowledged meanwhile it is never written and the PUBACK goes at once, else the PUBACK follows the write (0: write at once)' },
   { key: 'storeMemtableMb', flag: '--store-memtable-mb', kind: 'int', min: 1, max: 1024, default: () => 16, help: 'RocksDB write buffer, MiB: the WAL grows to about this before a flush to a table file lets it be deleted' },
+  { key: 'passwordFile', flag: '--password-file', kind: 'string', default: () => undefined, help: 'Mosquitto password file (user:$7$... lines as mosquitto_passwd or `fleetmq passwd` write them); clients must give a user and password in it. SIGHUP reloads it' },
+  { key: 'allowAnonymous', flag: '--allow-anonymous', kind: 'enum', choices: ['true', 'false'], default: () => undefined, help: 'let clients connect without a username (default: true without --password-file, false with it)' },
+  { key: 'authPoolThreads', flag: '--auth-pool-threads', kind: 'int', min: 1, max: 64, default: () => Math.max(1, Math.floor(cores() / 4)), help: 'threads hashing passwords (one pool per process; serving threads never hash)' },
+  { key: 'authQueueMax', flag: '--auth-queue-max', kind: 'int', min: 0, max: 1_000_000, default: () => 1024, help: 'password checks that may wait for a hashing thread; beyond it a CONNECT is answered "server busy" (v5 0x89, v3 3) at once and counted' },
+  { key: 'authCacheEntries', flag: '--auth-cache-entries', kind: 'int', min: 0, max: 10_000_000, default: () => 10000, help: 'verified user + password pairs remembered (keyed by a keyed hash, never the password) so reconnects skip the hash; cleared on reload (0 = off)' },
   { key: 'config', flag: '--config', kind: 'string', default: () => undefined, help: 'JSON file whose keys are the camelCase flag names (e.g. "maxKeepalive"); flags win' },
 ];
 
@@ -77,6 +89,7 @@ function coerce(s: Setting, raw: unknown, where: string): string | number {
     }
     return n;
   }
+  if (typeof raw === 'boolean' && s.kind === 'enum' && s.choices!.includes(String(raw))) return String(raw); // "allowAnonymous": true
   if (typeof raw !== 'string' || raw === '') throw new ConfigError(`${where}: expected a non-empty string, got ${JSON.stringify(raw)}`);
   if (s.kind === 'enum' && !s.choices!.includes(raw)) {
     throw new ConfigError(`${where}: expected one of ${s.choices!.join(', ')}, got ${JSON.stringify(raw)}`);
@@ -136,6 +149,11 @@ export function resolveConfig(parsed: ParsedArgs): BrokerConfig {
   }
   for (const [s, v] of parsed.values) out[s.key] = v;
   return out as unknown as BrokerConfig;
+}
+
+/** Whether clients without a username may connect (Mosquitto 2's allow_anonymous default). */
+export function anonymousAllowed(config: BrokerConfig): boolean {
+  return config.allowAnonymous ? config.allowAnonymous === 'true' : !config.passwordFile;
 }
 
 export function helpText(): string {

@@ -11,6 +11,7 @@ import { Message, NO_ORIGIN } from '../protocol/message';
 import { encodeProps } from '../protocol/properties';
 import { NEVER_EXPIRES } from '../session/session';
 import type { Will } from '../session/will';
+import { authGate } from '../auth/auth-gate';
 
 /** Reads protocol name and level from the raw frame, before trusting mqtt-packet with it. */
 function peekVersion(buf: Buffer, start: number, end: number): { name: string; level: number } | null {
@@ -81,6 +82,20 @@ function admit(c: Connection, p: IConnectPacket): void {
   const expiry = v5 ? (props.sessionExpiryInterval ?? 0) : (p.clean ? 0 : NEVER_EXPIRES);
   c.state = ConnState.CONNECTING;
   c.socket.pause();
+  // Credentials are checked before the client id is claimed: a refused client takes over nothing.
+  const gate = authGate(c, p);
+  if (!gate) { claim(c, p, clientId, expiry, assigned, serverKeepAlive); return; }
+  gate.then((refusal) => {
+    if (c.state === ConnState.CLOSED) return;
+    if (refusal) reject(c, refusal.v5, refusal.v3);
+    else claim(c, p, clientId, expiry, assigned, serverKeepAlive);
+  }, () => c.close());
+}
+
+function claim(c: Connection, p: IConnectPacket, clientId: string, expiry: number, assigned: string, serverKeepAlive: number): void {
+  const hub = c.hub;
+  const v5 = c.v5;
+  const props = p.properties ?? {};
   hub.claimSession(c, clientId, !!p.clean, expiry).then((present) => {
     if (present === null || c.state === ConnState.CLOSED) return; // moved to the session's worker, or gone
     const ack: IConnackPacket['properties'] = {};

@@ -1,7 +1,7 @@
 // `fleetmq` command line: parse, validate (one clear line + exit 2 on bad input), start, and
 // shut down cleanly on SIGTERM / SIGINT; SIGHUP reloads the password file. `fleetmq passwd`
 // edits a password file (src/auth/passwd-cli.ts).
-import { parseArgs, resolveConfig, helpText, ConfigError, BrokerConfig } from './config';
+import { parseArgs, resolveConfig, helpText, ConfigError, BrokerConfig, anonymousAllowed, isLoopbackHost } from './config';
 import { startBroker, RunningBroker } from './broker';
 import { passwdMain } from './auth/passwd-cli';
 
@@ -20,6 +20,18 @@ function configure(argv: readonly string[]): BrokerConfig | null {
     }
     throw err;
   }
+}
+
+/** What the startup log says about who may connect (Mosquitto 2's secure default, made visible). */
+function accessLine(config: BrokerConfig, host: string, users: number | null): string {
+  const anon = anonymousAllowed(config);
+  if (!config.passwordFile) {
+    if (!anon) return 'no password file and --allow-anonymous false: every client is refused';
+    return isLoopbackHost(host) ? 'no authentication configured: anonymous clients allowed, loopback only (see --password-file)'
+      : `WARNING: no authentication configured: anonymous clients allowed from the network on ${host} (--allow-anonymous true)`;
+  }
+  const who = anon ? `anonymous clients allowed (--allow-anonymous true)${isLoopbackHost(host) ? '' : ` on ${host}`}` : 'anonymous clients refused';
+  return `password file ${config.passwordFile}: ${users} user${users === 1 ? '' : 's'}; ${who}`;
 }
 
 export async function main(argv: readonly string[]): Promise<void> {
@@ -49,6 +61,7 @@ export async function main(argv: readonly string[]): Promise<void> {
     process.stderr.write(`fleetmq: cannot start: ${(err as Error).message}\n`);
     process.exit(1);
   }
+  process.stdout.write(`fleetmq: ${accessLine(config, broker.host, broker.users)}\n`);
   process.stdout.write(`fleetmq listening on ${broker.host}:${broker.port} (${config.workers} worker${config.workers === 1 ? '' : 's'})\n`);
   if (stopping) stop(broker, stopping);
 }

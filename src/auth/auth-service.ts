@@ -11,7 +11,7 @@ import type { BrokerConfig } from '../config';
 import { readPasswordFile, PasswordEntry, NEW_ITERATIONS } from './password-file';
 import type { HashJob } from './hash-task';
 import { RefusalLog } from './refusal-log';
-import { AuthRequest, AuthRefusedNote, AuthReply, Verdict } from './messages';
+import { AuthRequest, AuthRefusedNote, AuthReply, AuthInit, Verdict, credentialKey } from './messages';
 
 const TASK = path.join(__dirname, 'hash-task.js');
 
@@ -36,8 +36,13 @@ export class AuthService {
   /** Identical checks in flight share one hash (a reconnect storm of one client). */
   private readonly inflight = new Map<string, Promise<Verdict>>();
   private readonly cacheKey = crypto.randomBytes(32);
-  /** Bumped by every reload: a verdict computed against an older table is recomputed. */
-  private generation = 0;
+  /**
+   * Bumped by every reload: a verdict computed against an older table is recomputed, and the
+   * workers' own caches drop entries of older generations. Shared so workers read it directly.
+   */
+  private readonly generationSab = new SharedArrayBuffer(4);
+  private readonly generationView = new Int32Array(this.generationSab);
+  private get generation(): number { return Atomics.load(this.generationView, 0); }
   private readonly ports = new Set<MessagePort>();
   readonly log = new RefusalLog();
   readonly stats: AuthStats = { checks: 0, cacheHits: 0, hashed: 0, refused: 0, busy: 0 };
@@ -64,8 +69,8 @@ export class AuthService {
     this.users = users;
     const sample = [...users.values()].find((e) => e.kind === 7);
     this.dummy = { kind: 7, iterations: sample?.iterations ?? NEW_ITERATIONS, salt: crypto.randomBytes(12), hash: crypto.randomBytes(64) };
-    this.generation++;
     this.cache.clear();
+    Atomics.add(this.generationView, 0, 1);
   }
 
   /**
@@ -86,11 +91,13 @@ export class AuthService {
   /** Serves one worker's requests. */
   attach(port: MessagePort): void {
     this.ports.add(port);
+    const init: AuthInit = { t: 'init', key: new Uint8Array(this.cacheKey), generation: this.generationSab };
+    port.postMessage(init);
     port.on('message', (m: AuthRequest | AuthRefusedNote) => {
       if (m.t === 'refused') { this.stats.refused++; this.log.refused(m.addr, null, m.why); return; }
       const password = m.password ? Buffer.from(m.password.buffer, m.password.byteOffset, m.password.byteLength) : null;
       this.check(m.user, password).then((verdict) => {
-        const reply: AuthReply = { id: m.id, verdict };
+        const reply: AuthReply = { t: 'verdict', id: m.id, verdict, generation: this.generation };
         port.postMessage(reply);
         if (verdict === Verdict.BAD_CREDENTIALS) { this.stats.refused++; this.log.refused(m.addr, m.user, 'bad username or password'); }
         else if (verdict === Verdict.BUSY) { this.stats.busy++; this.log.refused(m.addr, m.user, `server busy: ${this.inPool} password checks waiting (--auth-queue-max)`); }
@@ -103,7 +110,7 @@ export class AuthService {
   check(user: string, password: Buffer | null): Promise<Verdict> {
     this.stats.checks++;
     if (!this.pool || password === null) return Promise.resolve(Verdict.BAD_CREDENTIALS);
-    const key = crypto.createHmac('sha256', this.cacheKey).update(user).update('\0').update(password).digest('base64');
+    const key = credentialKey(this.cacheKey, user, password);
     if (this.cache.has(key)) {
       this.cache.delete(key); // most recently used goes last
       this.cache.set(key, true);

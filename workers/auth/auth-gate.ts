@@ -1,12 +1,14 @@
 // The worker's side of authentication: decides at once what needs no password check
-// (anonymous clients, no password file) and asks the main thread's AuthService for the rest.
-// Nothing here hashes: a serving worker's loop never spends the ~0.05-0.4 ms a hash costs.
+// (anonymous clients, no password file, credentials this worker saw verified under the table
+// in force) and asks the main thread's AuthService for the rest. Nothing here hashes: a
+// serving worker's loop never spends the ~0.05-0.4 ms a hash costs; a cache hit costs one
+// HMAC here and nothing on the main thread, the one accept thread per process.
 import type { MessagePort } from 'node:worker_threads';
 import type { IConnectPacket } from 'mqtt-packet';
 import type { Connection } from '../net/connection';
 import type { Hub } from '../hub';
 import { anonymousAllowed } from '../../src/config';
-import { AuthReply, AuthRequest, AuthRefusedNote, Verdict } from '../../src/auth/messages';
+import { AuthReply, AuthInit, AuthRequest, AuthRefusedNote, Verdict, credentialKey } from '../../src/auth/messages';
 import { C_AUTH_BUSY, C_AUTH_REFUSED } from '../../src/shared/counters';
 import { RC, V3 } from '../protocol/constants';
 
@@ -19,17 +21,37 @@ const BUSY: Refusal = { v5: RC.SERVER_BUSY, v3: V3.SERVER_UNAVAILABLE };
 
 class AuthLink {
   private nextId = 1;
-  private readonly pending = new Map<number, (v: Verdict) => void>();
+  private readonly pending = new Map<number, (r: AuthReply) => void>();
+  /** Verified credentials (HMAC key → table generation), oldest first; bounded by --auth-cache-entries. */
+  private readonly cache = new Map<string, number>();
+  private key: Uint8Array | null = null;
+  private generation: Int32Array | null = null;
 
-  constructor(private readonly port: MessagePort) {
-    port.on('message', (m: AuthReply) => {
+  constructor(private readonly port: MessagePort, private readonly cap: number) {
+    port.on('message', (m: AuthReply | AuthInit) => {
+      if (m.t === 'init') { this.key = m.key; this.generation = new Int32Array(m.generation); return; }
       const done = this.pending.get(m.id);
       if (!done) return;
       this.pending.delete(m.id);
-      done(m.verdict);
+      done(m);
     });
     // The main thread keeps its end for the worker's life; if it goes, so does the broker.
-    port.on('close', () => { for (const done of this.pending.values()) done(Verdict.BUSY); this.pending.clear(); });
+    port.on('close', () => {
+      for (const done of this.pending.values()) done({ t: 'verdict', id: 0, verdict: Verdict.BUSY, generation: -1 });
+      this.pending.clear();
+    });
+  }
+
+  /** True when this worker saw these credentials verified under the password table now in force. */
+  cached(user: string, password: Buffer | undefined): boolean {
+    if (!this.key || !password || this.cap === 0) return false;
+    const k = credentialKey(this.key, user, password);
+    const g = this.cache.get(k);
+    if (g === undefined) return false;
+    this.cache.delete(k);
+    if (g !== Atomics.load(this.generation!, 0)) return false; // reloaded since: ask again
+    this.cache.set(k, g); // most recently used goes last
+    return true;
   }
 
   check(user: string, password: Buffer | undefined, addr: string): Promise<Verdict> {
@@ -37,7 +59,13 @@ class AuthLink {
     // A fresh copy: a view into the read chunk would clone the whole chunk to the main thread.
     const req: AuthRequest = { t: 'check', id, user, password: password ? new Uint8Array(password) : null, addr };
     return new Promise((resolve) => {
-      this.pending.set(id, resolve);
+      this.pending.set(id, (r) => {
+        if (r.verdict === Verdict.OK && this.key && password && this.cap > 0) {
+          if (this.cache.size >= this.cap) this.cache.delete(this.cache.keys().next().value!);
+          this.cache.set(credentialKey(this.key, user, password), r.generation);
+        }
+        resolve(r.verdict);
+      });
       this.port.postMessage(req);
     });
   }
@@ -49,7 +77,7 @@ class AuthLink {
 }
 
 let link: AuthLink | null = null;
-const linkOf = (hub: Hub) => (link ??= new AuthLink(hub.wiring.auth));
+const linkOf = (hub: Hub) => (link ??= new AuthLink(hub.wiring.auth, hub.config.authCacheEntries));
 
 export function clientAddress(c: Connection): string {
   const s = c.socket;
@@ -73,6 +101,7 @@ export function authGate(c: Connection, p: IConnectPacket): Promise<Refusal | nu
     return Promise.resolve(NOT_AUTHORIZED);
   }
   const password = p.password === undefined ? undefined : Buffer.isBuffer(p.password) ? p.password : Buffer.from(p.password);
+  if (linkOf(hub).cached(p.username!, password)) return null;
   return linkOf(hub).check(p.username!, password, clientAddress(c)).then((v) => {
     if (v === Verdict.OK) return null;
     if (v === Verdict.BUSY) { hub.count(C_AUTH_BUSY, 1); return BUSY; }

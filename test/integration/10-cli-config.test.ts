@@ -19,6 +19,7 @@ const FLAGS = [
   '--port', '--host', '--workers', '--max-keepalive', '--max-packet-size', '--receive-maximum',
   '--max-inflight', '--max-queued-messages', '--max-queued-bytes', '--queue-policy', '--config',
   '--durability', '--data-dir', '--commit-linger-ms', '--store-memtable-mb',
+  '--password-file', '--allow-anonymous', '--auth-pool-threads', '--auth-queue-max', '--auth-cache-entries',
 ];
 
 let dir: string;

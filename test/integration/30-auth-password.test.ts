@@ -314,6 +314,14 @@ describe('the secure default', () => {
     assert.match(r.stderr, /^fleetmq: --host 0\.0\.0\.0 without authentication .*--password-file FILE.*--allow-anonymous true/);
     assert.equal(r.stderr.trim().split('\n').length, 1, `expected one line: ${r.stderr}`);
     assert.doesNotMatch(r.stdout, /fleetmq listening on/);
+    // The same through --config, where a JSON boolean is accepted for allowAnonymous.
+    const cfg = path.join(dir, 'exposed.json');
+    fs.writeFileSync(cfg, JSON.stringify({ port: 0, host: '0.0.0.0', workers: 1, durability: 'none' }));
+    const rc = await runCli(['--config', cfg]);
+    assert.equal(rc.code, 2, `--config exposed: exit code ${rc.code}; stderr: ${rc.stderr}`);
+    assert.match(rc.stderr, /without authentication/);
+    fs.writeFileSync(cfg, JSON.stringify({ port: 0, host: '0.0.0.0', workers: 1, durability: 'none', allowAnonymous: 'maybe' }));
+    assert.match((await runCli(['--config', cfg])).stderr, /allowAnonymous: expected one of true, false/);
 
     const open = await launch(['--port', '0', '--host', '0.0.0.0', '--allow-anonymous', 'true', '--workers', '1', '--durability', 'none']);
     await withBroker(open, async (b) => {

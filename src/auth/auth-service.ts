@@ -15,14 +15,6 @@ import { AuthRequest, AuthRefusedNote, AuthReply, AuthInit, Verdict, credentialK
 
 const TASK = path.join(__dirname, 'hash-task.js');
 
-export interface AuthStats {
-  checks: number;
-  cacheHits: number;
-  hashed: number;
-  refused: number;
-  busy: number;
-}
-
 export class AuthService {
   private users = new Map<string, PasswordEntry>();
   /** Checked against when the user is unknown, so an unknown user costs what a known one does. */
@@ -45,7 +37,6 @@ export class AuthService {
   private get generation(): number { return Atomics.load(this.generationView, 0); }
   private readonly ports = new Set<MessagePort>();
   readonly log = new RefusalLog();
-  readonly stats: AuthStats = { checks: 0, cacheHits: 0, hashed: 0, refused: 0, busy: 0 };
 
   /** Reads the password file (throws PasswordFileError with the line number on a bad one). */
   constructor(private readonly config: BrokerConfig) {
@@ -94,13 +85,13 @@ export class AuthService {
     const init: AuthInit = { t: 'init', key: new Uint8Array(this.cacheKey), generation: this.generationSab };
     port.postMessage(init);
     port.on('message', (m: AuthRequest | AuthRefusedNote) => {
-      if (m.t === 'refused') { this.stats.refused++; this.log.refused(m.addr, null, m.why); return; }
+      if (m.t === 'refused') { this.log.refused(m.addr, m.user, m.why); return; }
       const password = m.password ? Buffer.from(m.password.buffer, m.password.byteOffset, m.password.byteLength) : null;
       this.check(m.user, password).then((verdict) => {
         const reply: AuthReply = { t: 'verdict', id: m.id, verdict, generation: this.generation };
         port.postMessage(reply);
-        if (verdict === Verdict.BAD_CREDENTIALS) { this.stats.refused++; this.log.refused(m.addr, m.user, 'bad username or password'); }
-        else if (verdict === Verdict.BUSY) { this.stats.busy++; this.log.refused(m.addr, m.user, `server busy: ${this.inPool} password checks waiting (--auth-queue-max)`); }
+        if (verdict === Verdict.BAD_CREDENTIALS) this.log.refused(m.addr, m.user, 'bad username or password');
+        else if (verdict === Verdict.BUSY) this.log.refused(m.addr, m.user, `server busy: ${this.inPool} password checks waiting (--auth-queue-max)`);
       });
     });
     port.on('close', () => this.ports.delete(port));
@@ -108,13 +99,11 @@ export class AuthService {
 
   /** The verdict for a username and password; never rejects. */
   check(user: string, password: Buffer | null): Promise<Verdict> {
-    this.stats.checks++;
     if (!this.pool || password === null) return Promise.resolve(Verdict.BAD_CREDENTIALS);
     const key = credentialKey(this.cacheKey, user, password);
     if (this.cache.has(key)) {
       this.cache.delete(key); // most recently used goes last
       this.cache.set(key, true);
-      this.stats.cacheHits++;
       return Promise.resolve(Verdict.OK);
     }
     const running = this.inflight.get(key);
@@ -135,7 +124,6 @@ export class AuthService {
     let match: boolean;
     try {
       match = await this.pool!.run(job);
-      this.stats.hashed++;
     } catch (err) {
       if (/queue/i.test((err as Error).message)) return Verdict.BUSY;
       process.stderr.write(`fleetmq: auth: password check failed: ${(err as Error).message}\n`);

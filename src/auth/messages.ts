@@ -10,7 +10,7 @@ export function credentialKey(key: Uint8Array, user: string, password: Uint8Arra
 /** worker → main: check a username and password. `addr` is for the refusal log only. */
 export interface AuthRequest { t: 'check'; id: number; user: string; password: Uint8Array | null; addr: string }
 /** worker → main: a refusal the worker decided itself (anonymous client), to be logged. */
-export interface AuthRefusedNote { t: 'refused'; addr: string; why: string }
+export interface AuthRefusedNote { t: 'refused'; addr: string; user: string | null; why: string }
 /** main → worker: the verdict for request `id`, decided against password table `generation`. */
 export interface AuthReply { t: 'verdict'; id: number; verdict: Verdict; generation: number }
 /**

@@ -70,8 +70,8 @@ class AuthLink {
     });
   }
 
-  note(addr: string, why: string): void {
-    const m: AuthRefusedNote = { t: 'refused', addr, why };
+  note(addr: string, user: string | null, why: string): void {
+    const m: AuthRefusedNote = { t: 'refused', addr, user, why };
     this.port.postMessage(m);
   }
 }
@@ -97,7 +97,7 @@ export function authGate(c: Connection, p: IConnectPacket): Promise<Refusal | nu
   if (!needsPassword) {
     if (anonymousAllowed(config)) return null;
     hub.count(C_AUTH_REFUSED, 1);
-    linkOf(hub).note(clientAddress(c), p.username === undefined ? 'anonymous clients are not allowed' : 'no password file to check against');
+    linkOf(hub).note(clientAddress(c), p.username ?? null, p.username === undefined ? 'anonymous clients are not allowed' : 'no password file to check against');
     return Promise.resolve(NOT_AUTHORIZED);
   }
   const password = p.password === undefined ? undefined : Buffer.isBuffer(p.password) ? p.password : Buffer.from(p.password);

@@ -156,6 +156,34 @@ describe('a password file made by mosquitto_passwd', () => {
   });
 });
 
+describe('a persistent session on another worker', () => {
+  test('a reconnect moved to the worker that owns the session is checked there too and accepted', { timeout: 120000 }, async () => {
+    const file = path.join(dir, 'move.pw');
+    mosquittoPasswd(file, 'alice', 'alice-secret', true);
+    await withBroker(await launchBroker(3, ['--password-file', file]), async (b) => {
+      // Idle connections fill the workers, so least-loaded placement lands each reconnect elsewhere.
+      const fillers: RawClient[] = [];
+      try {
+        for (let round = 0; round < 4; round++) {
+          for (const v of [4, 5] as const) {
+            const c = await RawClient.connect(b.port, v);
+            try {
+              const ack = await c.handshake({ clientId: `mover-${v}`, clean: false, username: 'alice', password: Buffer.from('alice-secret'),
+                ...(v === 5 ? { properties: { sessionExpiryInterval: 300 } } : {}) });
+              assert.equal(v === 5 ? ack.reasonCode : ack.returnCode, 0, `round ${round} v${v}: ${JSON.stringify(ack)}`);
+              assert.equal(ack.sessionPresent, round > 0, `round ${round} v${v}: session present`);
+              const bad = await connackCode(b.port, v, { username: 'alice', password: 'not-hers' }, `mover-${v}`);
+              assert.equal(bad, v === 5 ? 0x86 : 4, 'a wrong password for the same client id');
+            } finally { c.destroy(); }
+          }
+          fillers.push(await RawClient.connect(b.port, 4));
+        }
+      } finally { for (const f of fillers) f.destroy(); }
+      assert.ok(!b.output().includes('alice-secret'));
+    });
+  });
+});
+
 describe('fleetmq passwd', () => {
   test('writes lines the real Mosquitto 2.0 accepts, and fleetmq reads', { timeout: 180000 }, async () => {
     const file = path.join(dir, 'fleetmq.pw');

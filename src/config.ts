@@ -73,7 +73,7 @@ export const SETTINGS: readonly Setting[] = [
   { key: 'allowAnonymous', flag: '--allow-anonymous', kind: 'enum', choices: ['true', 'false'], default: () => undefined, help: 'let clients connect without a username (default: true without --password-file, where the broker stays on loopback unless this is given explicitly; false with it)' },
   { key: 'authPoolThreads', flag: '--auth-pool-threads', kind: 'int', min: 1, max: 64, default: () => Math.max(1, Math.floor(cores() / 4)), help: 'threads hashing passwords (one pool per process; serving threads never hash)' },
   { key: 'authQueueMax', flag: '--auth-queue-max', kind: 'int', min: 0, max: 1_000_000, default: () => 1024, help: 'password checks that may wait for a hashing thread; beyond it a CONNECT is answered "server busy" (v5 0x89, v3 3) at once and counted' },
-  { key: 'authCacheEntries', flag: '--auth-cache-entries', kind: 'int', min: 0, max: 10_000_000, default: () => 10000, help: 'verified user + password pairs remembered (keyed by a keyed hash, never the password) so reconnects skip the hash; cleared on reload (0 = off)' },
+  { key: 'authCacheEntries', flag: '--auth-cache-entries', kind: 'int', min: 0, max: 10_000_000, default: () => 10000, help: 'verified user + password pairs remembered by each worker and by the main thread (keyed by an HMAC, never the password) so reconnects skip the hash; cleared on reload (0 = off)' },
   { key: 'config', flag: '--config', kind: 'string', default: () => undefined, help: 'JSON file whose keys are the camelCase flag names (e.g. "maxKeepalive"); flags win' },
 ];
 
@@ -175,7 +175,7 @@ function checkExposure(config: BrokerConfig): void {
 }
 
 export function helpText(): string {
-  const lines = ['Usage: fleetmq [options]', '', 'A clustered MQTT 3.1.1 / 5.0 broker for Node.js.', '', 'Options:'];
+  const lines = ['Usage: fleetmq [options]', '       fleetmq passwd FILE USER      add or update a user in a password file (fleetmq passwd --help)', '', 'A clustered MQTT 3.1.1 / 5.0 broker for Node.js.', '', 'Options:'];
   for (const s of SETTINGS) {
     const d = s.default();
     const arg = s.kind === 'int' ? 'N' : s.kind === 'enum' ? s.choices!.join('|') : 'VALUE';

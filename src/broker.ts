@@ -3,10 +3,15 @@ import type { BrokerConfig } from './config';
 import { Supervisor } from './main/supervisor';
 import { Listener } from './main/listener';
 import { prepareDataDir, withOpenTimeout } from './store/data-dir';
+import { AuthService } from './auth/auth-service';
 
 export interface RunningBroker {
   port: number;
   host: string;
+  /** SIGHUP: reloads the password file; the line to log says what happened. */
+  reload(): { ok: boolean; line: string };
+  /** Users in the password file now (null: none configured). */
+  readonly users: number | null;
   stop(): Promise<void>;
 }
 
@@ -16,7 +21,9 @@ export async function startBroker(config: BrokerConfig, opts: { testHooks?: bool
     const checking = prepareDataDir(config.dataDir);
     await (config.storeOpenTimeoutMs > 0 ? withOpenTimeout(checking, config.dataDir, config.storeOpenTimeoutMs) : checking);
   }
-  const supervisor = new Supervisor(config, opts.testHooks ?? false);
+  // A bad password file stops the start here, before any thread or port exists.
+  const auth = new AuthService(config);
+  const supervisor = new Supervisor(config, opts.testHooks ?? false, auth);
   await supervisor.start();
   const listener = new Listener(supervisor);
   const addr = await listener.listen(config.port, config.host);
@@ -24,10 +31,13 @@ export async function startBroker(config: BrokerConfig, opts: { testHooks?: bool
   return {
     port: addr.port,
     host: addr.address,
+    reload: () => auth.reload(),
+    get users() { return config.passwordFile ? auth.userCount : null; },
     stop() {
       stopped ??= (async () => {
         await listener.close();
         await supervisor.stop();
+        await auth.close();
       })();
       return stopped;
     },

@@ -1,13 +1,16 @@
 // `fleetmq` command line: parse, validate (one clear line + exit 2 on bad input), start, and
-// shut down cleanly on SIGTERM / SIGINT.
+// shut down cleanly on SIGTERM / SIGINT; SIGHUP reloads the password file. `fleetmq passwd`
+// edits a password file (src/auth/passwd-cli.ts).
 //
 // Exit codes: 0 clean shutdown; 1 cannot start (one line on stderr: an unusable --data-dir, a
-// store that did not open within --store-open-timeout-ms, ...) or shutdown failed; 2 bad
-// configuration; 128 + signal number for SIGTERM / SIGINT before the broker was listening.
+// store that did not open within --store-open-timeout-ms, a bad password file, ...) or shutdown
+// failed; 2 bad configuration; 128 + signal number for SIGTERM / SIGINT before the broker was
+// listening.
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { parseArgs, resolveConfig, helpText, ConfigError, BrokerConfig } from './config';
+import { parseArgs, resolveConfig, helpText, ConfigError, BrokerConfig, anonymousAllowed, isLoopbackHost } from './config';
 import { startBroker, RunningBroker } from './broker';
+import { passwdMain } from './auth/passwd-cli';
 
 const VERSION: string = require('../../package.json').version;
 
@@ -26,7 +29,20 @@ function configure(argv: readonly string[]): BrokerConfig | null {
   }
 }
 
+/** What the startup log says about who may connect (Mosquitto 2's secure default, made visible). */
+function accessLine(config: BrokerConfig, host: string, users: number | null): string {
+  const anon = anonymousAllowed(config);
+  if (!config.passwordFile) {
+    if (!anon) return 'no password file and --allow-anonymous false: every client is refused';
+    return isLoopbackHost(host) ? 'no authentication configured: anonymous clients allowed, loopback only (see --password-file)'
+      : `WARNING: no authentication configured: anonymous clients allowed from the network on ${host} (--allow-anonymous true)`;
+  }
+  const who = anon ? `anonymous clients allowed (--allow-anonymous true)${isLoopbackHost(host) ? '' : ` on ${host}`}` : 'anonymous clients refused';
+  return `password file ${config.passwordFile}: ${users} user${users === 1 ? '' : 's'}; ${who}`;
+}
+
 export async function main(argv: readonly string[]): Promise<void> {
+  if (argv[0] === 'passwd') { process.exitCode = await passwdMain(argv.slice(1)); return; }
   const config = configure(argv);
   if (!config) return;
   // Signal handlers go in before the listening line: a supervisor that reads the line and
@@ -44,6 +60,12 @@ export async function main(argv: readonly string[]): Promise<void> {
   };
   process.once('SIGTERM', () => shutdown('SIGTERM'));
   process.once('SIGINT', () => shutdown('SIGINT'));
+  // SIGHUP would otherwise end the process; it reloads the password file, connections stay up.
+  process.on('SIGHUP', () => {
+    if (!broker || stopping) return;
+    const r = broker.reload();
+    (r.ok ? process.stdout : process.stderr).write(`fleetmq: SIGHUP: ${r.line}\n`);
+  });
   // The last line before a stalled start says what it is waiting for.
   if (config.durability !== 'none') process.stdout.write(`fleetmq: opening store at ${path.resolve(config.dataDir)}\n`);
   try {
@@ -52,6 +74,7 @@ export async function main(argv: readonly string[]): Promise<void> {
     process.stderr.write(`fleetmq: cannot start: ${(err as Error).message}\n`);
     exitNow(1);
   }
+  process.stdout.write(`fleetmq: ${accessLine(config, broker.host, broker.users)}\n`);
   process.stdout.write(`fleetmq listening on ${broker.host}:${broker.port} (${config.workers} worker${config.workers === 1 ? '' : 's'})\n`);
   if (stopping) stop(broker, stopping);
 }

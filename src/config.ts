@@ -25,6 +25,12 @@ export interface BrokerConfig {
   commitLingerMs: number;
   storeMemtableMb: number;
   storeOpenTimeoutMs: number;
+  passwordFile?: string;
+  /** 'true' / 'false' as given; unset: allowed without --password-file, refused with it (see anonymousAllowed). */
+  allowAnonymous?: 'true' | 'false';
+  authPoolThreads: number;
+  authQueueMax: number;
+  authCacheEntries: number;
   config?: string;
 }
 
@@ -43,11 +49,12 @@ interface Setting {
   default: () => string | number | undefined;
 }
 
-const defaultWorkers = () => Math.max(1, (os.availableParallelism?.() ?? os.cpus().length) - 1);
+const cores = () => os.availableParallelism?.() ?? os.cpus().length;
+const defaultWorkers = () => Math.max(1, cores() - 1);
 
 export const SETTINGS: readonly Setting[] = [
   { key: 'port', flag: '--port', kind: 'int', min: 0, max: 65535, default: () => 1883, help: 'TCP port to listen on (0 = any free port; the bound port is printed)' },
-  { key: 'host', flag: '--host', kind: 'string', default: () => '0.0.0.0', help: 'address to listen on' },
+  { key: 'host', flag: '--host', kind: 'string', default: () => '127.0.0.1', help: 'address to listen on; loopback by default (as Mosquitto 2): any other address needs --password-file or an explicit --allow-anonymous true' },
   { key: 'workers', flag: '--workers', kind: 'int', min: 1, max: 256, default: defaultWorkers, help: 'worker threads serving connections (default: available cores - 1, at least 1)' },
   { key: 'maxKeepalive', flag: '--max-keepalive', kind: 'int', min: 0, max: 65535, default: () => 65535, help: 'largest keep-alive (s) a client may use; larger or 0 is capped and, on MQTT 5, announced as Server Keep Alive' },
   { key: 'maxPacketSize', flag: '--max-packet-size', kind: 'int', min: 64, max: 268435455, default: () => 16 * 1048576, help: 'largest packet (bytes) accepted from a client; larger is DISCONNECT 0x95 (v5) or a close' },
@@ -64,6 +71,11 @@ export const SETTINGS: readonly Setting[] = [
   { key: 'commitLingerMs', flag: '--commit-linger-ms', kind: 'int', min: 0, max: 1000, default: () => 20, help: 'write-behind window, ms: a QoS 1 message to online persistent sessions of the publisher\'s worker is routed at once and its store write waits up to this long; if every delivery is acknowledged meanwhile it is never written and the PUBACK goes at once, else the PUBACK follows the write (0: write at once)' },
   { key: 'storeMemtableMb', flag: '--store-memtable-mb', kind: 'int', min: 1, max: 1024, default: () => 16, help: 'RocksDB write buffer, MiB: the WAL grows to about this before a flush to a table file lets it be deleted' },
   { key: 'storeOpenTimeoutMs', flag: '--store-open-timeout-ms', kind: 'int', min: 0, max: 86_400_000, default: () => 60_000, help: 'how long the data directory check and the store open (which reads an existing store through once to verify it) may take before startup fails with a clear error and exit code 1; a hung or pseudo filesystem otherwise stalls startup forever (0 = wait forever)' },
+  { key: 'passwordFile', flag: '--password-file', kind: 'string', default: () => undefined, help: 'Mosquitto password file (user:$7$... lines as mosquitto_passwd or `fleetmq passwd` write them); clients must give a user and password in it. SIGHUP reloads it' },
+  { key: 'allowAnonymous', flag: '--allow-anonymous', kind: 'enum', choices: ['true', 'false'], default: () => undefined, help: 'let clients connect without a username (default: true without --password-file, where the broker stays on loopback unless this is given explicitly; false with it)' },
+  { key: 'authPoolThreads', flag: '--auth-pool-threads', kind: 'int', min: 1, max: 64, default: () => Math.max(1, Math.floor(cores() / 4)), help: 'threads hashing passwords (one pool per process; serving threads never hash)' },
+  { key: 'authQueueMax', flag: '--auth-queue-max', kind: 'int', min: 0, max: 1_000_000, default: () => 1024, help: 'password checks that may wait for a hashing thread; beyond it a CONNECT is answered "server busy" (v5 0x89, v3 3) at once and counted' },
+  { key: 'authCacheEntries', flag: '--auth-cache-entries', kind: 'int', min: 0, max: 10_000_000, default: () => 10000, help: 'verified user + password pairs remembered by each worker and by the main thread (keyed by an HMAC, never the password) so reconnects skip the hash; cleared on reload (0 = off)' },
   { key: 'config', flag: '--config', kind: 'string', default: () => undefined, help: 'JSON file whose keys are the camelCase flag names (e.g. "maxKeepalive"); flags win' },
 ];
 
@@ -79,6 +91,7 @@ function coerce(s: Setting, raw: unknown, where: string): string | number {
     }
     return n;
   }
+  if (typeof raw === 'boolean' && s.kind === 'enum' && s.choices!.includes(String(raw))) return String(raw); // "allowAnonymous": true
   if (typeof raw !== 'string' || raw === '') throw new ConfigError(`${where}: expected a non-empty string, got ${JSON.stringify(raw)}`);
   if (s.kind === 'enum' && !s.choices!.includes(raw)) {
     throw new ConfigError(`${where}: expected one of ${s.choices!.join(', ')}, got ${JSON.stringify(raw)}`);
@@ -137,11 +150,34 @@ export function resolveConfig(parsed: ParsedArgs): BrokerConfig {
     }
   }
   for (const [s, v] of parsed.values) out[s.key] = v;
-  return out as unknown as BrokerConfig;
+  const config = out as unknown as BrokerConfig;
+  checkExposure(config);
+  return config;
+}
+
+/** Whether clients without a username may connect (Mosquitto 2's allow_anonymous default). */
+export function anonymousAllowed(config: BrokerConfig): boolean {
+  return config.allowAnonymous ? config.allowAnonymous === 'true' : !config.passwordFile;
+}
+
+/** A literal loopback address (127.0.0.0/8, ::1, localhost): the only hosts served without authentication by default. */
+export function isLoopbackHost(host: string): boolean {
+  const h = host.toLowerCase().replace(/^\[|\]$/g, '');
+  return h === 'localhost' || h === '::1' || /^(::ffff:)?127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(h);
+}
+
+/**
+ * The secure default (as Mosquitto 2): without authentication the broker serves loopback only.
+ * Any other address needs a password file, or anonymous access asked for in so many words.
+ */
+function checkExposure(config: BrokerConfig): void {
+  if (!anonymousAllowed(config) || config.allowAnonymous === 'true' || isLoopbackHost(config.host)) return;
+  throw new ConfigError(`--host ${config.host} without authentication would let anyone on the network connect: ` +
+    'give --password-file FILE, or --allow-anonymous true to accept anonymous clients there');
 }
 
 export function helpText(): string {
-  const lines = ['Usage: fleetmq [options]', '', 'A clustered MQTT 3.1.1 / 5.0 broker for Node.js.', '', 'Options:'];
+  const lines = ['Usage: fleetmq [options]', '       fleetmq passwd FILE USER      add or update a user in a password file (fleetmq passwd --help)', '', 'A clustered MQTT 3.1.1 / 5.0 broker for Node.js.', '', 'Options:'];
   for (const s of SETTINGS) {
     const d = s.default();
     const arg = s.kind === 'int' ? 'N' : s.kind === 'enum' ? s.choices!.join('|') : 'VALUE';

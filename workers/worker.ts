@@ -24,6 +24,7 @@ import { Subscriptions } from './session/subscriptions';
 import { willMessage, type Will } from './session/will';
 import { CoordinatorClient } from './coordination/coordinator-client';
 import { startSysTopics } from './sys/sys-topics';
+import { AuthGate } from './auth/auth-gate';
 import type { Message } from './protocol/message';
 import { RC } from './protocol/constants';
 
@@ -77,6 +78,7 @@ const lifecycle = new SessionLifecycle({
 // Connections and the packet handlers.
 const handlers: HandlerDeps = {
   config, count, router, sessions: lifecycle, subscriptions, store: persister,
+  auth: new AuthGate(wiring.auth, config, count),
   testHook: wiring.testHooks ? (c, topic) => testHook(index, c, topic) : () => false,
 };
 const handlerErrors = new LimitedLog(`fleetmq: worker ${index}: `);

@@ -3,6 +3,7 @@
 import * as path from 'node:path';
 import { Worker, MessageChannel } from 'node:worker_threads';
 import type { BrokerConfig } from '../config';
+import type { AuthService } from '../auth/auth-service';
 import { native } from '../native';
 import { createRingBuffer, createBell, RingProducer, RingConsumer } from '../shared/ring';
 import { createStoreIds } from '../shared/store-ids';
@@ -47,7 +48,7 @@ export class Supervisor {
   readonly startedAt = Date.now();
   restarts = 0;
 
-  constructor(private readonly config: BrokerConfig, private readonly testHooks: boolean) {
+  constructor(private readonly config: BrokerConfig, private readonly testHooks: boolean, private readonly auth: AuthService) {
     const n = config.workers;
     this.counters = createCounters(n);
     this.counterView = new Float64Array(this.counters);
@@ -108,6 +109,8 @@ export class Supervisor {
     // A fresh store ring per worker life: the coordinator drained the dead one's before purging.
     const storeRing = createRingBuffer(STORE_RING_BYTES);
     this.coordinator.postMessage({ t: 'attach', index, port: port1, storeRing }, [port1]);
+    const authChannel = new MessageChannel();
+    this.auth.attach(authChannel.port1);
     const wiring: WorkerWiring = {
       index,
       config: this.config,
@@ -119,6 +122,7 @@ export class Supervisor {
       bells: this.bells,
       counters: this.counters,
       coordinator: port2,
+      auth: authChannel.port2,
       slab: this.slab,
       slabHolders: this.slabHolders,
       storeIds: this.storeIds,
@@ -127,7 +131,7 @@ export class Supervisor {
       startedAt: this.startedAt,
       testHooks: this.testHooks,
     };
-    const worker = new Worker(WORKER_JS, { workerData: wiring, transferList: [port2], ...this.limits() });
+    const worker = new Worker(WORKER_JS, { workerData: wiring, transferList: [port2, authChannel.port2], ...this.limits() });
     const slot: Slot = pending ?? { worker, accept: new RingProducer(acceptSab, this.bells[index]), acceptSab, handed: 0, ready: false };
     slot.worker = worker;
     this.slots[index] = slot;

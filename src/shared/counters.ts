@@ -33,7 +33,11 @@ export const C_STORE_UNWRITTEN = 17;
 export const C_STORE_FORCED = 18;
 /** QoS 1 messages this worker published whose persistent sessions on other workers held them. */
 export const C_STORE_HELD_REMOTE = 19;
-export const COUNTERS_PER_WORKER = 20;
+/** CONNECTs refused by authentication: bad username or password, or anonymous when not allowed. */
+export const C_AUTH_REFUSED = 20;
+/** CONNECTs answered "server busy" because the password-hashing queue was full (--auth-queue-max). */
+export const C_AUTH_BUSY = 21;
+export const COUNTERS_PER_WORKER = 22;
 
 export const COUNTER_NAMES: Record<number, string> = {
   [C_CLIENTS_CONNECTED]: 'clients/connected',
@@ -53,6 +57,8 @@ export const COUNTER_NAMES: Record<number, string> = {
   [C_STORE_UNWRITTEN]: 'store/held/unwritten',
   [C_STORE_FORCED]: 'store/held/forced',
   [C_STORE_HELD_REMOTE]: 'store/held/remote',
+  [C_AUTH_REFUSED]: 'clients/refused/auth',
+  [C_AUTH_BUSY]: 'clients/refused/busy',
 };
 
 export function createCounters(workers: number): SharedArrayBuffer {

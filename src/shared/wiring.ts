@@ -19,6 +19,8 @@ export interface WorkerWiring {
   /** Float64 counters, COUNTERS_PER_WORKER per worker (src/shared/counters.ts). */
   counters: SharedArrayBuffer;
   coordinator: MessagePort;
+  /** Password checks: this worker ↔ the main thread's AuthService (src/auth/messages.ts). */
+  auth: MessagePort;
   /** The payload slab (src/slab-layout.ts) and each worker's holder index in it (-1: none). */
   slab: SharedArrayBuffer | null;
   slabHolders: SharedArrayBuffer;

@@ -99,7 +99,7 @@ export interface Broker extends BrokerHandle {
 }
 
 /** A broker process's output and exit, with bounded waits on both. */
-interface Watched {
+export interface Watched {
   output(): string;
   alive(): boolean;
   exited: Promise<Exit>;
@@ -107,7 +107,7 @@ interface Watched {
   waitExit(ms?: number, what?: string): Promise<Exit>;
 }
 
-function watchBroker(proc: ChildProcess): Watched {
+export function watchBroker(proc: ChildProcess): Watched {
   let out = '';
   let done = false;
   const events = new Wakeups();

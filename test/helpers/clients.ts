@@ -66,7 +66,8 @@ export async function connectClient(
   const name = opts.clientId ?? 'client';
   const connack = await new Promise<mqttPacket.IConnackPacket>((resolve, reject) => {
     const t = setTimeout(() => reject(new Error(`no CONNACK within ${WAIT_MS} ms for ${name}`)), WAIT_MS);
-    const onErr = (err: Error) => { clearTimeout(t); client.end(true); reject(new Error(`${name}: ${err.message}`)); };
+    // The refusal's reason code (mqtt.js puts it on the error as `code`) stays on the error.
+    const onErr = (err: Error) => { clearTimeout(t); client.end(true); reject(Object.assign(new Error(`${name}: ${err.message}`), { code: (err as { code?: unknown }).code })); };
     client.once('connect', (p) => { clearTimeout(t); client.removeListener('error', onErr); resolve(p as mqttPacket.IConnackPacket); });
     client.once('error', onErr);
     client.once('close', () => { clearTimeout(t); reject(new Error(`${name}: connection closed before CONNACK`)); });

@@ -22,6 +22,7 @@ const FLAGS = [
   '--port', '--host', '--workers', '--max-keepalive', '--max-packet-size', '--receive-maximum',
   '--max-inflight', '--max-queued-messages', '--max-queued-bytes', '--queue-policy', '--config',
   '--durability', '--data-dir', '--commit-linger-ms', '--store-memtable-mb', '--store-open-timeout-ms',
+  '--password-file', '--allow-anonymous', '--auth-pool-threads', '--auth-queue-max', '--auth-cache-entries',
 ];
 
 let dir: string;

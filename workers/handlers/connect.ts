@@ -81,6 +81,19 @@ function admit(d: HandlerDeps, c: Connection, p: IConnectPacket): void {
   const expiry = v5 ? (props.sessionExpiryInterval ?? 0) : (p.clean ? 0 : NEVER_EXPIRES);
   c.state = ConnState.CONNECTING;
   c.socket.pause();
+  // Credentials are checked before the client id is claimed: a refused client takes over nothing.
+  const gate = d.auth.gate(c, p);
+  if (!gate) { claim(d, c, p, clientId, expiry, assigned, serverKeepAlive); return; }
+  gate.then((refusal) => {
+    if (c.state === ConnState.CLOSED) return;
+    if (refusal) reject(c, refusal.v5, refusal.v3);
+    else claim(d, c, p, clientId, expiry, assigned, serverKeepAlive);
+  }, () => c.close());
+}
+
+function claim(d: HandlerDeps, c: Connection, p: IConnectPacket, clientId: string, expiry: number, assigned: string, serverKeepAlive: number): void {
+  const v5 = c.v5;
+  const props = p.properties ?? {};
   d.sessions.claim(c, clientId, !!p.clean, expiry).then((present) => {
     if (present === null || c.state === ConnState.CLOSED) return; // moved to the session's worker, or gone
     const ack: IConnackPacket['properties'] = {};

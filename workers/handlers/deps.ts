@@ -5,6 +5,8 @@ import type { Message } from '../protocol/message';
 import type { Session } from '../session/session';
 import type { BrokerConfig } from '../../src/config';
 import type { StoreOp } from '../../src/shared/messages';
+import type { IConnectPacket } from 'mqtt-packet';
+import type { Refusal } from '../auth/auth-gate';
 
 export interface HandlerDeps {
   readonly config: BrokerConfig;
@@ -29,6 +31,8 @@ export interface HandlerDeps {
     op(o: StoreOp): void;
     barrier(done: (ok: boolean) => void): void;
   };
+  /** Credentials of a CONNECT (auth/auth-gate.ts): null when nothing needs checking. */
+  readonly auth: { gate(c: Connection, p: IConnectPacket): Promise<Refusal | null> | null };
   /** Test builds: a PUBLISH to a hook topic triggers the hook instead of being routed. */
   testHook(c: Connection, topic: Buffer): boolean;
 }

@@ -1,0 +1,150 @@
+// The password check of every CONNECT with a username, owned by the main thread: one per
+// process, so the hashing pool is one bound for the whole broker and the cache of verified
+// credentials is shared by every worker (a connection moved to its session's worker checks
+// again and hits it). Workers ask over a MessagePort each (src/auth/messages.ts); the main
+// thread only looks up the cache and queues; the hash runs in a bounded piscina pool.
+import * as crypto from 'node:crypto';
+import * as path from 'node:path';
+import type { MessagePort } from 'node:worker_threads';
+import Piscina from 'piscina';
+import type { BrokerConfig } from '../config';
+import { readPasswordFile, PasswordEntry, NEW_ITERATIONS } from './password-file';
+import type { HashJob } from './hash-task';
+import { RefusalLog } from './refusal-log';
+import { AuthRequest, AuthRefusedNote, AuthReply, AuthInit, Verdict, credentialKey } from './messages';
+
+const TASK = path.join(__dirname, 'hash-task.js');
+
+export class AuthService {
+  private users = new Map<string, PasswordEntry>();
+  /** Checked against when the user is unknown, so an unknown user costs what a known one does. */
+  private dummy: PasswordEntry = { kind: 7, iterations: NEW_ITERATIONS, salt: Buffer.alloc(12), hash: Buffer.alloc(64) };
+  private readonly pool: Piscina | null;
+  /** Password checks handed to the pool and not answered yet: running + queued. */
+  private inPool = 0;
+  private readonly bound: number;
+  /** Verified credentials: keyed HMAC of user and password → true, oldest first (LRU by re-insertion). */
+  private readonly cache = new Map<string, true>();
+  /** Identical checks in flight share one hash (a reconnect storm of one client). */
+  private readonly inflight = new Map<string, Promise<Verdict>>();
+  private readonly cacheKey = crypto.randomBytes(32);
+  /**
+   * Bumped by every reload: a verdict computed against an older table is recomputed, and the
+   * workers' own caches drop entries of older generations. Shared so workers read it directly.
+   */
+  private readonly generationSab = new SharedArrayBuffer(4);
+  private readonly generationView = new Int32Array(this.generationSab);
+  private get generation(): number { return Atomics.load(this.generationView, 0); }
+  private readonly ports = new Set<MessagePort>();
+  readonly log = new RefusalLog();
+
+  /** Reads the password file (throws PasswordFileError with the line number on a bad one). */
+  constructor(private readonly config: BrokerConfig) {
+    if (config.passwordFile) this.load(config.passwordFile);
+    this.bound = config.authPoolThreads + config.authQueueMax;
+    this.pool = config.passwordFile ? new Piscina({
+      filename: TASK,
+      minThreads: config.authPoolThreads,
+      maxThreads: config.authPoolThreads,
+      // Our own bound (inPool) refuses first; piscina's is a backstop at the same size.
+      maxQueue: Math.max(1, config.authQueueMax),
+      idleTimeout: 60_000,
+      resourceLimits: { maxYoungGenerationSizeMb: 2 },
+    }) : null;
+  }
+
+  get userCount(): number { return this.users.size; }
+
+  private load(file: string): void {
+    const users = readPasswordFile(file);
+    this.users = users;
+    const sample = [...users.values()].find((e) => e.kind === 7);
+    this.dummy = { kind: 7, iterations: sample?.iterations ?? NEW_ITERATIONS, salt: crypto.randomBytes(12), hash: crypto.randomBytes(64) };
+    this.cache.clear();
+    Atomics.add(this.generationView, 0, 1);
+  }
+
+  /**
+   * SIGHUP: reads the password file again. A file that does not parse leaves the old table in
+   * force; the returned line says which happened. Connections already up stay up.
+   */
+  reload(): { ok: boolean; line: string } {
+    const file = this.config.passwordFile;
+    if (!file) return { ok: true, line: 'no --password-file to reload' };
+    try {
+      this.load(file);
+    } catch (err) {
+      return { ok: false, line: `password file not reloaded, the previous one stays in force: ${(err as Error).message}` };
+    }
+    return { ok: true, line: `password file reloaded: ${this.users.size} user${this.users.size === 1 ? '' : 's'}` };
+  }
+
+  /** Serves one worker's requests. */
+  attach(port: MessagePort): void {
+    this.ports.add(port);
+    const init: AuthInit = { t: 'init', key: new Uint8Array(this.cacheKey), generation: this.generationSab };
+    port.postMessage(init);
+    port.on('message', (m: AuthRequest | AuthRefusedNote) => {
+      if (m.t === 'refused') { this.log.refused(m.addr, m.user, m.why); return; }
+      const password = m.password ? Buffer.from(m.password.buffer, m.password.byteOffset, m.password.byteLength) : null;
+      this.check(m.user, password).then((verdict) => {
+        const reply: AuthReply = { t: 'verdict', id: m.id, verdict, generation: this.generation };
+        port.postMessage(reply);
+        if (verdict === Verdict.BAD_CREDENTIALS) this.log.refused(m.addr, m.user, 'bad username or password');
+        else if (verdict === Verdict.BUSY) this.log.refused(m.addr, m.user, `server busy: ${this.inPool} password checks waiting (--auth-queue-max)`);
+      });
+    });
+    port.on('close', () => this.ports.delete(port));
+  }
+
+  /** The verdict for a username and password; never rejects. */
+  check(user: string, password: Buffer | null): Promise<Verdict> {
+    if (!this.pool || password === null) return Promise.resolve(Verdict.BAD_CREDENTIALS);
+    const key = credentialKey(this.cacheKey, user, password);
+    if (this.cache.has(key)) {
+      this.cache.delete(key); // most recently used goes last
+      this.cache.set(key, true);
+      return Promise.resolve(Verdict.OK);
+    }
+    const running = this.inflight.get(key);
+    if (running) return running;
+    if (this.inPool >= this.bound) return Promise.resolve(Verdict.BUSY);
+    const p = this.hash(user, password, key);
+    this.inflight.set(key, p);
+    void p.finally(() => this.inflight.delete(key));
+    return p;
+  }
+
+  private async hash(user: string, password: Buffer, key: string): Promise<Verdict> {
+    const generation = this.generation;
+    const entry = this.users.get(user);
+    const e = entry ?? this.dummy;
+    const job: HashJob = { kind: e.kind, iterations: e.iterations, password, salt: e.salt, hash: e.hash };
+    this.inPool++;
+    let match: boolean;
+    try {
+      match = await this.pool!.run(job);
+    } catch (err) {
+      if (/queue/i.test((err as Error).message)) return Verdict.BUSY;
+      process.stderr.write(`fleetmq: auth: password check failed: ${(err as Error).message}\n`);
+      return Verdict.BUSY;
+    } finally {
+      this.inPool--;
+    }
+    // The file was reloaded meanwhile: decide against the table now in force.
+    if (generation !== this.generation) return this.hash(user, password, key);
+    if (!match || !entry) return Verdict.BAD_CREDENTIALS;
+    const cap = this.config.authCacheEntries;
+    if (cap > 0) {
+      if (this.cache.size >= cap) this.cache.delete(this.cache.keys().next().value!);
+      this.cache.set(key, true);
+    }
+    return Verdict.OK;
+  }
+
+  async close(): Promise<void> {
+    this.log.close();
+    for (const p of this.ports) p.close();
+    await this.pool?.destroy();
+  }
+}

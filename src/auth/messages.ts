@@ -1,0 +1,29 @@
+// Worker ↔ main thread messages of the password check (one MessagePort per worker, made by the
+// supervisor; the main thread owns the password table, the hashing pool and the cache).
+import * as crypto from 'node:crypto';
+
+/** The cache key of verified credentials: an HMAC under a per-process key, never the password. */
+export function credentialKey(key: Uint8Array, user: string, password: Uint8Array): string {
+  return crypto.createHmac('sha256', key).update(user).update('\0').update(password).digest('base64');
+}
+
+/** worker → main: check a username and password. `addr` is for the refusal log only. */
+export interface AuthRequest { t: 'check'; id: number; user: string; password: Uint8Array | null; addr: string }
+/** worker → main: a refusal the worker decided itself (anonymous client), to be logged. */
+export interface AuthRefusedNote { t: 'refused'; addr: string; user: string | null; why: string }
+/** main → worker: the verdict for request `id`, decided against password table `generation`. */
+export interface AuthReply { t: 'verdict'; id: number; verdict: Verdict; generation: number }
+/**
+ * main → worker, once per port: what the worker needs to keep its own cache of verified
+ * credentials (so a reconnect costs no message at all): the HMAC key the entries are keyed
+ * by, and the table generation (Int32 [0]), bumped by every reload, that entries must match.
+ */
+export interface AuthInit { t: 'init'; key: Uint8Array; generation: SharedArrayBuffer }
+
+export const enum Verdict {
+  OK = 0,
+  /** Unknown user or wrong password: CONNACK v3 4 / v5 0x86. */
+  BAD_CREDENTIALS = 1,
+  /** The hashing queue is full: CONNACK v3 3 / v5 0x89 at once. */
+  BUSY = 2,
+}

@@ -1,4 +1,4 @@
-// Restart time for a large store (issue 4 "Speed"): fills a fresh data dir through the store
+// Restart time for a large store: fills a fresh data dir through the store
 // API with S sessions × 5 subscriptions and R retained messages, then times fleetmq from spawn
 // to its "listening" line (store opened, read back, every session handed to a worker), and
 // reports the store's size on disk.

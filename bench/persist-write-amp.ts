@@ -1,4 +1,4 @@
-// Store write amplification and disk use under steady load (issue 4 "Speed", "Restart"):
+// Store write amplification and disk use under steady load:
 // bytes the broker made the kernel write to storage (/proc/PID/io write_bytes: WAL, memtable
 // flushes, compactions) and broker CPU time per QoS 1 message to a persistent session, and the
 // data dir's size after each round of a steady load that queues and then drains messages.

@@ -1,4 +1,4 @@
-// The named load presets of issue 3. Each builds a plain plan; the same plan runs unchanged
+// The named load presets. Each builds a plain plan; the same plan runs unchanged
 // against every broker, so the only variable in a comparison is the broker.
 import type { ChurnPlan, IdlePlan, LoadPlan, PubSubPlan, PublisherSpec, SubscriberSpec } from './load/plan';
 import type { MqttVersion } from './load/protocol';

@@ -1,5 +1,5 @@
 // fleetmq native addon: exports only. Process-wide state lives in trie.cc / slab.cc and is
-// shared by all threads (DESIGN.md §3); see native/README.md for who owns what.
+// shared by all threads; see native/README.md for who owns what.
 #include <napi.h>
 #include <time.h>
 #include <unistd.h>
@@ -41,7 +41,7 @@ bool IsU32(const Napi::Value& v) {
 // Every export runs inside Guarded. The addon is compiled with C++ exceptions on (binding.gyp,
 // CMakeLists.txt) because the trie and its std containers allocate: a std::bad_alloc (or any
 // other C++ exception) must not unwind into N-API, which is a C interface (undefined behaviour;
-// during worker.terminate() an abort, DESIGN.md §7). Here it becomes a JS Error with code
+// during worker.terminate() an abort, src/README.md, "Measured"). Here it becomes a JS Error with code
 // ERR_FLEETMQ_NATIVE_OOM / ERR_FLEETMQ_NATIVE, thrown with napi_throw_error, which allocates no
 // C++ memory. The native state stays consistent (see "Allocation failure" in native/README.md).
 napi_value ThrowCaught(napi_env env, const char* code, const char* msg) {
@@ -64,7 +64,7 @@ Napi::Value Guarded(const Napi::CallbackInfo& info) {
 }
 
 // The main thread accepts a socket, duplicates its fd and hands the copy to a worker
-// (DESIGN.md §7: Node has no way to move a socket handle between threads).
+// (src/README.md, "Measured": Node has no way to move a socket handle between threads).
 Napi::Value DupFd(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (info.Length() < 1 || !info[0].IsNumber()) {
@@ -293,7 +293,7 @@ namespace slab = fleetmq::slab;
 
 // Per env (main thread or one worker): its holder index and a strong reference to the view,
 // which keeps the shared memory alive until this env's cleanup hook has released its holdings
-// (DESIGN.md §7: never tie slab lifetime to GC).
+// (src/README.md, "Measured": never tie slab lifetime to GC).
 struct EnvSlab {
   int holder = -1;
   napi_ref view = nullptr;

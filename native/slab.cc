@@ -7,7 +7,7 @@ namespace fleetmq::slab {
 namespace {
 
 // Process-wide: which buffer is attached. Word operations go through std::atomic<int32_t>
-// over the shared memory, which interoperates with JS Atomics (DESIGN.md §7).
+// over the shared memory, which interoperates with JS Atomics (src/README.md, "Measured").
 std::mutex g_attach_mu;  // leaf lock, only for Attach/Detach
 std::atomic<int32_t*> g_words{nullptr};
 int g_attached = 0;       // guarded by g_attach_mu

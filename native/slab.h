@@ -1,4 +1,4 @@
-// Payload slab over one SharedArrayBuffer (DESIGN.md §3 "Slab"). The layout is defined in
+// Payload slab over one SharedArrayBuffer (native/README.md, "Slab"). The layout is defined in
 // src/slab-layout.ts (ASCII diagram there) and mirrored here; test/native/slab.test.ts checks
 // that both agree. No Node dependency, so the fuzzers and sanitizer builds can drive it.
 #pragma once

@@ -1,4 +1,4 @@
-// The subscription trie shared by every thread of the process (DESIGN.md §3).
+// The subscription trie shared by every thread of the process (native/README.md).
 //
 // Readers (Match) never lock: they pin an epoch once per batch and follow atomic pointers.
 // Writers (Subscribe/Unsubscribe) are serialised per trie by a mutex and publish changes

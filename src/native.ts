@@ -1,5 +1,5 @@
 // The single loader for the addon (as better-sqlite3 does): every thread requires this module and
-// gets the same process-wide native state (DESIGN.md §3).
+// gets the same process-wide native state (native/README.md).
 import * as path from 'node:path';
 
 export interface TrieStats {

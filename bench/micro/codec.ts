@@ -1,5 +1,5 @@
 // PUBLISH framing and encoding, per message: the broker's fast path (workers/protocol/
-// publish-codec.ts) against mqtt-packet, which DESIGN.md §7 measured at ~1M parses/s and
+// publish-codec.ts) against mqtt-packet, which src/README.md ("Measured") has at ~1M parses/s and
 // ~2M generates/s per core; plus the load generator's own template framing, which must stay far
 // cheaper than any broker it measures. Each task handles a batch of 100 64-byte messages so
 // per-call overhead of the harness does not dominate; figures are reported per message.

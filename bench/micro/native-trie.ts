@@ -1,7 +1,7 @@
-// Native trie match rate (DESIGN.md §6 target: ≥ 10M matches/s per core on 100K subscriptions
+// Native trie match rate (target, bench/README.md: ≥ 10M matches/s per core on 100K subscriptions
 // with 10% wildcards, cached) and slab alloc/release. Matches run in batches of 64 topics per
 // native call, as the broker does; a second thread churns (un)subscribes to show that
-// matching takes no lock a writer can hold up (DESIGN.md §3, §7).
+// matching takes no lock a writer can hold up (native/README.md).
 //
 //   node dist/bench/micro/native-trie.js      (or npm run bench:micro -- native)
 //

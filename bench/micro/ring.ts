@@ -1,5 +1,5 @@
 // SPSC ring push/pop across two threads (src/shared/ring.ts): records per second for 64-byte
-// records with the tail published once per batch (DESIGN.md §7 measured 3-6M/s per record and
+// records with the tail published once per batch (src/README.md, "Measured": 3-6M/s per record and
 // 7-10M/s per 64), and the same in one thread (no cache-line traffic) as the ceiling.
 //
 //   npm run bench:micro            (all micro-benchmarks)

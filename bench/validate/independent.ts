@@ -1,4 +1,4 @@
-// An independent measurement to check bench/run.ts against (issue 3: the tool's Mosquitto
+// An independent measurement to check bench/run.ts against (the tool's Mosquitto
 // figures must land within 20% of one). Nothing is shared with the load generator: clients are
 // the `mqtt` npm library (one process, one thread, a library-encoded packet per message), the
 // rate is counted in its 'message' events, and Mosquitto's CPU time comes from GNU time's

@@ -1,4 +1,4 @@
-// The coordinator thread: what must be single per process (DESIGN.md §1) — the session
+// The coordinator thread: what must be single per process (src/README.md, "Threads") — the session
 // registry, the retained index and the store; the cluster attaches here later.
 import { parentPort, workerData, MessagePort, receiveMessageOnPort } from 'node:worker_threads';
 import { topicIndex, subscriberWorker } from '../shared/topic-index';

@@ -1,4 +1,4 @@
-// The coordinator's store (DESIGN.md §4): opens RocksDB once for the process, restores what it
+// The coordinator's store (workers/README.md, "Persistence and write-behind"): opens RocksDB once for the process, restores what it
 // holds at start, and group-commits the operations workers send. Workers name subscribers by
 // their trie id; `bind` ops tell this side which client id each id belongs to.
 import { promises as fs } from 'node:fs';

@@ -1,4 +1,4 @@
-// clientId → owning worker, with takeover (DESIGN.md §4 "Registry"). Claims for one clientId
+// clientId → owning worker, with takeover (workers/README.md, "Sessions"). Claims for one clientId
 // are serialised: a second claim waits until the first one's takeover has completed.
 import type { MessagePort } from 'node:worker_threads';
 import type { FromCoordinator } from '../shared/messages';

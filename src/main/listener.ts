@@ -1,5 +1,5 @@
 // Accepts TCP connections on the main thread and hands each one's fd to the least-loaded
-// worker (DESIGN.md §1). The main thread never reads a byte of MQTT.
+// worker (src/README.md, "Threads"). The main thread never reads a byte of MQTT.
 import * as net from 'node:net';
 import { native } from '../native';
 import type { Supervisor } from './supervisor';
@@ -33,7 +33,7 @@ export class Listener {
 
   private handOff(socket: net.Socket): void {
     // _handle.fd is the only way to reach the descriptor; Node has no API to move a socket
-    // to another thread (DESIGN.md §7).
+    // to another thread (src/README.md, "Measured").
     const fd = (socket as unknown as { _handle?: { fd?: number } })._handle?.fd;
     if (typeof fd !== 'number' || fd < 0) { socket.destroy(); return; }
     let copy: number;

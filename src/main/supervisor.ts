@@ -1,5 +1,5 @@
 // Starts the worker threads and the coordinator, wires their rings, and replaces a worker
-// that dies without disturbing the others (DESIGN.md §1).
+// that dies without disturbing the others (src/README.md, "Threads").
 import * as path from 'node:path';
 import { Worker, MessageChannel } from 'node:worker_threads';
 import type { BrokerConfig } from '../config';
@@ -207,11 +207,11 @@ export class Supervisor {
     void this.spawn(index);
   }
 
-  /** fds handed over but never adopted by the dead worker would leak otherwise (DESIGN.md §7). */
+  /** fds handed over but never adopted by the dead worker would leak otherwise (src/README.md, "Measured"). */
   /**
    * Connections handed to the dead worker that it never took (a client reconnecting at once
    * can land there before the main thread sees the exit) go to its replacement; closed only if
-   * even that ring is full (DESIGN.md §7: never leak an fd).
+   * even that ring is full (src/README.md, "Measured": never leak an fd).
    */
   private carryQueuedFds(dead: Slot, next: Slot): void {
     new RingConsumer(dead.acceptSab).drain((_d, view, off) => {

@@ -72,7 +72,7 @@ export interface PersistTarget {
   pid?: number;
 }
 
-/** Store operations a worker asks the coordinator to group-commit (DESIGN.md §4). */
+/** Store operations a worker asks the coordinator to group-commit (workers/README.md, "Persistence and write-behind"). */
 export type StoreOp =
   | { o: 'session'; session: StoredSession }
   | { o: 'delSession'; clientId: string }

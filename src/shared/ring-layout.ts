@@ -1,4 +1,4 @@
-// Layout of a single-producer / single-consumer ring in a SharedArrayBuffer (DESIGN.md §3).
+// Layout of a single-producer / single-consumer ring in a SharedArrayBuffer (native/README.md).
 //
 //   Int32 header (64 bytes, its own cache line)          data (capacity bytes, power of two)
 //   ┌──────┬──────┬─────────┐                           ┌───────────────────────────────────┐
@@ -18,7 +18,7 @@
 //             │ sleeping │ doorbell │
 //             └──────────┴──────────┘
 // Only the consumer writes `sleeping`; the producer only reads it and rings the doorbell
-// (DESIGN.md §7: a producer that cleared the flag itself lost wake-ups in 25% of runs).
+// (src/README.md, "Measured": a producer that cleared the flag itself lost wake-ups in 25% of runs).
 
 export const HEADER_BYTES = 64;
 export const I_HEAD = 0;

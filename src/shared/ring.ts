@@ -1,5 +1,5 @@
 // SPSC ring over a SharedArrayBuffer. One producer thread and one consumer thread per ring;
-// the producer publishes its tail once per batch (`commit`), which DESIGN.md §7 measured as
+// the producer publishes its tail once per batch (`commit`), which src/README.md ("Measured") has as
 // 2x the throughput of publishing per record.
 import { HEADER_BYTES, I_HEAD, I_TAIL, I_SPILLED, WRAP, LEN_BYTES, BELL_BYTES, B_SLEEPING, B_DOORBELL } from './ring-layout';
 
@@ -152,7 +152,7 @@ export function createBell(): SharedArrayBuffer {
 
 /**
  * The consumer side of a doorbell: parks with `Atomics.waitAsync` (never blocking the loop)
- * until a producer rings. waitAsync does not keep a worker's loop alive (DESIGN.md §7): the
+ * until a producer rings. waitAsync does not keep a worker's loop alive (src/README.md, "Measured"): the
  * owner keeps a ref'd handle (its parentPort listener).
  */
 export class BellWaiter {

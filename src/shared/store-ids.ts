@@ -1,6 +1,6 @@
 // Store ids (message ids and queue sequence numbers) come from one counter in shared memory, so
 // a worker can name a message's store slots the moment it routes it, without a round trip to
-// the coordinator (DESIGN.md §4): routing no longer waits for the store, only the publisher's
+// the coordinator (workers/README.md, "Persistence and write-behind"): routing no longer waits for the store, only the publisher's
 // acknowledgement does. The coordinator sets the counter above every id on disk before any
 // worker starts. One counter for both kinds keeps queue order the order ids were taken in.
 

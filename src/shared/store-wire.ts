@@ -1,4 +1,4 @@
-// Store requests on the worker → coordinator store ring (DESIGN.md §4): one request per worker
+// Store requests on the worker → coordinator store ring (workers/README.md, "Persistence and write-behind"): one request per worker
 // turn, the operations in the order the worker made them.
 //
 // Request:  u32 req | u32 op count | ops

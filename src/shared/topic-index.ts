@@ -1,4 +1,4 @@
-// The broker's view of the native topic trie (DESIGN.md §3): one process-wide trie, reached
+// The broker's view of the native topic trie (native/README.md): one process-wide trie, reached
 // by id from every thread. Subscriber ids pack the owning worker and its session slot so a
 // match result tells a worker at once which subscribers are its own.
 import { native } from '../native';

@@ -24,7 +24,7 @@ export interface WorkerWiring {
   /** The payload slab (src/slab-layout.ts) and each worker's holder index in it (-1: none). */
   slab: SharedArrayBuffer | null;
   slabHolders: SharedArrayBuffer;
-  /** This worker's store ring to the coordinator (DESIGN.md §4) and the coordinator's doorbell. */
+  /** This worker's store ring to the coordinator (workers/README.md, "Persistence and write-behind") and the coordinator's doorbell. */
   storeRing: SharedArrayBuffer;
   coordBell: SharedArrayBuffer;
   /** The shared store id counter (src/shared/store-ids.ts). */

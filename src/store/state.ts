@@ -93,7 +93,7 @@ export class StoreIndex implements IdSource {
     for (const op of ops) {
       if (op.t === 'message') {
         // Workers that hold a message for their own sessions each store it under the id its
-        // publisher took (DESIGN.md §4): a body already referenced keeps its count and its record.
+        // publisher took (workers/README.md, "Persistence and write-behind"): a body already referenced keeps its count and its record.
         if (this.refs.has(op.message.id) && !added.has(op.message.id)) continue;
         added.set(op.message.id, op.message);
         this.refs.set(op.message.id, 0);

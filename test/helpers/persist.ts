@@ -1,4 +1,4 @@
-// What the broker-level persistence suite (test/integration/2*-*.test.ts, issue 4) needs beyond
+// What the broker-level persistence suite (test/integration/2*-*.test.ts) needs beyond
 // launching and clients:
 //
 // - Deployment: one data directory (fresh, under os.tmpdir()) and the broker processes started
@@ -64,7 +64,7 @@ export class Deployment {
     } catch (err) {
       const msg = (err as Error).message;
       const hint = /unknown option "--(data-dir|durability)"/.test(msg)
-        ? '\n(the broker rejects the persistence flags: issue 4 is not wired into the CLI yet)' : '';
+        ? '\n(the broker rejects the persistence flags)' : '';
       throw new Error(`broker start #${this.outputs.length + 1} on ${this.dir} failed: ${msg}${hint}`);
     }
     this.outputs.push('');
@@ -143,7 +143,7 @@ export function persistentConnect(version: 4 | 5, clientId: string, resume: bool
 
 /**
  * A durability barrier for SIGKILL tests whose subject is not the last ack before the kill: a QoS 1
- * message for an offline persistent session is in the WAL before its PUBACK (issue 4), and the
+ * message for an offline persistent session is in the WAL before its PUBACK, and the
  * store commits in order, so whatever the broker acknowledged before it is on disk too.
  */
 export async function durableBarrier(c: Clients, port: number, base: string): Promise<void> {

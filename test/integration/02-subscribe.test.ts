@@ -97,7 +97,7 @@ eachWorkerCount('02 subscribe', (broker) => {
       assert.equal(ones[0].packet.qos, 1, 'delivered at the new QoS');
     });
 
-    it(`v${v}: overlapping subscriptions deliver one copy at the maximum QoS [MQTT-3.3.5-1] (issue: one copy)`, async () => {
+    it(`v${v}: overlapping subscriptions deliver one copy at the maximum QoS [MQTT-3.3.5-1]`, async () => {
       const t = utopic('overlap');
       const sub = await pool.connect(broker(), { protocolVersion: v });
       const pub = await pool.connect(broker(), { protocolVersion: v });

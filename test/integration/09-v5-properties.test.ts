@@ -70,7 +70,7 @@ eachWorkerCount('09 v5 properties', (broker) => {
     for (const p of rest) assert.ok(p.cmd === 'disconnect' && [0x82, 0x94].includes((p as { reasonCode?: number }).reasonCode ?? 0), `got ${b.raw.describe()}`);
   });
 
-  it('topic alias, broker to client: used when the client allows it, never above its maximum [MQTT-3.3.2-9] (issue: use outbound aliases)', async () => {
+  it('topic alias, broker to client: used when the client allows it, never above its maximum [MQTT-3.3.2-9]', async () => {
     const t = utopic('alias-out');
     const { raw } = await pool.rawConnected(broker(), 5, { properties: { topicAliasMaximum: 4 } });
     raw.send({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: `${t}/#`, qos: 0 }] });

@@ -121,7 +121,7 @@ function assertSubset(actual: unknown, expected: unknown, where: string): void {
 
 /**
  * Isolation: a refused or malformed packet on one connection must not affect any other
- * connection (issue: "a well-behaved client on another connection is unaffected"). Cases run one
+ * connection. Cases run one
  * at a time here so the first case that breaks the broker for others is named.
  */
 async function checkIsolation(broker: BrokerHandle): Promise<void> {

@@ -1,4 +1,4 @@
-// 10: the command line and the JSON config file (issue 2, "Layout, build, README, CI": CLI).
+// 10: the command line and the JSON config file .
 //
 // - `--help` documents every flag.
 // - `--port 0` binds a free port and prints `fleetmq listening on HOST:PORT`.

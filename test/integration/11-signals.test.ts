@@ -1,4 +1,4 @@
-// 11: SIGTERM / SIGINT shut the broker down cleanly (issue 2, CLI): it stops accepting, every
+// 11: SIGTERM / SIGINT shut the broker down cleanly (CLI): it stops accepting, every
 // MQTT 5 client receives DISCONNECT with reason 0x8B (server shutting down) before its
 // connection closes, every MQTT 3.1.1 client sees its connection closed (3.1.1 servers send no
 // DISCONNECT), and the process exits with code 0. Run with 1 and 3 workers, clients spread

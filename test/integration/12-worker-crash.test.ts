@@ -1,4 +1,4 @@
-// 12: the supervisor (issue 2, "Threads"): a worker thread that dies is replaced; the broker
+// 12: the supervisor (src/README.md, "Threads"): a worker thread that dies is replaced; the broker
 // process stays up, clients on the other workers are untouched and keep exchanging messages
 // across workers, the dead worker's clients are disconnected and can reconnect at once.
 //

@@ -1,4 +1,4 @@
-// 13: malformed input (issue 2, "Tests" and "Validation ... never a crash"). Thousands of
+// 13: malformed input (never a crash). Thousands of
 // random and mutated packets, from a seeded PRNG, over many raw connections (20 at a time).
 // Throughout and at the end:
 // - the broker stays up: the process is alive and printed no crash line;

@@ -1,4 +1,4 @@
-// 14: slow consumers and memory (issue 2, "Slow consumers and memory"; DESIGN.md §2 step 9).
+// 14: slow consumers and memory (workers/README.md, "Output and slow consumers").
 // A subscriber that stops reading must neither slow the others nor grow the broker's memory
 // without bound.
 //

@@ -1,4 +1,4 @@
-// 15: many idle connections (issue 2, "Threads" and "Speed": idle connection memory). 5,000
+// 15: many idle connections (idle connection memory). 5,000
 // raw MQTT connections (half v3.1.1, half v5) on 3 workers, all CONNACKed and subscribed, most
 // to an exact topic and a few through wildcards; one message then reaches every one of them
 // exactly once, at QoS 0 and at QoS 1; then SIGTERM closes every connection cleanly (v5:

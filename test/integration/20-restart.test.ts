@@ -1,4 +1,4 @@
-// 20 restart (issue 4 "Restart"): what a broker restarted on the same --data-dir (durability
+// 20 restart: what a broker restarted on the same --data-dir (durability
 // `process`) must give back, after a clean shutdown (SIGTERM) and after kill -9 (SIGKILL),
 // with 1 and 3 workers, for MQTT 3.1.1 and 5 clients side by side:
 //   - persistent sessions (v3.1.1 Clean Session 0, v5 Session Expiry > 0) and their subscriptions

@@ -1,4 +1,4 @@
-// 21 crash (issue 4 "Tests", crash test): persistent subscribers (MQTT 3.1.1 and 5, subscribed
+// 21 crash: persistent subscribers (MQTT 3.1.1 and 5, subscribed
 // at QoS 1 and QoS 2); QoS 1 publishers (mqtt.js: its publish callback fires on PUBACK) and QoS 2
 // publishers (raw: PUBREC recorded exactly) publish numbered streams as fast as a window of 32
 // allows; the broker is SIGKILLed mid-stream and restarted on the same data dir; subscribers

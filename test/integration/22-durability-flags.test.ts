@@ -1,4 +1,4 @@
-// 22 durability flags and unreadable stores (issue 4 "Durability" and "Restart"):
+// 22 durability flags and unreadable stores:
 //   - --durability none keeps everything in memory: nothing survives a restart, and it needs no
 //     data directory (the default ./data is not created);
 //   - a bad --durability value: one clear line on stderr, exit 2, nothing created;

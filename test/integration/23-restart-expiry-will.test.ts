@@ -1,4 +1,4 @@
-// 23 restart: time counted across downtime (issue 4 "Restart": "sessions (expiry counted across
+// 23 restart: time counted across downtime ("sessions (expiry counted across
 // downtime)", "wills (a will whose delay or session expired while the broker was down is
 // published at start)"), with 1 and 3 workers, restart by SIGTERM and by SIGKILL:
 //   - a v5 session with Session Expiry 2 s whose broker is down for more than that is gone after

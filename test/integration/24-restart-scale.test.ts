@@ -1,4 +1,4 @@
-// 24 restart at a modest scale (issue 4 "Restart"): 300 persistent sessions (half MQTT 3.1.1,
+// 24 restart at a modest scale: 300 persistent sessions (half MQTT 3.1.1,
 // half 5) spread over 3 workers, 3 subscriptions each (one wildcard), 3 queued QoS 1 messages
 // each, and 1,000 retained messages; SIGKILL (after an acknowledged durable write) and restart:
 // every session is back (Session Present 1) with its queue in order and its subscriptions live,

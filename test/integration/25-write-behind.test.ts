@@ -1,4 +1,4 @@
-// 25 write-behind for QoS 1 to persistent sessions (issue 4 "Speed", DESIGN.md §4):
+// 25 write-behind for QoS 1 to persistent sessions (workers/README.md, "Persistence and write-behind"):
 //   - the message is routed at once and its store write waits --commit-linger-ms; a message
 //     every persistent subscriber acknowledged meanwhile is never written (store/held/unwritten)
 //     and nothing of it comes back after kill -9;

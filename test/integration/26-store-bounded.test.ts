@@ -1,4 +1,4 @@
-// 26 disk stays bounded under steady load (issue 4 "Restart": compaction). A persistent
+// 26 disk stays bounded under steady load (compaction). A persistent
 // subscriber goes offline, 4000 QoS 1 messages of 1 KiB queue for it, it comes back and takes
 // them all; sixteen rounds write ~64 MiB of message bodies through a store with 1 MiB memtables.
 // What the rounds deleted must not stay on disk: after every round the data dir is well below

@@ -36,7 +36,7 @@ test('every native/*.cc is compiled', () => {
 });
 
 // The addon's N-API defines and its exception setting must match between the two builds: the
-// sanitizer build is only worth running if it is the same code (DESIGN.md §7, native/addon.cc
+// sanitizer build is only worth running if it is the same code (src/README.md, "Measured", native/addon.cc
 // Guarded: C++ exceptions on, caught at every export, never thrown by node-addon-api).
 test('binding.gyp and native/CMakeLists.txt agree on the addon defines and C++ exceptions', () => {
   const gyp = JSON.parse(fs.readFileSync(path.join(ROOT, 'binding.gyp'), 'utf8')) as { targets: Record<string, unknown>[] };

@@ -1,4 +1,4 @@
-// A publisher's PUBACK under write-behind across workers (DESIGN.md §4): it waits for every
+// A publisher's PUBACK under write-behind across workers (workers/README.md, "Persistence and write-behind"): it waits for every
 // part (this worker's held request, one per other holding worker) and goes only if all are
 // durable; parts from a worker that died count as failed, so that publisher resends.
 import { describe, test } from 'node:test';

@@ -1,5 +1,5 @@
 // workers/protocol/control-codec.ts: mqtt-packet through its public API only. A malformed
-// control frame must not poison the next one (DESIGN.md §7: mqtt-packet's parser is not fully
+// control frame must not poison the next one (src/README.md, "Measured": mqtt-packet's parser is not fully
 // reset after an error), and the normal path must not create parsers.
 import { test } from 'node:test';
 import * as assert from 'node:assert/strict';

@@ -1,4 +1,4 @@
-// Inbound PUBLISH (DESIGN.md §2 steps 1-2 and 8): fast-path parse, admit (topic, alias,
+// Inbound PUBLISH (workers/README.md, "The path of a PUBLISH", steps 1-2 and 8): fast-path parse, admit (topic, alias,
 // expiry, flow control), hand to the router, acknowledge.
 import type { Connection } from '../net/connection';
 import { Message } from '../protocol/message';

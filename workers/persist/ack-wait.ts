@@ -1,5 +1,5 @@
 // A publisher's PUBACK that waits for its message to be durable (or to need no durability) in
-// every worker holding a part of it (DESIGN.md §4, write-behind): this worker's held request
+// every worker holding a part of it (workers/README.md, "Persistence and write-behind"): this worker's held request
 // (held-publish.ts) and one part per other worker whose persistent sessions got the message.
 // One failed part settles it as failed: no PUBACK, the publisher resends after reconnecting.
 import type { Connection } from '../net/connection';

@@ -1,4 +1,4 @@
-// Write-behind for QoS 1 messages to persistent sessions of this worker (DESIGN.md §4).
+// Write-behind for QoS 1 messages to persistent sessions of this worker (workers/README.md, "Persistence and write-behind").
 //
 // The message is routed at once and its store request is held here for --commit-linger-ms.
 // A delivery that is acknowledged (or dropped) meanwhile leaves the request; a message whose

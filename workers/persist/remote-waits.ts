@@ -1,5 +1,5 @@
 // Publishes of this worker whose PUBACK waits for parts held by other workers (write-behind,
-// DESIGN.md §4), by holding worker and message id: a settle record from that worker ends one.
+// workers/README.md, "Persistence and write-behind"), by holding worker and message id: a settle record from that worker ends one.
 import type { AckWait } from './ack-wait';
 
 /**

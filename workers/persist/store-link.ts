@@ -1,4 +1,4 @@
-// The worker's end of its store ring (DESIGN.md §4): each request is encoded once
+// The worker's end of its store ring (workers/README.md, "Persistence and write-behind"): each request is encoded once
 // (src/shared/store-wire.ts) and written as one or more ring records, then the tail is
 // published and the coordinator's doorbell rung. A full ring spills to the producer's overflow
 // queue, retried until the coordinator has made room: requests are never dropped or reordered.

@@ -1,10 +1,10 @@
 // Control packets (everything but PUBLISH) go through mqtt-packet, one whole frame at a time.
 // Frames arrive complete, so a parser holds no state between calls and idle connections carry
-// no parser (DESIGN.md §2.1). Only mqtt-packet's public API is used:
+// no parser (workers/README.md, "The path of a PUBLISH"). Only mqtt-packet's public API is used:
 // - After a complete packet its parser is back at its start state by itself (it consumed the
 //   frame and began a new packet), so the normal path resets nothing and allocates nothing.
 // - After an error, an incomplete frame or bytes past the packet, the parser is replaced: its
-//   internal state is not fully reset after an error (DESIGN.md §7; a following good CONNECT
+//   internal state is not fully reset after an error (src/README.md, "Measured"; a following good CONNECT
 //   failed to parse), and `_resetState` is private. Errors come only from misbehaving clients.
 // - The protocol version is fixed per parser (one per version), and CONNECTs get a parser of
 //   their own: parsing a CONNECT makes a parser adopt that CONNECT's version as its setting.

@@ -5,7 +5,7 @@ import type { WireMessage } from '../../src/shared/messages';
 
 export class Message {
   private topicStr: string | null = null;
-  /** Encoded QoS 0 PUBLISH per (protocol, retain flag): encode once, write many (DESIGN.md §2.5). */
+  /** Encoded QoS 0 PUBLISH per (protocol, retain flag): encode once, write many (workers/README.md, step 6). */
   enc3: Buffer | null = null;
   enc3r: Buffer | null = null;
   enc5: Buffer | null = null;

@@ -1,4 +1,4 @@
-// The PUBLISH fast path (DESIGN.md §2.1): parse only what routing needs straight from the
+// The PUBLISH fast path (workers/README.md, "The path of a PUBLISH"): parse only what routing needs straight from the
 // frame bytes, and encode outbound PUBLISHes by hand. Every other packet uses mqtt-packet;
 // test/protocol checks this codec against it.
 import { PROP } from './constants';

@@ -1,4 +1,4 @@
-// A PUBLISH crossing to another worker (DESIGN.md §2.6): one record per target worker holding
+// A PUBLISH crossing to another worker (workers/README.md, "Cross-worker records"): one record per target worker holding
 // the message once and the list of that worker's matching subscribers, so the target never
 // re-matches and subscribers are never copied per message.
 //
@@ -8,15 +8,15 @@
 //   └──────┴──────┴────────┴────────┴─────────┴─────────┴──────────┴─────────────┴───────────────┴──────────────────────┘
 //   flags: bits 0-1 QoS, bit 2 retain, bit 3 props present, bit 4 stored.
 //   each subscriber: [subscriber u32, options u32, subscriptionId u32] exactly as the trie gave them.
-//   stored (the publisher persisted it, DESIGN.md §4): f64 message id, then one f64 queue seq
+//   stored (the publisher persisted it, workers/README.md, "Persistence and write-behind"): f64 message id, then one f64 queue seq
 //   per subscriber (0 = not stored for that one), between the triples and the body.
 //   held (flag bit 6, instead of stored): the publisher's worker took message id f64 (between
 //   the triples and the body) and holds no store request for these subscribers: this worker
-//   holds it for them under that id (write-behind, DESIGN.md §4). Bit 7: the publisher waits for
+//   holds it for them under that id (write-behind, workers/README.md, "Persistence and write-behind"). Bit 7: the publisher waits for
 //   this worker's part; answered with a settle record once the message is durable here or
 //   needs nothing written.
 //   slab (flag bit 5): instead of the body, [handle u32][byteOffset u32] of the one slab slot
-//   that holds topic|props|payload for every target worker (DESIGN.md §3 "Slab"); the target
+//   that holds topic|props|payload for every target worker (native/README.md, "Slab"); the target
 //   copies it out and releases its reference. Without a slot (slab full, message over the largest
 //   size class, a target not attached) the body travels inline.
 //

@@ -1,4 +1,4 @@
-// This worker's side of the payload slab (DESIGN.md §3): a message bound for other workers is
+// This worker's side of the payload slab (native/README.md): a message bound for other workers is
 // copied once into one slot held by all of them, with ONE native call per batch to allocate and
 // one per ring drain to release. Handles, not payload bytes, cross the rings.
 import { native } from '../../src/native';

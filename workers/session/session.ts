@@ -109,7 +109,7 @@ export class Session {
 
   /**
    * Delivers one message at `qos` (already min(published, granted)). `msgId`/`seq` name its
-   * store slot when the publisher persisted it for this session (DESIGN.md §4).
+   * store slot when the publisher persisted it for this session (workers/README.md, "Persistence and write-behind").
    */
   deliver(msg: Message, qos: number, retain: boolean, subIds: number[] | null, msgId = 0, seq = 0, held: HeldPublish | null = null): void {
     if (msg.expiryAt !== 0 && msg.expiryAt <= Date.now()) { this.env.count(C_DROPPED_EXPIRED, 1); this.unstoreSlot(seq, held); return; }
@@ -310,7 +310,7 @@ export class Session {
     this.pendingWill = null;
   }
 
-  /** Restores a session read back from the store at start (DESIGN.md §4). */
+  /** Restores a session read back from the store at start (workers/README.md, "Persistence and write-behind"). */
   restore(w: WireSession): void {
     for (const f of w.inflight) {
       const o = new Outgoing(f.msg ? Message.fromWire(f.msg) : null, f.qos, f.msg?.retain ?? false, f.subIds, f.msgId, 0, null);

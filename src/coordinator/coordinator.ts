@@ -1,6 +1,8 @@
-// The coordinator thread: what must be single per process (src/README.md, "Threads") — the session
-// registry, the retained index and the store; the cluster attaches here later.
-import { parentPort, workerData, MessagePort, receiveMessageOnPort } from 'node:worker_threads';
+// What must be single per process (src/README.md, "Threads"): the session registry, the
+// retained messages and their cursors, and the store. A module with its state in one object,
+// so it can run without a thread (test/unit/coordinator.test.ts); thread.ts runs it as the
+// coordinator thread. The cluster attaches here as it lands.
+import { type MessagePort, receiveMessageOnPort } from 'node:worker_threads';
 import { topicIndex, subscriberWorker } from '../shared/topic-index';
 import { native } from '../native';
 import type { BrokerConfig } from '../config';
@@ -12,132 +14,150 @@ import { StoreIds } from '../shared/store-ids';
 import { StoreInbox } from './store-inbox';
 import { BellWaiter } from '../shared/ring';
 
-const { workers, config, trieId, storeIds, coordBell } = workerData as {
-  workers: number; config: BrokerConfig; trieId: number; storeIds: SharedArrayBuffer; coordBell: SharedArrayBuffer;
-};
-/** Every worker's trie subscriptions (subscriber id → filters), to clean up after a dead worker. */
-const journal = new Map<number, Set<string>>();
-const ports: (MessagePort | null)[] = new Array(workers).fill(null);
-/** Each worker's store ring (its store requests, in order). */
-const inboxes: (StoreInbox | null)[] = new Array(workers).fill(null);
-const bell = new BellWaiter(coordBell);
-const registry = new Registry(ports);
-const retained = new RetainedStore();
-const cursors = new RetainedCursors(retained);
-let persistence: Persistence | null = null;
-/** Restored sessions not yet handed to a worker, per worker index. */
-const toAdopt: RestoredSession[][] = Array.from({ length: workers }, () => []);
+export interface CoordinatorOptions {
+  workers: number;
+  config: BrokerConfig;
+  trieId: number;
+  storeIds: SharedArrayBuffer;
+  coordBell: SharedArrayBuffer;
+}
 
-function onWorkerMessage(index: number, port: MessagePort, m: ToCoordinator): void {
-  if (ports[index] !== port) return; // a message from a worker that has since been replaced
-  // What the worker wrote to its store ring before posting this comes first (e.g. the store
-  // ops of a session's old owner before its connection moves).
-  drainStore(index);
-  switch (m.t) {
-    case 'claim': registry.claim(index, m.req, m.clientId, m.clean); break;
-    case 'released': registry.released(index, m.req); break;
-    case 'ended': registry.ended(index, m.clientId); break;
-    case 'retain': retained.set(m.msg); break;
-    case 'sub': { let f = journal.get(m.sub); if (!f) journal.set(m.sub, (f = new Set())); f.add(m.filter); break; }
-    case 'unsub': { const f = journal.get(m.sub); if (f) { f.delete(m.filter); if (f.size === 0) journal.delete(m.sub); } break; }
-    case 'retained?': {
-      const now = Date.now();
-      const page = m.cursor === 0 ? cursors.first(index, m.filter, now) : cursors.next(index, m.cursor, now);
-      port.postMessage({ t: 'retained', req: m.req, cursor: page.cursor, msgs: page.msgs } satisfies FromCoordinator);
-      break;
+/** What the coordinator tells the main thread. */
+export type ToMain =
+  /** A line for the operator; `error` goes to stderr. */
+  | { t: 'log'; line: string; error?: boolean }
+  | { t: 'purged'; index: number; removed: number };
+
+export class Coordinator {
+  /** Every worker's trie subscriptions (subscriber id → filters), to clean up after a dead worker. */
+  private readonly journal = new Map<number, Set<string>>();
+  private readonly ports: (MessagePort | null)[];
+  /** Each worker's store ring (its store requests, in order). */
+  private readonly inboxes: (StoreInbox | null)[];
+  private readonly bell: BellWaiter;
+  private readonly registry: Registry;
+  readonly retained = new RetainedStore();
+  private readonly cursors = new RetainedCursors(this.retained);
+  private persistence: Persistence | null = null;
+  /** Restored sessions not yet handed to a worker, per worker index. */
+  private readonly toAdopt: RestoredSession[][];
+
+  constructor(private readonly opts: CoordinatorOptions, private readonly toMain: (m: ToMain) => void) {
+    this.ports = new Array(opts.workers).fill(null);
+    this.inboxes = new Array(opts.workers).fill(null);
+    this.bell = new BellWaiter(opts.coordBell);
+    this.registry = new Registry(this.ports);
+    this.toAdopt = Array.from({ length: opts.workers }, () => []);
+  }
+
+  /** Opens the store and restores what it holds; restored sessions go to workers as they attach. */
+  async start(): Promise<void> {
+    this.persistence = await Persistence.open(this.opts.config, new StoreIds(this.opts.storeIds));
+    const { sessions, retained } = await this.persistence.load((line) => this.toMain({ t: 'log', line }));
+    for (const m of retained) this.retained.set(m);
+    sessions.forEach((s, i) => this.toAdopt[i % this.opts.workers].push(s));
+    this.parkStores();
+  }
+
+  /** Worker `index` (new or a replacement) talks to the coordinator on `port`. */
+  attach(index: number, port: MessagePort, storeRing: SharedArrayBuffer): void {
+    this.ports[index]?.close();
+    this.ports[index] = port;
+    this.inboxes[index] = new StoreInbox(storeRing);
+    port.on('message', (msg: ToCoordinator) => this.onWorkerMessage(index, port, msg));
+    for (const session of this.toAdopt[index].splice(0)) {
+      this.registry.own(session.clientId, index);
+      port.postMessage({ t: 'adopt', session } satisfies FromCoordinator);
     }
-    case 'retained-close': cursors.close(index, m.cursor); break;
-    case 'move': {
-      const target = ports[m.to];
-      if (target) target.postMessage({ t: 'conn', fd: m.fd, bytes: m.bytes } satisfies FromCoordinator);
-      else native.closeFd(m.fd);
-      break;
+    port.postMessage({ t: 'adopt-done' } satisfies FromCoordinator);
+  }
+
+  private onWorkerMessage(index: number, port: MessagePort, m: ToCoordinator): void {
+    if (this.ports[index] !== port) return; // a message from a worker that has since been replaced
+    // What the worker wrote to its store ring before posting this comes first (e.g. the store
+    // ops of a session's old owner before its connection moves).
+    this.drainStore(index);
+    switch (m.t) {
+      case 'claim': this.registry.claim(index, m.req, m.clientId, m.clean); break;
+      case 'released': this.registry.released(index, m.req); break;
+      case 'ended': this.registry.ended(index, m.clientId); break;
+      case 'retain': this.retained.set(m.msg); break;
+      case 'sub': { let f = this.journal.get(m.sub); if (!f) this.journal.set(m.sub, (f = new Set())); f.add(m.filter); break; }
+      case 'unsub': { const f = this.journal.get(m.sub); if (f) { f.delete(m.filter); if (f.size === 0) this.journal.delete(m.sub); } break; }
+      case 'retained?': {
+        const now = Date.now();
+        const page = m.cursor === 0 ? this.cursors.first(index, m.filter, now) : this.cursors.next(index, m.cursor, now);
+        port.postMessage({ t: 'retained', req: m.req, cursor: page.cursor, msgs: page.msgs } satisfies FromCoordinator);
+        break;
+      }
+      case 'retained-close': this.cursors.close(index, m.cursor); break;
+      case 'move': {
+        const target = this.ports[m.to];
+        if (target) target.postMessage({ t: 'conn', fd: m.fd, bytes: m.bytes } satisfies FromCoordinator);
+        else native.closeFd(m.fd);
+        break;
+      }
     }
   }
-}
 
-/** Applies a worker's store requests from its ring; each is answered on its port. */
-function drainStore(index: number): void {
-  const inbox = inboxes[index];
-  const port = ports[index];
-  if (!inbox || !port) return;
-  inbox.drain((req, ops, decodeError) => {
-    const answer = (results: PersistResult[], error: string | null) => {
-      if (error) process.stderr.write(`fleetmq: store: ${error}\n`);
-      port.postMessage({ t: 'stored', req, results, error } satisfies FromCoordinator);
-    };
-    if (!ops) { answer([], decodeError); return; }
-    persistence!.apply(ops, answer);
-  });
-}
-
-function drainAllStores(): void {
-  for (let i = 0; i < workers; i++) drainStore(i);
-}
-
-/** Sleeps on the doorbell every worker's store ring rings. */
-function parkStores(): void {
-  bell.park(() => inboxes.some((b) => b !== null && !b.isEmpty()), () => { drainAllStores(); parkStores(); });
-}
-
-function attach(index: number, port: MessagePort, storeRing: SharedArrayBuffer): void {
-  ports[index]?.close();
-  ports[index] = port;
-  inboxes[index] = new StoreInbox(storeRing);
-  port.on('message', (msg: ToCoordinator) => onWorkerMessage(index, port, msg));
-  for (const session of toAdopt[index].splice(0)) {
-    registry.own(session.clientId, index);
-    port.postMessage({ t: 'adopt', session } satisfies FromCoordinator);
-  }
-  port.postMessage({ t: 'adopt-done' } satisfies FromCoordinator);
-}
-
-/**
- * A worker died: take what it posted before dying, then remove its subscriptions from the
- * shared trie before a replacement reuses its subscriber ids (the main thread waits for 'purged').
- */
-function workerDied(index: number): void {
-  const port = ports[index];
-  if (port) {
-    for (let m = receiveMessageOnPort(port); m; m = receiveMessageOnPort(port)) onWorkerMessage(index, port, m.message as ToCoordinator);
-    drainStore(index);
-    port.close();
-    ports[index] = null;
-    inboxes[index] = null;
-  }
-  registry.workerDied(index);
-  cursors.workerDied(index);
-  let removed = 0;
-  for (const [sub, filters] of journal) {
-    if (subscriberWorker(sub) !== index) continue;
-    for (const f of filters) if (topicIndex.unsubscribe(trieId, f, sub)) removed++;
-    journal.delete(sub);
-  }
-  parentPort!.postMessage({ t: 'purged', index, removed });
-}
-
-async function start(): Promise<void> {
-  persistence = await Persistence.open(config, new StoreIds(storeIds));
-  const { sessions, retained: kept } = await persistence.load((line) => parentPort!.postMessage({ t: 'log', line }));
-  for (const m of kept) retained.set(m);
-  sessions.forEach((s, i) => toAdopt[i % workers].push(s));
-}
-
-parentPort!.on('message', (m: { t: 'attach'; index: number; port: MessagePort; storeRing: SharedArrayBuffer } | { t: 'worker-died'; index: number } | { t: 'close' }) => {
-  if (m.t === 'attach') attach(m.index, m.port, m.storeRing);
-  else if (m.t === 'worker-died') workerDied(m.index);
-  else if (m.t === 'close') {
-    // Store operations workers posted before they exited land before the store closes.
-    ports.forEach((port, index) => {
-      if (!port) return;
-      for (let r = receiveMessageOnPort(port); r; r = receiveMessageOnPort(port)) onWorkerMessage(index, port, r.message as ToCoordinator);
-      drainStore(index);
+  /** Applies a worker's store requests from its ring; each is answered on its port. */
+  private drainStore(index: number): void {
+    const inbox = this.inboxes[index];
+    const port = this.ports[index];
+    if (!inbox || !port || !this.persistence) return;
+    const persistence = this.persistence;
+    inbox.drain((req, ops, decodeError) => {
+      const answer = (results: PersistResult[], error: string | null) => {
+        if (error) this.toMain({ t: 'log', line: `store: ${error}`, error: true });
+        port.postMessage({ t: 'stored', req, results, error } satisfies FromCoordinator);
+      };
+      if (!ops) { answer([], decodeError); return; }
+      persistence.apply(ops, answer);
     });
-    void (persistence?.close() ?? Promise.resolve()).then(() => parentPort!.postMessage({ t: 'closed' }), () => parentPort!.postMessage({ t: 'closed' }));
   }
-});
 
-start().then(
-  () => { parkStores(); parentPort!.postMessage({ t: 'loaded' }); },
-  (err: Error) => parentPort!.postMessage({ t: 'failed', message: err.message }),
-);
+  /** Sleeps on the doorbell every worker's store ring rings. */
+  private parkStores(): void {
+    this.bell.park(() => this.inboxes.some((b) => b !== null && !b.isEmpty()), () => {
+      for (let i = 0; i < this.opts.workers; i++) this.drainStore(i);
+      this.parkStores();
+    });
+  }
+
+  /** Takes what a worker posted and has not been handled yet (it died, or the process stops). */
+  private takePosted(index: number): void {
+    const port = this.ports[index];
+    if (!port) return;
+    for (let m = receiveMessageOnPort(port); m; m = receiveMessageOnPort(port)) this.onWorkerMessage(index, port, m.message as ToCoordinator);
+    this.drainStore(index);
+  }
+
+  /**
+   * A worker died: take what it posted before dying, then remove its subscriptions from the
+   * shared trie before a replacement reuses its subscriber ids (the main thread waits for 'purged').
+   */
+  workerDied(index: number): void {
+    const port = this.ports[index];
+    if (port) {
+      this.takePosted(index);
+      port.close();
+      this.ports[index] = null;
+      this.inboxes[index] = null;
+    }
+    this.registry.workerDied(index);
+    this.cursors.workerDied(index);
+    let removed = 0;
+    for (const [sub, filters] of this.journal) {
+      if (subscriberWorker(sub) !== index) continue;
+      for (const f of filters) if (topicIndex.unsubscribe(this.opts.trieId, f, sub)) removed++;
+      this.journal.delete(sub);
+    }
+    this.toMain({ t: 'purged', index, removed });
+  }
+
+  /** Store operations workers posted before they exited land before the store closes. */
+  async close(): Promise<void> {
+    for (let i = 0; i < this.opts.workers; i++) this.takePosted(i);
+    await this.persistence?.close();
+  }
+}

@@ -17,7 +17,7 @@ const PEER_RING_BYTES = 4 * 1024 * 1024;
 /** Store requests, worker → coordinator: a turn's request is cut into 64 KiB records. */
 const STORE_RING_BYTES = 4 * 1024 * 1024;
 const WORKER_JS = path.resolve(__dirname, '..', '..', 'workers', 'worker.js');
-const COORDINATOR_JS = path.resolve(__dirname, '..', 'coordinator', 'coordinator.js');
+const COORDINATOR_JS = path.resolve(__dirname, '..', 'coordinator', 'thread.js');
 
 interface Slot {
   /** null while a replacement waits for the coordinator to purge the dead worker's state. */
@@ -71,8 +71,8 @@ export class Supervisor {
     });
     // The store is opened and read back before any client can connect.
     await new Promise<void>((resolve, reject) => {
-      this.coordinator.on('message', (m: { t: string; line?: string; message?: string }) => {
-        if (m.t === 'log') process.stdout.write(`fleetmq: ${m.line}\n`);
+      this.coordinator.on('message', (m: { t: string; line?: string; error?: boolean; message?: string }) => {
+        if (m.t === 'log') (m.error ? process.stderr : process.stdout).write(`fleetmq: ${m.line}\n`);
         else if (m.t === 'purged') this.onPurged((m as unknown as { index: number }).index);
         else if (m.t === 'loaded') resolve();
         else if (m.t === 'failed') reject(new Error(m.message));

@@ -1,0 +1,25 @@
+// Entry point of the coordinator thread: runs the Coordinator (coordinator.ts) with what the
+// main thread handed over, and relays between it and the main thread.
+import { parentPort, workerData, type MessagePort } from 'node:worker_threads';
+import { Coordinator, type CoordinatorOptions } from './coordinator';
+
+type FromMain =
+  | { t: 'attach'; index: number; port: MessagePort; storeRing: SharedArrayBuffer }
+  | { t: 'worker-died'; index: number }
+  | { t: 'close' };
+
+const coordinator = new Coordinator(workerData as CoordinatorOptions, (m) => parentPort!.postMessage(m));
+
+parentPort!.on('message', (m: FromMain) => {
+  if (m.t === 'attach') coordinator.attach(m.index, m.port, m.storeRing);
+  else if (m.t === 'worker-died') coordinator.workerDied(m.index);
+  else if (m.t === 'close') {
+    const closed = () => parentPort!.postMessage({ t: 'closed' });
+    coordinator.close().then(closed, closed);
+  }
+});
+
+coordinator.start().then(
+  () => parentPort!.postMessage({ t: 'loaded' }),
+  (err: Error) => parentPort!.postMessage({ t: 'failed', message: err.message }),
+);

@@ -1,5 +1,6 @@
 // fleetmq native addon: exports only. Process-wide state lives in trie.cc / slab.cc and is
-// shared by all threads; see native/README.md for who owns what.
+// shared by all threads; see native/README.md for who owns what. Every N-API entry point is a
+// thin checked wrapper here, in one file, so that none escapes the exception guard.
 #include <napi.h>
 #include <time.h>
 #include <unistd.h>

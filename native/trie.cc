@@ -1,3 +1,6 @@
+// The trie (trie.h has the interface and native/README.md the concurrency scheme). One file past
+// 300 lines on purpose: node layout, copy-on-write publication, epoch retirement and match share
+// invariants that are easier to keep when read together.
 #include "trie.h"
 
 #include <cstring>

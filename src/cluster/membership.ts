@@ -1,4 +1,5 @@
-// Cluster membership and self-fencing on etcd.
+// Cluster membership and self-fencing on etcd. Past 300 lines on purpose: join, keepalive,
+// watch, fence and rejoin share one state machine, and splitting it would split its invariants.
 //
 // A node registers /fleetmq/<cluster>/members/<nodeId> (only if absent) under a lease, watches the
 // prefix, and reports the member set at each etcd revision as the cluster *view* ('view' events).

@@ -1,6 +1,7 @@
 // Session state that outlives a connection (workers/README.md, "Sessions"): subscriptions,
 // outbound in-flight QoS 1/2, the bounded queue, the retained feed, inbound QoS 2 state,
-// expiry and the delayed will. What one delivery is and how it is encoded: outgoing.ts.
+// expiry and the delayed will. What one delivery is and how it is encoded: outgoing.ts. A little
+// past 300 lines: the queue, the window and the feed meet in pump() and stay in one class.
 import type { Connection } from '../net/connection';
 import type { BrokerConfig } from '../../src/config';
 import type { StoreOp, WireSession } from '../../src/shared/messages';

@@ -37,7 +37,12 @@ export const C_STORE_HELD_REMOTE = 19;
 export const C_AUTH_REFUSED = 20;
 /** CONNECTs answered "server busy" because the password-hashing queue was full (--auth-queue-max). */
 export const C_AUTH_BUSY = 21;
-export const COUNTERS_PER_WORKER = 22;
+/**
+ * Connections closed because their client left more output unread than any delivery can explain
+ * (replies to packets it keeps sending while it never reads): net/connection.ts, output limit.
+ */
+export const C_CLOSED_UNREAD = 22;
+export const COUNTERS_PER_WORKER = 23;
 
 export const COUNTER_NAMES: Record<number, string> = {
   [C_CLIENTS_CONNECTED]: 'clients/connected',
@@ -59,6 +64,7 @@ export const COUNTER_NAMES: Record<number, string> = {
   [C_STORE_HELD_REMOTE]: 'store/held/remote',
   [C_AUTH_REFUSED]: 'clients/refused/auth',
   [C_AUTH_BUSY]: 'clients/refused/busy',
+  [C_CLOSED_UNREAD]: 'clients/closed/unread-output',
 };
 
 export function createCounters(workers: number): SharedArrayBuffer {

@@ -63,6 +63,8 @@ export class AckingSubscriber extends RawPeer {
   readonly got: Got[] = [];
   /** Message numbers received at QoS >= 1 (a DUP resend counts once). */
   readonly qos12 = new Set<number>();
+  /** Off: PUBLISHes are read and recorded but not acknowledged (they stay in flight). */
+  acking = true;
   private nextSubId = 1;
 
   static async connect(port: number, version: V, fields: Partial<mqttPacket.IConnectPacket>): Promise<AckingSubscriber> {
@@ -79,8 +81,8 @@ export class AckingSubscriber extends RawPeer {
         const n = payload.length >= 4 ? payload.readUInt32BE(0) : -1;
         this.got.push({ n, topic: p.topic, qos: p.qos, dup: p.dup, retain: p.retain, hash: digest(payload) });
         if (p.qos > 0) this.qos12.add(n);
-        if (p.qos === 1) this.send({ cmd: 'puback', messageId: p.messageId! });
-        if (p.qos === 2) this.send({ cmd: 'pubrec', messageId: p.messageId! });
+        if (p.qos === 1 && this.acking) this.send({ cmd: 'puback', messageId: p.messageId! });
+        if (p.qos === 2 && this.acking) this.send({ cmd: 'pubrec', messageId: p.messageId! });
         break;
       }
       case 'pubrel': this.send({ cmd: 'pubcomp', messageId: p.messageId! }); break;

@@ -8,7 +8,7 @@ import type { AckOrder } from '../routing/ack-order';
 import type { StoreWait } from '../persist/durable-routing';
 import { readVarint } from '../protocol/varint';
 import { DISCONNECT, RC } from '../protocol/constants';
-import { C_BYTES_RECEIVED, C_BYTES_SENT, C_DROPPED_SLOW_QOS0 } from '../../src/shared/counters';
+import { C_BYTES_RECEIVED, C_BYTES_SENT, C_DROPPED_SLOW_QOS0, C_CLOSED_UNREAD } from '../../src/shared/counters';
 
 export const enum ConnState { NEW, CONNECTING, CONNECTED, CLOSED }
 
@@ -163,6 +163,7 @@ export class Connection {
     this.dirty = false;
     const n = this.out.length;
     if (n === 0 || this.state === ConnState.CLOSED) { this.out.length = 0; this.outBytes = 0; return; }
+    if (this.outBytes + this.socket.writableLength > this.outputLimit) { this.abandon(); return; }
     const data = n === 1 ? this.out[0] : Buffer.concat(this.out, this.outBytes);
     this.env.count(C_BYTES_SENT, this.outBytes);
     this.out = [];
@@ -173,6 +174,28 @@ export class Connection {
     // come: what the session holds back must move now, or it waits forever.
     const s = this.session;
     if (s !== null && s.backlogged && !this.congested) s.pump();
+  }
+
+  /**
+   * Deliveries stop at the high-water mark (QoS 0 dropped, QoS 1/2 queued), so what a connection
+   * buffers past it is at most one message of each kind in flight; but the replies to what a
+   * client sends (PINGRESP, PUBACK, SUBACK...) are written whatever its socket holds. A client
+   * that keeps sending and never reads would grow them without bound: past this limit, which no
+   * delivery can reach, the connection is closed and counted.
+   */
+  private get outputLimit(): number {
+    const cfg = this.env.config;
+    return cfg.outputHighWater + 2 * cfg.maxPacketSize;
+  }
+
+  /** The client does not read: nothing more is written, the socket is destroyed (its will goes). */
+  private abandon(): void {
+    this.env.count(C_CLOSED_UNREAD, 1);
+    this.out = [];
+    this.outBytes = 0;
+    this.state = ConnState.CLOSED;
+    this.socket.destroy();
+    this.env.closed(this);
   }
 
   /** v5: DISCONNECT with `reason`, then close; v3: just close [MQTT-4.13.1-1]. */

@@ -58,6 +58,8 @@ export class Session {
    */
   private feedsPending = 0;
   private feed: RetainedFeed | null = null;
+  /** Packet ids in flight still to be resent (DUP) on this connection, in order [MQTT-4.4.0-1]. */
+  private resends: number[] | null = null;
   private ended = false;
 
   /** From this SUBSCRIBE on, live messages wait for its retained messages. */
@@ -76,7 +78,7 @@ export class Session {
   private get liveWaits(): boolean { return this.feedsPending > 0 || this.feed !== null; }
 
   /** Messages wait for room on the socket or in the window (what a flush or an ack should move). */
-  get backlogged(): boolean { return this.feed !== null || this.queue.length > this.queueHead; }
+  get backlogged(): boolean { return this.feed !== null || this.queue.length > this.queueHead || this.resends !== null; }
 
   /** The session is gone: nothing more is fed. */
   end(): void {
@@ -128,7 +130,7 @@ export class Session {
       return;
     }
     const out = new Outgoing(msg, qos, retain, subIds, msgId, seq, held);
-    if (c && this.queueLength === 0 && this.inflight.size < this.window && !c.congested) this.sendNew(c, out);
+    if (c && this.queueLength === 0 && this.resends === null && this.inflight.size < this.window && !c.congested) this.sendNew(c, out);
     else this.enqueue(out);
   }
 
@@ -222,6 +224,7 @@ export class Session {
   pump(): void {
     const c = this.conn;
     if (!c) return;
+    if (this.resends !== null && !this.resend(c, this.resends)) return;
     if (this.feed !== null && !this.pumpFeed(c, this.feed)) return;
     if (this.feedsPending > 0) return;
     while (this.queueLength > 0 && !c.congested) {
@@ -282,11 +285,27 @@ export class Session {
     this.conn = c;
     this.protocolVersion = c.version;
     this.cancelTimers();
-    for (const [pid, f] of this.inflight) {
+    this.resends = this.inflight.size > 0 ? [...this.inflight.keys()] : null;
+    this.pump();
+  }
+
+  /**
+   * The DUP resends after a reconnect, in order, as far as the socket's mark allows (a full
+   * window of large messages at once would pass any bound); true once all are out.
+   */
+  private resend(c: Connection, q: number[]): boolean {
+    let i = 0;
+    for (; i < q.length && !c.congested; i++) {
+      const pid = q[i];
+      const f = this.inflight.get(pid);
+      if (!f) continue;
       if (f.state === 'pubrel') c.write(encodeAck(PUBREL, pid, 0, c.v5));
       else if (!writePublish(this.env, c, f.msg!, f.qos, f.retain, pid, true, f.subIds)) this.inflight.delete(pid);
     }
-    this.pump();
+    q.splice(0, i);
+    if (q.length > 0) return false;
+    this.resends = null;
+    return true;
   }
 
   /** The connection went away; the session lives on until its expiry [MQTT-3.1.2-23]. */

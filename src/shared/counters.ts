@@ -37,7 +37,13 @@ export const C_STORE_HELD_REMOTE = 19;
 export const C_AUTH_REFUSED = 20;
 /** CONNECTs answered "server busy" because the password-hashing queue was full (--auth-queue-max). */
 export const C_AUTH_BUSY = 21;
-export const COUNTERS_PER_WORKER = 22;
+/** PUBLISHes (and wills) dropped because the ACL does not let their client write the topic. */
+export const C_DROPPED_NOT_AUTHORISED = 22;
+/** Deliveries withheld because the ACL does not let the subscriber read the topic. */
+export const C_WITHHELD_NOT_AUTHORISED = 23;
+/** ACL decisions dropped from a connection's full cache (--acl-cache-entries). */
+export const C_ACL_CACHE_EVICTED = 24;
+export const COUNTERS_PER_WORKER = 25;
 
 export const COUNTER_NAMES: Record<number, string> = {
   [C_CLIENTS_CONNECTED]: 'clients/connected',
@@ -59,6 +65,9 @@ export const COUNTER_NAMES: Record<number, string> = {
   [C_STORE_HELD_REMOTE]: 'store/held/remote',
   [C_AUTH_REFUSED]: 'clients/refused/auth',
   [C_AUTH_BUSY]: 'clients/refused/busy',
+  [C_DROPPED_NOT_AUTHORISED]: 'messages/dropped/not-authorised',
+  [C_WITHHELD_NOT_AUTHORISED]: 'messages/withheld/not-authorised',
+  [C_ACL_CACHE_EVICTED]: 'acl/cache/evicted',
 };
 
 export function createCounters(workers: number): SharedArrayBuffer {

@@ -14,6 +14,7 @@ import type { MessagePort } from 'node:worker_threads';
 import { Acl, READ, WRITE, type AclRules, type ClientAcl } from '../../src/auth/acl';
 import type { AclUpdate, AclApplied } from '../../src/auth/messages';
 import { C_ACL_CACHE_EVICTED } from '../../src/shared/counters';
+import type { Message } from '../protocol/message';
 
 /** Cached decision bits: which access was decided, and which was allowed. */
 const KNOWN_READ = 1;
@@ -53,6 +54,8 @@ export class ConnAcl {
   private client: ClientAcl;
   private generation: number;
   private cache: Map<string, number> | null = null;
+  /** The last topic string this connection decided on: a repeat is recognised without making a new one. */
+  private lastTopic: string | null = null;
 
   constructor(private readonly gate: AclGate, readonly clientId: string, readonly username: string | null) {
     this.client = gate.acl.forClient(clientId, username);
@@ -67,6 +70,23 @@ export class ConnAcl {
       this.cache = null;
     }
     return this.client;
+  }
+
+  /**
+   * `bytes` as a string: the last topic again when it is a repeat (a publisher on one topic, a
+   * subscriber of one topic), so the check allocates nothing then.
+   */
+  topicOf(bytes: Buffer): string {
+    const last = this.lastTopic;
+    if (last !== null && sameAscii(bytes, last)) return last;
+    return (this.lastTopic = bytes.toString('utf8'));
+  }
+
+  /** May `msg` be delivered to this client? Leaves the topic string on the message for the next subscriber. */
+  mayReceive(msg: Message): boolean {
+    let t = msg.topicStringIfMade;
+    if (t === null) { t = this.topicOf(msg.topic); msg.knownTopic(t); }
+    return this.mayRead(t);
   }
 
   /** May a message on `topic` be delivered to this client? */
@@ -93,4 +113,15 @@ export class ConnAcl {
     cache.set(topic, next);
     return ok;
   }
+}
+
+/** Whether `b` holds exactly the ASCII string `s` (any byte >= 0x80 counts as a difference). */
+function sameAscii(b: Buffer, s: string): boolean {
+  const n = b.length;
+  if (n !== s.length) return false;
+  for (let i = 0; i < n; i++) {
+    const x = b[i];
+    if (x >= 0x80 || x !== s.charCodeAt(i)) return false;
+  }
+  return true;
 }

@@ -22,12 +22,12 @@ export function handlePublish(d: HandlerDeps, c: Connection, first: number, buf:
     if (s.inboundQos2.has(f.packetId)) { c.write(encodeAck(PUBREC, f.packetId, 0, c.v5)); return; }
     if (s.inboundQos2.size >= d.config.receiveMaximum) { c.protocolClose(RC.RECEIVE_MAXIMUM_EXCEEDED); return; } // [MQTT-3.3.4-9]
   }
-  // Without --acl-file: one field test. With it: the topic as a string (kept on the message for
-  // delivery's checks) and, once seen, one Map lookup.
+  // Without --acl-file: one field test. With it: the topic as a string (the last one again for a
+  // repeat; kept on the message for delivery's checks) and, once seen, one Map lookup.
   let topicStr: string | null = null;
   let denied = false;
   if (c.acl !== null) {
-    topicStr = topic.toString('utf8');
+    topicStr = c.acl.topicOf(topic);
     denied = !c.acl.mayWrite(topicStr);
     if (denied) { d.count(C_DROPPED_NOT_AUTHORISED, 1); if (f.qos === 0) return; }
   }

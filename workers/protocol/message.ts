@@ -29,6 +29,9 @@ export class Message {
   /** The topic as a string, when the caller already made one (the ACL check of a PUBLISH). */
   knownTopic(s: string): void { this.topicStr = s; }
 
+  /** The topic string if one was made already, else null (makes none). */
+  get topicStringIfMade(): string | null { return this.topicStr; }
+
   get topicString(): string {
     return (this.topicStr ??= this.topic.toString('utf8'));
   }

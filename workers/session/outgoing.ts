@@ -41,7 +41,7 @@ export class Outgoing {
  * connection that gets it; without --acl-file it costs one field test.
  */
 export function writePublish(env: { count(counter: number, n: number): void }, c: Connection, msg: Message, qos: number, retain: boolean, pid: number, dup: boolean, subIds: number[] | null): boolean {
-  if (c.acl !== null && !c.acl.mayRead(msg.topicString)) { env.count(C_WITHHELD_NOT_AUTHORISED, 1); return false; }
+  if (c.acl !== null && !c.acl.mayReceive(msg)) { env.count(C_WITHHELD_NOT_AUTHORISED, 1); return false; }
   const v5 = c.v5;
   let buf: Buffer;
   let newAlias = '';

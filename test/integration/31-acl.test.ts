@@ -20,6 +20,7 @@ import { launchBroker, runCli, makeTempDir, removeDir, Broker } from '../helpers
 import { RawClient, rawSession } from '../helpers/raw-client';
 import { SysWatcher } from '../helpers/sys-watcher';
 import { uid } from '../helpers/ids';
+import { startMosquitto } from '../helpers/mosquitto';
 
 const ACL = `# anonymous clients
 topic read $SYS/broker/#
@@ -265,4 +266,79 @@ test('a malformed or missing ACL file stops the start: one line, exit code 1; no
   const n = await runCli(['--port', '0', '--acl-file']);
   assert.equal(n.code, 2, n.stderr);
   assert.match(n.stderr, /--acl-file needs a value/);
+});
+
+// The same file, the same clients and the same PUBLISHes against the real Mosquitto: who may
+// publish what and who receives what must be decided alike (Mosquitto grants every SUBSCRIBE and
+// filters at delivery, so all subscribe to #, which fleetmq grants to whoever may read anything).
+describe('the same decisions as Mosquitto 2.0 for the same ACL file', () => {
+  const FILE = `topic read public/#
+topic deny public/secret
+topic readwrite anon/#
+user alice
+topic readwrite alice/#
+topic read shared/+/status
+topic deny alice/private
+topic write shared/cmd
+user bob
+topic read #
+topic bob/free
+user root
+topic readwrite #
+pattern readwrite clients/%c/#
+pattern read users/%u/inbox
+pattern deny clients/%c/locked
+pattern readwrite end/%c
+`;
+  const WHO: Array<{ id: string; username?: string }> = [{ id: 'id-anon' }, { id: 'id-alice', username: 'alice' }, { id: 'id-bob', username: 'bob' }, { id: 'id-carol', username: 'carol' }];
+  const TOPICS = ['public/news', 'public/secret', 'anon/x', 'alice/x', 'alice/private', 'shared/d1/status', 'shared/cmd', 'bob/free', 'other/x',
+    'users/alice/inbox', 'users/carol/inbox', ...WHO.flatMap((w) => [`clients/${w.id}/x`, `clients/${w.id}/locked`])];
+
+  /** Per identity: the topics it received from root; and the (publisher, topic) pairs root received. */
+  async function decisions(port: number): Promise<{ reads: Record<string, string[]>; writes: string[] }> {
+    const open: RawClient[] = [];
+    const connect = async (id: string, username?: string) => {
+      const c = await rawSession(port, 4, { clientId: id, ...(username ? { username } : {}) });
+      open.push(c);
+      return c;
+    };
+    try {
+      const root = await connect('id-root', 'root');
+      const subs = await Promise.all(WHO.map((w) => connect(w.id, w.username)));
+      for (const s of subs) await s.subscribe('#', 1, 1);
+      let mid = 1;
+      for (const t of [...TOPICS, ...WHO.map((w) => `end/${w.id}`)]) { pub(root, t, 1, mid); await ackOf(root, 'puback', mid++); }
+      const reads: Record<string, string[]> = {};
+      for (const [i, s] of subs.entries()) {
+        await got(s, `end/${WHO[i].id}`);
+        reads[WHO[i].id] = s.publishes().map((p) => p.topic).filter((t) => !t.startsWith('end/')).sort();
+      }
+      await root.subscribe('#', 1, 2);
+      for (const [i, s] of subs.entries()) {
+        let m = 100;
+        for (const t of TOPICS) { pub(s, t, 1, m, WHO[i].id); await ackOf(s, 'puback', m++); }
+        pub(s, `end/${WHO[i].id}`, 1, m, WHO[i].id);
+        await ackOf(s, 'puback', m);
+        await got(root, `end/${WHO[i].id}`);
+      }
+      const writes = root.publishes().filter((p) => !p.topic.startsWith('end/') && WHO.some((w) => w.id === p.payload.toString()))
+        .map((p) => `${p.payload.toString()} ${p.topic}`).sort();
+      return { reads, writes };
+    } finally { for (const c of open) c.destroy(); }
+  }
+
+  test('reads and writes of anonymous, sectioned and unknown users, patterns, deny', { timeout: 120000 }, async () => {
+    const file = writeAcl('compare', FILE);
+    const mosq = await startMosquitto(['allow_anonymous true', `acl_file ${file}`]);
+    let theirs: Awaited<ReturnType<typeof decisions>>;
+    try { theirs = await decisions(mosq.port); } finally { await mosq.stop(); }
+    const b = await launchBroker(1, ['--acl-file', file, '--durability', 'none']);
+    let ours: Awaited<ReturnType<typeof decisions>>;
+    try { ours = await decisions(b.port); } finally { await b.kill(); }
+    assert.deepEqual(ours.reads, theirs.reads, 'the topics each client received');
+    assert.deepEqual(ours.writes, theirs.writes, 'the PUBLISHes that went through');
+    // Not vacuous: some of each were refused and some allowed.
+    assert.ok(ours.writes.length > 0 && ours.writes.length < WHO.length * TOPICS.length, `writes: ${ours.writes.length}`);
+    assert.ok(Object.values(ours.reads).every((r) => r.length > 0 && r.length < TOPICS.length), JSON.stringify(ours.reads));
+  });
 });

@@ -39,7 +39,7 @@ export function handleSubscribe(d: HandlerDeps, c: Connection, p: ISubscribePack
     }
     if (shared && sub.nl) { c.protocolClose(RC.PROTOCOL_ERROR); return; } // [MQTT-3.8.3-4]
     // A filter the ACL lets this client read nothing of: 0x87 Not authorized [MQTT5-3.9.3], 0x80
-    // Failure on 3.1.1 [MQTT-3.9.3-2]; the other filters of the SUBSCRIBE are decided on their own.
+    // Failure on 3.1.1 (§3.9.3); the other filters of the SUBSCRIBE are decided on their own.
     if (c.acl !== null && !c.acl.maySubscribe(shared ? shared.filter : sub.topic)) {
       granted.push(c.v5 ? RC.NOT_AUTHORIZED : 0x80);
       continue;

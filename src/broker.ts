@@ -10,6 +10,13 @@ export interface RunningBroker {
   host: string;
   /** SIGHUP: reloads the password file; the line to log says what happened. */
   reload(): { ok: boolean; line: string };
+  /**
+   * SIGHUP: reloads the ACL file (null without --acl-file); `applied` resolves once every
+   * worker decides with the new rules.
+   */
+  reloadAcl(): { ok: boolean; line: string; applied: Promise<number> } | null;
+  /** Rules in the ACL file now (null: none configured). */
+  readonly aclRules: number | null;
   /** Users in the password file now (null: none configured). */
   readonly users: number | null;
   stop(): Promise<void>;
@@ -21,7 +28,7 @@ export async function startBroker(config: BrokerConfig, opts: { testHooks?: bool
     const checking = prepareDataDir(config.dataDir);
     await (config.storeOpenTimeoutMs > 0 ? withOpenTimeout(checking, config.dataDir, config.storeOpenTimeoutMs) : checking);
   }
-  // A bad password file stops the start here, before any thread or port exists.
+  // A bad password or ACL file stops the start here, before any thread or port exists.
   const auth = new AuthService(config);
   const supervisor = new Supervisor(config, opts.testHooks ?? false, auth);
   await supervisor.start();
@@ -32,6 +39,8 @@ export async function startBroker(config: BrokerConfig, opts: { testHooks?: bool
     port: addr.port,
     host: addr.address,
     reload: () => auth.reload(),
+    reloadAcl: () => auth.reloadAcl(),
+    get aclRules() { return auth.aclRuleCount; },
     get users() { return config.passwordFile ? auth.userCount : null; },
     stop() {
       stopped ??= (async () => {

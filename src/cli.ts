@@ -1,9 +1,9 @@
 // `fleetmq` command line: parse, validate (one clear line + exit 2 on bad input), start, and
-// shut down cleanly on SIGTERM / SIGINT; SIGHUP reloads the password file. `fleetmq passwd`
+// shut down cleanly on SIGTERM / SIGINT; SIGHUP reloads the password and ACL files. `fleetmq passwd`
 // edits a password file (src/auth/passwd-cli.ts).
 //
 // Exit codes: 0 clean shutdown; 1 cannot start (one line on stderr: an unusable --data-dir, a
-// store that did not open within --store-open-timeout-ms, a bad password file, ...) or shutdown
+// store that did not open within --store-open-timeout-ms, a bad password or ACL file, ...) or shutdown
 // failed; 2 bad configuration; 128 + signal number for SIGTERM / SIGINT before the broker was
 // listening.
 import * as os from 'node:os';
@@ -60,11 +60,17 @@ export async function main(argv: readonly string[]): Promise<void> {
   };
   process.once('SIGTERM', () => shutdown('SIGTERM'));
   process.once('SIGINT', () => shutdown('SIGINT'));
-  // SIGHUP would otherwise end the process; it reloads the password file, connections stay up.
+  // SIGHUP would otherwise end the process; it reloads the password and ACL files, connections stay up.
   process.on('SIGHUP', () => {
     if (!broker || stopping) return;
-    const r = broker.reload();
-    (r.ok ? process.stdout : process.stderr).write(`fleetmq: SIGHUP: ${r.line}\n`);
+    const acl = broker.reloadAcl();
+    if (!acl || config.passwordFile) {
+      const r = broker.reload();
+      (r.ok ? process.stdout : process.stderr).write(`fleetmq: SIGHUP: ${r.line}\n`);
+    }
+    if (!acl) return;
+    (acl.ok ? process.stdout : process.stderr).write(`fleetmq: SIGHUP: ${acl.line}\n`);
+    if (acl.ok) void acl.applied.then((g) => process.stdout.write(`fleetmq: SIGHUP: acl generation ${g} in force in every worker\n`));
   });
   // The last line before a stalled start says what it is waiting for.
   if (config.durability !== 'none') process.stdout.write(`fleetmq: opening store at ${path.resolve(config.dataDir)}\n`);
@@ -75,6 +81,7 @@ export async function main(argv: readonly string[]): Promise<void> {
     exitNow(1);
   }
   process.stdout.write(`fleetmq: ${accessLine(config, broker.host, broker.users)}\n`);
+  if (config.aclFile) process.stdout.write(`fleetmq: acl file ${config.aclFile}: ${broker.aclRules} rule${broker.aclRules === 1 ? '' : 's'}\n`);
   process.stdout.write(`fleetmq listening on ${broker.host}:${broker.port} (${config.workers} worker${config.workers === 1 ? '' : 's'})\n`);
   if (stopping) stop(broker, stopping);
 }

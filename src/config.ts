@@ -31,6 +31,8 @@ export interface BrokerConfig {
   authPoolThreads: number;
   authQueueMax: number;
   authCacheEntries: number;
+  aclFile?: string;
+  aclCacheEntries: number;
   config?: string;
 }
 
@@ -76,6 +78,8 @@ export const SETTINGS: readonly Setting[] = [
   { key: 'authPoolThreads', flag: '--auth-pool-threads', kind: 'int', min: 1, max: 64, default: () => Math.max(1, Math.floor(cores() / 4)), help: 'threads hashing passwords (one pool per process; serving threads never hash)' },
   { key: 'authQueueMax', flag: '--auth-queue-max', kind: 'int', min: 0, max: 1_000_000, default: () => 1024, help: 'password checks that may wait for a hashing thread; beyond it a CONNECT is answered "server busy" (v5 0x89, v3 3) at once and counted' },
   { key: 'authCacheEntries', flag: '--auth-cache-entries', kind: 'int', min: 0, max: 10_000_000, default: () => 10000, help: 'verified user + password pairs remembered by each worker and by the main thread (keyed by an HMAC, never the password) so reconnects skip the hash; cleared on reload (0 = off)' },
+  { key: 'aclFile', flag: '--acl-file', kind: 'string', default: () => undefined, help: 'Mosquitto acl_file (topic / user / pattern lines): who may publish to and receive which topics; a SUBSCRIBE to a filter the client may read nothing of is refused (0x80 / 0x87). SIGHUP reloads it' },
+  { key: 'aclCacheEntries', flag: '--acl-cache-entries', kind: 'int', min: 1, max: 1_000_000, default: () => 256, help: 'ACL decisions remembered per connection (topic -> allowed), oldest dropped first and counted; cleared on reload' },
   { key: 'config', flag: '--config', kind: 'string', default: () => undefined, help: 'JSON file whose keys are the camelCase flag names (e.g. "maxKeepalive"); flags win' },
 ];
 

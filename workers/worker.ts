@@ -25,6 +25,7 @@ import { willMessage, type Will } from './session/will';
 import { CoordinatorClient } from './coordination/coordinator-client';
 import { startSysTopics } from './sys/sys-topics';
 import { AuthGate } from './auth/auth-gate';
+import { AclGate } from './auth/acl-gate';
 import type { Message } from './protocol/message';
 import { RC } from './protocol/constants';
 
@@ -67,9 +68,20 @@ const turn = new Turn({
   after: () => { peers.commit(); persister.flush(); storeIds.endTurn(); },
 });
 
+// Authorization (--acl-file): connections get their checker from it at CONNECT (handlers/connect.ts).
+const acl = wiring.acl ? new AclGate(wiring.acl, wiring.auth, config.aclCacheEntries, count) : null;
+
 // Sessions.
 const subscriptions = new Subscriptions({ trieId, count, store: persister, journal: (t, sub, filter) => coord.journal(t, sub, filter) });
-const publishWill = (will: Will): void => { router.publish(willMessage(will, Date.now())); router.flushBatch(); };
+const publishWill = (will: Will): void => {
+  // A will to a topic its client may not write is not published (counted), as its PUBLISH would not be.
+  if (acl !== null) {
+    const w = will.writer;
+    if (!acl.forClient(w ? w.clientId : '', w ? w.username : null).mayWrite(will.msg.topicString)) { count(K.C_DROPPED_NOT_AUTHORISED, 1); return; }
+  }
+  router.publish(willMessage(will, Date.now()));
+  router.flushBatch();
+};
 const lifecycle = new SessionLifecycle({
   index, table, subscriptions, persister, count, registry: coord, publishWill,
   sessionEnv: { config, count, store: persister, retained: coord },
@@ -79,6 +91,7 @@ const lifecycle = new SessionLifecycle({
 const handlers: HandlerDeps = {
   config, count, router, sessions: lifecycle, subscriptions, store: persister,
   auth: new AuthGate(wiring.auth, config, count),
+  acl,
   testHook: wiring.testHooks ? (c, topic) => testHook(index, c, topic) : () => false,
 };
 const handlerErrors = new LimitedLog(`fleetmq: worker ${index}: `);

@@ -11,7 +11,8 @@ import type { BrokerConfig } from '../config';
 import { readPasswordFile, PasswordEntry, NEW_ITERATIONS } from './password-file';
 import type { HashJob } from './hash-task';
 import { RefusalLog } from './refusal-log';
-import { AuthRequest, AuthRefusedNote, AuthReply, AuthInit, Verdict, credentialKey } from './messages';
+import { AuthRequest, AuthRefusedNote, AuthReply, AuthInit, Verdict, credentialKey, AclUpdate, AclApplied } from './messages';
+import { readAclFile, ruleCount, type AclRules } from './acl';
 
 const TASK = path.join(__dirname, 'hash-task.js');
 
@@ -37,10 +38,20 @@ export class AuthService {
   private get generation(): number { return Atomics.load(this.generationView, 0); }
   private readonly ports = new Set<MessagePort>();
   readonly log = new RefusalLog();
+  /**
+   * The ACL (--acl-file) in force and its generation. Workers decide from their own copy (given
+   * at start in their wiring, then posted on every reload) and tag their cached decisions with
+   * the generation of the copy they hold (workers/auth/acl-gate.ts).
+   */
+  private acl: AclRules | null = null;
+  private aclGeneration = 1;
+  /** Per reload: the workers that have not yet said they hold it. */
+  private aclWaits: Array<{ generation: number; left: Set<MessagePort>; done: () => void }> = [];
 
-  /** Reads the password file (throws PasswordFileError with the line number on a bad one). */
+  /** Reads the password and ACL files (throws PasswordFileError / AclFileError with the line number on a bad one). */
   constructor(private readonly config: BrokerConfig) {
     if (config.passwordFile) this.load(config.passwordFile);
+    if (config.aclFile) this.acl = readAclFile(config.aclFile);
     this.bound = config.authPoolThreads + config.authQueueMax;
     this.pool = config.passwordFile ? new Piscina({
       filename: TASK,
@@ -79,13 +90,59 @@ export class AuthService {
     return { ok: true, line: `password file reloaded: ${this.users.size} user${this.users.size === 1 ? '' : 's'}` };
   }
 
+  /** Rules in the ACL file now (null: none configured). */
+  get aclRuleCount(): number | null { return this.acl ? ruleCount(this.acl) : null; }
+
+  /** What a worker starting now decides with (its wiring): null without --acl-file. */
+  get aclState(): { rules: AclRules; generation: number } | null {
+    return this.acl ? { rules: this.acl, generation: this.aclGeneration } : null;
+  }
+
+  /**
+   * SIGHUP: reads the ACL file again and posts it to every worker. A file that does not parse
+   * leaves the previous rules in force. `applied` settles once every worker holds the new rules
+   * (decisions cached under the old ones are dropped there). Null without --acl-file.
+   */
+  reloadAcl(): { ok: boolean; line: string; applied: Promise<number> } | null {
+    const file = this.config.aclFile;
+    if (!file) return null;
+    let rules: AclRules;
+    try {
+      rules = readAclFile(file);
+    } catch (err) {
+      return { ok: false, line: `acl file not reloaded, the previous one stays in force: ${(err as Error).message}`, applied: Promise.resolve(this.aclGeneration) };
+    }
+    this.acl = rules;
+    const generation = ++this.aclGeneration;
+    const update: AclUpdate = { t: 'acl', rules, generation };
+    const applied = new Promise<number>((resolve) => {
+      const wait = { generation, left: new Set(this.ports), done: () => resolve(generation) };
+      this.aclWaits.push(wait);
+      for (const p of this.ports) p.postMessage(update);
+      this.settleAclWaits();
+    });
+    const n = ruleCount(rules);
+    return { ok: true, line: `acl file reloaded: ${n} rule${n === 1 ? '' : 's'}`, applied };
+  }
+
+  /** A worker holds `generation` (or is gone: `port` closed): reloads it completed are done. */
+  private aclHeld(port: MessagePort, generation: number): void {
+    for (const w of this.aclWaits) if (w.generation <= generation) w.left.delete(port);
+    this.settleAclWaits();
+  }
+
+  private settleAclWaits(): void {
+    this.aclWaits = this.aclWaits.filter((w) => { if (w.left.size > 0) return true; w.done(); return false; });
+  }
+
   /** Serves one worker's requests. */
   attach(port: MessagePort): void {
     this.ports.add(port);
     const init: AuthInit = { t: 'init', key: new Uint8Array(this.cacheKey), generation: this.generationSab };
     port.postMessage(init);
-    port.on('message', (m: AuthRequest | AuthRefusedNote) => {
+    port.on('message', (m: AuthRequest | AuthRefusedNote | AclApplied) => {
       if (m.t === 'refused') { this.log.refused(m.addr, m.user, m.why); return; }
+      if (m.t === 'acl-applied') { this.aclHeld(port, m.generation); return; }
       const password = m.password ? Buffer.from(m.password.buffer, m.password.byteOffset, m.password.byteLength) : null;
       this.check(m.user, password).then((verdict) => {
         const reply: AuthReply = { t: 'verdict', id: m.id, verdict, generation: this.generation };
@@ -94,7 +151,7 @@ export class AuthService {
         else if (verdict === Verdict.BUSY) this.log.refused(m.addr, m.user, `server busy: ${this.inPool} password checks waiting (--auth-queue-max)`);
       });
     });
-    port.on('close', () => this.ports.delete(port));
+    port.on('close', () => { this.ports.delete(port); this.aclHeld(port, Infinity); });
   }
 
   /** The verdict for a username and password; never rejects. */

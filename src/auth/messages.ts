@@ -1,6 +1,7 @@
 // Worker ↔ main thread messages of the password check (one MessagePort per worker, made by the
 // supervisor; the main thread owns the password table, the hashing pool and the cache).
 import * as crypto from 'node:crypto';
+import type { AclRules } from './acl';
 
 /** The cache key of verified credentials: an HMAC under a per-process key, never the password. */
 export function credentialKey(key: Uint8Array, user: string, password: Uint8Array): string {
@@ -19,6 +20,14 @@ export interface AuthReply { t: 'verdict'; id: number; verdict: Verdict; generat
  * by, and the table generation (Int32 [0]), bumped by every reload, that entries must match.
  */
 export interface AuthInit { t: 'init'; key: Uint8Array; generation: SharedArrayBuffer }
+
+/**
+ * main → worker: the ACL file was reloaded; decide with `rules` from now on, and drop what was
+ * cached under an older generation (workers/auth/acl-gate.ts).
+ */
+export interface AclUpdate { t: 'acl'; rules: AclRules; generation: number }
+/** worker → main: this worker decides with ACL `generation` now (a reload waits for every worker). */
+export interface AclApplied { t: 'acl-applied'; generation: number }
 
 export const enum Verdict {
   OK = 0,

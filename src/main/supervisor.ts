@@ -123,6 +123,7 @@ export class Supervisor {
       counters: this.counters,
       coordinator: port2,
       auth: authChannel.port2,
+      acl: this.auth.aclState,
       slab: this.slab,
       slabHolders: this.slabHolders,
       storeIds: this.storeIds,

@@ -37,12 +37,18 @@ export const C_STORE_HELD_REMOTE = 19;
 export const C_AUTH_REFUSED = 20;
 /** CONNECTs answered "server busy" because the password-hashing queue was full (--auth-queue-max). */
 export const C_AUTH_BUSY = 21;
+/** PUBLISHes (and wills) dropped because the ACL does not let their client write the topic. */
+export const C_DROPPED_NOT_AUTHORISED = 22;
+/** Deliveries withheld because the ACL does not let the subscriber read the topic. */
+export const C_WITHHELD_NOT_AUTHORISED = 23;
+/** ACL decisions dropped from a connection's full cache (--acl-cache-entries). */
+export const C_ACL_CACHE_EVICTED = 24;
 /**
  * Connections closed because their client left more output unread than any delivery can explain
  * (replies to packets it keeps sending while it never reads): net/connection.ts, output limit.
  */
-export const C_CLOSED_UNREAD = 22;
-export const COUNTERS_PER_WORKER = 23;
+export const C_CLOSED_UNREAD = 25;
+export const COUNTERS_PER_WORKER = 26;
 
 export const COUNTER_NAMES: Record<number, string> = {
   [C_CLIENTS_CONNECTED]: 'clients/connected',
@@ -64,6 +70,9 @@ export const COUNTER_NAMES: Record<number, string> = {
   [C_STORE_HELD_REMOTE]: 'store/held/remote',
   [C_AUTH_REFUSED]: 'clients/refused/auth',
   [C_AUTH_BUSY]: 'clients/refused/busy',
+  [C_DROPPED_NOT_AUTHORISED]: 'messages/dropped/not-authorised',
+  [C_WITHHELD_NOT_AUTHORISED]: 'messages/withheld/not-authorised',
+  [C_ACL_CACHE_EVICTED]: 'acl/cache/evicted',
   [C_CLOSED_UNREAD]: 'clients/closed/unread-output',
 };
 

@@ -2,6 +2,7 @@
 // workerData; SharedArrayBuffers are shared, MessagePorts transferred).
 import type { MessagePort } from 'node:worker_threads';
 import type { BrokerConfig } from '../config';
+import type { AclRules } from '../auth/acl';
 
 export interface WorkerWiring {
   index: number;
@@ -21,6 +22,8 @@ export interface WorkerWiring {
   coordinator: MessagePort;
   /** Password checks: this worker ↔ the main thread's AuthService (src/auth/messages.ts). */
   auth: MessagePort;
+  /** The ACL in force when this worker starts (null without --acl-file); reloads come over `auth`. */
+  acl: { rules: AclRules; generation: number } | null;
   /** The payload slab (src/slab-layout.ts) and each worker's holder index in it (-1: none). */
   slab: SharedArrayBuffer | null;
   slabHolders: SharedArrayBuffer;

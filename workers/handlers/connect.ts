@@ -73,6 +73,9 @@ function admit(d: HandlerDeps, c: Connection, p: IConnectPacket): void {
   c.clientId = clientId;
   c.keepaliveMs = keepalive * 1000;
   c.will = will;
+  // Authorization by client id and username, decided before any PUBLISH or SUBSCRIBE of this connection.
+  if (d.acl !== null) c.acl = d.acl.forClient(clientId, p.username ?? null);
+  if (will) will.writer = { clientId, username: p.username ?? null };
   if (v5) {
     c.clientReceiveMax = props.receiveMaximum ?? 65535;
     c.clientMaxPacket = props.maximumPacketSize ?? 0;

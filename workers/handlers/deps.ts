@@ -7,6 +7,7 @@ import type { BrokerConfig } from '../../src/config';
 import type { StoreOp } from '../../src/shared/messages';
 import type { IConnectPacket } from 'mqtt-packet';
 import type { Refusal } from '../auth/auth-gate';
+import type { AclGate } from '../auth/acl-gate';
 
 export interface HandlerDeps {
   readonly config: BrokerConfig;
@@ -33,6 +34,8 @@ export interface HandlerDeps {
   };
   /** Credentials of a CONNECT (auth/auth-gate.ts): null when nothing needs checking. */
   readonly auth: { gate(c: Connection, p: IConnectPacket): Promise<Refusal | null> | null };
+  /** The ACL (auth/acl-gate.ts): null without --acl-file. */
+  readonly acl: AclGate | null;
   /** Test builds: a PUBLISH to a hook topic triggers the hook instead of being routed. */
   testHook(c: Connection, topic: Buffer): boolean;
 }

@@ -5,7 +5,7 @@ import { Message } from '../protocol/message';
 import { parsePublish, PublishFrame, PubError, forwardedProps, encodeAck } from '../protocol/publish-codec';
 import { validTopicName } from '../protocol/validate';
 import { PUBACK, PUBREC, RC, SERVER_TOPIC_ALIAS_MAX } from '../protocol/constants';
-import { C_MSGS_RECEIVED } from '../../src/shared/counters';
+import { C_MSGS_RECEIVED, C_DROPPED_NOT_AUTHORISED } from '../../src/shared/counters';
 import type { HandlerDeps } from './deps';
 
 const f = new PublishFrame();
@@ -22,10 +22,30 @@ export function handlePublish(d: HandlerDeps, c: Connection, first: number, buf:
     if (s.inboundQos2.has(f.packetId)) { c.write(encodeAck(PUBREC, f.packetId, 0, c.v5)); return; }
     if (s.inboundQos2.size >= d.config.receiveMaximum) { c.protocolClose(RC.RECEIVE_MAXIMUM_EXCEEDED); return; } // [MQTT-3.3.4-9]
   }
-  if (d.testHook(c, topic)) return;
+  // Without --acl-file: one field test. With it: the topic as a string (the last one again for a
+  // repeat; kept on the message for delivery's checks) and, once seen, one Map lookup.
+  let topicStr: string | null = null;
+  let denied = false;
+  if (c.acl !== null) {
+    topicStr = c.acl.topicOf(topic);
+    denied = !c.acl.mayWrite(topicStr);
+    if (denied) { d.count(C_DROPPED_NOT_AUTHORISED, 1); if (f.qos === 0) return; }
+  }
+  if (!denied && d.testHook(c, topic)) return;
   const expiryAt = f.expiryInterval >= 0 ? Date.now() + f.expiryInterval * 1000 : 0;
   const payload = buf.subarray(f.payloadStart, f.end);
   const msg = new Message(topic, payload, f.qos, f.retain, c.v5 ? forwardedProps(buf, f) : null, expiryAt, s.subscriber);
+  if (topicStr !== null) msg.knownTopic(topicStr);
+  if (denied) {
+    // Not routed, only acknowledged, through the router so the acknowledgement keeps the
+    // client's order [MQTT-4.6.0-2] (routing/router.ts). MQTT 5 answers 0x87 Not authorized
+    // and a QoS 2 flow ends there [MQTT5-4.3.3]; MQTT 3.1.1 has no way to say no: acknowledged
+    // as usual and dropped [MQTT-3.3.5-2], a QoS 2 flow going on to PUBREL / PUBCOMP.
+    msg.denied = true;
+    if (f.qos === 2 && !c.v5) s.inboundQos2.add(f.packetId);
+    d.router.publish(msg, c, f.qos === 1 ? PUBACK : PUBREC, f.packetId);
+    return;
+  }
   if (f.qos === 2) s.inboundQos2.add(f.packetId);
   // The router acknowledges after routing (and, for persistent subscribers, after the store).
   d.router.publish(msg, c, f.qos === 1 ? PUBACK : f.qos === 2 ? PUBREC : 0, f.packetId);

@@ -38,6 +38,12 @@ export function handleSubscribe(d: HandlerDeps, c: Connection, p: ISubscribePack
       continue;
     }
     if (shared && sub.nl) { c.protocolClose(RC.PROTOCOL_ERROR); return; } // [MQTT-3.8.3-4]
+    // A filter the ACL lets this client read nothing of: 0x87 Not authorized [MQTT5-3.9.3], 0x80
+    // Failure on 3.1.1 (§3.9.3); the other filters of the SUBSCRIBE are decided on their own.
+    if (c.acl !== null && !c.acl.maySubscribe(shared ? shared.filter : sub.topic)) {
+      granted.push(c.v5 ? RC.NOT_AUTHORIZED : 0x80);
+      continue;
+    }
     const qos = Math.min(sub.qos, 2);
     const opts = qos | (sub.nl ? OPT_NO_LOCAL : 0) | (sub.rap ? OPT_RETAIN_AS_PUBLISHED : 0);
     const rh = sub.rh ?? 0;

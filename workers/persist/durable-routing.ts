@@ -97,7 +97,8 @@ export class DurableRouting implements Durability {
   }
 
   private needsStore(item: Pending, out: Uint32Array, from: number, count: number): boolean {
-    if (!this.deps.persister.enabled || item.msg.qos === 0) return false;
+    // A PUBLISH the ACL refused is never stored: it only waits in line for its acknowledgement.
+    if (!this.deps.persister.enabled || item.msg.qos === 0 || item.msg.denied) return false;
     if (item.msg.retain || (item.ack === PUBREC && item.conn?.session?.persistent === true)) return true;
     return hasPersistentTarget(out, from, count);
   }

@@ -10,6 +10,8 @@ export class Message {
   enc3r: Buffer | null = null;
   enc5: Buffer | null = null;
   enc5r: Buffer | null = null;
+  /** The ACL refused its publisher this topic: only acknowledged, never routed (handlers/publish.ts). */
+  denied = false;
 
   constructor(
     readonly topic: Buffer,
@@ -23,6 +25,12 @@ export class Message {
     /** Subscriber id of the publishing session (for No Local), or 0xffffffff. */
     readonly origin: number,
   ) {}
+
+  /** The topic as a string, when the caller already made one (the ACL check of a PUBLISH). */
+  knownTopic(s: string): void { this.topicStr = s; }
+
+  /** The topic string if one was made already, else null (makes none). */
+  get topicStringIfMade(): string | null { return this.topicStr; }
 
   get topicString(): string {
     return (this.topicStr ??= this.topic.toString('utf8'));

@@ -7,14 +7,14 @@ import type { AckWait } from '../persist/ack-wait';
 import { encodeAck } from '../protocol/publish-codec';
 
 export class AckOrder {
-  /** From `head` on: one waiting for the store, or a ready ack as (type << 16) | packet id. */
+  /** From `head` on: one waiting for the store, or a ready ack as (reason << 20) | (type << 16) | packet id. */
   private q: Array<AckWait | number> = [];
   private head = 0;
 
   /** Something waits: a ready acknowledgement must queue behind it. */
   get pending(): boolean { return this.q.length > this.head; }
 
-  ready(type: number, pid: number): void { this.q.push((type << 16) | pid); }
+  ready(type: number, pid: number, reason = 0): void { this.q.push((reason << 20) | (type << 16) | pid); }
 
   wait(a: AckWait): void { this.q.push(a); }
 
@@ -24,7 +24,7 @@ export class AckOrder {
     let i = this.head;
     for (; i < q.length; i++) {
       const e = q[i];
-      if (typeof e === 'number') { c.write(encodeAck(e >>> 16, e & 0xffff, 0, c.v5)); continue; }
+      if (typeof e === 'number') { c.write(encodeAck((e >>> 16) & 0xf, e & 0xffff, e >>> 20, c.v5)); continue; }
       if (e.settled === 0) break;
       // Not durable: no acknowledgement; the publisher resends after reconnecting.
       if (e.settled === 2) { q.length = 0; this.head = 0; c.protocolClose(0x80); return; }
@@ -37,8 +37,8 @@ export class AckOrder {
 }
 
 /** Acknowledges `pid` now, or behind what `c` still waits for. */
-export function acknowledge(c: Connection, type: number, pid: number): void {
+export function acknowledge(c: Connection, type: number, pid: number, reason = 0): void {
   const order = c.ackOrder;
-  if (order !== null && order.pending) order.ready(type, pid);
-  else c.write(encodeAck(type, pid, 0, c.v5));
+  if (order !== null && order.pending) order.ready(type, pid, reason);
+  else c.write(encodeAck(type, pid, reason, c.v5));
 }

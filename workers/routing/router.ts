@@ -11,6 +11,9 @@ import type { LocalDelivery } from './local-delivery';
 import type { PeerLinks } from './peers';
 import { acknowledge } from './ack-order';
 
+/** v5 reason code Not authorized (PUBACK / PUBREC of a PUBLISH the ACL refused). */
+const NOT_AUTHORIZED = 0x87;
+
 /** Publishes matched per native call; also bounds the scratch buffers. */
 const BATCH = 256;
 
@@ -109,6 +112,13 @@ export class Router implements RouteSink {
   /** Steps 4-8 once the message may go: retain, deliver, fan out, acknowledge. */
   complete(item: Pending, out: Uint32Array, from: number, count: number, stored: Stored | null): void {
     const msg = item.msg;
+    if (msg.denied) {
+      // Refused by the ACL (handlers/publish.ts): acknowledged in its place among the client's
+      // PUBLISHes (behind any that wait for the store, like any other), never routed or retained.
+      const c = item.conn!;
+      acknowledge(c, item.ack, item.pid, c.v5 ? NOT_AUTHORIZED : 0);
+      return;
+    }
     if (msg.retain && !item.retained) this.deps.retain(msg);
     this.route(msg, out, from, count, stored, 0, 0);
     const c = item.conn;

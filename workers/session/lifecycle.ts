@@ -191,7 +191,8 @@ export class SessionLifecycle {
     this.deps.persister.op({ o: 'bind', clientId: r.clientId, sub: s.subscriber });
     this.restore(s, r);
     const elapsed = Math.max(0, Date.now() - r.disconnectedAt);
-    const will: Will | null = r.will ? { msg: Message.fromWire(r.will.msg), delay: r.will.delay, expiry: -1 } : null;
+    // The store keeps no username: a restored will is checked by the ACL as its client id, anonymously (session/will.ts).
+    const will: Will | null = r.will ? { msg: Message.fromWire(r.will.msg), delay: r.will.delay, expiry: -1, writer: { clientId: r.clientId, username: null } } : null;
     if (s.expiryInterval !== NEVER_EXPIRES && elapsed >= s.expiryInterval * 1000) {
       this.endSession(s);
       if (will) this.whenStarted(() => this.deps.publishWill(will));

@@ -6,7 +6,7 @@ import type { Message } from '../protocol/message';
 import type { HeldPublish } from '../persist/held-publish';
 import { encodePublish, NO_EXTRAS, OutboundExtras } from '../protocol/publish-codec';
 import { OUTBOUND_ALIAS_CAP } from '../protocol/constants';
-import { C_DROPPED_TOO_LARGE, C_MSGS_SENT } from '../../src/shared/counters';
+import { C_DROPPED_TOO_LARGE, C_MSGS_SENT, C_WITHHELD_NOT_AUTHORISED } from '../../src/shared/counters';
 
 /**
  * One delivery to a session: queued (QoS 0 too, while it waits behind a retained feed), then, for
@@ -34,8 +34,14 @@ export class Outgoing {
   get inHeld(): boolean { return this.held !== null && !this.held.posted; }
 }
 
-/** Encodes and writes one PUBLISH; false if it exceeds the client's Maximum Packet Size. */
+/**
+ * Encodes and writes one PUBLISH; false if it exceeds the client's Maximum Packet Size or the
+ * ACL does not let this client read its topic. Every PUBLISH to a client passes here (live,
+ * queued, retained, resent), so here is where the ACL is checked, against the identity of the
+ * connection that gets it; without --acl-file it costs one field test.
+ */
 export function writePublish(env: { count(counter: number, n: number): void }, c: Connection, msg: Message, qos: number, retain: boolean, pid: number, dup: boolean, subIds: number[] | null): boolean {
+  if (c.acl !== null && !c.acl.mayReceive(msg)) { env.count(C_WITHHELD_NOT_AUTHORISED, 1); return false; }
   const v5 = c.v5;
   let buf: Buffer;
   let newAlias = '';

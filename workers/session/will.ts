@@ -7,6 +7,11 @@ export interface Will {
   delay: number;
   /** Will's Message Expiry Interval (s), applied when it is published; -1 = none. */
   expiry: number;
+  /**
+   * Who registered it, for the ACL check when it is published. A will restored from the store
+   * has no username (the store keeps none): it is checked as the client id, anonymously.
+   */
+  writer?: { clientId: string; username: string | null };
 }
 
 /** The message to publish for `will` now: its Message Expiry Interval counts from the moment it is published. */

@@ -1,0 +1,279 @@
+// Authorization with a Mosquitto acl_file: parse it, and decide per client whether a topic may
+// be read (delivered to it) or written (published by it), and whether a subscription filter
+// may read anything at all. Pure: no I/O but readAclFile, no worker state; the worker's
+// cached checker is workers/auth/acl-gate.ts.
+//
+// The file, as Mosquitto reads it (mosquitto.conf(5), "acl_file"):
+//   # comment, blank lines ignored
+//   topic [read|write|readwrite|deny] <topic>   no access word = readwrite; the topic is the
+//                                               rest of the line and may hold + and #
+//   user <username>                             the topic lines after it apply to that user
+//   pattern [read|write|readwrite|deny] <topic> every client, with %c = client id, %u = username
+// topic lines before the first `user` line apply to anonymous clients (no username).
+//
+// Precedence, as Mosquitto's default check decides it (src/security_default.c):
+//   1. the client's own list (its `user` section, or the anonymous section): a matching
+//      `deny` refuses; else a matching rule that grants the access allows;
+//   2. otherwise, patterns: a client id or username holding + or # is refused (it could widen
+//      a %c / %u pattern); a matching `deny` pattern refuses; a matching pattern that grants
+//      the access allows (a pattern with %u is skipped for anonymous clients);
+//   3. otherwise refused. So a `deny` wins within its tier, and a user's own allow is decided
+//      before any pattern is looked at.
+// A topic starting with $ matches only rules starting with $ (as subscriptions, [MQTT-4.7.2-1]).
+import * as fs from 'node:fs';
+
+export const READ = 1;
+export const WRITE = 2;
+/** A `deny` rule (Mosquitto's MOSQ_ACL_NONE). */
+export const DENY = 4;
+
+export interface AclRule { topic: string; access: number; line: number }
+
+/** A parsed file, as plain data (posted to workers by structured clone). */
+export interface AclRules {
+  /** Topic lines before any `user` line; null when there are none. */
+  anonymous: AclRule[] | null;
+  users: Array<[string, AclRule[]]>;
+  patterns: AclRule[];
+}
+
+export class AclFileError extends Error {}
+
+/** A topic filter Mosquitto accepts in an ACL (mosquitto_sub_topic_check). */
+function validAclTopic(t: string): string | null {
+  if (t === '') return 'the topic is empty';
+  if (t.includes('\0')) return 'the topic holds a NUL character';
+  if (Buffer.byteLength(t) > 65535) return 'the topic is longer than MQTT allows';
+  const levels = t.split('/');
+  for (let i = 0; i < levels.length; i++) {
+    const l = levels[i];
+    if (l.includes('#') && (l !== '#' || i !== levels.length - 1)) return '# must be a whole level and the last one';
+    if (l.includes('+') && l !== '+') return '+ must be a whole level';
+  }
+  return null;
+}
+
+const ACCESS: Record<string, number> = { read: READ, write: WRITE, readwrite: READ | WRITE, deny: DENY };
+
+/** The rules of an ACL file's text. Throws AclFileError naming `name` and the line. */
+export function parseAclFile(text: string, name: string): AclRules {
+  const rules: AclRules = { anonymous: null, users: [], patterns: [] };
+  const byUser = new Map<string, AclRule[]>();
+  let user: string | null = null;
+  const lines = text.split('\n');
+  for (let i = 0; i < lines.length; i++) {
+    const fail = (why: string): never => { throw new AclFileError(`${name}: line ${i + 1}: ${why}`); };
+    const line = lines[i].replace(/\s+$/, '').replace(/^[ \t]+/, '');
+    if (line === '' || line.startsWith('#')) continue;
+    const m = /^(\S+)(?:[ \t]+(.*))?$/.exec(line)!;
+    const keyword = m[1];
+    const rest = m[2] ?? '';
+    if (keyword === 'user') {
+      if (rest === '') fail('`user` needs a username');
+      user = rest;
+      continue;
+    }
+    if (keyword !== 'topic' && keyword !== 'pattern') fail(`expected "topic", "pattern" or "user", got ${JSON.stringify(keyword.slice(0, 40))}`);
+    if (rest === '') fail(`\`${keyword}\` needs a topic`);
+    // As Mosquitto: one word after the keyword is the topic (readwrite); two or more are the
+    // access and then the topic (the rest of the line, spaces included).
+    const am = /^(\S+)[ \t]+(.+)$/.exec(rest);
+    let access = READ | WRITE;
+    let topic = rest;
+    if (am) {
+      const a = ACCESS[am[1]];
+      if (a === undefined) fail(`access must be read, write, readwrite or deny, got ${JSON.stringify(am[1].slice(0, 40))}`);
+      access = a;
+      topic = am[2];
+    }
+    const bad = validAclTopic(topic);
+    if (bad) fail(`invalid topic ${JSON.stringify(topic.slice(0, 80))}: ${bad}`);
+    const rule: AclRule = { topic, access, line: i + 1 };
+    if (keyword === 'pattern') { rules.patterns.push(rule); continue; }
+    if (user === null) { (rules.anonymous ??= []).push(rule); continue; }
+    let list = byUser.get(user);
+    if (!list) { list = []; byUser.set(user, list); rules.users.push([user, list]); }
+    list.push(rule);
+  }
+  return rules;
+}
+
+export function readAclFile(file: string): AclRules {
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new AclFileError(`${file}: cannot read: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+  }
+  return parseAclFile(text, file);
+}
+
+export function ruleCount(r: AclRules): number {
+  let n = (r.anonymous?.length ?? 0) + r.patterns.length;
+  for (const [, list] of r.users) n += list.length;
+  return n;
+}
+
+interface Node { lit: Map<string, Node> | null; plus: Node | null; hash: Node | null; flags: number }
+const node = (): Node => ({ lit: null, plus: null, hash: null, flags: 0 });
+
+/**
+ * Rules as a trie of their levels, so a decision costs a walk of the topic's levels, not a
+ * scan of every rule (a 1,000-rule user section stays cheap). `match` ORs the access bits of
+ * every rule whose filter matches the topic.
+ */
+class RuleTrie {
+  private readonly root = node();
+
+  constructor(rules: readonly { levels: string[]; access: number }[]) {
+    for (const r of rules) {
+      let n = this.root;
+      for (const l of r.levels) {
+        if (l === '#') n = (n.hash ??= node());
+        else if (l === '+') n = (n.plus ??= node());
+        else { const lit = (n.lit ??= new Map()); let c = lit.get(l); if (!c) { c = node(); lit.set(l, c); } n = c; }
+      }
+      n.flags |= r.access === DENY ? DENY : r.access;
+    }
+  }
+
+  match(levels: readonly string[]): number { return walk(this.root, levels, 0); }
+}
+
+function walk(n: Node, levels: readonly string[], i: number): number {
+  // '#' and '+' in the first level never match a topic starting with $ [MQTT-4.7.2-1].
+  const wild = i > 0 || levels[0].charCodeAt(0) !== 0x24;
+  let f = wild && n.hash ? n.hash.flags : 0; // 'a/#' matches 'a' too [MQTT-4.7.1-2]
+  if (i === levels.length) return f | n.flags;
+  const c = n.lit?.get(levels[i]);
+  if (c) f |= walk(c, levels, i + 1);
+  if (wild && n.plus) f |= walk(n.plus, levels, i + 1);
+  return f;
+}
+
+/** a ∩ b of two filters (as level arrays): the filter of the topics both match, or null. */
+export function intersect(a: readonly string[], b: readonly string[]): string[] | null {
+  // A first level starting with $ is a literal that wildcards never match [MQTT-4.7.2-1]: it
+  // meets only a filter starting with a $ level too (compared below).
+  if (dollar(a) !== dollar(b)) return null;
+  const out: string[] = [];
+  for (let i = 0; ; i++) {
+    const x = a[i];
+    const y = b[i];
+    if (x === '#') return out.concat(b.slice(i));
+    if (y === '#') return out.concat(a.slice(i));
+    if (x === undefined || y === undefined) return x === y ? out : null;
+    if (x === '+') out.push(y);
+    else if (y === '+' || x === y) out.push(x);
+    else return null;
+  }
+}
+
+/** Whether every topic `f` matches is matched by `d` (filters as level arrays). */
+export function covers(d: readonly string[], f: readonly string[]): boolean {
+  if (dollar(f) && !dollar(d)) return false;
+  for (let i = 0; ; i++) {
+    const x = d[i];
+    const y = f[i];
+    if (x === '#') return true;
+    if (x === undefined || y === undefined) return x === y;
+    if (y === '#') return false;
+    if (x === '+') continue;
+    if (y === '+' || x !== y) return false;
+  }
+}
+
+const dollar = (l: readonly string[]): boolean => l[0].charCodeAt(0) === 0x24;
+
+interface Compiled { levels: string[]; access: number }
+const compile = (rules: readonly { topic: string; access: number }[]): Compiled[] => rules.map((r) => ({ levels: r.topic.split('/'), access: r.access }));
+
+/** One section's rules, compiled once per ACL and shared by every client it applies to. */
+class Section {
+  readonly trie: RuleTrie;
+  readonly allows: Compiled[];
+  readonly denies: Compiled[];
+  constructor(readonly rules: Compiled[]) {
+    this.trie = new RuleTrie(rules);
+    this.allows = rules.filter((r) => r.access !== DENY);
+    this.denies = rules.filter((r) => r.access === DENY);
+  }
+}
+
+/** The rules of one ACL file, ready to answer for any client. */
+export class Acl {
+  private readonly anonymous: Section | null;
+  private readonly users = new Map<string, Section>();
+  private readonly patterns: readonly AclRule[];
+  private readonly patternsFixed: Section | null;
+
+  constructor(readonly rules: AclRules) {
+    this.anonymous = rules.anonymous ? new Section(compile(rules.anonymous)) : null;
+    for (const [u, list] of rules.users) this.users.set(u, new Section(compile(list)));
+    this.patterns = rules.patterns;
+    // Patterns without %c / %u are the same for everyone: compiled once.
+    this.patternsFixed = rules.patterns.length > 0 && rules.patterns.every((p) => !/%[cu]/.test(p.topic)) ? new Section(compile(rules.patterns)) : null;
+  }
+
+  /** The decisions for one client: its own section and the patterns with %c / %u filled in. */
+  forClient(clientId: string, username: string | null): ClientAcl {
+    const own = username === null ? this.anonymous : this.users.get(username) ?? null;
+    // A client id or username with + or # could widen a pattern: patterns refuse it (Mosquitto).
+    const dangerous = /[+#]/.test(clientId) || (username !== null && /[+#]/.test(username));
+    let patterns: Section | null = null;
+    if (!dangerous && this.patterns.length > 0) {
+      patterns = this.patternsFixed ?? new Section(compile(this.patterns
+        .filter((p) => username !== null || !p.topic.includes('%u'))
+        .map((p) => ({ topic: p.topic.replace(/%[cu]/g, (s) => (s === '%c' ? clientId : username!)), access: p.access }))));
+    }
+    return new ClientAcl(own, patterns);
+  }
+}
+
+/** One client's authorization: what it may read, write and subscribe to. */
+export class ClientAcl {
+  constructor(private readonly own: Section | null, private readonly patterns: Section | null) {}
+
+  /** `access` is READ or WRITE; `topic` a topic name (no wildcards). */
+  allows(topic: string, access: number): boolean {
+    const levels = topic.split('/');
+    if (this.own) {
+      const f = this.own.trie.match(levels);
+      if (f & DENY) return false;
+      if (f & access) return true;
+    }
+    if (this.patterns) {
+      const f = this.patterns.trie.match(levels);
+      if (f & DENY) return false;
+      if (f & access) return true;
+    }
+    return false;
+  }
+
+  /**
+   * Whether a subscription to `filter` could deliver anything: some topic it matches may be
+   * read. A filter only partly readable is granted (delivery checks each topic); one no rule
+   * lets it read, or that a `deny` covers whole, is refused. Exact but for a filter covered by
+   * several `deny` rules together and by none alone: granted, and delivery withholds all.
+   */
+  maySubscribe(filter: string): boolean {
+    const f = filter.split('/');
+    const own = this.own;
+    if (own) {
+      for (const r of own.allows) {
+        if (!(r.access & READ)) continue;
+        const i = intersect(f, r.levels);
+        if (i && !own.denies.some((d) => covers(d.levels, i))) return true;
+      }
+    }
+    const p = this.patterns;
+    if (p) {
+      for (const r of p.allows) {
+        if (!(r.access & READ)) continue;
+        const i = intersect(f, r.levels);
+        if (i && !(own && own.denies.some((d) => covers(d.levels, i))) && !p.denies.some((d) => covers(d.levels, i))) return true;
+      }
+    }
+    return false;
+  }
+}

@@ -94,6 +94,27 @@ describe('27 delivery under pressure', () => {
     });
   });
 
+  test('a burst larger than a peer ring reaches a subscriber on another worker, after the publisher goes quiet', { timeout: 180000 }, async () => {
+    // 48 × 512 KiB = 24 MiB through a 4 MiB ring between two workers: records spill to the
+    // publisher worker's overflow queue, which must drain though that worker has nothing else
+    // to do once the publisher stops (the subscriber reads but does not acknowledge, so nothing
+    // comes back to wake it).
+    await withBroker(['2', '--durability', 'none', '--max-inflight', '64'], async (b) => {
+      for (let round = 0; round < 3; round++) {
+        // The main thread gives each new connection the least-loaded worker: subscriber, then publisher.
+        const sub = await AckingSubscriber.connect(b.port, 5, { clientId: `ring-sub-${round}` });
+        await sub.subscribe(`ring${round}/#`, 1);
+        sub.acking = false;
+        const pub = await TrackingPublisher.connect(b.port, 4, { clientId: `ring-pub-${round}` });
+        for (let n = 0; n < 48; n++) await pub.publish(`ring${round}/x`, n, 512 * KiB, 1);
+        await waitUntil(() => pub.unacked === 0, 'PUBACKs for the burst', WAIT);
+        await waitUntil(() => sub.qos12.size === 48, () => `round ${round}: ${sub.qos12.size} of 48 messages reached the subscriber`, WAIT);
+        sub.destroy();
+        pub.destroy();
+      }
+    });
+  });
+
   test('random mix with stalls and reconnects: each missing acknowledged message is a counted drop', { timeout: 300000 }, async (t) => {
     const seed = Number(process.env.FLEETMQ_SEED ?? 20261203);
     const rng = new Rng(seed);

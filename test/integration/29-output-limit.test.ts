@@ -62,7 +62,7 @@ describe('29 output a client leaves unread', () => {
         sub.acking = false; // reads every PUBLISH, acknowledges none: all stay in flight
         const pub = await TrackingPublisher.connect(b.port, 4, { clientId: 'big-window-pub' });
         for (let n = 0; n < N; n++) await pub.publish('big/x', n, 512 * KiB, 1);
-        await waitUntil(() => sub.qos12.size === N, () => `all ${N} messages in flight to the subscriber (${sub.qos12.size})`, 60000);
+        await waitUntil(() => sub.qos12.size === N, () => `all ${N} messages in flight to the subscriber (${sub.qos12.size}; subscriber closed: ${sub.closed})`, 60000);
         sub.destroy();
         sub = await AckingSubscriber.connect(b.port, 5, { clientId: 'big-window', clean: false, properties: { sessionExpiryInterval: 600 } });
         assert.equal(sub.connack?.sessionPresent, true);

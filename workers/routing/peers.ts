@@ -185,10 +185,24 @@ export class PeerLinks {
     this.ringDirty();
   }
 
-  /** Commits every ring written this turn (one tail publish + at most one wake per ring). */
+  /**
+   * Commits every ring written this turn (one tail publish + at most one wake per ring). Records
+   * spilled from a full ring are retried at each commit; while some remain, a retry comes within
+   * a millisecond even if this worker has nothing else to do (waiting for its next turn once
+   * left them stuck for good when the publisher's worker went idle).
+   */
   commit(): void {
-    for (const p of this.producers) if (p) p.commit();
+    let spilled = false;
+    for (const p of this.producers) {
+      if (!p) continue;
+      p.commit();
+      if (p.overflowLength > 0) spilled = true;
+    }
+    if (spilled && this.retry === null) this.retry = setTimeout(this.retryNow, 1);
   }
+
+  private retry: NodeJS.Timeout | null = null;
+  private readonly retryNow = (): void => { this.retry = null; this.ringDirty(); };
 
   hasInbound(): boolean {
     for (const c of this.consumers) if (c && !c.isEmpty()) return true;

@@ -12,6 +12,8 @@ export interface RunningBroker {
   reload(): { ok: boolean; line: string };
   /** Users in the password file now (null: none configured). */
   readonly users: number | null;
+  /** This node in its cluster now (null: a single node, no --etcd). */
+  readonly cluster: { incarnation: string; members: string[]; fenced: boolean } | null;
   stop(): Promise<void>;
 }
 
@@ -33,6 +35,7 @@ export async function startBroker(config: BrokerConfig, opts: { testHooks?: bool
     host: addr.address,
     reload: () => auth.reload(),
     get users() { return config.passwordFile ? auth.userCount : null; },
+    get cluster() { return supervisor.cluster; },
     stop() {
       stopped ??= (async () => {
         await listener.close();

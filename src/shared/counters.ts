@@ -37,7 +37,11 @@ export const C_STORE_HELD_REMOTE = 19;
 export const C_AUTH_REFUSED = 20;
 /** CONNECTs answered "server busy" because the password-hashing queue was full (--auth-queue-max). */
 export const C_AUTH_BUSY = 21;
-export const COUNTERS_PER_WORKER = 22;
+/** CONNECTs answered "server busy" because this node was fenced (not a cluster member). */
+export const C_CLUSTER_REFUSED = 22;
+/** Connections closed because this node fenced itself (v5: DISCONNECT 0x9C, use another server). */
+export const C_CLUSTER_DROPPED = 23;
+export const COUNTERS_PER_WORKER = 24;
 
 export const COUNTER_NAMES: Record<number, string> = {
   [C_CLIENTS_CONNECTED]: 'clients/connected',
@@ -59,6 +63,8 @@ export const COUNTER_NAMES: Record<number, string> = {
   [C_STORE_HELD_REMOTE]: 'store/held/remote',
   [C_AUTH_REFUSED]: 'clients/refused/auth',
   [C_AUTH_BUSY]: 'clients/refused/busy',
+  [C_CLUSTER_REFUSED]: 'clients/refused/fenced',
+  [C_CLUSTER_DROPPED]: 'clients/disconnected/fenced',
 };
 
 export function createCounters(workers: number): SharedArrayBuffer {

@@ -33,6 +33,8 @@ export interface HandlerDeps {
   };
   /** Credentials of a CONNECT (auth/auth-gate.ts): null when nothing needs checking. */
   readonly auth: { gate(c: Connection, p: IConnectPacket): Promise<Refusal | null> | null };
+  /** The cluster (src/shared/cluster-state.ts): `refusing` while this node is fenced. */
+  readonly cluster: { readonly refusing: boolean };
   /** Test builds: a PUBLISH to a hook topic triggers the hook instead of being routed. */
   testHook(c: Connection, topic: Buffer): boolean;
 }

@@ -19,6 +19,8 @@ export interface RunningBroker {
   readonly aclRules: number | null;
   /** Users in the password file now (null: none configured). */
   readonly users: number | null;
+  /** This node in its cluster now (null: a single node, no --etcd). */
+  readonly cluster: { incarnation: string; members: string[]; fenced: boolean } | null;
   stop(): Promise<void>;
 }
 
@@ -42,6 +44,7 @@ export async function startBroker(config: BrokerConfig, opts: { testHooks?: bool
     reloadAcl: () => auth.reloadAcl(),
     get aclRules() { return auth.aclRuleCount; },
     get users() { return config.passwordFile ? auth.userCount : null; },
+    get cluster() { return supervisor.cluster; },
     stop() {
       stopped ??= (async () => {
         await listener.close();

@@ -3,9 +3,10 @@
 // edits a password file (src/auth/passwd-cli.ts).
 //
 // Exit codes: 0 clean shutdown; 1 cannot start (one line on stderr: an unusable --data-dir, a
-// store that did not open within --store-open-timeout-ms, a bad password or ACL file, ...) or shutdown
-// failed; 2 bad configuration; 128 + signal number for SIGTERM / SIGINT before the broker was
-// listening.
+// store that did not open within --store-open-timeout-ms, a bad password or ACL file, a
+// --node-id already registered in the cluster, an etcd that did not answer within
+// --cluster-join-timeout-ms, ...) or shutdown failed; 2 bad configuration (also --etcd without
+// --node-id); 128 + signal number for SIGTERM / SIGINT before the broker was listening.
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { parseArgs, resolveConfig, helpText, ConfigError, BrokerConfig, anonymousAllowed, isLoopbackHost } from './config';
@@ -82,6 +83,8 @@ export async function main(argv: readonly string[]): Promise<void> {
   }
   process.stdout.write(`fleetmq: ${accessLine(config, broker.host, broker.users)}\n`);
   if (config.aclFile) process.stdout.write(`fleetmq: acl file ${config.aclFile}: ${broker.aclRules} rule${broker.aclRules === 1 ? '' : 's'}\n`);
+  const cluster = broker.cluster;
+  if (cluster) process.stdout.write(`fleetmq: cluster ${config.clusterName} as ${config.nodeId} (incarnation ${cluster.incarnation}), members: ${cluster.members.join(', ')}\n`);
   process.stdout.write(`fleetmq listening on ${broker.host}:${broker.port} (${config.workers} worker${config.workers === 1 ? '' : 's'})\n`);
   if (stopping) stop(broker, stopping);
 }

@@ -2,6 +2,7 @@
 // help line. The CLI, `--help`, `--config` and the workers all read this one table.
 import * as fs from 'node:fs';
 import * as os from 'node:os';
+import { EtcdConfigError, nameProblem, parseEndpoints } from './cluster/names';
 
 export type QueuePolicy = 'drop-oldest' | 'drop-new' | 'disconnect';
 export type Durability = 'none' | 'process' | 'fsync';
@@ -33,6 +34,14 @@ export interface BrokerConfig {
   authCacheEntries: number;
   aclFile?: string;
   aclCacheEntries: number;
+  /** Cluster (src/cluster/README.md): all unset / defaults = a single node, no etcd client loaded. */
+  etcd?: string;
+  nodeId?: string;
+  clusterName: string;
+  clusterPort: number;
+  advertise?: string;
+  leaseTtl: number;
+  clusterJoinTimeoutMs: number;
   config?: string;
 }
 
@@ -80,6 +89,13 @@ export const SETTINGS: readonly Setting[] = [
   { key: 'authCacheEntries', flag: '--auth-cache-entries', kind: 'int', min: 0, max: 10_000_000, default: () => 10000, help: 'verified user + password pairs remembered by each worker and by the main thread (keyed by an HMAC, never the password) so reconnects skip the hash; cleared on reload (0 = off)' },
   { key: 'aclFile', flag: '--acl-file', kind: 'string', default: () => undefined, help: 'Mosquitto acl_file (topic / user / pattern lines): who may publish to and receive which topics; a SUBSCRIBE to a filter the client may read nothing of is refused (0x80 / 0x87). SIGHUP reloads it' },
   { key: 'aclCacheEntries', flag: '--acl-cache-entries', kind: 'int', min: 1, max: 1_000_000, default: () => 256, help: 'ACL decisions remembered per connection (topic -> allowed), oldest dropped first and counted; cleared on reload' },
+  { key: 'etcd', flag: '--etcd', kind: 'string', default: () => undefined, help: 'etcd client URLs (http://host:port[,http://host:port...]): run as a member of a cluster (needs --node-id); without it the node runs alone and loads no etcd client' },
+  { key: 'nodeId', flag: '--node-id', kind: 'string', default: () => undefined, help: 'this node\'s id in the cluster (letters, digits, \'.\', \'_\', \'-\'); a node id already registered is refused at startup' },
+  { key: 'clusterName', flag: '--cluster-name', kind: 'string', default: () => 'fleetmq', help: 'the cluster to join: members register under /fleetmq/<name>/members/ in etcd' },
+  { key: 'clusterPort', flag: '--cluster-port', kind: 'int', min: 1, max: 65535, default: () => 7883, help: 'port announced to peers for node-to-node traffic (announced in the member record; no peer server listens on it yet)' },
+  { key: 'advertise', flag: '--advertise', kind: 'string', default: () => undefined, help: 'address peers use to reach this node (default: --host when it is a specific address, else this machine\'s hostname)' },
+  { key: 'leaseTtl', flag: '--lease-ttl', kind: 'int', min: 2, max: 3600, default: () => 10, help: 'etcd lease TTL, seconds: a node that cannot renew it for TTL - max(0.5 s, TTL/5) fences itself (refuses CONNECT, disconnects its clients) and rejoins; the others see it gone after TTL' },
+  { key: 'clusterJoinTimeoutMs', flag: '--cluster-join-timeout-ms', kind: 'int', min: 1, max: 86_400_000, default: () => 15_000, help: 'how long startup waits for an unreachable etcd (a line every 3 s) before it fails with exit code 1' },
   { key: 'config', flag: '--config', kind: 'string', default: () => undefined, help: 'JSON file whose keys are the camelCase flag names (e.g. "maxKeepalive"); flags win' },
 ];
 
@@ -156,7 +172,27 @@ export function resolveConfig(parsed: ParsedArgs): BrokerConfig {
   for (const [s, v] of parsed.values) out[s.key] = v;
   const config = out as unknown as BrokerConfig;
   checkExposure(config);
+  checkCluster(config);
   return config;
+}
+
+/** Cluster flags are checked here (exit 2), with the rules of src/cluster/names.ts, which loads no etcd client. */
+function checkCluster(config: BrokerConfig): void {
+  if (config.etcd === undefined) return;
+  if (config.nodeId === undefined) throw new ConfigError('--etcd needs --node-id: every member of a cluster needs an id of its own');
+  const bad = nameProblem('--node-id', config.nodeId) ?? nameProblem('--cluster-name', config.clusterName);
+  if (bad) throw new ConfigError(bad);
+  try { parseEndpoints(config.etcd); } catch (err) {
+    if (err instanceof EtcdConfigError) throw new ConfigError(`--etcd: ${err.message}`);
+    throw err;
+  }
+}
+
+/** The address peers use: --advertise, else --host when it names one address, else the hostname. */
+export function advertisedAddress(config: BrokerConfig): string {
+  if (config.advertise) return config.advertise;
+  const h = config.host.replace(/^\[|\]$/g, '');
+  return h === '0.0.0.0' || h === '::' || h === '' ? os.hostname() : h;
 }
 
 /** Whether clients without a username may connect (Mosquitto 2's allow_anonymous default). */

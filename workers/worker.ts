@@ -28,6 +28,7 @@ import { AuthGate } from './auth/auth-gate';
 import { AclGate } from './auth/acl-gate';
 import type { Message } from './protocol/message';
 import { RC } from './protocol/constants';
+import { ClusterState } from '../src/shared/cluster-state';
 
 const wiring = workerData as WorkerWiring;
 const { index, config, trieId } = wiring;
@@ -41,6 +42,7 @@ const link = config.durability !== 'none' ? new StoreLink(wiring.storeRing, wiri
 const persister = new Persister(link, schedule, config.commitLingerMs, count);
 const storeIds = new StoreIds(wiring.storeIds);
 const table = new SessionTable();
+const clusterState = new ClusterState(wiring.clusterState);
 
 const coord = new CoordinatorClient(wiring.coordinator,
   (req, clientId, clean) => lifecycle.release(req, clientId, clean),
@@ -48,7 +50,14 @@ const coord = new CoordinatorClient(wiring.coordinator,
   (req, results, error) => persister.onStored(req, results, error),
   (fd, bytes) => connections.adoptMoved(fd, bytes),
   // Ready once the coordinator has handed over this worker's restored sessions.
-  () => parentPort!.postMessage({ t: 'ready' }));
+  () => parentPort!.postMessage({ t: 'ready' }),
+  (m) => {
+    // Fenced: the coordinator already raised the shared flag, so new CONNECTs are refused; the
+    // clients here go to another node: DISCONNECT 0x9C "use another server" [MQTT5-3.14.2.1]
+    // (not 0x8B: this node is back once it rejoins; v3 clients are just closed [MQTT-4.13.1-1]).
+    if (m.t === 'cluster-fenced') count(K.C_CLUSTER_DROPPED, connections.dropAll(RC.USE_ANOTHER_SERVER));
+    else sys?.cluster(m);
+  });
 
 // The publish path: routing, with persistence behind the Durability interface.
 const local = new LocalDelivery(index, table);
@@ -92,6 +101,7 @@ const handlers: HandlerDeps = {
   config, count, router, sessions: lifecycle, subscriptions, store: persister,
   auth: new AuthGate(wiring.auth, config, count),
   acl,
+  cluster: clusterState,
   testHook: wiring.testHooks ? (c, topic) => testHook(index, c, topic) : () => false,
 };
 const handlerErrors = new LimitedLog(`fleetmq: worker ${index}: `);
@@ -131,5 +141,5 @@ parentPort!.on('message', (m: PeerReset | { t: 'shutdown' } | { t: 'go' }) => {
 });
 
 setInterval(() => connections.sweep(), 500).unref();
-if (index === 0) startSysTopics({ interval: config.sysInterval, counters: wiring.counters, startedAt: wiring.startedAt, router, ringDirty: schedule });
+const sys = index === 0 ? startSysTopics({ interval: config.sysInterval, counters: wiring.counters, clusterState, startedAt: wiring.startedAt, router, ringDirty: schedule }) : null;
 inbound.pump();

@@ -21,6 +21,7 @@
 // stream (watch) is open, because etcd also refuses pings without streams.
 import { Etcd3, isRecoverableError, castGrpcError } from 'etcd3';
 import { noop, ExponentialBackoff } from 'cockatiel';
+import { EtcdConfigError, parseEndpoints } from './names';
 
 export interface KeyValue {
   key: string;
@@ -82,22 +83,8 @@ export interface EtcdClientOptions {
   defaultBudgetMs?: number;
 }
 
-export class EtcdConfigError extends Error {}
-
-/** Parses and checks endpoints; throws EtcdConfigError naming the bad one. */
-export function parseEndpoints(endpoints: string[] | string): string[] {
-  const list = (Array.isArray(endpoints) ? endpoints : endpoints.split(','))
-    .map((s) => s.trim()).filter((s) => s.length > 0);
-  if (list.length === 0) throw new EtcdConfigError('no etcd endpoint given (expected http://host:port[,http://host:port...])');
-  for (const ep of list) {
-    let u: URL;
-    try { u = new URL(ep); } catch { throw new EtcdConfigError(`invalid etcd endpoint "${ep}": expected http://host:port`); }
-    if (u.protocol !== 'http:') throw new EtcdConfigError(`invalid etcd endpoint "${ep}": only http:// is supported (no TLS yet)`);
-    if (!u.hostname || !u.port) throw new EtcdConfigError(`invalid etcd endpoint "${ep}": expected http://host:port with an explicit port`);
-    if (u.pathname !== '/' || u.search || u.hash || u.username) throw new EtcdConfigError(`invalid etcd endpoint "${ep}": expected http://host:port and nothing else`);
-  }
-  return list;
-}
+// Endpoint syntax lives in names.ts (config.ts checks it without loading etcd3).
+export { EtcdConfigError, parseEndpoints };
 
 /** The key just past every key that starts with `prefix` (etcd's range_end for a prefix). */
 export function prefixEnd(prefix: Buffer): Buffer {

@@ -25,6 +25,7 @@ import { randomBytes } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import { EtcdClient, EtcdUnavailableError, KeyValue, WatchBatch, WatchHandle } from './etcd-client';
 import { LeaseFence, defaultMarginMs } from './fence';
+import { nameProblem } from './names';
 
 export interface MemberInfo {
   nodeId: string;
@@ -94,7 +95,6 @@ export class DuplicateNodeError extends Error {
 
 export class EtcdUnreachableError extends Error {}
 
-const NODE_ID_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
 
 export function membersPrefix(cluster: string): string { return `/fleetmq/${cluster}/members/`; }
 
@@ -146,8 +146,8 @@ export class Membership extends EventEmitter {
 
   constructor(opts: MembershipOptions) {
     super();
-    if (!NODE_ID_RE.test(opts.nodeId)) throw new Error(`invalid node id "${opts.nodeId}": use letters, digits, '.', '_' or '-' (max 128)`);
-    if (!NODE_ID_RE.test(opts.cluster)) throw new Error(`invalid cluster name "${opts.cluster}": use letters, digits, '.', '_' or '-' (max 128)`);
+    const bad = nameProblem('node id', opts.nodeId) ?? nameProblem('cluster name', opts.cluster);
+    if (bad) throw new Error(bad);
     const ttlSec = opts.ttlSec ?? 10;
     if (!Number.isInteger(ttlSec) || ttlSec < 2) throw new RangeError(`lease TTL must be an integer >= 2 s (etcd's minimum), got ${ttlSec}`);
     this.opts = opts;

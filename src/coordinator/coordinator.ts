@@ -1,7 +1,8 @@
 // What must be single per process (src/README.md, "Threads"): the session registry, the
 // retained messages and their cursors, and the store. A module with its state in one object,
 // so it can run without a thread (test/unit/coordinator.test.ts); thread.ts runs it as the
-// coordinator thread. The cluster attaches here as it lands.
+// coordinator thread. With --etcd it is also this process's cluster member (cluster/node.ts):
+// its loop does no per-message work, so the fencing timer fires on time.
 import { type MessagePort, receiveMessageOnPort } from 'node:worker_threads';
 import { topicIndex, subscriberWorker } from '../shared/topic-index';
 import { native } from '../native';
@@ -13,6 +14,8 @@ import { Persistence } from './persistence';
 import { StoreIds } from '../shared/store-ids';
 import { StoreInbox } from './store-inbox';
 import { BellWaiter } from '../shared/ring';
+import { ClusterState } from '../shared/cluster-state';
+import type { ClusterNode } from '../cluster/node';
 
 export interface CoordinatorOptions {
   workers: number;
@@ -20,13 +23,23 @@ export interface CoordinatorOptions {
   trieId: number;
   storeIds: SharedArrayBuffer;
   coordBell: SharedArrayBuffer;
+  /** src/shared/cluster-state.ts: this coordinator writes it, workers read it. */
+  clusterState: SharedArrayBuffer;
 }
+
+/** What the main thread logs about the cluster (cluster name and node id come from the config). */
+export type ClusterNote =
+  | { ev: 'joined'; incarnation: string; members: string[]; rejoin: boolean }
+  | { ev: 'view'; members: string[] }
+  | { ev: 'fenced'; incarnation: string; reason: string }
+  | { ev: 'log'; line: string };
 
 /** What the coordinator tells the main thread. */
 export type ToMain =
   /** A line for the operator; `error` goes to stderr. */
   | { t: 'log'; line: string; error?: boolean }
-  | { t: 'purged'; index: number; removed: number };
+  | { t: 'purged'; index: number; removed: number }
+  | { t: 'cluster'; note: ClusterNote };
 
 export class Coordinator {
   /** Every worker's trie subscriptions (subscriber id → filters), to clean up after a dead worker. */
@@ -41,6 +54,10 @@ export class Coordinator {
   private persistence: Persistence | null = null;
   /** Restored sessions not yet handed to a worker, per worker index. */
   private readonly toAdopt: RestoredSession[][];
+  private readonly clusterState: ClusterState;
+  private cluster: ClusterNode | null = null;
+  /** What worker 0 publishes in $SYS/broker/cluster/ (null: not a cluster member). */
+  private clusterInfo: { node: string; incarnation: string; members: string[] } | null = null;
 
   constructor(private readonly opts: CoordinatorOptions, private readonly toMain: (m: ToMain) => void) {
     this.ports = new Array(opts.workers).fill(null);
@@ -48,6 +65,7 @@ export class Coordinator {
     this.bell = new BellWaiter(opts.coordBell);
     this.registry = new Registry(this.ports);
     this.toAdopt = Array.from({ length: opts.workers }, () => []);
+    this.clusterState = new ClusterState(opts.clusterState);
   }
 
   /** Opens the store and restores what it holds; restored sessions go to workers as they attach. */
@@ -57,6 +75,46 @@ export class Coordinator {
     for (const m of retained) this.retained.set(m);
     sessions.forEach((s, i) => this.toAdopt[i % this.opts.workers].push(s));
     this.parkStores();
+    if (this.opts.config.etcd !== undefined) await this.joinCluster();
+  }
+
+  /**
+   * Joins the cluster before any worker serves (a taken node id or an unreachable etcd fails the
+   * start). Loaded on demand: a single node never loads the etcd client.
+   */
+  private async joinCluster(): Promise<void> {
+    const { ClusterNode } = await import('../cluster/node');
+    const note = (n: ClusterNote) => this.toMain({ t: 'cluster', note: n });
+    const node = new ClusterNode(this.opts.config, {
+      log: (line) => note({ ev: 'log', line }),
+      view: (members) => {
+        if (this.clusterInfo) this.clusterInfo.members = members;
+        this.tellSys();
+        note({ ev: 'view', members });
+      },
+      fenced: (ev) => {
+        // The flag first: a CONNECT handled after a worker drops its clients sees it (workers/README.md).
+        this.clusterState.fenced();
+        for (const port of this.ports) port?.postMessage({ t: 'cluster-fenced' } satisfies FromCoordinator);
+        note({ ev: 'fenced', incarnation: ev.incarnation, reason: ev.reason });
+      },
+      rejoined: (ev, members) => {
+        this.clusterInfo = { node: node.nodeId, incarnation: ev.incarnation, members };
+        this.clusterState.setRefusing(false);
+        this.tellSys();
+        note({ ev: 'joined', incarnation: ev.incarnation, members, rejoin: true });
+      },
+    });
+    const joined = await node.join();
+    this.cluster = node;
+    this.clusterInfo = { node: node.nodeId, ...joined };
+    note({ ev: 'joined', incarnation: joined.incarnation, members: joined.members, rejoin: false });
+  }
+
+  /** Worker 0 publishes $SYS/broker/cluster/ (workers/sys/sys-topics.ts). */
+  private tellSys(): void {
+    const info = this.clusterInfo;
+    if (info) this.ports[0]?.postMessage({ t: 'cluster-view', ...info } satisfies FromCoordinator);
   }
 
   /** Worker `index` (new or a replacement) talks to the coordinator on `port`. */
@@ -70,6 +128,7 @@ export class Coordinator {
       port.postMessage({ t: 'adopt', session } satisfies FromCoordinator);
     }
     port.postMessage({ t: 'adopt-done' } satisfies FromCoordinator);
+    if (index === 0) this.tellSys();
   }
 
   private onWorkerMessage(index: number, port: MessagePort, m: ToCoordinator): void {
@@ -158,6 +217,7 @@ export class Coordinator {
   /** Store operations workers posted before they exited land before the store closes. */
   async close(): Promise<void> {
     for (let i = 0; i < this.opts.workers; i++) this.takePosted(i);
+    await this.cluster?.leave();
     await this.persistence?.close();
   }
 }

@@ -11,6 +11,8 @@ import { ACCEPT_RECORD_BYTES, PeerReset, WorkerWiring } from '../shared/wiring';
 import { createCounters, COUNTERS_PER_WORKER, C_CONNECTIONS_OPEN, C_ACCEPTED, C_CLIENTS_CONNECTED, C_SESSIONS, C_SUBSCRIPTIONS } from '../shared/counters';
 import { topicIndex as trie } from '../shared/topic-index';
 import { createSlabBuffer } from '../slab-layout';
+import { createClusterState } from '../shared/cluster-state';
+import type { ClusterNote, ToMain } from '../coordinator/coordinator';
 
 const ACCEPT_RING_BYTES = 64 * 1024;
 const PEER_RING_BYTES = 4 * 1024 * 1024;
@@ -45,6 +47,10 @@ export class Supervisor {
   private readonly storeIds = createStoreIds();
   /** Rung by every worker's store ring. */
   private readonly coordBell = createBell();
+  /** Written by the coordinator, read by workers (src/shared/cluster-state.ts). */
+  private readonly clusterState = createClusterState();
+  /** This node in the cluster, as the coordinator last said (null: a single node). */
+  cluster: { incarnation: string; members: string[]; fenced: boolean } | null = null;
   readonly startedAt = Date.now();
   restarts = 0;
 
@@ -64,7 +70,7 @@ export class Supervisor {
   }
 
   async start(): Promise<void> {
-    this.coordinator = new Worker(COORDINATOR_JS, { workerData: { workers: this.config.workers, config: this.config, trieId: this.trieId, storeIds: this.storeIds, coordBell: this.coordBell }, ...this.limits() });
+    this.coordinator = new Worker(COORDINATOR_JS, { workerData: { workers: this.config.workers, config: this.config, trieId: this.trieId, storeIds: this.storeIds, coordBell: this.coordBell, clusterState: this.clusterState }, ...this.limits() });
     this.coordinator.on('error', (err) => {
       process.stderr.write(`fleetmq: coordinator failed: ${err.stack ?? err}\n`);
       process.exit(1);
@@ -73,6 +79,7 @@ export class Supervisor {
     await new Promise<void>((resolve, reject) => {
       this.coordinator.on('message', (m: { t: string; line?: string; error?: boolean; message?: string }) => {
         if (m.t === 'log') (m.error ? process.stderr : process.stdout).write(`fleetmq: ${m.line}\n`);
+        else if (m.t === 'cluster') this.onCluster((m as Extract<ToMain, { t: 'cluster' }>).note);
         else if (m.t === 'purged') this.onPurged((m as unknown as { index: number }).index);
         else if (m.t === 'loaded') resolve();
         else if (m.t === 'failed') reject(new Error(m.message));
@@ -83,6 +90,30 @@ export class Supervisor {
     await Promise.all(ready);
     this.started = true;
     for (const s of this.slots) s.worker?.postMessage({ t: 'go' });
+  }
+
+  /**
+   * What the coordinator says about the cluster: kept for the startup line (cli.ts), logged once
+   * the broker is up. Fencing and rejoining go to stderr: an operator must see them.
+   */
+  private onCluster(n: ClusterNote): void {
+    const name = `cluster ${this.config.clusterName}`;
+    const out = (line: string, error = false) => { (error ? process.stderr : process.stdout).write(`fleetmq: ${line}\n`); };
+    if (n.ev === 'log') { out(`${name}: ${n.line}`, true); return; }
+    const was = this.cluster;
+    if (n.ev === 'joined') {
+      this.cluster = { incarnation: n.incarnation, members: n.members, fenced: false };
+      if (n.rejoin) out(`${name}: rejoined as ${this.config.nodeId} (incarnation ${n.incarnation}), members: ${n.members.join(', ')}; accepting connections again`, true);
+    } else if (n.ev === 'fenced') {
+      if (was) was.fenced = true;
+      out(`${name}: FENCED as ${this.config.nodeId} (incarnation ${n.incarnation}): ${n.reason}; refusing CONNECT and disconnecting every client until it rejoins`, true);
+    } else if (was) {
+      const before = new Set(was.members);
+      const after = new Set(n.members);
+      const change = [...n.members.filter((x) => !before.has(x)).map((x) => `+${x}`), ...was.members.filter((x) => !after.has(x)).map((x) => `-${x}`)];
+      was.members = n.members;
+      if (this.started) out(`${name}: members: ${n.members.join(', ')} (${change.join(' ') || 'updated'})`);
+    }
   }
 
   /**
@@ -129,6 +160,7 @@ export class Supervisor {
       storeIds: this.storeIds,
       storeRing,
       coordBell: this.coordBell,
+      clusterState: this.clusterState,
       startedAt: this.startedAt,
       testHooks: this.testHooks,
     };

@@ -48,7 +48,11 @@ export const C_ACL_CACHE_EVICTED = 24;
  * (replies to packets it keeps sending while it never reads): net/connection.ts, output limit.
  */
 export const C_CLOSED_UNREAD = 25;
-export const COUNTERS_PER_WORKER = 26;
+/** CONNECTs answered "server busy" because this node was fenced (not a cluster member). */
+export const C_CLUSTER_REFUSED = 26;
+/** Connections closed because this node fenced itself (v5: DISCONNECT 0x9C, use another server). */
+export const C_CLUSTER_DROPPED = 27;
+export const COUNTERS_PER_WORKER = 28;
 
 export const COUNTER_NAMES: Record<number, string> = {
   [C_CLIENTS_CONNECTED]: 'clients/connected',
@@ -74,6 +78,8 @@ export const COUNTER_NAMES: Record<number, string> = {
   [C_WITHHELD_NOT_AUTHORISED]: 'messages/withheld/not-authorised',
   [C_ACL_CACHE_EVICTED]: 'acl/cache/evicted',
   [C_CLOSED_UNREAD]: 'clients/closed/unread-output',
+  [C_CLUSTER_REFUSED]: 'clients/refused/fenced',
+  [C_CLUSTER_DROPPED]: 'clients/disconnected/fenced',
 };
 
 export function createCounters(workers: number): SharedArrayBuffer {

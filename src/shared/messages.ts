@@ -124,4 +124,8 @@ export type FromCoordinator =
   /** `cursor` names the open cursor for the next page; 0 when this page was the last. */
   | { t: 'retained'; req: number; cursor: number; msgs: WireMessage[] }
   | { t: 'stored'; req: number; results: PersistResult[]; error: string | null }
-  | { t: 'adopt'; session: RestoredSession };
+  | { t: 'adopt'; session: RestoredSession }
+  /** To every worker: this node fenced itself; drop every client (src/cluster/README.md). */
+  | { t: 'cluster-fenced' }
+  /** To worker 0: this node's id and the member list, for $SYS/broker/cluster/. */
+  | { t: 'cluster-view'; node: string; incarnation: string; members: string[] };

@@ -32,6 +32,8 @@ export interface WorkerWiring {
   coordBell: SharedArrayBuffer;
   /** The shared store id counter (src/shared/store-ids.ts). */
   storeIds: SharedArrayBuffer;
+  /** src/shared/cluster-state.ts (the coordinator writes, workers read). */
+  clusterState: SharedArrayBuffer;
   startedAt: number;
   testHooks: boolean;
 }

@@ -9,6 +9,7 @@ import { Coordinator, type ToMain } from '../../src/coordinator/coordinator';
 import { resolveConfig, parseArgs } from '../../src/config';
 import { createRingBuffer, createBell } from '../../src/shared/ring';
 import { createStoreIds } from '../../src/shared/store-ids';
+import { createClusterState } from '../../src/shared/cluster-state';
 import { topicIndex, subscriberId } from '../../src/shared/topic-index';
 import type { FromCoordinator, ToCoordinator } from '../../src/shared/messages';
 
@@ -38,7 +39,7 @@ async function setup(workers: number): Promise<{ c: Coordinator; ws: FakeWorker[
   const config = resolveConfig(parseArgs(['--durability', 'none', '--workers', String(workers)]));
   const trieId = topicIndex.create();
   const main: ToMain[] = [];
-  const c = new Coordinator({ workers, config, trieId, storeIds: createStoreIds(), coordBell: createBell() }, (m) => main.push(m));
+  const c = new Coordinator({ workers, config, trieId, storeIds: createStoreIds(), coordBell: createBell(), clusterState: createClusterState() }, (m) => main.push(m));
   await c.start();
   const ws: FakeWorker[] = [];
   for (let i = 0; i < workers; i++) {

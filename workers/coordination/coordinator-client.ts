@@ -21,6 +21,8 @@ export class CoordinatorClient {
     private readonly onStored: (req: number, results: PersistResult[], error: string | null) => void,
     private readonly onConn: (fd: number, bytes: Uint8Array) => void,
     private readonly onAdoptDone: () => void,
+    /** The cluster: this node fenced itself, or (worker 0) the member list changed. */
+    private readonly onCluster: (m: Extract<FromCoordinator, { t: 'cluster-fenced' | 'cluster-view' }>) => void,
   ) {
     port.on('message', (m: FromCoordinator) => this.onMessage(m));
   }
@@ -31,6 +33,7 @@ export class CoordinatorClient {
     if (m.t === 'stored') { this.onStored(m.req, m.results, m.error); return; }
     if (m.t === 'conn') { this.onConn(m.fd, m.bytes); return; }
     if (m.t === 'adopt-done') { this.onAdoptDone(); return; }
+    if (m.t === 'cluster-fenced' || m.t === 'cluster-view') { this.onCluster(m); return; }
     const p = this.pending.get(m.req);
     if (!p) return;
     this.pending.delete(m.req);

@@ -12,6 +12,7 @@ import { encodeProps } from '../protocol/properties';
 import { NEVER_EXPIRES } from '../session/session';
 import type { Will } from '../session/will';
 import type { HandlerDeps } from './deps';
+import { C_CLUSTER_REFUSED } from '../../src/shared/counters';
 
 /** Reads protocol name and level from the raw frame, before trusting mqtt-packet with it. */
 function peekVersion(buf: Buffer, start: number, end: number): { name: string; level: number } | null {
@@ -46,6 +47,10 @@ export function handleConnect(d: HandlerDeps, c: Connection, first: number, buf:
 }
 
 function admit(d: HandlerDeps, c: Connection, p: IConnectPacket): void {
+  // Fencing during the checks or the claim below needs no second look: the coordinator posts
+  // 'cluster-fenced' on the port its 'granted' comes on, so either the grant comes first (the
+  // CONNACK goes, then the drop) or the drop does (this connection is closed, the claim ends there).
+  if (refusedWhileFenced(d, c)) return;
   const v5 = c.v5;
   const props = p.properties ?? {};
   if (v5 && (hasRepeatedProperty(props) || hasRepeatedProperty(p.will?.properties) || !onlyWillProperties(p.will?.properties) ||
@@ -113,6 +118,18 @@ function claim(d: HandlerDeps, c: Connection, p: IConnectPacket, clientId: strin
     d.sessions.online(c);
     c.resume();
   }, () => c.close());
+}
+
+/**
+ * A fenced node is no cluster member and serves nobody until it rejoins (src/cluster/README.md):
+ * "server busy", v5 0x89 [MQTT5-3.2.2.2] / v3 3 "server unavailable" [MQTT-3.2.2.3], so the
+ * client tries again, here or on another node. One shared-memory read per CONNECT.
+ */
+function refusedWhileFenced(d: HandlerDeps, c: Connection): boolean {
+  if (!d.cluster.refusing) return false;
+  d.count(C_CLUSTER_REFUSED, 1);
+  reject(c, RC.SERVER_BUSY, V3.SERVER_UNAVAILABLE);
+  return true;
 }
 
 const WILL_PROPERTIES = new Set(['willDelayInterval', 'payloadFormatIndicator', 'messageExpiryInterval', 'contentType',

@@ -36,6 +36,8 @@ export interface HandlerDeps {
   readonly auth: { gate(c: Connection, p: IConnectPacket): Promise<Refusal | null> | null };
   /** The ACL (auth/acl-gate.ts): null without --acl-file. */
   readonly acl: AclGate | null;
+  /** The cluster (src/shared/cluster-state.ts): `refusing` while this node is fenced. */
+  readonly cluster: { readonly refusing: boolean };
   /** Test builds: a PUBLISH to a hook topic triggers the hook instead of being routed. */
   testHook(c: Connection, topic: Buffer): boolean;
 }

@@ -72,5 +72,16 @@ export class Connections {
     }
   }
 
+  /**
+   * Closes every connection, v5 ones with DISCONNECT `reason` first, and keeps taking new ones
+   * (the cluster's fencing: clients go elsewhere, this node serves again once it rejoins).
+   * Returns how many were closed.
+   */
+  dropAll(reason: number): number {
+    const open = [...this.all];
+    for (const c of open) c.protocolClose(reason);
+    return open.length;
+  }
+
   get isStopping(): boolean { return this.stopping; }
 }

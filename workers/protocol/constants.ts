@@ -27,6 +27,7 @@ export const RC = {
   PACKET_TOO_LARGE: 0x95,
   QUOTA_EXCEEDED: 0x97,
   SHARED_SUBSCRIPTIONS_NOT_SUPPORTED: 0x9e,
+  USE_ANOTHER_SERVER: 0x9c,
 } as const;
 
 /** v3.1.1 CONNACK return codes (§3.2.2.3). */

@@ -7,12 +7,17 @@ import * as fs from 'node:fs';
 import { native } from '../../src/native';
 
 const STRING_BYTES = 128 << 20; // copied by the addon (Utf8Value): must not fit
-const HEADROOM = 48 << 20; // what V8 and the error path may still map
+// What V8 (a GC, the error objects) may still map, well below the copy that must fail: 48 MiB
+// once left V8 itself short during a GC on a loaded machine (SIGABRT).
+const HEADROOM = 80 << 20;
 
 const id = native.trieCreate();
 native.trieSubscribe(id, 'a/b', 1, 1, 0);
 native.trieSubscribe(id, '$share/g/a/b', 3, 1, 0);
-const big = Buffer.alloc(STRING_BYTES, 0x61).toString('latin1');
+// The buffer stays referenced to the end: freed under the limit, it would hand the process the
+// very room the copy must not find.
+const source = Buffer.alloc(STRING_BYTES, 0x61);
+const big = source.toString('latin1');
 const vmBytes = Number(/VmSize:\s+(\d+)/.exec(fs.readFileSync('/proc/self/status', 'utf8'))![1]) * 1024;
 execFileSync('prlimit', ['--pid', String(process.pid), `--as=${vmBytes + HEADROOM}:`]);
 
@@ -38,4 +43,4 @@ const matched = Array.from(out.subarray(0, Math.max(0, words)));
 const removed = [native.trieUnsubscribe(id, 'a/+', 2), native.trieUnsubscribe(id, 'a/b', 1), native.trieUnsubscribe(id, '$share/g/a/b', 3)];
 // A pin left behind by the failed calls (their epoch::Guard) would keep this above 0.
 const pending = native.epochPending();
-process.stdout.write(JSON.stringify({ errors, added, matched, removed, pending, stats: native.trieStats(id) }) + '\n');
+process.stdout.write(JSON.stringify({ errors, added, matched, removed, pending, stats: native.trieStats(id), kept: source.length }) + '\n');

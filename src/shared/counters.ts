@@ -1,6 +1,6 @@
-// Per-worker metrics in one shared Float64Array: each worker writes only its own row, the
-// $SYS publisher reads every row. Doubles, not BigInts, because they are read often and
-// 2^53 messages is beyond any uptime.
+// Per-worker metrics in one shared Float64Array: each worker writes only its own row; the
+// $SYS publisher and the main thread's /metrics (src/http/metrics.ts) read every row. Doubles,
+// not BigInts, because they are read often and 2^53 messages is beyond any uptime.
 export const C_CLIENTS_CONNECTED = 0;
 export const C_MSGS_RECEIVED = 1;
 export const C_MSGS_SENT = 2;
@@ -37,7 +37,16 @@ export const C_STORE_HELD_REMOTE = 19;
 export const C_AUTH_REFUSED = 20;
 /** CONNECTs answered "server busy" because the password-hashing queue was full (--auth-queue-max). */
 export const C_AUTH_BUSY = 21;
-export const COUNTERS_PER_WORKER = 22;
+/** Counters in use in a row (the next free index). */
+export const COUNTERS_USED = 22;
+/**
+ * Row stride, in doubles. Each worker writes its row on every message from its own core; rows
+ * that shared a 64-byte cache line would bounce it between cores (false sharing). A
+ * SharedArrayBuffer's memory is only as aligned as the allocator makes it (16 bytes, not 64), so
+ * a row is rounded up to whole cache lines and one spare line keeps any two rows' counters at
+ * least 64 bytes apart wherever the buffer starts. Readers ($SYS, /metrics) use this stride.
+ */
+export const COUNTERS_PER_WORKER = (Math.ceil((COUNTERS_USED * 8) / 64) + 1) * 8;
 
 export const COUNTER_NAMES: Record<number, string> = {
   [C_CLIENTS_CONNECTED]: 'clients/connected',

@@ -31,6 +31,9 @@ export interface BrokerConfig {
   authPoolThreads: number;
   authQueueMax: number;
   authCacheEntries: number;
+  /** -1: no HTTP listener. */
+  httpPort: number;
+  httpHost: string;
   config?: string;
 }
 
@@ -76,6 +79,8 @@ export const SETTINGS: readonly Setting[] = [
   { key: 'authPoolThreads', flag: '--auth-pool-threads', kind: 'int', min: 1, max: 64, default: () => Math.max(1, Math.floor(cores() / 4)), help: 'threads hashing passwords (one pool per process; serving threads never hash)' },
   { key: 'authQueueMax', flag: '--auth-queue-max', kind: 'int', min: 0, max: 1_000_000, default: () => 1024, help: 'password checks that may wait for a hashing thread; beyond it a CONNECT is answered "server busy" (v5 0x89, v3 3) at once and counted' },
   { key: 'authCacheEntries', flag: '--auth-cache-entries', kind: 'int', min: 0, max: 10_000_000, default: () => 10000, help: 'verified user + password pairs remembered by each worker and by the main thread (keyed by an HMAC, never the password) so reconnects skip the hash; cleared on reload (0 = off)' },
+  { key: 'httpPort', flag: '--http-port', kind: 'int', min: -1, max: 65535, default: () => 9883, help: 'HTTP port for GET /metrics (Prometheus text format), /livez and /readyz (0 = any free port, printed at startup; -1 = no HTTP listener)' },
+  { key: 'httpHost', flag: '--http-host', kind: 'string', default: () => '127.0.0.1', help: 'address of the HTTP listener; loopback by default, as its endpoints need no authentication' },
   { key: 'config', flag: '--config', kind: 'string', default: () => undefined, help: 'JSON file whose keys are the camelCase flag names (e.g. "maxKeepalive"); flags win' },
 ];
 

@@ -71,8 +71,9 @@ export async function main(argv: readonly string[]): Promise<void> {
   try {
     broker = await startBroker(config, {
       testHooks: process.env.FLEETMQ_TEST_HOOKS === '1',
-      // Printed as soon as it is bound: /readyz answers (503) while the store loads.
-      onHttpListening: (a) => process.stdout.write(`fleetmq: http listening on ${a.host}:${a.port} (/metrics, /livez, /readyz)\n`),
+      // Printed as soon as it is bound: /readyz answers (503) while the store loads. Not worded
+      // "listening on": that line means MQTT is served.
+      onHttpListening: (a) => process.stdout.write(`fleetmq: http endpoints at http://${a.host.includes(':') ? `[${a.host}]` : a.host}:${a.port} (/metrics, /livez, /readyz)\n`),
     });
   } catch (err) {
     process.stderr.write(`fleetmq: cannot start: ${(err as Error).message}\n`);

@@ -22,7 +22,7 @@ import { Wakeups } from './wait';
 
 export const LISTEN_RE = /fleetmq listening on ([^\s:]+):(\d+)/;
 /** The operations HTTP listener's startup line (printed before LISTEN_RE, while the store loads). */
-export const HTTP_LISTEN_RE = /fleetmq: http listening on ([^\s:]+):(\d+)/;
+export const HTTP_LISTEN_RE = /fleetmq: http endpoints at http:\/\/(\[[^\]]+\]|[^\s:/]+):(\d+)/;
 
 // ---------------------------------------------------------------------------------------------
 // Processes and directories that must not outlive the test process

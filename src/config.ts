@@ -160,6 +160,28 @@ export function resolveConfig(parsed: ParsedArgs): BrokerConfig {
   return config;
 }
 
+/**
+ * The settings of an embedding program (src/index.ts): the config file's keys with the same
+ * checks, defaults for what is not given (an undefined value counts as not given). Throws
+ * ConfigError with one line naming the problem.
+ */
+export function resolveOptions(options: unknown): BrokerConfig {
+  if (typeof options !== 'object' || options === null || Array.isArray(options)) {
+    throw new ConfigError(`startBroker: options must be an object, got ${Array.isArray(options) ? 'an array' : JSON.stringify(options)}`);
+  }
+  const out: Record<string, unknown> = {};
+  for (const s of SETTINGS) out[s.key] = s.default();
+  for (const [k, v] of Object.entries(options)) {
+    if (v === undefined) continue;
+    const s = byKey.get(k);
+    if (!s || s.key === 'config') throw new ConfigError(`startBroker: unknown option ${JSON.stringify(k)} (the options are the config file's keys: ${SETTINGS.filter((x) => x.key !== 'config').map((x) => x.key).join(', ')})`);
+    out[k] = coerce(s, v, `startBroker option ${k}`);
+  }
+  const config = out as unknown as BrokerConfig;
+  checkExposure(config);
+  return config;
+}
+
 /** Whether clients without a username may connect (Mosquitto 2's allow_anonymous default). */
 export function anonymousAllowed(config: BrokerConfig): boolean {
   return config.allowAnonymous ? config.allowAnonymous === 'true' : !config.passwordFile;

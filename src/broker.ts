@@ -31,7 +31,20 @@ export interface StartOptions {
   onHttpListening?: (addr: { port: number; host: string }) => void;
 }
 
+/**
+ * The `rocksdb` addon registers itself the old N-API way (once, when the library is first
+ * loaded), so it loads in ONE thread per process: a second coordinator thread, even after the
+ * first has ended, fails with "Module did not self-register" (checked on Node 20.20 with
+ * rocksdb 5.2.1). So one broker per process may have a store; an embedding program that starts
+ * another is told so here, before any thread exists.
+ */
+let storeThreadUsed = false;
+
 export async function startBroker(config: BrokerConfig, opts: StartOptions = {}): Promise<RunningBroker> {
+  if (config.durability !== 'none' && storeThreadUsed) {
+    throw new Error(`durability '${config.durability}' needs the rocksdb addon, which loads in one thread per process only, ` +
+      'and an earlier broker in this process has used it: start this one with durability \'none\', or in another process');
+  }
   if (config.durability !== 'none') {
     // Up front, before any thread starts: an unusable --data-dir is one clear line.
     const checking = prepareDataDir(config.dataDir);
@@ -68,6 +81,7 @@ export async function startBroker(config: BrokerConfig, opts: StartOptions = {})
     stopMainBeat = startHeartbeat(supervisor.heartbeats, mainSlot(config.workers));
     opts.onHttpListening?.(httpAddr);
   }
+  if (config.durability !== 'none') storeThreadUsed = true;
   try {
     await supervisor.start();
   } catch (err) {

@@ -1,7 +1,8 @@
 // The embedding API (package.json "main"): start a broker inside your own Node.js process. Its
 // workers and coordinator run as worker_threads of this process, exactly as under the CLI;
-// close() gives back every port, thread and timer, so a process may start and stop brokers as
-// often as it likes (one at a time per data directory: the store is single-owner).
+// close() gives back every port, thread and timer, so a process may start and stop brokers one
+// after another. Only one of them may have a store (durability 'process' or 'fsync'): the
+// rocksdb addon loads in one thread per process (src/broker.ts); a later one is refused.
 //
 //   import { startBroker } from 'fleetmq';
 //   const broker = await startBroker({ port: 0, workers: 2, durability: 'none', httpPort: -1 });

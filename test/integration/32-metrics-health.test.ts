@@ -10,7 +10,7 @@ import * as net from 'node:net';
 import * as path from 'node:path';
 import { spawn } from 'node:child_process';
 import { launchBroker, watchBroker, makeTempDir, Broker, HTTP_LISTEN_RE } from '../helpers/broker';
-import { clientPool, subscribe, publish } from '../helpers/clients';
+import { clientPool, Clients, subscribe, publish } from '../helpers/clients';
 import { request } from '../helpers/http';
 import { parsePromText, sampleValue, type PromFamily } from '../helpers/prom-text';
 import { encode, connectPacket } from '../helpers/raw-client';
@@ -208,6 +208,58 @@ describe('32 /readyz through startup and shutdown', () => {
       agent.destroy();
       client.destroy();
       await b.kill();
+    }
+  });
+});
+
+describe('32 /livez and /metrics when a worker stalls or dies (FLEETMQ_TEST_HOOKS=1)', () => {
+  test('a worker whose event loop is blocked makes /livez 503 naming it, /metrics still answers, then 200 again', { timeout: 90000 }, async () => {
+    const b = await launchBroker(2, ['--durability', 'none'], { env: { FLEETMQ_TEST_HOOKS: '1' } });
+    const clients = new Clients();
+    try {
+      const port = await httpPortOf(b);
+      assert.equal((await request(port, '/livez')).status, 200);
+      const c = await clients.mqtt(b.port, { protocolVersion: 4 });
+      // workers/test-hooks.ts: blocks the publisher's worker longer than a heartbeat may be missed.
+      c.client.publish('$fleetmq/test/stall-worker', 'x', { qos: 0 });
+      let last = await request(port, '/livez');
+      const deadline = Date.now() + 30000;
+      while (last.status !== 503 && Date.now() < deadline) { await delay(50); last = await request(port, '/livez'); }
+      assert.equal(last.status, 503, `/livez never failed while a worker was blocked: ${last.body}`);
+      assert.match(last.body, /^stale: worker [01] \(last heartbeat \d+\.\d s ago\)/);
+      const stalled = /worker (\d)/.exec(last.body)![1];
+      const m = await scrape(port);
+      assert.ok(sampleValue(m, 'fleetmq_heartbeat_age_seconds', { thread: `worker-${stalled}` }) > 5);
+      // The stall ends on its own; the heartbeat resumes.
+      let again = await request(port, '/livez');
+      const until = Date.now() + 60000;
+      while (again.status !== 200 && Date.now() < until) { await delay(100); again = await request(port, '/livez'); }
+      assert.equal(again.status, 200, `/livez did not recover after the stall: ${again.body}`);
+    } finally {
+      await clients.closeAll();
+      await b.stop();
+    }
+  });
+
+  test('a worker that dies is replaced and counted in fleetmq_worker_restarts_total', { timeout: 90000 }, async () => {
+    const b = await launchBroker(2, ['--durability', 'none'], { env: { FLEETMQ_TEST_HOOKS: '1' } });
+    const clients = new Clients();
+    try {
+      const port = await httpPortOf(b);
+      assert.equal(sampleValue(await scrape(port), 'fleetmq_worker_restarts_total'), 0);
+      const c = await clients.mqtt(b.port, { protocolVersion: 4 });
+      c.client.publish('$fleetmq/test/crash-worker', 'x', { qos: 0 });
+      await scrapeUntil(port, (m) => sampleValue(m, 'fleetmq_worker_restarts_total') === 1,
+        (m) => `fleetmq_worker_restarts_total 1 (saw ${sampleValue(m, 'fleetmq_worker_restarts_total')})`);
+      // The replacement beats: /livez stays or comes back to 200.
+      let live = await request(port, '/livez');
+      const until = Date.now() + 30000;
+      while (live.status !== 200 && Date.now() < until) { await delay(100); live = await request(port, '/livez'); }
+      assert.equal(live.status, 200, live.body);
+      assert.equal(sampleValue(await scrape(port), 'fleetmq_workers'), 2);
+    } finally {
+      await clients.closeAll();
+      await b.stop();
     }
   });
 });

@@ -76,7 +76,12 @@ export async function main(argv: readonly string[]): Promise<void> {
   // The last line before a stalled start says what it is waiting for.
   if (config.durability !== 'none') process.stdout.write(`fleetmq: opening store at ${path.resolve(config.dataDir)}\n`);
   try {
-    broker = await startBroker(config, { testHooks: process.env.FLEETMQ_TEST_HOOKS === '1' });
+    broker = await startBroker(config, {
+      testHooks: process.env.FLEETMQ_TEST_HOOKS === '1',
+      // Printed as soon as it is bound: /readyz answers (503) while the store loads. Not worded
+      // "listening on": that line means MQTT is served.
+      onHttpListening: (a) => process.stdout.write(`fleetmq: http endpoints at http://${a.host.includes(':') ? `[${a.host}]` : a.host}:${a.port} (/metrics, /livez, /readyz)\n`),
+    });
   } catch (err) {
     process.stderr.write(`fleetmq: cannot start: ${(err as Error).message}\n`);
     exitNow(1);

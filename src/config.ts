@@ -42,6 +42,9 @@ export interface BrokerConfig {
   advertise?: string;
   leaseTtl: number;
   clusterJoinTimeoutMs: number;
+  /** -1: no HTTP listener. */
+  httpPort: number;
+  httpHost: string;
   config?: string;
 }
 
@@ -96,6 +99,8 @@ export const SETTINGS: readonly Setting[] = [
   { key: 'advertise', flag: '--advertise', kind: 'string', default: () => undefined, help: 'address peers use to reach this node (default: --host when it is a specific address, else this machine\'s hostname)' },
   { key: 'leaseTtl', flag: '--lease-ttl', kind: 'int', min: 2, max: 3600, default: () => 10, help: 'etcd lease TTL, seconds: a node that cannot renew it for TTL - max(0.5 s, TTL/5) fences itself (refuses CONNECT, disconnects its clients) and rejoins; the others see it gone after TTL' },
   { key: 'clusterJoinTimeoutMs', flag: '--cluster-join-timeout-ms', kind: 'int', min: 1, max: 86_400_000, default: () => 15_000, help: 'how long startup waits for an unreachable etcd (a line every 3 s) before it fails with exit code 1' },
+  { key: 'httpPort', flag: '--http-port', kind: 'int', min: -1, max: 65535, default: () => 9883, help: 'HTTP port for GET /metrics (Prometheus text format), /livez and /readyz (0 = any free port, printed at startup; -1 = no HTTP listener)' },
+  { key: 'httpHost', flag: '--http-host', kind: 'string', default: () => '127.0.0.1', help: 'address of the HTTP listener; loopback by default, as its endpoints need no authentication' },
   { key: 'config', flag: '--config', kind: 'string', default: () => undefined, help: 'JSON file whose keys are the camelCase flag names (e.g. "maxKeepalive"); flags win' },
 ];
 
@@ -193,6 +198,29 @@ export function advertisedAddress(config: BrokerConfig): string {
   if (config.advertise) return config.advertise;
   const h = config.host.replace(/^\[|\]$/g, '');
   return h === '0.0.0.0' || h === '::' || h === '' ? os.hostname() : h;
+}
+
+/**
+ * The settings of an embedding program (src/index.ts): the config file's keys with the same
+ * checks, defaults for what is not given (an undefined value counts as not given). Throws
+ * ConfigError with one line naming the problem.
+ */
+export function resolveOptions(options: unknown): BrokerConfig {
+  if (typeof options !== 'object' || options === null || Array.isArray(options)) {
+    throw new ConfigError(`startBroker: options must be an object, got ${Array.isArray(options) ? 'an array' : JSON.stringify(options)}`);
+  }
+  const out: Record<string, unknown> = {};
+  for (const s of SETTINGS) out[s.key] = s.default();
+  for (const [k, v] of Object.entries(options)) {
+    if (v === undefined) continue;
+    const s = byKey.get(k);
+    if (!s || s.key === 'config') throw new ConfigError(`startBroker: unknown option ${JSON.stringify(k)} (the options are the config file's keys: ${SETTINGS.filter((x) => x.key !== 'config').map((x) => x.key).join(', ')})`);
+    out[k] = coerce(s, v, `startBroker option ${k}`);
+  }
+  const config = out as unknown as BrokerConfig;
+  checkExposure(config);
+  checkCluster(config);
+  return config;
 }
 
 /** Whether clients without a username may connect (Mosquitto 2's allow_anonymous default). */

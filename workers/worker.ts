@@ -24,6 +24,7 @@ import { Subscriptions } from './session/subscriptions';
 import { willMessage, type Will } from './session/will';
 import { CoordinatorClient } from './coordination/coordinator-client';
 import { startSysTopics } from './sys/sys-topics';
+import { startHeartbeat } from '../src/shared/heartbeats';
 import { AuthGate } from './auth/auth-gate';
 import { AclGate } from './auth/acl-gate';
 import type { Message } from './protocol/message';
@@ -141,5 +142,7 @@ parentPort!.on('message', (m: PeerReset | { t: 'shutdown' } | { t: 'go' }) => {
 });
 
 setInterval(() => connections.sweep(), 500).unref();
+// For /livez and /metrics on the main thread: a timer, off the message path.
+startHeartbeat(wiring.heartbeats, index);
 const sys = index === 0 ? startSysTopics({ interval: config.sysInterval, counters: wiring.counters, clusterState, startedAt: wiring.startedAt, router, ringDirty: schedule }) : null;
 inbound.pump();

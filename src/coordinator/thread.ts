@@ -2,6 +2,7 @@
 // main thread handed over, and relays between it and the main thread.
 import { parentPort, workerData, type MessagePort } from 'node:worker_threads';
 import { Coordinator, type CoordinatorOptions } from './coordinator';
+import { startHeartbeat, coordinatorSlot } from '../shared/heartbeats';
 
 type FromMain =
   | { t: 'attach'; index: number; port: MessagePort; storeRing: SharedArrayBuffer }
@@ -9,6 +10,9 @@ type FromMain =
   | { t: 'close' };
 
 const coordinator = new Coordinator(workerData as CoordinatorOptions, (m) => parentPort!.postMessage(m));
+// For /livez and /metrics on the main thread (src/shared/heartbeats.ts); beats while the store loads too.
+const { heartbeats, workers } = workerData as { heartbeats: SharedArrayBuffer; workers: number };
+startHeartbeat(heartbeats, coordinatorSlot(workers));
 
 parentPort!.on('message', (m: FromMain) => {
   if (m.t === 'attach') coordinator.attach(m.index, m.port, m.storeRing);

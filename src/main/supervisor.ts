@@ -13,6 +13,7 @@ import { topicIndex as trie } from '../shared/topic-index';
 import { createSlabBuffer } from '../slab-layout';
 import { createClusterState } from '../shared/cluster-state';
 import type { ClusterNote, ToMain } from '../coordinator/coordinator';
+import { createHeartbeats } from '../shared/heartbeats';
 
 const ACCEPT_RING_BYTES = 64 * 1024;
 const PEER_RING_BYTES = 4 * 1024 * 1024;
@@ -36,6 +37,8 @@ export class Supervisor {
   /** rings[i][j]: worker i → worker j. */
   private readonly rings: (SharedArrayBuffer | null)[][] = [];
   readonly counters: SharedArrayBuffer;
+  /** Every thread's heartbeat slot (src/shared/heartbeats.ts), read by /livez and /metrics. */
+  readonly heartbeats: SharedArrayBuffer;
   private readonly counterView: Float64Array;
   private coordinator!: Worker;
   private stopping = false;
@@ -58,6 +61,7 @@ export class Supervisor {
     const n = config.workers;
     this.counters = createCounters(n);
     this.counterView = new Float64Array(this.counters);
+    this.heartbeats = createHeartbeats(n);
     this.trieId = trie.create();
     this.slab = n > 1 ? createSlabBuffer() : null;
     this.slabHolders = new SharedArrayBuffer(4 * n);
@@ -70,7 +74,7 @@ export class Supervisor {
   }
 
   async start(): Promise<void> {
-    this.coordinator = new Worker(COORDINATOR_JS, { workerData: { workers: this.config.workers, config: this.config, trieId: this.trieId, storeIds: this.storeIds, coordBell: this.coordBell, clusterState: this.clusterState }, ...this.limits() });
+    this.coordinator = new Worker(COORDINATOR_JS, { workerData: { workers: this.config.workers, config: this.config, trieId: this.trieId, storeIds: this.storeIds, coordBell: this.coordBell, clusterState: this.clusterState, heartbeats: this.heartbeats }, ...this.limits() });
     this.coordinator.on('error', (err) => {
       process.stderr.write(`fleetmq: coordinator failed: ${err.stack ?? err}\n`);
       process.exit(1);
@@ -152,6 +156,7 @@ export class Supervisor {
       outbound: this.rings[index],
       bells: this.bells,
       counters: this.counters,
+      heartbeats: this.heartbeats,
       coordinator: port2,
       auth: authChannel.port2,
       acl: this.auth.aclState,
@@ -267,8 +272,20 @@ export class Supervisor {
     }
   }
 
-  /** Asks every worker to disconnect its clients (v5: 0x8B) and exit; resolves when all have. */
+  /**
+   * Asks every worker to disconnect its clients (v5: 0x8B) and exit; resolves when all have, the
+   * store is closed and the coordinator is gone. Releases the trie too, so a process can start
+   * another broker (src/index.ts). Safe before start() and twice.
+   */
   async stop(timeoutMs = 5000): Promise<void> {
+    if (this.stopped) return this.stopped;
+    this.stopped = this.stopAll(timeoutMs);
+    return this.stopped;
+  }
+
+  private stopped: Promise<void> | null = null;
+
+  private async stopAll(timeoutMs: number): Promise<void> {
     this.stopping = true;
     const exits = this.slots.map((s) => new Promise<void>((resolve) => {
       const w = s.worker;
@@ -279,6 +296,12 @@ export class Supervisor {
     const timer = setTimeout(() => { for (const s of this.slots) void s.worker?.terminate(); }, timeoutMs);
     await Promise.all(exits);
     clearTimeout(timer);
+    if (this.coordinator) await this.stopCoordinator();
+    // No thread is left that could use the trie.
+    trie.destroy(this.trieId);
+  }
+
+  private async stopCoordinator(): Promise<void> {
     // The store closes cleanly (pending commits land) before the coordinator goes.
     await new Promise<void>((resolve) => {
       const t = setTimeout(resolve, 5000);

@@ -1,6 +1,6 @@
-// Per-worker metrics in one shared Float64Array: each worker writes only its own row, the
-// $SYS publisher reads every row. Doubles, not BigInts, because they are read often and
-// 2^53 messages is beyond any uptime.
+// Per-worker metrics in one shared Float64Array: each worker writes only its own row; the
+// $SYS publisher and the main thread's /metrics (src/http/metrics.ts) read every row. Doubles,
+// not BigInts, because they are read often and 2^53 messages is beyond any uptime.
 export const C_CLIENTS_CONNECTED = 0;
 export const C_MSGS_RECEIVED = 1;
 export const C_MSGS_SENT = 2;
@@ -52,7 +52,16 @@ export const C_CLOSED_UNREAD = 25;
 export const C_CLUSTER_REFUSED = 26;
 /** Connections closed because this node fenced itself (v5: DISCONNECT 0x9C, use another server). */
 export const C_CLUSTER_DROPPED = 27;
-export const COUNTERS_PER_WORKER = 28;
+/** Counters in use in a row (the next free index). */
+export const COUNTERS_USED = 28;
+/**
+ * Row stride, in doubles. Each worker writes its row on every message from its own core; rows
+ * that shared a 64-byte cache line would bounce it between cores (false sharing). A
+ * SharedArrayBuffer's memory is only as aligned as the allocator makes it (16 bytes, not 64), so
+ * a row is rounded up to whole cache lines and one spare line keeps any two rows' counters at
+ * least 64 bytes apart wherever the buffer starts. Readers ($SYS, /metrics) use this stride.
+ */
+export const COUNTERS_PER_WORKER = (Math.ceil((COUNTERS_USED * 8) / 64) + 1) * 8;
 
 export const COUNTER_NAMES: Record<number, string> = {
   [C_CLIENTS_CONNECTED]: 'clients/connected',

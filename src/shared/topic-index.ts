@@ -26,6 +26,8 @@ export const OPT_SHARED = 0x80;
 
 export const topicIndex = {
   create: (): number => fn<() => number>('trieCreate')(),
+  /** Only once no thread uses it any more (a broker's last step when it stops). */
+  destroy: (id: number): boolean => fn<(a: number) => boolean>('trieDestroy')(id),
   subscribe: (id: number, filter: string, sub: number, opts: number, subId: number): number =>
     fn<(a: number, b: string, c: number, d: number, e: number) => number>('trieSubscribe')(id, filter, sub, opts, subId),
   unsubscribe: (id: number, filter: string, sub: number): boolean =>

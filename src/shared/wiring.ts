@@ -19,6 +19,8 @@ export interface WorkerWiring {
   bells: SharedArrayBuffer[];
   /** Float64 counters, COUNTERS_PER_WORKER per worker (src/shared/counters.ts). */
   counters: SharedArrayBuffer;
+  /** One heartbeat slot per thread; this worker writes slot `index` (src/shared/heartbeats.ts). */
+  heartbeats: SharedArrayBuffer;
   coordinator: MessagePort;
   /** Password checks: this worker ↔ the main thread's AuthService (src/auth/messages.ts). */
   auth: MessagePort;

@@ -1,7 +1,12 @@
 // Typed, promise-returning access to the `rocksdb` package (leveldown API, no typings shipped).
 // Only what the store uses.
+//
+// Loaded on first use, not when this module is: the addon registers itself the old N-API way and
+// so loads in one thread per process only (src/broker.ts). A coordinator with --durability none
+// must not load it, or no later broker in the same process could have a store.
+let factory: RocksFactory | null = null;
 // eslint-disable-next-line @typescript-eslint/no-var-requires
-const rocksdb = require('rocksdb') as RocksFactory;
+const rocksdb = (): RocksFactory => (factory ??= require('rocksdb') as RocksFactory);
 
 export type RawOp = { type: 'put'; key: Buffer; value: Buffer } | { type: 'del'; key: Buffer };
 
@@ -40,7 +45,7 @@ export function isNotFound(err: unknown): boolean {
 export class RocksDb {
   private readonly db: RawDb;
 
-  constructor(readonly location: string) { this.db = rocksdb(location); }
+  constructor(readonly location: string) { this.db = rocksdb()(location); }
 
   open(opts: object): Promise<void> { return call((cb) => this.db.open(opts, cb)); }
   close(): Promise<void> { return call((cb) => this.db.close(cb)); }
@@ -79,6 +84,6 @@ export class RocksDb {
     });
   }
 
-  static destroy(location: string): Promise<void> { return call((cb) => rocksdb.destroy(location, cb)); }
-  static repair(location: string): Promise<void> { return call((cb) => rocksdb.repair(location, cb)); }
+  static destroy(location: string): Promise<void> { return call((cb) => rocksdb().destroy(location, cb)); }
+  static repair(location: string): Promise<void> { return call((cb) => rocksdb().repair(location, cb)); }
 }

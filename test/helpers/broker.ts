@@ -2,7 +2,9 @@
 //
 // - launch(): spawns the broker with the arguments given, waits for its listening line and hands
 //   back its port (tests take port 0, never a fixed one). A fresh --data-dir is added unless the
-//   arguments name one or `ownDataDir: false` asks for exactly the arguments given.
+//   arguments name one or `ownDataDir: false` asks for exactly the arguments given, and
+//   `--http-port 0` unless they name one (the default, 9883, is fixed: brokers side by side
+//   would refuse each other).
 // - launchBroker(): the usual test broker: loopback, any free port, N workers, plus extra flags.
 // - runCli(): runs the CLI to completion with a bounded wait (--help, bad flags, corrupt stores).
 // - makeTempDir()/removeDir(): scratch directories.
@@ -19,6 +21,8 @@ import { BIN } from './paths';
 import { Wakeups } from './wait';
 
 export const LISTEN_RE = /fleetmq listening on ([^\s:]+):(\d+)/;
+/** The operations HTTP listener's startup line (printed before LISTEN_RE, while the store loads). */
+export const HTTP_LISTEN_RE = /fleetmq: http endpoints at http:\/\/(\[[^\]]+\]|[^\s:/]+):(\d+)/;
 
 // ---------------------------------------------------------------------------------------------
 // Processes and directories that must not outlive the test process
@@ -153,7 +157,8 @@ export interface LaunchOptions {
 export async function launch(args: string[], opts: LaunchOptions = {}): Promise<Broker> {
   const named = args.some((a) => a === '--data-dir' || a.startsWith('--data-dir='));
   const dataDir = (opts.ownDataDir ?? true) && !named ? makeTempDir('fleetmq-broker-') : undefined;
-  const fullArgs = dataDir ? [...args, '--data-dir', dataDir] : args;
+  const httpNamed = args.some((a) => a === '--http-port' || a.startsWith('--http-port='));
+  const fullArgs = [...args, ...(dataDir ? ['--data-dir', dataDir] : []), ...(httpNamed ? [] : ['--http-port', '0'])];
   const proc = spawn(process.execPath, [BIN, ...fullArgs], { cwd: opts.cwd, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...opts.env } });
   track(proc);
   if (dataDir) proc.on('exit', () => removeDir(dataDir));

@@ -1,0 +1,151 @@
+// GET /metrics: the Prometheus text exposition format 0.0.4, built at scrape time on the main
+// thread from what the other threads already keep in shared memory: the per-worker counter rows
+// (src/shared/counters.ts, summed here as $SYS sums them) and every thread's heartbeat slot
+// (src/shared/heartbeats.ts). Nothing here is on, or adds anything to, the message path.
+import * as fs from 'node:fs/promises';
+import * as K from '../shared/counters';
+import { readHeartbeat, coordinatorSlot, mainSlot, monotonicMs } from '../shared/heartbeats';
+
+/** What the exposition reads; each part is handed over by broker.ts. */
+export interface MetricsSources {
+  readonly version: string;
+  /** Per-worker counter rows (K.COUNTERS_PER_WORKER doubles each). */
+  readonly counters: SharedArrayBuffer;
+  readonly workers: number;
+  readonly heartbeats: SharedArrayBuffer;
+  /** Date.now() at start. */
+  readonly startedAt: number;
+  /** Workers the supervisor replaced after they died. */
+  restarts(): number;
+  /** Connections the listener closed because no worker's accept ring had room. */
+  refusedNoWorker(): number;
+  /** HTTP connections the listener dropped at its connection bound. */
+  httpDropped(): number;
+}
+
+type Labels = Record<string, string> | null;
+type Sample = readonly [Labels, number];
+
+/** One scrape's text: families in order, each with its HELP and TYPE lines. */
+export class Exposition {
+  private readonly lines: string[] = [];
+  private readonly names = new Set<string>();
+
+  family(name: string, type: 'counter' | 'gauge', help: string, samples: readonly Sample[]): this {
+    if (this.names.has(name)) throw new Error(`metric family ${name} declared twice`);
+    this.names.add(name);
+    this.lines.push(`# HELP ${name} ${escapeHelp(help)}`, `# TYPE ${name} ${type}`);
+    for (const [labels, value] of samples) this.lines.push(`${name}${formatLabels(labels)} ${formatValue(value)}`);
+    return this;
+  }
+
+  one(name: string, type: 'counter' | 'gauge', help: string, value: number): this {
+    return this.family(name, type, help, [[null, value]]);
+  }
+
+  /** Every line ends with a line feed, the last one too (the format's rule). */
+  text(): string { return this.lines.join('\n') + '\n'; }
+}
+
+/** HELP text: backslash and line feed are the only escapes. */
+function escapeHelp(s: string): string {
+  return s.replace(/\\/g, '\\\\').replace(/\n/g, '\\n');
+}
+
+/** Label values: backslash, double quote and line feed are escaped. */
+function formatLabels(labels: Labels): string {
+  if (!labels) return '';
+  const parts = Object.entries(labels).map(([k, v]) => `${k}="${v.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n')}"`);
+  return `{${parts.join(',')}}`;
+}
+
+/** Go's ParseFloat spellings: NaN, +Inf, -Inf; finite numbers as JavaScript prints them. */
+function formatValue(v: number): string {
+  if (Number.isNaN(v)) return 'NaN';
+  if (v === Infinity) return '+Inf';
+  if (v === -Infinity) return '-Inf';
+  return String(v);
+}
+
+/** Open and maximum file descriptors from /proc (Linux); null elsewhere or when unreadable. */
+async function fdUsage(): Promise<{ open: number; max: number | null } | null> {
+  try {
+    const open = (await fs.readdir('/proc/self/fd')).length;
+    const limits = await fs.readFile('/proc/self/limits', 'utf8').catch(() => '');
+    const m = /^Max open files\s+(\d+|unlimited)/m.exec(limits);
+    return { open, max: m && m[1] !== 'unlimited' ? Number(m[1]) : null };
+  } catch {
+    return null;
+  }
+}
+
+export async function renderMetrics(src: MetricsSources): Promise<string> {
+  const all = new Float64Array(src.counters);
+  const n = src.workers;
+  const sum = (c: number): number => K.sumCounter(all, n, c);
+  const perWorker = (c: number): Sample[] => Array.from({ length: n }, (_, w) => [{ worker: String(w) }, all[w * K.COUNTERS_PER_WORKER + c]] as const);
+
+  const e = new Exposition();
+  e.family('fleetmq_build_info', 'gauge', 'Always 1; the version is its label.', [[{ version: src.version }, 1]]);
+  e.one('fleetmq_workers', 'gauge', 'Worker threads serving connections (--workers).', n);
+  e.one('fleetmq_worker_restarts_total', 'counter', 'Workers that died and were replaced by the supervisor (their connections were lost).', src.restarts());
+
+  e.one('fleetmq_connections', 'gauge', 'TCP connections held by the workers now (with a CONNECT or not).', sum(K.C_CONNECTIONS_OPEN));
+  e.family('fleetmq_worker_connections', 'gauge', 'TCP connections held by each worker now: the load the listener balances on.', perWorker(K.C_CONNECTIONS_OPEN));
+  e.one('fleetmq_clients_connected', 'gauge', 'MQTT clients connected now (CONNECT accepted).', sum(K.C_CLIENTS_CONNECTED));
+  e.one('fleetmq_connections_total', 'counter', 'TCP connections taken by a worker (a connection moved to the worker that holds its session counts again).', sum(K.C_CONNECTIONS_TOTAL));
+  e.family('fleetmq_connections_refused_total', 'counter', 'Connections refused: auth = bad credentials or anonymous not allowed, busy = the password-hashing queue was full, no_worker = no worker could take the connection.', [
+    [{ reason: 'auth' }, sum(K.C_AUTH_REFUSED)],
+    [{ reason: 'busy' }, sum(K.C_AUTH_BUSY)],
+    [{ reason: 'no_worker' }, src.refusedNoWorker()],
+  ]);
+  e.one('fleetmq_sessions', 'gauge', 'Sessions held now (connected or not).', sum(K.C_SESSIONS));
+  e.one('fleetmq_subscriptions', 'gauge', 'Subscriptions held now.', sum(K.C_SUBSCRIPTIONS));
+
+  e.one('fleetmq_messages_received_total', 'counter', 'PUBLISH packets received from clients.', sum(K.C_MSGS_RECEIVED));
+  e.one('fleetmq_messages_sent_total', 'counter', 'PUBLISH packets sent to clients.', sum(K.C_MSGS_SENT));
+  e.one('fleetmq_bytes_received_total', 'counter', 'Bytes read from client sockets.', sum(K.C_BYTES_RECEIVED));
+  e.one('fleetmq_bytes_sent_total', 'counter', 'Bytes written to client sockets.', sum(K.C_BYTES_SENT));
+  e.family('fleetmq_messages_dropped_total', 'counter', 'Messages not delivered to a subscriber: slow_consumer = QoS 0 to a socket over --output-high-water, queue_full = a full session queue (--queue-policy), expired = Message Expiry Interval passed while queued, too_large = over the client\'s Maximum Packet Size.', [
+    [{ reason: 'slow_consumer' }, sum(K.C_DROPPED_SLOW_QOS0)],
+    [{ reason: 'queue_full' }, sum(K.C_DROPPED_QUEUE_FULL)],
+    [{ reason: 'expired' }, sum(K.C_DROPPED_EXPIRED)],
+    [{ reason: 'too_large' }, sum(K.C_DROPPED_TOO_LARGE)],
+  ]);
+  e.one('fleetmq_ring_spilled_total', 'counter', 'Cross-worker records that waited in a producer\'s overflow queue because the peer ring was full.', sum(K.C_RING_SPILLED));
+  e.one('fleetmq_handler_errors_total', 'counter', 'Packets whose handler threw (a bug): the connection was closed, the worker lived on.', sum(K.C_HANDLER_ERRORS));
+  e.one('fleetmq_store_held_messages_total', 'counter', 'QoS 1 messages to persistent sessions routed before their store write (write-behind, --commit-linger-ms).', sum(K.C_STORE_HELD));
+  e.one('fleetmq_store_unwritten_messages_total', 'counter', 'Held messages acknowledged by every subscriber within the linger: never written.', sum(K.C_STORE_UNWRITTEN));
+  e.one('fleetmq_store_forced_messages_total', 'counter', 'Held messages written before the linger ended because a delivery was queued.', sum(K.C_STORE_FORCED));
+  e.one('fleetmq_store_held_remote_messages_total', 'counter', 'Published QoS 1 messages held by persistent sessions on another worker than the publisher\'s.', sum(K.C_STORE_HELD_REMOTE));
+
+  // Per thread, from the heartbeat slots.
+  const now = monotonicMs();
+  const threads: [string, number][] = [];
+  for (let w = 0; w < n; w++) threads.push([`worker-${w}`, w]);
+  threads.push(['coordinator', coordinatorSlot(n)], ['main', mainSlot(n)]);
+  const beats = threads.map(([name, slot]) => [name, readHeartbeat(src.heartbeats, slot, now)] as const);
+  const started = beats.filter(([, b]) => b.ageMs !== null);
+  e.family('fleetmq_heartbeat_age_seconds', 'gauge', 'Seconds since each thread last beat (once a second from a timer; /livez fails past 5).',
+    started.map(([thread, b]) => [{ thread }, b.ageMs! / 1000]));
+  e.family('fleetmq_event_loop_delay_p99_seconds', 'gauge', 'Each thread\'s event-loop delay over the last second, 99th percentile (sampled every 20 ms).',
+    started.map(([thread, b]) => [{ thread }, b.delayP99Ms / 1000]));
+  e.family('fleetmq_event_loop_delay_max_seconds', 'gauge', 'Each thread\'s longest event-loop delay over the last second.',
+    started.map(([thread, b]) => [{ thread }, b.delayMaxMs / 1000]));
+  e.family('fleetmq_event_loop_utilization_ratio', 'gauge', 'Fraction of the last second each thread\'s event loop spent running (1 = saturated).',
+    started.map(([thread, b]) => [{ thread }, b.utilization]));
+
+  e.one('fleetmq_http_connections_dropped_total', 'counter', 'Connections to this HTTP listener closed at once because it already had its maximum open.', src.httpDropped());
+
+  // The client libraries' standard process metrics, for the whole process (every thread).
+  const cpu = process.cpuUsage();
+  e.one('process_cpu_seconds_total', 'counter', 'User and system CPU time of the process, seconds.', (cpu.user + cpu.system) / 1e6);
+  e.one('process_resident_memory_bytes', 'gauge', 'Resident set size of the process, bytes.', process.memoryUsage.rss());
+  e.one('process_start_time_seconds', 'gauge', 'When the broker started, seconds since the Unix epoch.', src.startedAt / 1000);
+  const fds = await fdUsage();
+  if (fds) {
+    e.one('process_open_fds', 'gauge', 'Open file descriptors of the process.', fds.open);
+    if (fds.max !== null) e.one('process_max_fds', 'gauge', 'The process\'s open file descriptor limit (LimitNOFILE / ulimit -n).', fds.max);
+  }
+  return e.text();
+}

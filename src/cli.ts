@@ -1,5 +1,5 @@
 // `fleetmq` command line: parse, validate (one clear line + exit 2 on bad input), start, and
-// shut down cleanly on SIGTERM / SIGINT; SIGHUP reloads the password file. `fleetmq passwd`
+// shut down cleanly on SIGTERM / SIGINT; SIGHUP reloads the password file and certificates. `fleetmq passwd`
 // edits a password file (src/auth/passwd-cli.ts).
 //
 // Exit codes: 0 clean shutdown; 1 cannot start (one line on stderr: an unusable --data-dir, a
@@ -60,11 +60,11 @@ export async function main(argv: readonly string[]): Promise<void> {
   };
   process.once('SIGTERM', () => shutdown('SIGTERM'));
   process.once('SIGINT', () => shutdown('SIGINT'));
-  // SIGHUP would otherwise end the process; it reloads the password file, connections stay up.
+  // SIGHUP would otherwise end the process; it reloads the password file and the TLS
+  // certificates, connections stay up.
   process.on('SIGHUP', () => {
     if (!broker || stopping) return;
-    const r = broker.reload();
-    (r.ok ? process.stdout : process.stderr).write(`fleetmq: SIGHUP: ${r.line}\n`);
+    broker.reload().then((r) => (r.ok ? process.stdout : process.stderr).write(`fleetmq: SIGHUP: ${r.line}\n`));
   });
   // The last line before a stalled start says what it is waiting for.
   if (config.durability !== 'none') process.stdout.write(`fleetmq: opening store at ${path.resolve(config.dataDir)}\n`);
@@ -75,6 +75,10 @@ export async function main(argv: readonly string[]): Promise<void> {
     exitNow(1);
   }
   process.stdout.write(`fleetmq: ${accessLine(config, broker.host, broker.users)}\n`);
+  // Before the listening line, which launchers wait for: by then every port is known.
+  for (const l of broker.listeners.slice(1)) {
+    process.stdout.write(`fleetmq: ${l.transport} listener on ${l.host}:${l.port}${l.path ? ` path ${l.path}` : ''}\n`);
+  }
   process.stdout.write(`fleetmq listening on ${broker.host}:${broker.port} (${config.workers} worker${config.workers === 1 ? '' : 's'})\n`);
   if (stopping) stop(broker, stopping);
 }

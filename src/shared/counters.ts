@@ -37,7 +37,15 @@ export const C_STORE_HELD_REMOTE = 19;
 export const C_AUTH_REFUSED = 20;
 /** CONNECTs answered "server busy" because the password-hashing queue was full (--auth-queue-max). */
 export const C_AUTH_BUSY = 21;
-export const COUNTERS_PER_WORKER = 22;
+/** TLS handshakes that failed (wrong CA on the client's side, missing or bad client certificate, not TLS). */
+export const C_TLS_FAILED = 22;
+/** TLS handshakes or WebSocket upgrades not finished within --tls-handshake-timeout-ms. */
+export const C_HANDSHAKE_TIMEOUT = 23;
+/** WebSocket requests refused (wrong path, no MQTT subprotocol, plain HTTP) and connections closed for a text frame. */
+export const C_WS_REFUSED = 24;
+/** TLS / WebSocket connections relayed to the worker that owns their session (workers/net/relay.ts), total. */
+export const C_RELAYED = 25;
+export const COUNTERS_PER_WORKER = 26;
 
 export const COUNTER_NAMES: Record<number, string> = {
   [C_CLIENTS_CONNECTED]: 'clients/connected',
@@ -59,6 +67,10 @@ export const COUNTER_NAMES: Record<number, string> = {
   [C_STORE_HELD_REMOTE]: 'store/held/remote',
   [C_AUTH_REFUSED]: 'clients/refused/auth',
   [C_AUTH_BUSY]: 'clients/refused/busy',
+  [C_TLS_FAILED]: 'clients/refused/tls',
+  [C_HANDSHAKE_TIMEOUT]: 'clients/refused/handshake-timeout',
+  [C_WS_REFUSED]: 'clients/refused/websocket',
+  [C_RELAYED]: 'clients/relayed',
 };
 
 export function createCounters(workers: number): SharedArrayBuffer {

@@ -2,12 +2,13 @@
 // workerData; SharedArrayBuffers are shared, MessagePorts transferred).
 import type { MessagePort } from 'node:worker_threads';
 import type { BrokerConfig } from '../config';
+import type { TlsMaterial } from './listeners';
 
 export interface WorkerWiring {
   index: number;
   config: BrokerConfig;
   trieId: number;
-  /** main → this worker: accepted fds. */
+  /** main → this worker: accepted fds, each with its listener's index (ACCEPT_RECORD_BYTES). */
   acceptRing: SharedArrayBuffer;
   /** this worker's doorbell, rung by every ring it consumes. */
   bell: SharedArrayBuffer;
@@ -31,6 +32,8 @@ export interface WorkerWiring {
   storeIds: SharedArrayBuffer;
   startedAt: number;
   testHooks: boolean;
+  /** Certificates of each TLS / WSS listener as of now, by listener index (null: none configured). */
+  tls: (TlsMaterial | null)[] | null;
 }
 
 /** main → worker: a peer was replaced; its rings to and from this worker are new. */
@@ -41,4 +44,5 @@ export interface PeerReset {
   outbound: SharedArrayBuffer;
 }
 
-export const ACCEPT_RECORD_BYTES = 4;
+/** An accept record: the fd (int32), then the index of the listener that accepted it (src/shared/listeners.ts). */
+export const ACCEPT_RECORD_BYTES = 8;

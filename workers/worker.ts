@@ -10,6 +10,7 @@ import { LimitedLog } from './log-limit';
 import { testHook } from './test-hooks';
 import { Connections } from './net/connections';
 import { Transports } from './net/transports';
+import { relay } from './net/relay';
 import { listenerSpecs, type TlsReload, type TlsReloaded } from '../src/shared/listeners';
 import type { Connection } from './net/connection';
 import { dispatch } from './handlers/dispatch';
@@ -47,7 +48,7 @@ const coord = new CoordinatorClient(wiring.coordinator,
   (req, clientId, clean) => lifecycle.release(req, clientId, clean),
   (s) => lifecycle.adopt(s),
   (req, results, error) => persister.onStored(req, results, error),
-  (fd, bytes) => connections.adoptMoved(fd, bytes),
+  (fd, bytes, identity) => connections.adoptMoved(fd, bytes, identity),
   // Ready once the coordinator has handed over this worker's restored sessions.
   () => parentPort!.postMessage({ t: 'ready' }));
 
@@ -73,7 +74,7 @@ const turn = new Turn({
 const subscriptions = new Subscriptions({ trieId, count, store: persister, journal: (t, sub, filter) => coord.journal(t, sub, filter) });
 const publishWill = (will: Will): void => { router.publish(willMessage(will, Date.now())); router.flushBatch(); };
 const lifecycle = new SessionLifecycle({
-  index, table, subscriptions, persister, count, registry: coord, publishWill,
+  index, table, subscriptions, persister, count, registry: coord, publishWill, relay,
   sessionEnv: { config, count, store: persister, retained: coord },
 });
 

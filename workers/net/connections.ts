@@ -48,9 +48,13 @@ export class Connections {
     return c;
   }
 
-  /** A connection another worker moved here, with the bytes it had already read. */
-  adoptMoved(fd: number, bytes: Uint8Array): void {
-    this.adopt(fd)?.inject(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));
+  /**
+   * A connection another worker moved here, with the bytes it had already read (and, for a
+   * relayed TLS connection, the certificate identity it was accepted with).
+   */
+  adoptMoved(fd: number, bytes: Uint8Array, identity: string | null = null): void {
+    const c = this.adopt(fd, identity);
+    c?.inject(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));
   }
 
   /** True the first time: the connection was one of ours. */

@@ -2,6 +2,7 @@
 // shared by all threads; see native/README.md for who owns what. Every N-API entry point is a
 // thin checked wrapper here, in one file, so that none escapes the exception guard.
 #include <napi.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -89,6 +90,23 @@ Napi::Value CloseFd(const Napi::CallbackInfo& info) {
   }
   close(info[0].As<Napi::Number>().Int32Value());
   return env.Undefined();
+}
+
+// A connected pair of Unix stream sockets (close-on-exec). A worker that holds a TLS or
+// WebSocket connection whose session lives on another worker keeps the encrypted / framed
+// side and relays plain MQTT bytes through this pair; the owner adopts the other end like a
+// TCP fd (workers/README.md, "TLS and WebSocket"). Returns [mine, theirs].
+Napi::Value SocketPair(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int sv[2];
+  if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
+    Napi::Error::New(env, std::string("socketpair: ") + strerror(errno)).ThrowAsJavaScriptException();
+    return env.Null();
+  }
+  Napi::Array out = Napi::Array::New(env, 2);
+  out.Set(uint32_t{0}, Napi::Number::New(env, sv[0]));
+  out.Set(uint32_t{1}, Napi::Number::New(env, sv[1]));
+  return out;
 }
 
 // Ends the process now with `code`, skipping Node's teardown (no exit handlers, no worker
@@ -467,6 +485,7 @@ Napi::Object InitExports(Napi::Env env, Napi::Object exports) {
   exports.Set("dupFd", Napi::Function::New(env, Guarded<DupFd>));
   exports.Set("closeFd", Napi::Function::New(env, Guarded<CloseFd>));
   exports.Set("exitNow", Napi::Function::New(env, Guarded<ExitNow>));
+  exports.Set("socketPair", Napi::Function::New(env, Guarded<SocketPair>));
   exports.Set("validateTopic", Napi::Function::New(env, Guarded<ValidateTopic>));
   exports.Set("validateTopicBytes", Napi::Function::New(env, Guarded<ValidateTopicBytes>));
   exports.Set("topicConstants", TopicConstants(env));

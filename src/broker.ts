@@ -1,5 +1,6 @@
-// Starts a broker in this process: coordinator, workers, then the listener; the operations HTTP
-// listener (src/http/) answers from before the store loads until the broker has stopped.
+// Starts a broker in this process: coordinator, workers, then the listeners (TCP, TLS, WS, WSS);
+// the operations HTTP listener (src/http/) answers from before the store loads until the broker
+// has stopped.
 import type { BrokerConfig } from './config';
 import { Supervisor } from './main/supervisor';
 import { Listener } from './main/listener';
@@ -9,6 +10,8 @@ import { HttpListener, type Route } from './http/server';
 import { renderMetrics } from './http/metrics';
 import { Readiness, livez, readyz } from './http/health';
 import { startHeartbeat, mainSlot } from './shared/heartbeats';
+import { listenerSpecs, type TransportKind } from './shared/listeners';
+import { readTlsMaterial, certSerials } from './main/tls-material';
 
 const VERSION: string = require('../../package.json').version;
 
@@ -17,8 +20,13 @@ export interface RunningBroker {
   host: string;
   /** The HTTP listener's address; null with --http-port -1. */
   http: { port: number; host: string } | null;
-  /** SIGHUP: reloads the password file; the line to log says what happened. */
-  reload(): { ok: boolean; line: string };
+  /** Every listener's bound address, in listenerSpecs order (the first is `port`). */
+  listeners: { transport: TransportKind; host: string; port: number; path: string }[];
+  /**
+   * SIGHUP: reloads the password file and the TLS certificates (for new connections; none is
+   * dropped); the line to log says what happened.
+   */
+  reload(): Promise<{ ok: boolean; line: string }>;
   /**
    * SIGHUP: reloads the ACL file (null without --acl-file); `applied` resolves once every
    * worker decides with the new rules.
@@ -59,17 +67,19 @@ export async function startBroker(config: BrokerConfig, opts: StartOptions = {})
     const checking = prepareDataDir(config.dataDir);
     await (config.storeOpenTimeoutMs > 0 ? withOpenTimeout(checking, config.dataDir, config.storeOpenTimeoutMs) : checking);
   }
-  // A bad password or ACL file stops the start here, before any thread or port exists.
+  // A bad password file, ACL file or certificate stops the start here, before any thread or port exists.
   const auth = new AuthService(config);
-  const supervisor = new Supervisor(config, opts.testHooks ?? false, auth);
+  const specs = listenerSpecs(config);
+  const tls = readTlsMaterial(specs);
+  const supervisor = new Supervisor(config, opts.testHooks ?? false, auth, tls);
   const readiness = new Readiness();
-  let listener: Listener | null = null;
+  const listeners: Listener[] = [];
   let http: HttpListener | null = null;
   let httpAddr: { port: number; host: string } | null = null;
   let stopMainBeat: (() => void) | null = null;
   // Whatever was started, stopped in reverse; used by stop() and by a start that fails.
   const release = async () => {
-    if (listener) await listener.close();
+    await Promise.all(listeners.map((l) => l.close()));
     await supervisor.stop();
     stopMainBeat?.();
     if (http) await http.close();
@@ -78,7 +88,7 @@ export async function startBroker(config: BrokerConfig, opts: StartOptions = {})
 
   if (config.httpPort >= 0) {
     // Before the store loads, so /readyz says "starting" through a long restore.
-    http = new HttpListener(httpRoutes(config, supervisor, readiness, () => listener?.refused ?? 0, () => http!.dropped));
+    http = new HttpListener(httpRoutes(config, supervisor, readiness, () => listeners.reduce((n, l) => n + l.refused, 0), () => http!.dropped));
     try {
       const a = await http.listen(config.httpPort, config.httpHost);
       httpAddr = { port: a.port, host: a.address };
@@ -102,22 +112,42 @@ export async function startBroker(config: BrokerConfig, opts: StartOptions = {})
     await auth.close();
     throw err;
   }
-  listener = new Listener(supervisor);
-  let addr;
+  const bound: RunningBroker['listeners'] = [];
   try {
-    addr = await listener.listen(config.port, config.host);
+    for (const [i, spec] of specs.entries()) {
+      const l = new Listener(supervisor, i);
+      listeners.push(l);
+      const addr = await l.listen(spec.port, spec.host);
+      bound.push({ transport: spec.transport, host: addr.address, port: addr.port, path: spec.path });
+    }
   } catch (err) {
-    listener = null;
     await release();
     throw err;
   }
   readiness.serving();
   let stopped: Promise<void> | null = null;
+  const reloadTls = async (): Promise<{ ok: boolean; line: string }> => {
+    let material;
+    try {
+      material = readTlsMaterial(specs)!;
+    } catch (err) {
+      return { ok: false, line: `certificates not reloaded, the previous ones stay in force: ${(err as Error).message}` };
+    }
+    const errors = await supervisor.reloadTls(material);
+    if (errors.length) return { ok: false, line: `certificates reloaded with errors (those workers keep the previous ones): ${errors.join('; ')}` };
+    return { ok: true, line: `certificates reloaded for new connections (serial ${certSerials(material)})` };
+  };
   return {
-    port: addr.port,
-    host: addr.address,
+    port: bound[0].port,
+    host: bound[0].host,
+    listeners: bound,
     http: httpAddr,
-    reload: () => auth.reload(),
+    async reload() {
+      const a = auth.reload();
+      if (!tls) return a;
+      const t = await reloadTls();
+      return { ok: a.ok && t.ok, line: `${a.line}; ${t.line}` };
+    },
     reloadAcl: () => auth.reloadAcl(),
     get aclRules() { return auth.aclRuleCount; },
     get users() { return config.passwordFile ? auth.userCount : null; },

@@ -1,5 +1,5 @@
 // `fleetmq` command line: parse, validate (one clear line + exit 2 on bad input), start, and
-// shut down cleanly on SIGTERM / SIGINT; SIGHUP reloads the password and ACL files. `fleetmq passwd`
+// shut down cleanly on SIGTERM / SIGINT; SIGHUP reloads the password and ACL files and the certificates. `fleetmq passwd`
 // edits a password file (src/auth/passwd-cli.ts).
 //
 // Exit codes: 0 clean shutdown; 1 cannot start (one line on stderr: an unusable --data-dir, a
@@ -61,13 +61,13 @@ export async function main(argv: readonly string[]): Promise<void> {
   };
   process.once('SIGTERM', () => shutdown('SIGTERM'));
   process.once('SIGINT', () => shutdown('SIGINT'));
-  // SIGHUP would otherwise end the process; it reloads the password and ACL files, connections stay up.
+  // SIGHUP would otherwise end the process; it reloads the password and ACL files and the TLS
+  // certificates, connections stay up.
   process.on('SIGHUP', () => {
     if (!broker || stopping) return;
     const acl = broker.reloadAcl();
-    if (!acl || config.passwordFile) {
-      const r = broker.reload();
-      (r.ok ? process.stdout : process.stderr).write(`fleetmq: SIGHUP: ${r.line}\n`);
+    if (!acl || config.passwordFile || broker.listeners.length > 1) {
+      void broker.reload().then((r) => (r.ok ? process.stdout : process.stderr).write(`fleetmq: SIGHUP: ${r.line}\n`));
     }
     if (!acl) return;
     (acl.ok ? process.stdout : process.stderr).write(`fleetmq: SIGHUP: ${acl.line}\n`);
@@ -87,6 +87,10 @@ export async function main(argv: readonly string[]): Promise<void> {
     exitNow(1);
   }
   process.stdout.write(`fleetmq: ${accessLine(config, broker.host, broker.users)}\n`);
+  // Before the listening line, which launchers wait for: by then every port is known.
+  for (const l of broker.listeners.slice(1)) {
+    process.stdout.write(`fleetmq: ${l.transport} listener on ${l.host}:${l.port}${l.path ? ` path ${l.path}` : ''}\n`);
+  }
   if (config.aclFile) process.stdout.write(`fleetmq: acl file ${config.aclFile}: ${broker.aclRules} rule${broker.aclRules === 1 ? '' : 's'}\n`);
   const cluster = broker.cluster;
   if (cluster) process.stdout.write(`fleetmq: cluster ${config.clusterName} as ${config.nodeId} (incarnation ${cluster.incarnation}), members: ${cluster.members.join(', ')}\n`);

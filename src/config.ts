@@ -45,12 +45,42 @@ export interface BrokerConfig {
   /** -1: no HTTP listener. */
   httpPort: number;
   httpHost: string;
+  /** Extra listeners beside --port (src/shared/listeners.ts); TLS material is read by the main thread. */
+  tlsPort?: number;
+  wsPort?: number;
+  wssPort?: number;
+  wsPath: string;
+  cert?: string;
+  key?: string;
+  ca?: string;
+  requireCertificate: 'true' | 'false';
+  useIdentityAsUsername: 'true' | 'false';
+  tlsHandshakeTimeoutMs: number;
+  /** More listeners (usually from --config): see ListenerEntry and src/shared/listeners.ts. */
+  listeners: ListenerEntry[];
   config?: string;
+}
+
+/**
+ * One more listener beside the flags' ones. Unset fields take the flags' values: host from
+ * --host, path from --ws-path, and for tls / wss the certificate settings from --cert, --key,
+ * --ca, --require-certificate, --use-identity-as-username.
+ */
+export interface ListenerEntry {
+  transport: 'tcp' | 'tls' | 'ws' | 'wss';
+  port: number;
+  host?: string;
+  path?: string;
+  cert?: string;
+  key?: string;
+  ca?: string;
+  requireCertificate?: boolean;
+  useIdentityAsUsername?: boolean;
 }
 
 export class ConfigError extends Error {}
 
-type Kind = 'int' | 'string' | 'enum';
+type Kind = 'int' | 'string' | 'enum' | 'listeners';
 
 interface Setting {
   key: keyof BrokerConfig;
@@ -60,7 +90,7 @@ interface Setting {
   max?: number;
   choices?: readonly string[];
   help: string;
-  default: () => string | number | undefined;
+  default: () => string | number | undefined | ListenerEntry[];
 }
 
 const cores = () => os.availableParallelism?.() ?? os.cpus().length;
@@ -101,13 +131,25 @@ export const SETTINGS: readonly Setting[] = [
   { key: 'clusterJoinTimeoutMs', flag: '--cluster-join-timeout-ms', kind: 'int', min: 1, max: 86_400_000, default: () => 15_000, help: 'how long startup waits for an unreachable etcd (a line every 3 s) before it fails with exit code 1' },
   { key: 'httpPort', flag: '--http-port', kind: 'int', min: -1, max: 65535, default: () => 9883, help: 'HTTP port for GET /metrics (Prometheus text format), /livez and /readyz (0 = any free port, printed at startup; -1 = no HTTP listener)' },
   { key: 'httpHost', flag: '--http-host', kind: 'string', default: () => '127.0.0.1', help: 'address of the HTTP listener; loopback by default, as its endpoints need no authentication' },
+  { key: 'tlsPort', flag: '--tls-port', kind: 'int', min: 0, max: 65535, default: () => undefined, help: 'MQTT over TLS on this port too (0 = any free port, printed), on --host; needs --cert and --key' },
+  { key: 'wsPort', flag: '--ws-port', kind: 'int', min: 0, max: 65535, default: () => undefined, help: 'MQTT over WebSocket on this port too (0 = any free port, printed), on --host, at --ws-path' },
+  { key: 'wssPort', flag: '--wss-port', kind: 'int', min: 0, max: 65535, default: () => undefined, help: 'MQTT over secure WebSocket (TLS) on this port too (0 = any free port, printed), on --host, at --ws-path; needs --cert and --key' },
+  { key: 'wsPath', flag: '--ws-path', kind: 'string', default: () => '/mqtt', help: 'HTTP path of the WebSocket listeners; another path is answered 404' },
+  { key: 'cert', flag: '--cert', kind: 'string', default: () => undefined, help: 'PEM server certificate (chain) for --tls-port and --wss-port; SIGHUP reloads it for new connections' },
+  { key: 'key', flag: '--key', kind: 'string', default: () => undefined, help: 'PEM private key of --cert; SIGHUP reloads it' },
+  { key: 'ca', flag: '--ca', kind: 'string', default: () => undefined, help: 'PEM CA certificate(s) that client certificates must chain to (with --require-certificate true); SIGHUP reloads it' },
+  { key: 'requireCertificate', flag: '--require-certificate', kind: 'enum', choices: ['true', 'false'], default: () => 'false', help: 'TLS clients must present a certificate signed by --ca, else the handshake fails (as Mosquitto\'s require_certificate)' },
+  { key: 'useIdentityAsUsername', flag: '--use-identity-as-username', kind: 'enum', choices: ['true', 'false'], default: () => 'false', help: 'the client certificate\'s CN is the username and no password is asked (as Mosquitto\'s use_identity_as_username); a certificate without a CN is refused; needs --require-certificate true' },
+  { key: 'tlsHandshakeTimeoutMs', flag: '--tls-handshake-timeout-ms', kind: 'int', min: 100, max: 600_000, default: () => 10_000, help: 'a TLS handshake or WebSocket upgrade not finished within this is closed and counted ($SYS/broker/clients/refused/handshake-timeout)' },
+  { key: 'listeners', flag: '--listeners', kind: 'listeners', default: () => [], help: 'more listeners, a JSON array (usually the "listeners" key of --config): [{"transport": "tcp|tls|ws|wss", "port": N, "host": ..., "path": ..., "cert": ..., "key": ..., "ca": ..., "requireCertificate": true|false, "useIdentityAsUsername": true|false}]; unset fields take the flags\' values' },
   { key: 'config', flag: '--config', kind: 'string', default: () => undefined, help: 'JSON file whose keys are the camelCase flag names (e.g. "maxKeepalive"); flags win' },
 ];
 
 const byFlag = new Map(SETTINGS.map((s) => [s.flag, s]));
 const byKey = new Map(SETTINGS.map((s) => [s.key as string, s]));
 
-function coerce(s: Setting, raw: unknown, where: string): string | number {
+function coerce(s: Setting, raw: unknown, where: string): string | number | ListenerEntry[] {
+  if (s.kind === 'listeners') return listenerEntries(raw, where);
   if (s.kind === 'int') {
     const n = typeof raw === 'number' ? raw : typeof raw === 'string' && /^-?\d+$/.test(raw.trim()) ? Number(raw) : NaN;
     if (!Number.isSafeInteger(n)) throw new ConfigError(`${where}: expected an integer, got ${JSON.stringify(raw)}`);
@@ -124,10 +166,37 @@ function coerce(s: Setting, raw: unknown, where: string): string | number {
   return raw;
 }
 
-export interface ParsedArgs { help: boolean; version: boolean; values: Map<Setting, string | number> }
+const TRANSPORTS = ['tcp', 'tls', 'ws', 'wss'];
+const ENTRY_KEYS = new Set(['transport', 'port', 'host', 'path', 'cert', 'key', 'ca', 'requireCertificate', 'useIdentityAsUsername']);
+
+/** A `listeners` value (JSON text from the flag, or the config file's array), checked field by field. */
+function listenerEntries(raw: unknown, where: string): ListenerEntry[] {
+  let v = raw;
+  if (typeof raw === 'string') {
+    try { v = JSON.parse(raw); } catch (err) { throw new ConfigError(`${where}: invalid JSON: ${(err as Error).message}`); }
+  }
+  if (!Array.isArray(v)) throw new ConfigError(`${where}: expected an array of listeners`);
+  return v.map((e: unknown, i) => {
+    const at = `${where}[${i}]`;
+    if (typeof e !== 'object' || e === null || Array.isArray(e)) throw new ConfigError(`${at}: expected an object`);
+    const o = e as Record<string, unknown>;
+    for (const k of Object.keys(o)) if (!ENTRY_KEYS.has(k)) throw new ConfigError(`${at}: unknown key ${JSON.stringify(k)}`);
+    if (typeof o.transport !== 'string' || !TRANSPORTS.includes(o.transport)) throw new ConfigError(`${at}.transport: expected one of ${TRANSPORTS.join(', ')}, got ${JSON.stringify(o.transport)}`);
+    if (typeof o.port !== 'number' || !Number.isInteger(o.port) || o.port < 0 || o.port > 65535) throw new ConfigError(`${at}.port: expected an integer 0..65535, got ${JSON.stringify(o.port)}`);
+    for (const k of ['host', 'path', 'cert', 'key', 'ca']) {
+      if (o[k] !== undefined && (typeof o[k] !== 'string' || o[k] === '')) throw new ConfigError(`${at}.${k}: expected a non-empty string, got ${JSON.stringify(o[k])}`);
+    }
+    for (const k of ['requireCertificate', 'useIdentityAsUsername']) {
+      if (o[k] !== undefined && typeof o[k] !== 'boolean') throw new ConfigError(`${at}.${k}: expected true or false, got ${JSON.stringify(o[k])}`);
+    }
+    return o as unknown as ListenerEntry;
+  });
+}
+
+export interface ParsedArgs { help: boolean; version: boolean; values: Map<Setting, string | number | ListenerEntry[]> }
 
 export function parseArgs(argv: readonly string[]): ParsedArgs {
-  const values = new Map<Setting, string | number>();
+  const values = new Map<Setting, string | number | ListenerEntry[]>();
   let help = false;
   let version = false;
   for (let i = 0; i < argv.length; i++) {
@@ -178,6 +247,7 @@ export function resolveConfig(parsed: ParsedArgs): BrokerConfig {
   const config = out as unknown as BrokerConfig;
   checkExposure(config);
   checkCluster(config);
+  checkTls(config);
   return config;
 }
 
@@ -220,7 +290,30 @@ export function resolveOptions(options: unknown): BrokerConfig {
   const config = out as unknown as BrokerConfig;
   checkExposure(config);
   checkCluster(config);
+  checkTls(config);
   return config;
+}
+
+/** TLS settings that cannot work together fail at start, one line naming what is missing. */
+function checkTls(config: BrokerConfig): void {
+  const secure = config.tlsPort !== undefined || config.wssPort !== undefined;
+  if (secure && (!config.cert || !config.key)) throw new ConfigError(`${config.tlsPort !== undefined ? '--tls-port' : '--wss-port'} needs --cert and --key`);
+  if (config.requireCertificate === 'true' && !config.ca) throw new ConfigError('--require-certificate true needs --ca (the CA client certificates must chain to)');
+  if (config.useIdentityAsUsername === 'true' && config.requireCertificate !== 'true') throw new ConfigError('--use-identity-as-username true needs --require-certificate true');
+  if (!config.wsPath.startsWith('/')) throw new ConfigError(`--ws-path must start with "/", got ${JSON.stringify(config.wsPath)}`);
+  config.listeners.forEach((l, i) => {
+    const at = `listeners[${i}]`;
+    if (l.path !== undefined && !l.path.startsWith('/')) throw new ConfigError(`${at}.path must start with "/", got ${JSON.stringify(l.path)}`);
+    if (l.transport !== 'tls' && l.transport !== 'wss') return;
+    if (!(l.cert ?? config.cert) || !(l.key ?? config.key)) throw new ConfigError(`${at}: a ${l.transport} listener needs "cert" and "key" (or --cert and --key)`);
+    const require = l.requireCertificate ?? config.requireCertificate === 'true';
+    if (require && !(l.ca ?? config.ca)) throw new ConfigError(`${at}: "requireCertificate" needs "ca" (or --ca)`);
+    if ((l.useIdentityAsUsername ?? config.useIdentityAsUsername === 'true') && !require) throw new ConfigError(`${at}: "useIdentityAsUsername" needs "requireCertificate": true`);
+  });
+  const ports = [config.port, config.tlsPort, config.wsPort, config.wssPort].filter((p): p is number => p !== undefined && p !== 0);
+  if (new Set(ports).size !== ports.length) throw new ConfigError('--port, --tls-port, --ws-port and --wss-port must differ');
+  const bound = [...ports.map((p) => `${config.host}:${p}`), ...config.listeners.filter((l) => l.port !== 0).map((l) => `${l.host ?? config.host}:${l.port}`)];
+  if (new Set(bound).size !== bound.length) throw new ConfigError('two listeners on the same address and port');
 }
 
 /** Whether clients without a username may connect (Mosquitto 2's allow_anonymous default). */
@@ -239,17 +332,20 @@ export function isLoopbackHost(host: string): boolean {
  * Any other address needs a password file, or anonymous access asked for in so many words.
  */
 function checkExposure(config: BrokerConfig): void {
-  if (!anonymousAllowed(config) || config.allowAnonymous === 'true' || isLoopbackHost(config.host)) return;
-  throw new ConfigError(`--host ${config.host} without authentication would let anyone on the network connect: ` +
-    'give --password-file FILE, or --allow-anonymous true to accept anonymous clients there');
+  if (!anonymousAllowed(config) || config.allowAnonymous === 'true') return;
+  for (const [host, what] of [[config.host, `--host ${config.host}`], ...config.listeners.map((l, i) => [l.host ?? config.host, `listeners[${i}].host ${l.host}`])]) {
+    if (isLoopbackHost(host)) continue;
+    throw new ConfigError(`${what} without authentication would let anyone on the network connect: ` +
+      'give --password-file FILE, or --allow-anonymous true to accept anonymous clients there');
+  }
 }
 
 export function helpText(): string {
   const lines = ['Usage: fleetmq [options]', '       fleetmq passwd FILE USER      add or update a user in a password file (fleetmq passwd --help)', '', 'A clustered MQTT 3.1.1 / 5.0 broker for Node.js.', '', 'Options:'];
   for (const s of SETTINGS) {
     const d = s.default();
-    const arg = s.kind === 'int' ? 'N' : s.kind === 'enum' ? s.choices!.join('|') : 'VALUE';
-    lines.push(`  ${`${s.flag} ${arg}`.padEnd(38)} ${s.help}${d !== undefined ? ` [${d}]` : ''}  (config key "${s.key}")`);
+    const arg = s.kind === 'int' ? 'N' : s.kind === 'enum' ? s.choices!.join('|') : s.kind === 'listeners' ? 'JSON' : 'VALUE';
+    lines.push(`  ${`${s.flag} ${arg}`.padEnd(38)} ${s.help}${d !== undefined && !Array.isArray(d) ? ` [${d}]` : ''}  (config key "${s.key}")`);
   }
   lines.push(`  ${'--help'.padEnd(38)} print this help`, `  ${'--version'.padEnd(38)} print the version`);
   return lines.join('\n');

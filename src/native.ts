@@ -27,6 +27,8 @@ export interface TopicConstants {
 export interface NativeAddon {
   dupFd(fd: number): number;
   closeFd(fd: number): void;
+  /** socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC): [mine, theirs] (native/addon.cc SocketPair). */
+  socketPair(): [number, number];
   /** `_exit(code)`: ends the process without Node's teardown (see native/addon.cc ExitNow). */
   exitNow(code: number): never;
 

@@ -9,6 +9,9 @@ import { Inbound } from './inbound';
 import { LimitedLog } from './log-limit';
 import { testHook } from './test-hooks';
 import { Connections } from './net/connections';
+import { Transports } from './net/transports';
+import { relay } from './net/relay';
+import { listenerSpecs, type TlsReload, type TlsReloaded } from '../src/shared/listeners';
 import type { Connection } from './net/connection';
 import { dispatch } from './handlers/dispatch';
 import type { HandlerDeps } from './handlers/deps';
@@ -49,7 +52,7 @@ const coord = new CoordinatorClient(wiring.coordinator,
   (req, clientId, clean) => lifecycle.release(req, clientId, clean),
   (s) => lifecycle.adopt(s),
   (req, results, error) => persister.onStored(req, results, error),
-  (fd, bytes) => connections.adoptMoved(fd, bytes),
+  (fd, bytes, identity) => connections.adoptMoved(fd, bytes, identity),
   // Ready once the coordinator has handed over this worker's restored sessions.
   () => parentPort!.postMessage({ t: 'ready' }),
   (m) => {
@@ -93,7 +96,7 @@ const publishWill = (will: Will): void => {
   router.flushBatch();
 };
 const lifecycle = new SessionLifecycle({
-  index, table, subscriptions, persister, count, registry: coord, publishWill,
+  index, table, subscriptions, persister, count, registry: coord, publishWill, relay,
   sessionEnv: { config, count, store: persister, retained: coord },
 });
 
@@ -123,25 +126,38 @@ const connections = new Connections({
   markDirty: (c: Connection) => turn.markDirty(c),
   closed: (c: Connection) => { if (connections.closed(c)) lifecycle.connectionClosed(c); },
 });
-const inbound = new Inbound(wiring.acceptRing, wiring.bell, peers, (fd) => { connections.adopt(fd); }, schedule);
+// TLS, WS and WSS listeners' fds go through their handshake first (net/transports.ts); plain
+// TCP's are adopted directly, as before those listeners existed.
+const specs = listenerSpecs(config);
+const transports = specs.length > 1
+  ? new Transports({ config, specs, tls: wiring.tls, count, ready: (t, identity) => { connections.adoptStream(t, identity); } })
+  : null;
+const inbound = new Inbound(wiring.acceptRing, wiring.bell, peers, (fd, listener) => {
+  if (transports === null || listener <= 0 || listener >= specs.length || specs[listener].transport === 'tcp') connections.adopt(fd);
+  else transports.adopt(fd, listener);
+}, schedule);
 
 /** SIGTERM: stop taking connections, close them all, then write what the store still holds. */
 function shutdown(done: () => void): void {
   inbound.stop();
+  transports?.closeAll();
   connections.closeAll(() => { router.flushBatch(); persister.flush(true); done(); });
 }
 
 // The parentPort listener is the ref'd handle that keeps this loop alive while the doorbell
 // wait (Atomics.waitAsync, which does not) is the only pending work.
-parentPort!.on('message', (m: PeerReset | { t: 'shutdown' } | { t: 'go' }) => {
-  if (m.t === 'peer-reset') {
+parentPort!.on('message', (m: PeerReset | TlsReload | { t: 'shutdown' } | { t: 'go' }) => {
+  if (m.t === 'tls-reload') {
+    const error = transports ? transports.reload(m.material) : null;
+    parentPort!.postMessage({ t: 'tls-reloaded', seq: m.seq, error } satisfies TlsReloaded);
+  } else if (m.t === 'peer-reset') {
     peers.reset(m.index, m.inbound, m.outbound, wiring.bells[m.index]);
     durability.peerReset(m.index);
   } else if (m.t === 'shutdown') shutdown(() => process.exit(0));
   else if (m.t === 'go') lifecycle.go();
 });
 
-setInterval(() => connections.sweep(), 500).unref();
+setInterval(() => { connections.sweep(); transports?.sweep(Date.now()); }, 500).unref();
 // For /livez and /metrics on the main thread: a timer, off the message path.
 startHeartbeat(wiring.heartbeats, index);
 const sys = index === 0 ? startSysTopics({ interval: config.sysInterval, counters: wiring.counters, clusterState, startedAt: wiring.startedAt, router, ringDirty: schedule }) : null;

@@ -1,5 +1,8 @@
 // Accepts TCP connections on the main thread and hands each one's fd to the least-loaded
-// worker (src/README.md, "Threads"). The main thread never reads a byte of MQTT.
+// worker (src/README.md, "Threads"). The main thread never reads a byte of MQTT, and never a
+// TLS or WebSocket byte either: every listener (src/shared/listeners.ts) accepts the same way
+// and tells the worker its index; TLS and WebSocket terminate in that worker, so the crypto
+// spreads over the workers instead of loading this one thread.
 import * as net from 'node:net';
 import { native } from '../native';
 import type { Supervisor } from './supervisor';
@@ -9,7 +12,8 @@ export class Listener {
   /** Connections refused because no worker could take them (its accept ring was full). */
   refused = 0;
 
-  constructor(private readonly supervisor: Supervisor) {
+  /** `index`: this listener's place in listenerSpecs(config), sent with each fd. */
+  constructor(private readonly supervisor: Supervisor, private readonly index = 0) {
     this.server = net.createServer({ pauseOnConnect: true, noDelay: true }, (socket) => this.handOff(socket));
     this.server.on('error', (err) => {
       process.stderr.write(`fleetmq: listener error: ${err.message}\n`);
@@ -45,7 +49,7 @@ export class Listener {
       return;
     }
     socket.destroy();
-    if (!this.supervisor.handOff(copy)) {
+    if (!this.supervisor.handOff(copy, this.index)) {
       native.closeFd(copy);
       this.refused++;
     }

@@ -8,6 +8,7 @@ import { native } from '../native';
 import { createRingBuffer, createBell, RingProducer, RingConsumer } from '../shared/ring';
 import { createStoreIds } from '../shared/store-ids';
 import { ACCEPT_RECORD_BYTES, PeerReset, WorkerWiring } from '../shared/wiring';
+import type { TlsMaterial, TlsReload, TlsReloaded } from '../shared/listeners';
 import { createCounters, COUNTERS_PER_WORKER, C_CONNECTIONS_OPEN, C_ACCEPTED, C_CLIENTS_CONNECTED, C_SESSIONS, C_SUBSCRIPTIONS } from '../shared/counters';
 import { topicIndex as trie } from '../shared/topic-index';
 import { createSlabBuffer } from '../slab-layout';
@@ -56,8 +57,13 @@ export class Supervisor {
   cluster: { incarnation: string; members: string[]; fenced: boolean } | null = null;
   readonly startedAt = Date.now();
   restarts = 0;
+  /** Certificates in force: what a worker started now (or a replacement) is given. */
+  private tls: (TlsMaterial | null)[] | null;
+  private tlsSeq = 0;
+  private readonly tlsAcks = new Map<number, { left: Set<number>; errors: string[]; done: () => void }>();
 
-  constructor(private readonly config: BrokerConfig, private readonly testHooks: boolean, private readonly auth: AuthService) {
+  constructor(private readonly config: BrokerConfig, private readonly testHooks: boolean, private readonly auth: AuthService, tls: (TlsMaterial | null)[] | null = null) {
+    this.tls = tls;
     const n = config.workers;
     this.counters = createCounters(n);
     this.counterView = new Float64Array(this.counters);
@@ -168,6 +174,7 @@ export class Supervisor {
       clusterState: this.clusterState,
       startedAt: this.startedAt,
       testHooks: this.testHooks,
+      tls: this.tls,
     };
     const worker = new Worker(WORKER_JS, { workerData: wiring, transferList: [port2, authChannel.port2], ...this.limits() });
     const slot: Slot = pending ?? { worker, accept: new RingProducer(acceptSab, this.bells[index]), acceptSab, handed: 0, ready: false };
@@ -177,6 +184,7 @@ export class Supervisor {
     worker.on('exit', (code) => this.onExit(index, slot, code));
     return new Promise((resolve) => {
       worker.on('message', (m: { t: string }) => {
+        if (m.t === 'tls-reloaded') { this.onTlsReloaded(index, m as TlsReloaded); return; }
         if (m.t === 'ready' && !slot.ready) {
           slot.ready = true;
           if (this.started) worker.postMessage({ t: 'go' }); // a replacement
@@ -192,7 +200,7 @@ export class Supervisor {
    * worker still starting (a replacement) is used only when no other is ready: its ring
    * holds the fd until it runs, so a client reconnecting at once is not refused.
    */
-  handOff(fd: number): boolean {
+  handOff(fd: number, listener = 0): boolean {
     const n = this.slots.length;
     let best = -1;
     let bestLoad = Infinity;
@@ -209,6 +217,7 @@ export class Supervisor {
     const at = s.accept.reserve(ACCEPT_RECORD_BYTES);
     if (at < 0) return false;
     s.accept.dataView.setInt32(at, fd, true);
+    s.accept.dataView.setInt32(at + 4, listener, true);
     s.accept.commit();
     s.handed++;
     return true;
@@ -257,6 +266,7 @@ export class Supervisor {
       const at = next.accept.reserve(ACCEPT_RECORD_BYTES);
       if (at < 0) { native.closeFd(fd); return; }
       next.accept.dataView.setInt32(at, fd, true);
+      next.accept.dataView.setInt32(at + 4, view.getInt32(off + 4, true), true);
       next.handed++;
     });
     next.accept.commit();
@@ -270,6 +280,35 @@ export class Supervisor {
       const msg: PeerReset = { t: 'peer-reset', index, inbound: this.rings[index][j]!, outbound: this.rings[j][index]! };
       this.slots[j].worker?.postMessage(msg);
     }
+  }
+
+  /**
+   * SIGHUP: every worker rebuilds its TLS contexts from `material` for new connections (the
+   * ones open keep theirs). Resolves once each running worker has answered (at most 5 s), so
+   * the log line that follows is true for every connection accepted after it. A worker
+   * started later gets `material` with its wiring.
+   */
+  reloadTls(material: (TlsMaterial | null)[]): Promise<string[]> {
+    this.tls = material;
+    const seq = ++this.tlsSeq;
+    const left = new Set<number>();
+    const msg: TlsReload = { t: 'tls-reload', seq, material };
+    this.slots.forEach((s, i) => { if (s.worker && s.ready) { left.add(i); s.worker.postMessage(msg); } });
+    return new Promise((resolve) => {
+      const errors: string[] = [];
+      const timer = setTimeout(() => { this.tlsAcks.delete(seq); resolve([...errors, ...[...left].map((i) => `worker ${i} did not answer`)]); }, 5000);
+      const done = () => { clearTimeout(timer); this.tlsAcks.delete(seq); resolve(errors); };
+      if (left.size === 0) { done(); return; }
+      this.tlsAcks.set(seq, { left, errors, done });
+    });
+  }
+
+  private onTlsReloaded(index: number, m: TlsReloaded): void {
+    const wait = this.tlsAcks.get(m.seq);
+    if (!wait) return;
+    if (m.error) wait.errors.push(`worker ${index}: ${m.error}`);
+    wait.left.delete(index);
+    if (wait.left.size === 0) wait.done();
   }
 
   /**

@@ -52,8 +52,16 @@ export const C_CLOSED_UNREAD = 25;
 export const C_CLUSTER_REFUSED = 26;
 /** Connections closed because this node fenced itself (v5: DISCONNECT 0x9C, use another server). */
 export const C_CLUSTER_DROPPED = 27;
+/** TLS handshakes that failed (wrong CA on the client's side, missing or bad client certificate, not TLS). */
+export const C_TLS_FAILED = 28;
+/** TLS handshakes or WebSocket upgrades not finished within --tls-handshake-timeout-ms. */
+export const C_HANDSHAKE_TIMEOUT = 29;
+/** WebSocket requests refused (wrong path, no MQTT subprotocol, plain HTTP) and connections closed for a text frame. */
+export const C_WS_REFUSED = 30;
+/** TLS / WebSocket connections relayed to the worker that owns their session (workers/net/relay.ts), total. */
+export const C_RELAYED = 31;
 /** Counters in use in a row (the next free index). */
-export const COUNTERS_USED = 28;
+export const COUNTERS_USED = 32;
 /**
  * Row stride, in doubles. Each worker writes its row on every message from its own core; rows
  * that shared a 64-byte cache line would bounce it between cores (false sharing). A
@@ -89,6 +97,10 @@ export const COUNTER_NAMES: Record<number, string> = {
   [C_CLOSED_UNREAD]: 'clients/closed/unread-output',
   [C_CLUSTER_REFUSED]: 'clients/refused/fenced',
   [C_CLUSTER_DROPPED]: 'clients/disconnected/fenced',
+  [C_TLS_FAILED]: 'clients/refused/tls',
+  [C_HANDSHAKE_TIMEOUT]: 'clients/refused/handshake-timeout',
+  [C_WS_REFUSED]: 'clients/refused/websocket',
+  [C_RELAYED]: 'clients/relayed',
 };
 
 export function createCounters(workers: number): SharedArrayBuffer {

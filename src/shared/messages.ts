@@ -108,7 +108,8 @@ export type ToCoordinator =
   | { t: 'retained?'; req: number; filter: string; cursor: number }
   /** The subscription's feed stopped before the end (its session ended). */
   | { t: 'retained-close'; cursor: number }
-  | { t: 'move'; to: number; fd: number; bytes: Uint8Array }
+  /** identity: a relayed TLS connection's certificate CN with --use-identity-as-username (workers/net/relay.ts). */
+  | { t: 'move'; to: number; fd: number; bytes: Uint8Array; identity?: string | null }
   /** Subscription journal: lets the coordinator drop a dead worker's subscriptions from the trie. */
   | { t: 'sub'; sub: number; filter: string }
   | { t: 'unsub'; sub: number; filter: string };
@@ -117,7 +118,7 @@ export type ToCoordinator =
 export type FromCoordinator =
   /** local: this worker owns the session already; redirect: move the connection to that worker. */
   | { t: 'granted'; req: number; existed: boolean; local?: boolean; redirect?: number }
-  | { t: 'conn'; fd: number; bytes: Uint8Array }
+  | { t: 'conn'; fd: number; bytes: Uint8Array; identity?: string | null }
   /** Every restored session for this worker has been sent. */
   | { t: 'adopt-done' }
   | { t: 'release'; req: number; clientId: string; clean: boolean }

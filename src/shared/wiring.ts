@@ -3,12 +3,13 @@
 import type { MessagePort } from 'node:worker_threads';
 import type { BrokerConfig } from '../config';
 import type { AclRules } from '../auth/acl';
+import type { TlsMaterial } from './listeners';
 
 export interface WorkerWiring {
   index: number;
   config: BrokerConfig;
   trieId: number;
-  /** main → this worker: accepted fds. */
+  /** main → this worker: accepted fds, each with its listener's index (ACCEPT_RECORD_BYTES). */
   acceptRing: SharedArrayBuffer;
   /** this worker's doorbell, rung by every ring it consumes. */
   bell: SharedArrayBuffer;
@@ -38,6 +39,8 @@ export interface WorkerWiring {
   clusterState: SharedArrayBuffer;
   startedAt: number;
   testHooks: boolean;
+  /** Certificates of each TLS / WSS listener as of now, by listener index (null: none configured). */
+  tls: (TlsMaterial | null)[] | null;
 }
 
 /** main → worker: a peer was replaced; its rings to and from this worker are new. */
@@ -48,4 +51,5 @@ export interface PeerReset {
   outbound: SharedArrayBuffer;
 }
 
-export const ACCEPT_RECORD_BYTES = 4;
+/** An accept record: the fd (int32), then the index of the listener that accepted it (src/shared/listeners.ts). */
+export const ACCEPT_RECORD_BYTES = 8;

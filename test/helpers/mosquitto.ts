@@ -11,7 +11,7 @@ const INSTALL = 'apt-get install mosquitto mosquitto-clients';
 const SEARCH = [...(process.env.PATH ?? '').split(':'), '/usr/sbin', '/usr/bin', '/usr/local/sbin', '/usr/local/bin'];
 
 /** The path of a Mosquitto binary; throws with the install line when it is missing. */
-export function mosquittoBinary(name: 'mosquitto' | 'mosquitto_passwd' | 'mosquitto_pub'): string {
+export function mosquittoBinary(name: 'mosquitto' | 'mosquitto_passwd' | 'mosquitto_pub' | 'mosquitto_sub'): string {
   for (const dir of SEARCH) {
     const p = path.join(dir, name);
     try { fs.accessSync(p, fs.constants.X_OK); return p; } catch { /* next */ }

@@ -97,6 +97,14 @@ export class AuthGate {
   gate(c: Connection, p: IConnectPacket): Promise<Refusal | null> | null {
     const config = this.config;
     const link = this.link;
+    // --use-identity-as-username: the certificate the TLS handshake verified against --ca is the
+    // credential (as Mosquitto); one without a CN names nobody and is refused.
+    if (c.identity !== null) {
+      if (c.identity !== '') return null;
+      this.count(C_AUTH_REFUSED, 1);
+      link.note(clientAddress(c), null, 'the client certificate has no CN (--use-identity-as-username)');
+      return Promise.resolve(NOT_AUTHORIZED);
+    }
     // Without a password file no credentials are checked (Mosquitto: no password_file).
     const needsPassword = p.username !== undefined && !!config.passwordFile;
     if (!needsPassword) {

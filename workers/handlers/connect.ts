@@ -89,6 +89,9 @@ function admit(d: HandlerDeps, c: Connection, p: IConnectPacket): void {
   const expiry = v5 ? (props.sessionExpiryInterval ?? 0) : (p.clean ? 0 : NEVER_EXPIRES);
   c.state = ConnState.CONNECTING;
   c.socket.pause();
+  // --use-identity-as-username: the client certificate's CN is the username, whatever CONNECT
+  // says, and no password is asked (as Mosquitto's use_identity_as_username; auth/auth-gate.ts).
+  if (c.identity !== null) { p.username = c.identity; p.password = undefined; }
   // Credentials are checked before the client id is claimed: a refused client takes over nothing.
   const gate = d.auth.gate(c, p);
   if (!gate) { claim(d, c, p, clientId, expiry, assigned, serverKeepAlive); return; }

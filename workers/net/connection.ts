@@ -1,6 +1,5 @@
 // One client connection: socket, framing, coalesced output, protocol state. The worker owns
 // it end to end (workers/README.md, "Threads"); handlers/ decide what each packet means.
-import type * as net from 'node:net';
 import type { BrokerConfig } from '../../src/config';
 import type { Session } from '../session/session';
 import type { Will } from '../session/will';
@@ -12,6 +11,30 @@ import { DISCONNECT, RC } from '../protocol/constants';
 import { C_BYTES_RECEIVED, C_BYTES_SENT, C_DROPPED_SLOW_QOS0, C_CLOSED_UNREAD } from '../../src/shared/counters';
 
 export const enum ConnState { NEW, CONNECTING, CONNECTED, CLOSED }
+
+/**
+ * What a connection uses of its byte stream. A plain TCP connection's is the `net.Socket` made
+ * from its fd, used directly; a TLS connection's is the `tls.TLSSocket` over it; a WebSocket
+ * connection's is a `WsStream` (ws-stream.ts) that turns binary frames into this byte stream.
+ */
+export interface Transport {
+  on(event: 'data', fn: (chunk: Buffer) => void): this;
+  on(event: 'error', fn: (err: Error) => void): this;
+  on(event: 'close' | 'drain', fn: () => void): this;
+  once(event: 'close', fn: () => void): this;
+  removeListener(event: string, fn: (...args: never[]) => void): this;
+  pause(): this;
+  resume(): this;
+  read(): unknown;
+  write(data: Buffer): boolean;
+  end(): this;
+  destroy(): this;
+  readonly writableLength: number;
+  readonly closed: boolean;
+  readonly remoteAddress?: string;
+  readonly remoteFamily?: string;
+  readonly remotePort?: number;
+}
 
 const vi = { len: 0 };
 
@@ -61,12 +84,25 @@ export class Connection {
   private outBytes = 0;
   dirty = false;
 
-  constructor(readonly socket: net.Socket, private readonly env: ConnectionEnv) {
-    socket.on('data', (chunk: Buffer) => this.onData(chunk));
-    socket.on('error', () => { /* 'close' follows; errors are a client's business */ });
-    socket.on('close', () => this.onClose());
-    socket.on('drain', () => this.session?.onDrain());
+  /**
+   * `plain`: `socket` is a net.Socket over an fd of this worker's (TCP, or a relay's end), so
+   * moving the connection is moving the fd. `identity`: the client certificate's CN with
+   * --use-identity-as-username ('' when it has none), else null.
+   */
+  constructor(readonly socket: Transport, private readonly env: ConnectionEnv, readonly plain = true, readonly identity: string | null = null) {
+    socket.on('data', this.handlers.data);
+    socket.on('error', this.handlers.error);
+    socket.on('close', this.handlers.close);
+    socket.on('drain', this.handlers.drain);
   }
+
+  /** Kept so that a relay can take the transport over (detachTransport) and leave Node's own listeners alone. */
+  private readonly handlers = {
+    data: (chunk: Buffer) => this.onData(chunk),
+    error: () => { /* 'close' follows; errors are a client's business */ },
+    close: () => this.onClose(),
+    drain: () => this.session?.onDrain(),
+  };
 
   get v5(): boolean { return this.version === 5; }
 
@@ -129,6 +165,19 @@ export class Connection {
     this.out.length = 0;
     this.socket.destroy();
     this.env.closed(this);
+  }
+
+  /**
+   * The connection lives on in another worker through a relay (workers/net/relay.ts): this side
+   * stops being a connection without closing the transport, which the relay takes.
+   */
+  detachTransport(): Transport {
+    this.state = ConnState.CLOSED;
+    this.out.length = 0;
+    const h = this.handlers;
+    this.socket.removeListener('data', h.data).removeListener('error', h.error).removeListener('close', h.close).removeListener('drain', h.drain);
+    this.env.closed(this);
+    return this.socket;
   }
 
   /** Bytes another worker read from this connection before moving it here. */

@@ -1,7 +1,7 @@
 // The connections this worker owns: made from the file descriptors the main thread hands over
 // (or another worker moves here), swept for keep-alive and CONNECT timeouts, closed on shutdown.
 import * as net from 'node:net';
-import { Connection, ConnState, type ConnectionEnv } from './connection';
+import { Connection, ConnState, type ConnectionEnv, type Transport } from './connection';
 import { RC } from '../protocol/constants';
 import { C_ACCEPTED, C_CONNECTIONS_TOTAL, C_CONNECTIONS_OPEN } from '../../src/shared/counters';
 
@@ -17,7 +17,7 @@ export class Connections {
   constructor(private readonly env: ConnectionEnv) {}
 
   /** Wraps an fd this worker now owns; null if it is no longer a usable socket. */
-  adopt(fd: number): Connection | null {
+  adopt(fd: number, identity: string | null = null): Connection | null {
     this.env.count(C_ACCEPTED, 1);
     this.env.count(C_CONNECTIONS_TOTAL, 1);
     let socket: net.Socket;
@@ -27,7 +27,7 @@ export class Connections {
       return null;
     }
     socket.setNoDelay(true);
-    const c = new Connection(socket, this.env);
+    const c = new Connection(socket, this.env, true, identity);
     this.all.add(c);
     this.created.set(c, Date.now());
     this.env.count(C_CONNECTIONS_OPEN, 1);
@@ -35,9 +35,26 @@ export class Connections {
     return c;
   }
 
-  /** A connection another worker moved here, with the bytes it had already read. */
-  adoptMoved(fd: number, bytes: Uint8Array): void {
-    this.adopt(fd)?.inject(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));
+  /**
+   * A TLS or WebSocket connection whose handshake finished (net/transports.ts counted its fd
+   * as accepted); from here on it is a connection like a TCP one.
+   */
+  adoptStream(t: Transport, identity: string | null): Connection {
+    const c = new Connection(t, this.env, false, identity);
+    this.all.add(c);
+    this.created.set(c, Date.now());
+    this.env.count(C_CONNECTIONS_OPEN, 1);
+    if (this.stopping) c.close();
+    return c;
+  }
+
+  /**
+   * A connection another worker moved here, with the bytes it had already read (and, for a
+   * relayed TLS connection, the certificate identity it was accepted with).
+   */
+  adoptMoved(fd: number, bytes: Uint8Array, identity: string | null = null): void {
+    const c = this.adopt(fd, identity);
+    c?.inject(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));
   }
 
   /** True the first time: the connection was one of ours. */

@@ -3,7 +3,7 @@
 // connection to the worker that owns the session), restored from the store at start, online and
 // offline, expired, released to a clean start elsewhere. Wills are published (by the function
 // the worker gives) at the moment MQTT says: at once, after their delay, or never.
-import type { Connection } from '../net/connection';
+import type { Connection, Transport } from '../net/connection';
 import { ConnState } from '../net/connection';
 import type { Persister } from '../persist/persister';
 import type { Grant } from '../coordination/coordinator-client';
@@ -32,9 +32,11 @@ export interface LifecycleDeps {
     claim(clientId: string, clean: boolean): Promise<Grant>;
     released(req: number): void;
     ended(clientId: string): void;
-    move(to: number, fd: number, bytes: Uint8Array): void;
+    move(to: number, fd: number, bytes: Uint8Array, identity: string | null): void;
   };
   publishWill(w: Will): void;
+  /** Relays a TLS / WebSocket transport to another worker; returns the fd that worker adopts (net/relay.ts). */
+  relay(t: Transport): number;
 }
 
 export class SessionLifecycle {
@@ -77,13 +79,22 @@ export class SessionLifecycle {
    * and no message published meanwhile is missed (moving sessions once lost QoS 1 messages).
    */
   private moveConnection(c: Connection, owner: number): void {
-    const fd = (c.socket as unknown as { _handle?: { fd?: number } })._handle?.fd;
     const bytes = c.takeReplayBytes();
-    if (typeof fd !== 'number' || fd < 0) { c.close(); return; }
     let copy: number;
-    try { copy = native.dupFd(fd); } catch { c.close(); return; }
-    c.detachSocket();
-    this.deps.registry.move(owner, copy, bytes);
+    if (c.plain) {
+      const fd = (c.socket as unknown as { _handle?: { fd?: number } })._handle?.fd;
+      if (typeof fd !== 'number' || fd < 0) { c.close(); return; }
+      try { copy = native.dupFd(fd); } catch { c.close(); return; }
+      c.detachSocket();
+    } else {
+      // TLS / WebSocket state cannot leave this worker: it stays here and relays plain MQTT bytes
+      // to the owner over a socket pair whose other end moves instead (net/relay.ts).
+      if (c.state === ConnState.CLOSED) return;
+      try { copy = this.deps.relay(c.socket); } catch { c.close(); return; }
+      c.detachTransport();
+      this.deps.count(K.C_RELAYED, 1);
+    }
+    this.deps.registry.move(owner, copy, bytes, c.identity);
   }
 
   /** This worker owns the session already: the new connection replaces the old one [MQTT-3.1.4-3]. */

@@ -211,8 +211,12 @@ export interface CliResult extends Exit { stdout: string; stderr: string; listen
  */
 export function runCli(args: string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv; ms?: number } = {}): Promise<CliResult> {
   const ms = opts.ms ?? 30000;
+  // As launch(): a broker run here binds its HTTP listener (before the store opens) on a free
+  // port, never the fixed default; `passwd` takes no broker flags.
+  const httpNamed = args[0] === 'passwd' || args.some((a) => a === '--http-port' || a.startsWith('--http-port='));
+  const fullArgs = httpNamed ? args : [...args, '--http-port', '0'];
   return new Promise((resolve, reject) => {
-    const proc = spawn(process.execPath, [BIN, ...args], { cwd: opts.cwd, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...opts.env } });
+    const proc = spawn(process.execPath, [BIN, ...fullArgs], { cwd: opts.cwd, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...opts.env } });
     track(proc);
     let stdout = '';
     let stderr = '';

@@ -19,7 +19,8 @@ import * as path from 'node:path';
 import { BIN } from '../helpers/paths';
 import { runCli, launchBroker } from '../helpers/broker';
 
-const BASE = ['--port', '0', '--host', '127.0.0.1', '--workers', '1'];
+// Free ports only: the HTTP listener binds before the store opens, so it needs one too.
+const BASE = ['--port', '0', '--host', '127.0.0.1', '--workers', '1', '--http-port', '0'];
 const HANG = { FLEETMQ_TEST_HOOKS: '1', FLEETMQ_TEST_STORE_OPEN: 'hang' };
 const EXIT_BOUND_MS = 30000;
 

@@ -244,6 +244,11 @@ export function resolveConfig(parsed: ParsedArgs): BrokerConfig {
     }
   }
   for (const [s, v] of parsed.values) out[s.key] = v;
+  return checked(out);
+}
+
+/** The checks that span settings, on a complete set of them (flags, file or embedding options). */
+function checked(out: Record<string, unknown>): BrokerConfig {
   const config = out as unknown as BrokerConfig;
   checkExposure(config);
   checkCluster(config);
@@ -287,11 +292,7 @@ export function resolveOptions(options: unknown): BrokerConfig {
     if (!s || s.key === 'config') throw new ConfigError(`startBroker: unknown option ${JSON.stringify(k)} (the options are the config file's keys: ${SETTINGS.filter((x) => x.key !== 'config').map((x) => x.key).join(', ')})`);
     out[k] = coerce(s, v, `startBroker option ${k}`);
   }
-  const config = out as unknown as BrokerConfig;
-  checkExposure(config);
-  checkCluster(config);
-  checkTls(config);
-  return config;
+  return checked(out);
 }
 
 /** TLS settings that cannot work together fail at start, one line naming what is missing. */

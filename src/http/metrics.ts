@@ -98,7 +98,16 @@ export async function renderMetrics(src: MetricsSources): Promise<string> {
     [{ reason: 'auth' }, sum(K.C_AUTH_REFUSED)],
     [{ reason: 'busy' }, sum(K.C_AUTH_BUSY)],
     [{ reason: 'no_worker' }, src.refusedNoWorker()],
+    [{ reason: 'fenced' }, sum(K.C_CLUSTER_REFUSED)],
+    [{ reason: 'tls' }, sum(K.C_TLS_FAILED)],
+    [{ reason: 'handshake_timeout' }, sum(K.C_HANDSHAKE_TIMEOUT)],
+    [{ reason: 'websocket' }, sum(K.C_WS_REFUSED)],
   ]);
+  e.family('fleetmq_connections_closed_total', 'counter', 'Connections the broker closed on its own: unread_output = the client left more output unread than any delivery can explain, fenced = this node fenced itself out of its cluster.', [
+    [{ reason: 'unread_output' }, sum(K.C_CLOSED_UNREAD)],
+    [{ reason: 'fenced' }, sum(K.C_CLUSTER_DROPPED)],
+  ]);
+  e.one('fleetmq_connections_relayed_total', 'counter', 'TLS / WebSocket connections relayed to the worker that owns their session.', sum(K.C_RELAYED));
   e.one('fleetmq_sessions', 'gauge', 'Sessions held now (connected or not).', sum(K.C_SESSIONS));
   e.one('fleetmq_subscriptions', 'gauge', 'Subscriptions held now.', sum(K.C_SUBSCRIPTIONS));
 
@@ -111,7 +120,10 @@ export async function renderMetrics(src: MetricsSources): Promise<string> {
     [{ reason: 'queue_full' }, sum(K.C_DROPPED_QUEUE_FULL)],
     [{ reason: 'expired' }, sum(K.C_DROPPED_EXPIRED)],
     [{ reason: 'too_large' }, sum(K.C_DROPPED_TOO_LARGE)],
+    [{ reason: 'not_authorised' }, sum(K.C_DROPPED_NOT_AUTHORISED)],
   ]);
+  e.one('fleetmq_messages_withheld_total', 'counter', 'Deliveries withheld because the ACL does not let the subscriber read the topic.', sum(K.C_WITHHELD_NOT_AUTHORISED));
+  e.one('fleetmq_acl_cache_evicted_total', 'counter', 'ACL decisions dropped from a connection\'s full cache (--acl-cache-entries).', sum(K.C_ACL_CACHE_EVICTED));
   e.one('fleetmq_ring_spilled_total', 'counter', 'Cross-worker records that waited in a producer\'s overflow queue because the peer ring was full.', sum(K.C_RING_SPILLED));
   e.one('fleetmq_handler_errors_total', 'counter', 'Packets whose handler threw (a bug): the connection was closed, the worker lived on.', sum(K.C_HANDLER_ERRORS));
   e.one('fleetmq_store_held_messages_total', 'counter', 'QoS 1 messages to persistent sessions routed before their store write (write-behind, --commit-linger-ms).', sum(K.C_STORE_HELD));

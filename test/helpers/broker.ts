@@ -214,7 +214,8 @@ export function runCli(args: string[], opts: { cwd?: string; env?: NodeJS.Proces
   // As launch(): a broker run here binds its HTTP listener (before the store opens) on a free
   // port, never the fixed default; `passwd` takes no broker flags.
   const httpNamed = args[0] === 'passwd' || args.some((a) => a === '--http-port' || a.startsWith('--http-port='));
-  const fullArgs = httpNamed ? args : [...args, '--http-port', '0'];
+  // In front: a test may end with a flag that lacks its value on purpose.
+  const fullArgs = httpNamed ? args : ['--http-port', '0', ...args];
   return new Promise((resolve, reject) => {
     const proc = spawn(process.execPath, [BIN, ...fullArgs], { cwd: opts.cwd, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...opts.env } });
     track(proc);

@@ -23,7 +23,10 @@ const BOUND = 12 * 2 ** 20;
 
 function dirBytes(dir: string): number {
   let n = 0;
-  for (const f of fs.readdirSync(dir)) n += fs.statSync(path.join(dir, f)).size;
+  for (const f of fs.readdirSync(dir)) {
+    // A compaction may delete a table file between the listing and its stat.
+    try { n += fs.statSync(path.join(dir, f)).size; } catch (err) { if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err; }
+  }
   return n;
 }
 

@@ -163,7 +163,11 @@ describe('42 admin API with --api-keys-file and --banned-file, --workers 2', () 
     const { client } = await pool.connect(b);
     await publish(client, `${base}/one`, 'first', { qos: 1, retain: true });
     await publish(client, `${base}/two`, Buffer.from([0xff, 0x00, 0x01]), { qos: 1, retain: true });
-    const list: any = await ok(`retained?filter=${encodeURIComponent(`${base}/#`)}`);
+    // The worker hands a retained message to the coordinator after its PUBACK may have gone:
+    // the list catches up within a bounded wait.
+    let list: any;
+    const deadline = Date.now() + WAIT_MS;
+    while ((list = await ok(`retained?filter=${encodeURIComponent(`${base}/#`)}`)).total < 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
     assert.equal(list.total, 2);
     assert.deepEqual(list.data.map((m: { topic: string }) => m.topic), [`${base}/one`, `${base}/two`]);
     const paged: any = await ok(`retained?filter=${encodeURIComponent(`${base}/+`)}&limit=1`);
@@ -276,10 +280,23 @@ describe('42 admin API with --api-keys-file and --banned-file, --workers 2', () 
   });
 });
 
-describe('42 without --api-keys-file the API fails closed', () => {
+describe('42 without --api-keys-file the API fails closed; the banned key of --config', () => {
   let b: Broker;
-  before(async () => { b = await launchBroker(1, ['--durability', 'none']); });
+  const pool = clientPool('afterEach');
+  before(async () => {
+    const config = path.join(dir, 'config.json');
+    fs.writeFileSync(config, JSON.stringify({ banned: { clientIdPrefixes: ['cfg-bot-'], usernames: ['cfg-user'] } }));
+    b = await launchBroker(1, ['--durability', 'none', '--config', config]);
+  });
   after(async () => { if (b) assert.equal(await b.stop(), 0); });
+
+  test('the config file\'s banned key: a client id prefix and a username', { timeout: 60000 }, async () => {
+    const code = async (version: 4 | 5, fields: object) => connackCode((await pool.rawConnected(b, version, fields)).connack as IConnackPacket);
+    assert.equal(await code(5, { clientId: 'cfg-bot-1' }), 0x8a);
+    assert.equal(await code(4, { clientId: 'cfg-bot-2' }), 5);
+    assert.equal(await code(5, { clientId: uid('c'), username: 'cfg-user' }), 0x8a);
+    assert.equal(await code(5, { clientId: 'cfg-bo' }), 0);
+  });
 
   test('401 naming the flag, for any key', { timeout: 60000 }, async () => {
     const http = Number((await b.waitForOutput(HTTP_LISTEN_RE))[2]);

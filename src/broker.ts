@@ -42,7 +42,7 @@ export interface RunningBroker {
    * SIGHUP: reloads the API keys file and the banned file (null when neither is configured);
    * the line to log says what happened.
    */
-  reloadOps(): { ok: boolean; line: string } | null;
+  reloadOps(): { ok: boolean; line: string; applied: Promise<void> } | null;
   /** Rules in the ACL file now (null: none configured). */
   readonly aclRules: number | null;
   /** Users in the password file now (null: none configured). */
@@ -88,7 +88,7 @@ export async function startBroker(config: BrokerConfig, opts: StartOptions = {})
   const specs = listenerSpecs(config);
   const tls = readTlsMaterial(specs);
   const supervisor = new Supervisor(config, opts.testHooks ?? false, auth, tls);
-  supervisor.setBanned(banned.all());
+  void supervisor.setBanned(banned.all());
   const bridge = new AdminBridge(supervisor);
   const readiness = new Readiness();
   const listeners: Listener[] = [];
@@ -167,12 +167,13 @@ export async function startBroker(config: BrokerConfig, opts: StartOptions = {})
     if (errors.length) return { ok: false, line: `certificates reloaded with errors (those workers keep the previous ones): ${errors.join('; ')}` };
     return { ok: true, line: `certificates reloaded for new connections (serial ${certSerials(material)})` };
   };
-  const reloadOps = (): { ok: boolean; line: string } | null => {
-    const parts: { ok: boolean; line: string }[] = [];
+  // `applied`: every worker checks CONNECTs against the banned file just read.
+  const reloadOps = (): { ok: boolean; line: string; applied: Promise<void> } | null => {
+    const parts: { ok: boolean; line: string; applied?: Promise<void> }[] = [];
     if (config.apiKeysFile) parts.push(keys.reload());
     if (config.bannedFile) parts.push(banned.reload());
     if (parts.length === 0) return null;
-    return { ok: parts.every((p) => p.ok), line: parts.map((p) => p.line).join('; ') };
+    return { ok: parts.every((p) => p.ok), line: parts.map((p) => p.line).join('; '), applied: Promise.all(parts.map((p) => p.applied)).then(() => undefined) };
   };
   // POST /api/v1/reload: what SIGHUP does (src/cli.ts), each part's line in order.
   async function reloadAll(): Promise<{ ok: boolean; lines: string[] }> {
@@ -185,7 +186,10 @@ export async function startBroker(config: BrokerConfig, opts: StartOptions = {})
     }
     if (tls) parts.push(await reloadTls());
     const ops = reloadOps();
-    if (ops) parts.push(ops);
+    if (ops) {
+      await ops.applied;
+      parts.push(ops);
+    }
     if (parts.length === 0) parts.push({ ok: true, line: 'nothing to reload: no password, ACL, certificate, API keys or banned file configured' });
     return { ok: parts.every((p) => p.ok), lines: parts.map((p) => p.line) };
   }

@@ -70,7 +70,8 @@ export async function main(argv: readonly string[]): Promise<void> {
     if (!broker || stopping) return;
     // The admin API's keys and the banned list (a banned client connected now is disconnected).
     const ops = broker.reloadOps();
-    if (ops) (ops.ok ? process.stdout : process.stderr).write(`fleetmq: SIGHUP: ${ops.line}\n`);
+    // Printed once every worker checks CONNECTs against the banned file just read.
+    if (ops) void ops.applied.then(() => (ops.ok ? process.stdout : process.stderr).write(`fleetmq: SIGHUP: ${ops.line}\n`));
     const acl = broker.reloadAcl();
     if (!acl || config.passwordFile || broker.listeners.length > 1) {
       void broker.reload().then((r) => (r.ok ? process.stdout : process.stderr).write(`fleetmq: SIGHUP: ${r.line}\n`));

@@ -162,7 +162,10 @@ parentPort!.on('message', (m: PeerReset | TlsReload | BannedUpdate | AdminAsk<Wo
     let reply: AdminReply<WorkerAnswer>;
     try { reply = { t: 'admin-reply', id: m.id, a: admin.answer(m.q) }; } catch (err) { reply = { t: 'admin-reply', id: m.id, error: (err as Error).message }; }
     parentPort!.postMessage(reply);
-  } else if (m.t === 'banned') admin.setBanned(m.entries);
+  } else if (m.t === 'banned') {
+    admin.setBanned(m.entries);
+    parentPort!.postMessage({ t: 'banned-applied', seq: m.seq });
+  }
   else if (m.t === 'tls-reload') {
     const error = transports ? transports.reload(m.material) : null;
     parentPort!.postMessage({ t: 'tls-reloaded', seq: m.seq, error } satisfies TlsReloaded);

@@ -88,8 +88,8 @@ async function handle(deps: ApiDeps, req: ApiRequest): Promise<Reply> {
     case 'DELETE retained/:x': return deleteRetained(deps, rest(seg, 1));
     case 'POST publish': return publish(deps, req);
     case 'GET banned': return listBanned(deps, req);
-    case 'POST banned': return addBan(deps, req);
-    case 'DELETE banned/:x': return removeBan(deps, seg);
+    case 'POST banned': return await addBan(deps, req);
+    case 'DELETE banned/:x': return await removeBan(deps, seg);
     case 'GET stats': return json(200, deps.stats());
     case 'PUT log-level': return logLevel(deps, req);
     case 'POST reload': { const r = await deps.reload(); return json(r.ok ? 200 : 422, r); }
@@ -268,12 +268,13 @@ function listBanned(deps: ApiDeps, req: ApiRequest): Reply {
   return json(200, { data: data.map(banJson), next: all.length > limit ? cursorOf(key(data[data.length - 1])) : null });
 }
 
-function addBan(deps: ApiDeps, req: ApiRequest): Reply {
+/** Answers once every worker refuses the new entry (and has disconnected the clients it names). */
+async function addBan(deps: ApiDeps, req: ApiRequest): Promise<Reply> {
   const b = body(req);
   const ttl = b.ttlSeconds ?? 0;
   if (!Number.isInteger(ttl) || (ttl as number) < 0 || (ttl as number) > 10 * 365 * 86400) throw new HttpError(400, 'ttlSeconds must be an integer number of seconds (0: until removed)');
   try {
-    return json(201, banJson(deps.banned.add(String(b.kind), b.value, ttl as number)));
+    return json(201, banJson(await deps.banned.add(String(b.kind), b.value, ttl as number)));
   } catch (err) {
     if (err instanceof BannedError) throw new HttpError(400, err.message);
     throw err;
@@ -281,11 +282,11 @@ function addBan(deps: ApiDeps, req: ApiRequest): Reply {
 }
 
 /** DELETE banned/KIND/VALUE (VALUE URL-encoded: a CIDR block's '/' as %2F, or plain). */
-function removeBan(deps: ApiDeps, seg: string[]): Reply {
+async function removeBan(deps: ApiDeps, seg: string[]): Promise<Reply> {
   const kind = param(seg[1]);
   if (!BAN_KINDS.includes(kind as BanKind)) throw new HttpError(400, `kind must be one of ${BAN_KINDS.join(', ')}`);
   const value = rest(seg, 2);
-  if (!deps.banned.remove(kind as BanKind, value)) throw new HttpError(404, `no ${kind} ${JSON.stringify(value)} added through the API (entries from the config or --banned-file are removed there)`);
+  if (!(await deps.banned.remove(kind as BanKind, value))) throw new HttpError(404, `no ${kind} ${JSON.stringify(value)} added through the API (entries from the config or --banned-file are removed there)`);
   return json(200, { removed: { kind, value } });
 }
 

@@ -29,7 +29,8 @@ export class BannedService {
   private timer: NodeJS.Timeout | null = null;
 
   /** Throws BannedError (a bad `banned` key or --banned-file) before any thread starts. */
-  constructor(private readonly config: BrokerConfig, private readonly broadcast: (entries: BanEntry[]) => void) {
+  /** `broadcast` resolves once every worker checks CONNECTs against the list given. */
+  constructor(private readonly config: BrokerConfig, private readonly broadcast: (entries: BanEntry[]) => Promise<void>) {
     this.fromConfig = parseBannedConfig(config.banned, 'banned');
     if (config.bannedFile) this.fromFile = readBannedFile(config.bannedFile);
     this.check(this.all());
@@ -40,43 +41,47 @@ export class BannedService {
     return [...this.fromConfig, ...this.fromFile, ...[...this.fromApi.values()].filter((e) => e.expiresAt === 0 || e.expiresAt > now)];
   }
 
-  /** SIGHUP: reads --banned-file again and posts the list. */
-  reload(): { ok: boolean; line: string } {
+  /** SIGHUP: reads --banned-file again and posts the list; `applied` once every worker holds it. */
+  reload(): { ok: boolean; line: string; applied: Promise<void> } {
     const file = this.config.bannedFile;
-    if (!file) return { ok: true, line: 'no --banned-file to reload' };
+    if (!file) return { ok: true, line: 'no --banned-file to reload', applied: Promise.resolve() };
     try {
       const entries = readBannedFile(file);
       this.check([...this.fromConfig, ...entries, ...this.fromApi.values()]);
       this.fromFile = entries;
     } catch (err) {
-      return { ok: false, line: `banned file not reloaded, the previous entries stay in force: ${(err as Error).message}` };
+      return { ok: false, line: `banned file not reloaded, the previous entries stay in force: ${(err as Error).message}`, applied: Promise.resolve() };
     }
-    this.broadcast(this.all());
-    return { ok: true, line: `banned file reloaded: ${this.fromFile.length} entr${this.fromFile.length === 1 ? 'y' : 'ies'}` };
+    const applied = this.broadcast(this.all());
+    return { ok: true, applied, line: `banned file reloaded: ${this.fromFile.length} entr${this.fromFile.length === 1 ? 'y' : 'ies'}` };
   }
 
-  /** Adds (or renews) an API entry; `ttlSeconds` 0 = until removed. Throws BannedError on bad input or a full list. */
-  add(kind: string, value: unknown, ttlSeconds: number): BanEntry {
+  /**
+   * Adds (or renews) an API entry; `ttlSeconds` 0 = until removed. Throws BannedError on bad
+   * input or a full list. Resolves once every worker refuses it.
+   */
+  async add(kind: string, value: unknown, ttlSeconds: number): Promise<BanEntry> {
     const n = normalBan(kind, value);
     const entry: BanEntry = { ...n, expiresAt: ttlSeconds > 0 ? Date.now() + ttlSeconds * 1000 : 0, source: 'api' };
     const key = `${n.kind}\0${n.value}`;
     const next = new Map(this.fromApi).set(key, entry);
     this.check([...this.fromConfig, ...this.fromFile, ...next.values()]);
     this.fromApi.set(key, entry);
-    this.broadcast(this.all());
+    const applied = this.broadcast(this.all());
     if (entry.expiresAt !== 0 && this.timer === null) {
       this.timer = setInterval(() => this.prune(), PRUNE_MS);
       this.timer.unref();
     }
+    await applied;
     return entry;
   }
 
   /** Removes an API entry; false if there is none (config and file entries are removed by editing them). */
-  remove(kind: BanKind, value: string): boolean {
+  async remove(kind: BanKind, value: string): Promise<boolean> {
     let v = value;
     try { v = normalBan(kind, value).value; } catch { return false; }
     if (!this.fromApi.delete(`${kind}\0${v}`)) return false;
-    this.broadcast(this.all());
+    await this.broadcast(this.all());
     return true;
   }
 
@@ -92,7 +97,7 @@ export class BannedService {
     const now = Date.now();
     let gone = 0;
     for (const [k, e] of this.fromApi) if (e.expiresAt !== 0 && e.expiresAt <= now) { this.fromApi.delete(k); gone++; }
-    if (gone) this.broadcast(this.all());
+    if (gone) void this.broadcast(this.all());
     if (![...this.fromApi.values()].some((e) => e.expiresAt !== 0)) this.close();
   }
 

@@ -15,7 +15,7 @@ import { createSlabBuffer } from '../slab-layout';
 import { createClusterState } from '../shared/cluster-state';
 import type { ClusterNote, ToMain } from '../coordinator/coordinator';
 import { createHeartbeats } from '../shared/heartbeats';
-import type { BanEntry, BannedUpdate } from '../shared/banned';
+import type { BanEntry, BannedUpdate, BannedApplied } from '../shared/banned';
 import type { AdminReply } from '../shared/admin-messages';
 
 const ACCEPT_RING_BYTES = 64 * 1024;
@@ -65,7 +65,9 @@ export class Supervisor {
   private readonly tlsAcks = new Map<number, { left: Set<number>; errors: string[]; done: () => void }>();
 
   /** The banned list in force: posted to every worker on change, and to each one as it starts. */
-  private banned: BanEntry[] = [];
+  private banned: BannedUpdate = { t: 'banned', seq: 0, entries: [] };
+  /** Per banned list posted: the workers that have not said they check with it yet. */
+  private readonly bannedAcks = new Map<number, { left: Set<number>; done: () => void }>();
   /** Answers of workers and the coordinator to admin queries (src/main/admin-bridge.ts). */
   onAdminReply: (m: AdminReply<unknown>) => void = () => undefined;
 
@@ -190,10 +192,11 @@ export class Supervisor {
     this.slots[index] = slot;
     worker.on('error', (err) => process.stderr.write(`fleetmq: worker ${index} failed: ${err.stack ?? err}\n`));
     worker.on('exit', (code) => this.onExit(index, slot, code));
-    if (this.banned.length) worker.postMessage({ t: 'banned', entries: this.banned } satisfies BannedUpdate);
+    if (this.banned.entries.length) worker.postMessage(this.banned);
     return new Promise((resolve) => {
       worker.on('message', (m: { t: string }) => {
         if (m.t === 'admin-reply') { this.onAdminReply(m as AdminReply<unknown>); return; }
+        if (m.t === 'banned-applied') { this.onBannedApplied(index, m as BannedApplied); return; }
         if (m.t === 'tls-reloaded') { this.onTlsReloaded(index, m as TlsReloaded); return; }
         if (m.t === 'ready' && !slot.ready) {
           slot.ready = true;
@@ -233,11 +236,31 @@ export class Supervisor {
     return true;
   }
 
-  /** A new banned list for every worker (and for the ones started later). */
-  setBanned(entries: BanEntry[]): void {
-    this.banned = entries;
-    const msg: BannedUpdate = { t: 'banned', entries };
-    for (const s of this.slots) s.worker?.postMessage(msg);
+  /**
+   * A new banned list for every worker (and for the ones started later). Resolves once every
+   * running worker checks CONNECTs against it (at most 5 s: a worker that does not answer is
+   * dying, and its replacement starts with this list), so an API call that adds a ban answers
+   * only when the ban holds everywhere.
+   */
+  setBanned(entries: BanEntry[]): Promise<void> {
+    const msg: BannedUpdate = { t: 'banned', seq: this.banned.seq + 1, entries };
+    this.banned = msg;
+    const left = new Set<number>();
+    this.slots.forEach((s, i) => { if (s.worker) { left.add(i); s.worker.postMessage(msg); } });
+    if (left.size === 0) return Promise.resolve();
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => { this.bannedAcks.delete(msg.seq); resolve(); }, 5000);
+      this.bannedAcks.set(msg.seq, { left, done: () => { clearTimeout(timer); this.bannedAcks.delete(msg.seq); resolve(); } });
+    });
+  }
+
+  private onBannedApplied(index: number, m: BannedApplied): void {
+    // A newer list applied implies the older ones were.
+    for (const [seq, wait] of this.bannedAcks) {
+      if (seq > m.seq) continue;
+      wait.left.delete(index);
+      if (wait.left.size === 0) wait.done();
+    }
   }
 
   /** Workers that can answer an admin query now (a replacement still starting cannot yet). */

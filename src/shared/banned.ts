@@ -139,5 +139,10 @@ export class BanMatcher {
   }
 }
 
-/** main → worker: the banned list changed; check new CONNECTs against `entries` and close connected clients it names. */
-export interface BannedUpdate { t: 'banned'; entries: BanEntry[] }
+/**
+ * main → worker: the banned list changed; check new CONNECTs against `entries` and close
+ * connected clients it names. The worker answers BannedApplied with the same `seq`.
+ */
+export interface BannedUpdate { t: 'banned'; seq: number; entries: BanEntry[] }
+/** worker → main: every CONNECT from now on is checked against list `seq`. */
+export interface BannedApplied { t: 'banned-applied'; seq: number }

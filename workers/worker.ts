@@ -165,8 +165,7 @@ parentPort!.on('message', (m: PeerReset | TlsReload | BannedUpdate | AdminAsk<Wo
   } else if (m.t === 'banned') {
     admin.setBanned(m.entries);
     parentPort!.postMessage({ t: 'banned-applied', seq: m.seq });
-  }
-  else if (m.t === 'tls-reload') {
+  } else if (m.t === 'tls-reload') {
     const error = transports ? transports.reload(m.material) : null;
     parentPort!.postMessage({ t: 'tls-reloaded', seq: m.seq, error } satisfies TlsReloaded);
   } else if (m.t === 'peer-reset') {

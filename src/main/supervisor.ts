@@ -250,6 +250,7 @@ export class Supervisor {
     if (left.size === 0) return Promise.resolve();
     return new Promise((resolve) => {
       const timer = setTimeout(() => { this.bannedAcks.delete(msg.seq); resolve(); }, 5000);
+      timer.unref(); // a worker that died does not answer: its wait must not hold the process
       this.bannedAcks.set(msg.seq, { left, done: () => { clearTimeout(timer); this.bannedAcks.delete(msg.seq); resolve(); } });
     });
   }

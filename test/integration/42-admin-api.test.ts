@@ -286,7 +286,7 @@ describe('42 without --api-keys-file the API fails closed; the banned key of --c
   before(async () => {
     const config = path.join(dir, 'config.json');
     fs.writeFileSync(config, JSON.stringify({ banned: { clientIdPrefixes: ['cfg-bot-'], usernames: ['cfg-user'] } }));
-    b = await launchBroker(1, ['--durability', 'none', '--config', config]);
+    b = await launchBroker(1, ['--durability', 'none', '--config', config], { env: { FLEETMQ_TEST_HOOKS: '1' } });
   });
   after(async () => { if (b) assert.equal(await b.stop(), 0); });
 
@@ -296,6 +296,14 @@ describe('42 without --api-keys-file the API fails closed; the banned key of --c
     assert.equal(await code(4, { clientId: 'cfg-bot-2' }), 5);
     assert.equal(await code(5, { clientId: uid('c'), username: 'cfg-user' }), 0x8a);
     assert.equal(await code(5, { clientId: 'cfg-bo' }), 0);
+  });
+
+  test('a worker that replaces a dead one starts with the banned list', { timeout: 60000 }, async () => {
+    const { raw } = await pool.rawConnected(b, 4, { clientId: uid('crasher') });
+    raw.send({ cmd: 'publish', topic: '$fleetmq/test/crash-worker', payload: Buffer.from('boom'), qos: 0, dup: false, retain: false });
+    await b.waitForOutput(/worker 0 exited \(code \d+\); replacing it/);
+    const r = await pool.rawConnected(b, 5, { clientId: 'cfg-bot-after-crash' });
+    assert.equal(connackCode(r.connack as IConnackPacket), 0x8a);
   });
 
   test('401 naming the flag, for any key', { timeout: 60000 }, async () => {

@@ -12,6 +12,12 @@ import { Readiness, livez, readyz } from './http/health';
 import { startHeartbeat, mainSlot } from './shared/heartbeats';
 import { listenerSpecs, type TransportKind } from './shared/listeners';
 import { readTlsMaterial, certSerials } from './main/tls-material';
+import { ApiKeys } from './http/api-keys';
+import { apiHandler } from './http/api';
+import { statusJson, STATUS_HTML } from './http/status-page';
+import { AdminBridge } from './main/admin-bridge';
+import { BannedService } from './main/banned-service';
+import { COUNTER_NAMES, sumCounter } from './shared/counters';
 
 const VERSION: string = require('../../package.json').version;
 
@@ -32,6 +38,11 @@ export interface RunningBroker {
    * worker decides with the new rules.
    */
   reloadAcl(): { ok: boolean; line: string; applied: Promise<number> } | null;
+  /**
+   * SIGHUP: reloads the API keys file and the banned file (null when neither is configured);
+   * the line to log says what happened.
+   */
+  reloadOps(): { ok: boolean; line: string; applied: Promise<void> } | null;
   /** Rules in the ACL file now (null: none configured). */
   readonly aclRules: number | null;
   /** Users in the password file now (null: none configured). */
@@ -46,6 +57,8 @@ export interface StartOptions {
   testHooks?: boolean;
   /** Called as soon as the HTTP listener is bound, before the store loads (the CLI prints it). */
   onHttpListening?: (addr: { port: number; host: string }) => void;
+  /** PUT /api/v1/log-level sets the logger's level through this (unset: the endpoint answers 501). */
+  setLogLevel?: (level: string) => void;
 }
 
 /**
@@ -67,11 +80,16 @@ export async function startBroker(config: BrokerConfig, opts: StartOptions = {})
     const checking = prepareDataDir(config.dataDir);
     await (config.storeOpenTimeoutMs > 0 ? withOpenTimeout(checking, config.dataDir, config.storeOpenTimeoutMs) : checking);
   }
-  // A bad password file, ACL file or certificate stops the start here, before any thread or port exists.
+  // A bad API keys or banned file, password file, ACL file or certificate stops the start here,
+  // before any thread or port exists.
+  const keys = new ApiKeys(config.apiKeysFile);
+  const banned = new BannedService(config, (entries) => supervisor.setBanned(entries));
   const auth = new AuthService(config);
   const specs = listenerSpecs(config);
   const tls = readTlsMaterial(specs);
   const supervisor = new Supervisor(config, opts.testHooks ?? false, auth, tls);
+  void supervisor.setBanned(banned.all());
+  const bridge = new AdminBridge(supervisor);
   const readiness = new Readiness();
   const listeners: Listener[] = [];
   let http: HttpListener | null = null;
@@ -80,6 +98,8 @@ export async function startBroker(config: BrokerConfig, opts: StartOptions = {})
   // Whatever was started, stopped in reverse; used by stop() and by a start that fails.
   const release = async () => {
     await Promise.all(listeners.map((l) => l.close()));
+    bridge.close();
+    banned.close();
     await supervisor.stop();
     stopMainBeat?.();
     if (http) await http.close();
@@ -88,7 +108,15 @@ export async function startBroker(config: BrokerConfig, opts: StartOptions = {})
 
   if (config.httpPort >= 0) {
     // Before the store loads, so /readyz says "starting" through a long restore.
-    http = new HttpListener(httpRoutes(config, supervisor, readiness, () => listeners.reduce((n, l) => n + l.refused, 0), () => http!.dropped));
+    const counterView = new Float64Array(supervisor.counters);
+    http = new HttpListener(httpRoutes(config, supervisor, readiness, () => listeners.reduce((n, l) => n + l.refused, 0), () => http!.dropped), apiHandler({
+      keys, bridge, banned,
+      stats: () => statsOf(config, supervisor),
+      reload: () => reloadAll(),
+      setLogLevel: opts.setLogLevel ?? null,
+      // Worker 0's row: no worker writes these counters (src/shared/counters.ts).
+      count: (c, n) => { counterView[c] += n; },
+    }));
     try {
       const a = await http.listen(config.httpPort, config.httpHost);
       httpAddr = { port: a.port, host: a.address };
@@ -104,6 +132,8 @@ export async function startBroker(config: BrokerConfig, opts: StartOptions = {})
   try {
     await supervisor.start();
   } catch (err) {
+    bridge.close();
+    banned.close();
     // The coordinator thread may be stuck in the store's open: its stop is not awaited (the CLI
     // exits at once, src/cli.ts "exitNow"), but an embedding process gets its threads back.
     void supervisor.stop().catch(() => undefined);
@@ -137,6 +167,32 @@ export async function startBroker(config: BrokerConfig, opts: StartOptions = {})
     if (errors.length) return { ok: false, line: `certificates reloaded with errors (those workers keep the previous ones): ${errors.join('; ')}` };
     return { ok: true, line: `certificates reloaded for new connections (serial ${certSerials(material)})` };
   };
+  // `applied`: every worker checks CONNECTs against the banned file just read.
+  const reloadOps = (): { ok: boolean; line: string; applied: Promise<void> } | null => {
+    const parts: { ok: boolean; line: string; applied?: Promise<void> }[] = [];
+    if (config.apiKeysFile) parts.push(keys.reload());
+    if (config.bannedFile) parts.push(banned.reload());
+    if (parts.length === 0) return null;
+    return { ok: parts.every((p) => p.ok), line: parts.map((p) => p.line).join('; '), applied: Promise.all(parts.map((p) => p.applied)).then(() => undefined) };
+  };
+  // POST /api/v1/reload: what SIGHUP does (src/cli.ts), each part's line in order.
+  async function reloadAll(): Promise<{ ok: boolean; lines: string[] }> {
+    const parts: { ok: boolean; line: string }[] = [];
+    if (config.passwordFile) parts.push(auth.reload());
+    const acl = auth.reloadAcl();
+    if (acl) {
+      parts.push(acl);
+      if (acl.ok) parts.push({ ok: true, line: `acl generation ${await acl.applied} in force in every worker` });
+    }
+    if (tls) parts.push(await reloadTls());
+    const ops = reloadOps();
+    if (ops) {
+      await ops.applied;
+      parts.push(ops);
+    }
+    if (parts.length === 0) parts.push({ ok: true, line: 'nothing to reload: no password, ACL, certificate, API keys or banned file configured' });
+    return { ok: parts.every((p) => p.ok), lines: parts.map((p) => p.line) };
+  }
   return {
     port: bound[0].port,
     host: bound[0].host,
@@ -149,6 +205,7 @@ export async function startBroker(config: BrokerConfig, opts: StartOptions = {})
       return { ok: a.ok && t.ok, line: `${a.line}; ${t.line}` };
     },
     reloadAcl: () => auth.reloadAcl(),
+    reloadOps,
     get aclRules() { return auth.aclRuleCount; },
     get users() { return config.passwordFile ? auth.userCount : null; },
     get cluster() { return supervisor.cluster; },
@@ -173,5 +230,27 @@ function httpRoutes(config: BrokerConfig, supervisor: Supervisor, readiness: Rea
     })],
     ['/livez', () => livez(supervisor.heartbeats, workers)],
     ['/readyz', () => readyz(readiness)],
+    ['/', () => ({ status: 200, body: STATUS_HTML, contentType: 'text/html; charset=utf-8' })],
+    ['/status.json', () => ({
+      status: 200,
+      contentType: 'application/json; charset=utf-8',
+      body: JSON.stringify(statusJson({
+        version: VERSION, counters: supervisor.counters, workers, heartbeats: supervisor.heartbeats, startedAt: supervisor.startedAt,
+        restarts: () => supervisor.restarts, cluster: () => supervisor.cluster, nodeId: config.nodeId ?? null,
+      })) + '\n',
+    })],
   ]);
+}
+
+/** GET /api/v1/stats: every counter summed over the workers, by its $SYS name. */
+function statsOf(config: BrokerConfig, supervisor: Supervisor): Record<string, number | string | null> {
+  const all = new Float64Array(supervisor.counters);
+  const out: Record<string, number | string | null> = {
+    version: VERSION,
+    uptimeSeconds: Math.round((Date.now() - supervisor.startedAt) / 1000),
+    workers: config.workers,
+    workerRestarts: supervisor.restarts,
+  };
+  for (const [c, name] of Object.entries(COUNTER_NAMES)) out[name] = sumCounter(all, config.workers, Number(c));
+  return out;
 }

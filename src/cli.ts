@@ -1,6 +1,7 @@
 // `fleetmq` command line: parse, validate (one clear line + exit 2 on bad input), start, and
-// shut down cleanly on SIGTERM / SIGINT; SIGHUP reloads the password and ACL files and the certificates. `fleetmq passwd`
-// edits a password file (src/auth/passwd-cli.ts).
+// shut down cleanly on SIGTERM / SIGINT; SIGHUP reloads the password, ACL, API keys and banned
+// files and the certificates. `fleetmq passwd` edits a password file (src/auth/passwd-cli.ts),
+// `fleetmq apikey` an API keys file (src/http/api-keys.ts).
 //
 // Exit codes: 0 clean shutdown; 1 cannot start (one line on stderr: an unusable --data-dir, a
 // store that did not open within --store-open-timeout-ms, a bad password or ACL file, a
@@ -12,6 +13,7 @@ import * as path from 'node:path';
 import { parseArgs, resolveConfig, helpText, ConfigError, BrokerConfig, anonymousAllowed, isLoopbackHost } from './config';
 import { startBroker, RunningBroker } from './broker';
 import { passwdMain } from './auth/passwd-cli';
+import { apikeyMain } from './http/api-keys';
 
 const VERSION: string = require('../../package.json').version;
 
@@ -44,6 +46,7 @@ function accessLine(config: BrokerConfig, host: string, users: number | null): s
 
 export async function main(argv: readonly string[]): Promise<void> {
   if (argv[0] === 'passwd') { process.exitCode = await passwdMain(argv.slice(1)); return; }
+  if (argv[0] === 'apikey') { process.exitCode = apikeyMain(argv.slice(1)); return; }
   const config = configure(argv);
   if (!config) return;
   // Signal handlers go in before the listening line: a supervisor that reads the line and
@@ -65,6 +68,10 @@ export async function main(argv: readonly string[]): Promise<void> {
   // certificates, connections stay up.
   process.on('SIGHUP', () => {
     if (!broker || stopping) return;
+    // The admin API's keys and the banned list (a banned client connected now is disconnected).
+    const ops = broker.reloadOps();
+    // Printed once every worker checks CONNECTs against the banned file just read.
+    if (ops) void ops.applied.then(() => (ops.ok ? process.stdout : process.stderr).write(`fleetmq: SIGHUP: ${ops.line}\n`));
     const acl = broker.reloadAcl();
     if (!acl || config.passwordFile || broker.listeners.length > 1) {
       void broker.reload().then((r) => (r.ok ? process.stdout : process.stderr).write(`fleetmq: SIGHUP: ${r.line}\n`));
@@ -80,7 +87,7 @@ export async function main(argv: readonly string[]): Promise<void> {
       testHooks: process.env.FLEETMQ_TEST_HOOKS === '1',
       // Printed as soon as it is bound: /readyz answers (503) while the store loads. Not worded
       // "listening on": that line means MQTT is served.
-      onHttpListening: (a) => process.stdout.write(`fleetmq: http endpoints at http://${a.host.includes(':') ? `[${a.host}]` : a.host}:${a.port} (/metrics, /livez, /readyz)\n`),
+      onHttpListening: (a) => process.stdout.write(`fleetmq: http endpoints at http://${a.host.includes(':') ? `[${a.host}]` : a.host}:${a.port} (/metrics, /livez, /readyz, /api/v1, status page at /)\n`),
     });
   } catch (err) {
     process.stderr.write(`fleetmq: cannot start: ${(err as Error).message}\n`);

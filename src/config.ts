@@ -3,6 +3,7 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import { EtcdConfigError, nameProblem, parseEndpoints } from './cluster/names';
+import { BannedError, parseBannedConfig } from './shared/banned';
 
 export type QueuePolicy = 'drop-oldest' | 'drop-new' | 'disconnect';
 export type Durability = 'none' | 'process' | 'fsync';
@@ -58,8 +59,15 @@ export interface BrokerConfig {
   tlsHandshakeTimeoutMs: number;
   /** More listeners (usually from --config): see ListenerEntry and src/shared/listeners.ts. */
   listeners: ListenerEntry[];
+  /** Admin API and banned list (src/http/api.ts, src/main/banned-service.ts). */
+  apiKeysFile?: string;
+  bannedFile?: string;
+  banned?: BannedConfig;
   config?: string;
 }
+
+/** The config file's `banned` key (src/shared/banned.ts). */
+export interface BannedConfig { clientIds?: string[]; clientIdPrefixes?: string[]; usernames?: string[]; addresses?: string[] }
 
 /**
  * One more listener beside the flags' ones. Unset fields take the flags' values: host from
@@ -80,7 +88,7 @@ export interface ListenerEntry {
 
 export class ConfigError extends Error {}
 
-type Kind = 'int' | 'string' | 'enum' | 'listeners';
+type Kind = 'int' | 'string' | 'enum' | 'listeners' | 'banned';
 
 interface Setting {
   key: keyof BrokerConfig;
@@ -90,7 +98,7 @@ interface Setting {
   max?: number;
   choices?: readonly string[];
   help: string;
-  default: () => string | number | undefined | ListenerEntry[];
+  default: () => string | number | undefined | ListenerEntry[] | BannedConfig;
 }
 
 const cores = () => os.availableParallelism?.() ?? os.cpus().length;
@@ -142,14 +150,19 @@ export const SETTINGS: readonly Setting[] = [
   { key: 'useIdentityAsUsername', flag: '--use-identity-as-username', kind: 'enum', choices: ['true', 'false'], default: () => 'false', help: 'the client certificate\'s CN is the username and no password is asked (as Mosquitto\'s use_identity_as_username); a certificate without a CN is refused; needs --require-certificate true' },
   { key: 'tlsHandshakeTimeoutMs', flag: '--tls-handshake-timeout-ms', kind: 'int', min: 100, max: 600_000, default: () => 10_000, help: 'a TLS handshake or WebSocket upgrade not finished within this is closed and counted ($SYS/broker/clients/refused/handshake-timeout)' },
   { key: 'listeners', flag: '--listeners', kind: 'listeners', default: () => [], help: 'more listeners, a JSON array (usually the "listeners" key of --config): [{"transport": "tcp|tls|ws|wss", "port": N, "host": ..., "path": ..., "cert": ..., "key": ..., "ca": ..., "requireCertificate": true|false, "useIdentityAsUsername": true|false}]; unset fields take the flags\' values' },
+  // Admin API, status page and banned list.
+  { key: 'apiKeysFile', flag: '--api-keys-file', kind: 'string', default: () => undefined, help: 'API keys for /api/v1 on the HTTP listener, one NAME:ROLE:$7$... line each (role read or admin), as `fleetmq apikey FILE NAME ROLE` writes them; without it /api/v1 answers 401 to everyone. SIGHUP reloads it' },
+  { key: 'bannedFile', flag: '--banned-file', kind: 'string', default: () => undefined, help: 'banned clients, one "KIND VALUE" line each, KIND clientid, clientid-prefix, username or address (an IP or CIDR block); a banned CONNECT gets CONNACK 0x8A (v5) / 5 (v3), a connected client it names is disconnected (v5 0x98). SIGHUP reloads it' },
+  { key: 'banned', flag: '--banned', kind: 'banned', default: () => undefined, help: 'banned clients as JSON (usually the "banned" key of --config): {"clientIds": [...], "clientIdPrefixes": [...], "usernames": [...], "addresses": ["10.0.0.7", "192.168.0.0/16"]}; added to --banned-file and to what the admin API adds' },
   { key: 'config', flag: '--config', kind: 'string', default: () => undefined, help: 'JSON file whose keys are the camelCase flag names (e.g. "maxKeepalive"); flags win' },
 ];
 
 const byFlag = new Map(SETTINGS.map((s) => [s.flag, s]));
 const byKey = new Map(SETTINGS.map((s) => [s.key as string, s]));
 
-function coerce(s: Setting, raw: unknown, where: string): string | number | ListenerEntry[] {
+function coerce(s: Setting, raw: unknown, where: string): string | number | ListenerEntry[] | BannedConfig {
   if (s.kind === 'listeners') return listenerEntries(raw, where);
+  if (s.kind === 'banned') return bannedConfig(raw, where);
   if (s.kind === 'int') {
     const n = typeof raw === 'number' ? raw : typeof raw === 'string' && /^-?\d+$/.test(raw.trim()) ? Number(raw) : NaN;
     if (!Number.isSafeInteger(n)) throw new ConfigError(`${where}: expected an integer, got ${JSON.stringify(raw)}`);
@@ -164,6 +177,19 @@ function coerce(s: Setting, raw: unknown, where: string): string | number | List
     throw new ConfigError(`${where}: expected one of ${s.choices!.join(', ')}, got ${JSON.stringify(raw)}`);
   }
   return raw;
+}
+
+/** A `banned` value (JSON text from the flag, or the config file's object), checked entry by entry. */
+function bannedConfig(raw: unknown, where: string): BannedConfig {
+  let v = raw;
+  if (typeof raw === 'string') {
+    try { v = JSON.parse(raw); } catch (err) { throw new ConfigError(`${where}: invalid JSON: ${(err as Error).message}`); }
+  }
+  try { parseBannedConfig(v, where); } catch (err) {
+    if (err instanceof BannedError) throw new ConfigError(err.message);
+    throw err;
+  }
+  return v as BannedConfig;
 }
 
 const TRANSPORTS = ['tcp', 'tls', 'ws', 'wss'];
@@ -193,10 +219,10 @@ function listenerEntries(raw: unknown, where: string): ListenerEntry[] {
   });
 }
 
-export interface ParsedArgs { help: boolean; version: boolean; values: Map<Setting, string | number | ListenerEntry[]> }
+export interface ParsedArgs { help: boolean; version: boolean; values: Map<Setting, string | number | ListenerEntry[] | BannedConfig> }
 
 export function parseArgs(argv: readonly string[]): ParsedArgs {
-  const values = new Map<Setting, string | number | ListenerEntry[]>();
+  const values = new Map<Setting, string | number | ListenerEntry[] | BannedConfig>();
   let help = false;
   let version = false;
   for (let i = 0; i < argv.length; i++) {
@@ -342,10 +368,10 @@ function checkExposure(config: BrokerConfig): void {
 }
 
 export function helpText(): string {
-  const lines = ['Usage: fleetmq [options]', '       fleetmq passwd FILE USER      add or update a user in a password file (fleetmq passwd --help)', '', 'A clustered MQTT 3.1.1 / 5.0 broker for Node.js.', '', 'Options:'];
+  const lines = ['Usage: fleetmq [options]', '       fleetmq passwd FILE USER      add or update a user in a password file (fleetmq passwd --help)', '       fleetmq apikey FILE NAME ROLE add or replace an admin API key (role read or admin); prints its secret once', '', 'A clustered MQTT 3.1.1 / 5.0 broker for Node.js.', '', 'Options:'];
   for (const s of SETTINGS) {
     const d = s.default();
-    const arg = s.kind === 'int' ? 'N' : s.kind === 'enum' ? s.choices!.join('|') : s.kind === 'listeners' ? 'JSON' : 'VALUE';
+    const arg = s.kind === 'int' ? 'N' : s.kind === 'enum' ? s.choices!.join('|') : s.kind === 'listeners' || s.kind === 'banned' ? 'JSON' : 'VALUE';
     lines.push(`  ${`${s.flag} ${arg}`.padEnd(38)} ${s.help}${d !== undefined && !Array.isArray(d) ? ` [${d}]` : ''}  (config key "${s.key}")`);
   }
   lines.push(`  ${'--help'.padEnd(38)} print this help`, `  ${'--version'.padEnd(38)} print the version`);

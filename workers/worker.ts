@@ -33,6 +33,9 @@ import { AclGate } from './auth/acl-gate';
 import type { Message } from './protocol/message';
 import { RC } from './protocol/constants';
 import { ClusterState } from '../src/shared/cluster-state';
+import { WorkerAdmin } from './admin/admin';
+import type { BannedUpdate } from '../src/shared/banned';
+import type { AdminAsk, AdminReply, WorkerAnswer, WorkerQuery } from '../src/shared/admin-messages';
 
 const wiring = workerData as WorkerWiring;
 const { index, config, trieId } = wiring;
@@ -100,11 +103,19 @@ const lifecycle = new SessionLifecycle({
   sessionEnv: { config, count, store: persister, retained: coord },
 });
 
+// The admin API's queries and the banned list (admin/admin.ts).
+const admin = new WorkerAdmin({
+  index, table, count,
+  get connections() { return connections.all; },
+  publish: (msg) => { router.publish(msg); router.flushBatch(); },
+});
+
 // Connections and the packet handlers.
 const handlers: HandlerDeps = {
   config, count, router, sessions: lifecycle, subscriptions, store: persister,
   auth: new AuthGate(wiring.auth, config, count),
   acl,
+  banned: { match: (id, user, addr) => admin.banned.match(id, user, addr) },
   cluster: clusterState,
   testHook: wiring.testHooks ? (c, topic) => testHook(index, c, topic) : () => false,
 };
@@ -146,8 +157,15 @@ function shutdown(done: () => void): void {
 
 // The parentPort listener is the ref'd handle that keeps this loop alive while the doorbell
 // wait (Atomics.waitAsync, which does not) is the only pending work.
-parentPort!.on('message', (m: PeerReset | TlsReload | { t: 'shutdown' } | { t: 'go' }) => {
-  if (m.t === 'tls-reload') {
+parentPort!.on('message', (m: PeerReset | TlsReload | BannedUpdate | AdminAsk<WorkerQuery> | { t: 'shutdown' } | { t: 'go' }) => {
+  if (m.t === 'admin') {
+    let reply: AdminReply<WorkerAnswer>;
+    try { reply = { t: 'admin-reply', id: m.id, a: admin.answer(m.q) }; } catch (err) { reply = { t: 'admin-reply', id: m.id, error: (err as Error).message }; }
+    parentPort!.postMessage(reply);
+  } else if (m.t === 'banned') {
+    admin.setBanned(m.entries);
+    parentPort!.postMessage({ t: 'banned-applied', seq: m.seq });
+  } else if (m.t === 'tls-reload') {
     const error = transports ? transports.reload(m.material) : null;
     parentPort!.postMessage({ t: 'tls-reloaded', seq: m.seq, error } satisfies TlsReloaded);
   } else if (m.t === 'peer-reset') {

@@ -7,7 +7,7 @@ import { type MessagePort, receiveMessageOnPort } from 'node:worker_threads';
 import { topicIndex, subscriberWorker } from '../shared/topic-index';
 import { native } from '../native';
 import type { BrokerConfig } from '../config';
-import type { FromCoordinator, PersistResult, RestoredSession, ToCoordinator } from '../shared/messages';
+import type { FromCoordinator, PersistResult, RestoredSession, ToCoordinator, WireMessage } from '../shared/messages';
 import { Registry } from './registry';
 import { RetainedStore, RetainedCursors } from './retained';
 import { Persistence } from './persistence';
@@ -16,6 +16,7 @@ import { StoreInbox } from './store-inbox';
 import { BellWaiter } from '../shared/ring';
 import { ClusterState } from '../shared/cluster-state';
 import type { ClusterNode } from '../cluster/node';
+import type { CoordinatorAnswer, CoordinatorQuery, RetainedInfo } from '../shared/admin-messages';
 
 export interface CoordinatorOptions {
   workers: number;
@@ -212,6 +213,34 @@ export class Coordinator {
       this.journal.delete(sub);
     }
     this.toMain({ t: 'purged', index, removed });
+  }
+
+  /** The admin API's retained queries (src/http/api.ts); a delete is durable before it is answered. */
+  admin(q: CoordinatorQuery): Promise<CoordinatorAnswer> {
+    const now = Date.now();
+    const info = (m: WireMessage): RetainedInfo => ({ topic: m.topic, payload: m.payload, qos: m.qos, props: m.props, expiryAt: m.expiryAt });
+    switch (q.op) {
+      case 'retained-list': {
+        const r = this.retained.list(q.filter, q.after, q.limit, now);
+        return Promise.resolve({ op: 'retained-list', messages: r.messages.map(info), total: r.total });
+      }
+      case 'retained-get': {
+        const m = this.retained.get(q.topic, now);
+        return Promise.resolve({ op: 'retained-get', message: m ? info(m) : null });
+      }
+      case 'retained-delete': {
+        const existed = this.retained.get(q.topic, now) !== null;
+        const clear: WireMessage = { topic: q.topic, payload: new Uint8Array(0), qos: 0, retain: true, props: null, expiryAt: 0 };
+        this.retained.set(clear);
+        if (!existed || !this.persistence || q.topic.startsWith('$')) return Promise.resolve({ op: 'retained-delete', existed });
+        return new Promise((resolve, reject) => {
+          this.persistence!.apply([{ o: 'retain', msg: clear }], (_r, error) => {
+            if (error) reject(new Error(`store: ${error}`));
+            else resolve({ op: 'retained-delete', existed });
+          });
+        });
+      }
+    }
   }
 
   /** Store operations workers posted before they exited land before the store closes. */

@@ -42,6 +42,31 @@ export class RetainedStore {
 
   get size(): number { return this.byTopic.size; }
 
+  /** The admin API's read of one topic (an expired message is dropped, as a cursor would). */
+  get(topic: string, now: number): WireMessage | null {
+    const e = this.byTopic.get(topic);
+    if (!e) return null;
+    if (e.msg.expiryAt !== 0 && e.msg.expiryAt <= now) { this.byTopic.delete(topic); return null; }
+    return e.msg;
+  }
+
+  /**
+   * The admin API's list: messages on topics matching `filter`, sorted by topic, the first
+   * `limit` after `after` (keyset paging), and how many match in all. One scan of every topic.
+   */
+  list(filter: string, after: string, limit: number, now: number): { messages: WireMessage[]; total: number } {
+    const topics: string[] = [];
+    let total = 0;
+    for (const [topic, e] of this.byTopic) {
+      if (e.msg.expiryAt !== 0 && e.msg.expiryAt <= now) continue;
+      if (!topicMatches(filter, topic)) continue;
+      total++;
+      if (topic > after) topics.push(topic);
+    }
+    topics.sort();
+    return { messages: topics.slice(0, limit).map((t) => this.byTopic.get(t)!.msg), total };
+  }
+
   open(filter: string): RetainedCursor {
     const wild = filter.includes('+') || filter.includes('#');
     return new RetainedCursor(filter, this.seq, wild ? this.byTopic.entries() : null);

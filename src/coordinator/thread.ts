@@ -3,10 +3,12 @@
 import { parentPort, workerData, type MessagePort } from 'node:worker_threads';
 import { Coordinator, type CoordinatorOptions } from './coordinator';
 import { startHeartbeat, coordinatorSlot } from '../shared/heartbeats';
+import type { AdminAsk, AdminReply, CoordinatorAnswer, CoordinatorQuery } from '../shared/admin-messages';
 
 type FromMain =
   | { t: 'attach'; index: number; port: MessagePort; storeRing: SharedArrayBuffer }
   | { t: 'worker-died'; index: number }
+  | AdminAsk<CoordinatorQuery>
   | { t: 'close' };
 
 const coordinator = new Coordinator(workerData as CoordinatorOptions, (m) => parentPort!.postMessage(m));
@@ -17,6 +19,10 @@ startHeartbeat(heartbeats, coordinatorSlot(workers));
 parentPort!.on('message', (m: FromMain) => {
   if (m.t === 'attach') coordinator.attach(m.index, m.port, m.storeRing);
   else if (m.t === 'worker-died') coordinator.workerDied(m.index);
+  else if (m.t === 'admin') {
+    const reply = (r: Omit<AdminReply<CoordinatorAnswer>, 't' | 'id'>) => parentPort!.postMessage({ t: 'admin-reply', id: m.id, ...r });
+    coordinator.admin(m.q).then((a) => reply({ a }), (err: Error) => reply({ error: err.message }));
+  }
   else if (m.t === 'close') {
     const closed = () => parentPort!.postMessage({ t: 'closed' });
     coordinator.close().then(closed, closed);

@@ -94,7 +94,7 @@ export async function renderMetrics(src: MetricsSources): Promise<string> {
   e.family('fleetmq_worker_connections', 'gauge', 'TCP connections held by each worker now: the load the listener balances on.', perWorker(K.C_CONNECTIONS_OPEN));
   e.one('fleetmq_clients_connected', 'gauge', 'MQTT clients connected now (CONNECT accepted).', sum(K.C_CLIENTS_CONNECTED));
   e.one('fleetmq_connections_total', 'counter', 'TCP connections taken by a worker (a connection moved to the worker that holds its session counts again).', sum(K.C_CONNECTIONS_TOTAL));
-  e.family('fleetmq_connections_refused_total', 'counter', 'Connections refused: auth = bad credentials or anonymous not allowed, busy = the password-hashing queue was full, no_worker = no worker could take the connection.', [
+  e.family('fleetmq_connections_refused_total', 'counter', 'Connections refused: auth = bad credentials or anonymous not allowed, busy = the password-hashing queue was full, no_worker = no worker could take the connection, banned = the client id, username or address is banned.', [
     [{ reason: 'auth' }, sum(K.C_AUTH_REFUSED)],
     [{ reason: 'busy' }, sum(K.C_AUTH_BUSY)],
     [{ reason: 'no_worker' }, src.refusedNoWorker()],
@@ -102,11 +102,16 @@ export async function renderMetrics(src: MetricsSources): Promise<string> {
     [{ reason: 'tls' }, sum(K.C_TLS_FAILED)],
     [{ reason: 'handshake_timeout' }, sum(K.C_HANDSHAKE_TIMEOUT)],
     [{ reason: 'websocket' }, sum(K.C_WS_REFUSED)],
+    [{ reason: 'banned' }, sum(K.C_BANNED_REFUSED)],
   ]);
-  e.family('fleetmq_connections_closed_total', 'counter', 'Connections the broker closed on its own: unread_output = the client left more output unread than any delivery can explain, fenced = this node fenced itself out of its cluster.', [
+  e.family('fleetmq_connections_closed_total', 'counter', 'Connections the broker closed on its own: unread_output = the client left more output unread than any delivery can explain, fenced = this node fenced itself out of its cluster, banned = a ban added or reloaded named the client, admin = kicked through the admin API.', [
     [{ reason: 'unread_output' }, sum(K.C_CLOSED_UNREAD)],
     [{ reason: 'fenced' }, sum(K.C_CLUSTER_DROPPED)],
+    [{ reason: 'banned' }, sum(K.C_BANNED_DISCONNECTED)],
+    [{ reason: 'admin' }, sum(K.C_KICKED)],
   ]);
+  e.one('fleetmq_api_requests_total', 'counter', 'Requests to the admin API (/api/v1).', sum(K.C_API_REQUESTS));
+  e.one('fleetmq_api_failures_total', 'counter', 'Admin API requests answered with a status of 400 or more (no or a wrong key, read key on a write, bad input, a worker that did not answer).', sum(K.C_API_FAILURES));
   e.one('fleetmq_connections_relayed_total', 'counter', 'TLS / WebSocket connections relayed to the worker that owns their session.', sum(K.C_RELAYED));
   e.one('fleetmq_sessions', 'gauge', 'Sessions held now (connected or not).', sum(K.C_SESSIONS));
   e.one('fleetmq_subscriptions', 'gauge', 'Subscriptions held now.', sum(K.C_SUBSCRIPTIONS));

@@ -15,6 +15,8 @@ import { createSlabBuffer } from '../slab-layout';
 import { createClusterState } from '../shared/cluster-state';
 import type { ClusterNote, ToMain } from '../coordinator/coordinator';
 import { createHeartbeats } from '../shared/heartbeats';
+import type { BanEntry, BannedUpdate, BannedApplied } from '../shared/banned';
+import type { AdminReply } from '../shared/admin-messages';
 
 const ACCEPT_RING_BYTES = 64 * 1024;
 const PEER_RING_BYTES = 4 * 1024 * 1024;
@@ -62,6 +64,13 @@ export class Supervisor {
   private tlsSeq = 0;
   private readonly tlsAcks = new Map<number, { left: Set<number>; errors: string[]; done: () => void }>();
 
+  /** The banned list in force: posted to every worker on change, and to each one as it starts. */
+  private banned: BannedUpdate = { t: 'banned', seq: 0, entries: [] };
+  /** Per banned list posted: the workers that have not said they check with it yet. */
+  private readonly bannedAcks = new Map<number, { left: Set<number>; done: () => void }>();
+  /** Answers of workers and the coordinator to admin queries (src/main/admin-bridge.ts). */
+  onAdminReply: (m: AdminReply<unknown>) => void = () => undefined;
+
   constructor(private readonly config: BrokerConfig, private readonly testHooks: boolean, private readonly auth: AuthService, tls: (TlsMaterial | null)[] | null = null) {
     this.tls = tls;
     const n = config.workers;
@@ -91,6 +100,7 @@ export class Supervisor {
         if (m.t === 'log') (m.error ? process.stderr : process.stdout).write(`fleetmq: ${m.line}\n`);
         else if (m.t === 'cluster') this.onCluster((m as Extract<ToMain, { t: 'cluster' }>).note);
         else if (m.t === 'purged') this.onPurged((m as unknown as { index: number }).index);
+        else if (m.t === 'admin-reply') this.onAdminReply(m as unknown as AdminReply<unknown>);
         else if (m.t === 'loaded') resolve();
         else if (m.t === 'failed') reject(new Error(m.message));
       });
@@ -182,8 +192,11 @@ export class Supervisor {
     this.slots[index] = slot;
     worker.on('error', (err) => process.stderr.write(`fleetmq: worker ${index} failed: ${err.stack ?? err}\n`));
     worker.on('exit', (code) => this.onExit(index, slot, code));
+    if (this.banned.entries.length) worker.postMessage(this.banned);
     return new Promise((resolve) => {
       worker.on('message', (m: { t: string }) => {
+        if (m.t === 'admin-reply') { this.onAdminReply(m as AdminReply<unknown>); return; }
+        if (m.t === 'banned-applied') { this.onBannedApplied(index, m as BannedApplied); return; }
         if (m.t === 'tls-reloaded') { this.onTlsReloaded(index, m as TlsReloaded); return; }
         if (m.t === 'ready' && !slot.ready) {
           slot.ready = true;
@@ -220,6 +233,55 @@ export class Supervisor {
     s.accept.dataView.setInt32(at + 4, listener, true);
     s.accept.commit();
     s.handed++;
+    return true;
+  }
+
+  /**
+   * A new banned list for every worker (and for the ones started later). Resolves once every
+   * running worker checks CONNECTs against it (at most 5 s: a worker that does not answer is
+   * dying, and its replacement starts with this list), so an API call that adds a ban answers
+   * only when the ban holds everywhere.
+   */
+  setBanned(entries: BanEntry[]): Promise<void> {
+    const msg: BannedUpdate = { t: 'banned', seq: this.banned.seq + 1, entries };
+    this.banned = msg;
+    const left = new Set<number>();
+    this.slots.forEach((s, i) => { if (s.worker) { left.add(i); s.worker.postMessage(msg); } });
+    if (left.size === 0) return Promise.resolve();
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => { this.bannedAcks.delete(msg.seq); resolve(); }, 5000);
+      timer.unref(); // a worker that died does not answer: its wait must not hold the process
+      this.bannedAcks.set(msg.seq, { left, done: () => { clearTimeout(timer); this.bannedAcks.delete(msg.seq); resolve(); } });
+    });
+  }
+
+  private onBannedApplied(index: number, m: BannedApplied): void {
+    // A newer list applied implies the older ones were.
+    for (const [seq, wait] of this.bannedAcks) {
+      if (seq > m.seq) continue;
+      wait.left.delete(index);
+      if (wait.left.size === 0) wait.done();
+    }
+  }
+
+  /** Workers that can answer an admin query now (a replacement still starting cannot yet). */
+  readyWorkers(): number[] {
+    const out: number[] = [];
+    this.slots.forEach((s, i) => { if (s.worker && s.ready) out.push(i); });
+    return out;
+  }
+
+  /** Posts an admin query (src/main/admin-bridge.ts); false if that worker is gone. */
+  postToWorker(index: number, m: unknown): boolean {
+    const w = this.slots[index]?.worker;
+    if (!w || !this.slots[index].ready) return false;
+    w.postMessage(m);
+    return true;
+  }
+
+  postToCoordinator(m: unknown): boolean {
+    if (!this.coordinator || this.stopping) return false;
+    this.coordinator.postMessage(m);
     return true;
   }
 

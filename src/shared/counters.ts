@@ -60,8 +60,20 @@ export const C_HANDSHAKE_TIMEOUT = 29;
 export const C_WS_REFUSED = 30;
 /** TLS / WebSocket connections relayed to the worker that owns their session (workers/net/relay.ts), total. */
 export const C_RELAYED = 31;
+// Admin API and banned list (68-75). The API counters are written by the main thread into
+// worker 0's row (no worker writes them, so no write races; they are summed like the others).
+/** CONNECTs refused because the client id, username or address is banned (v5 0x8A, v3 5). */
+export const C_BANNED_REFUSED = 68;
+/** Connected clients disconnected because a ban added or reloaded names them (v5 DISCONNECT 0x98). */
+export const C_BANNED_DISCONNECTED = 69;
+/** Clients disconnected through the admin API (DELETE /api/v1/clients/:id). */
+export const C_KICKED = 70;
+/** Requests to /api/v1 (main thread, worker 0's row). */
+export const C_API_REQUESTS = 71;
+/** Of those, answered with a status of 400 or more: refused keys, bad input, errors (main thread, worker 0's row). */
+export const C_API_FAILURES = 72;
 /** Counters in use in a row (the next free index). */
-export const COUNTERS_USED = 32;
+export const COUNTERS_USED = 76;
 /**
  * Row stride, in doubles. Each worker writes its row on every message from its own core; rows
  * that shared a 64-byte cache line would bounce it between cores (false sharing). A
@@ -101,6 +113,11 @@ export const COUNTER_NAMES: Record<number, string> = {
   [C_HANDSHAKE_TIMEOUT]: 'clients/refused/handshake-timeout',
   [C_WS_REFUSED]: 'clients/refused/websocket',
   [C_RELAYED]: 'clients/relayed',
+  [C_BANNED_REFUSED]: 'clients/refused/banned',
+  [C_BANNED_DISCONNECTED]: 'clients/disconnected/banned',
+  [C_KICKED]: 'clients/disconnected/admin',
+  [C_API_REQUESTS]: 'api/requests',
+  [C_API_FAILURES]: 'api/failures',
 };
 
 export function createCounters(workers: number): SharedArrayBuffer {

@@ -212,8 +212,8 @@ export interface CliResult extends Exit { stdout: string; stderr: string; listen
 export function runCli(args: string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv; ms?: number } = {}): Promise<CliResult> {
   const ms = opts.ms ?? 30000;
   // As launch(): a broker run here binds its HTTP listener (before the store opens) on a free
-  // port, never the fixed default; `passwd` takes no broker flags.
-  const httpNamed = args[0] === 'passwd' || args.some((a) => a === '--http-port' || a.startsWith('--http-port='));
+  // port, never the fixed default; `passwd` and `apikey` take no broker flags.
+  const httpNamed = args[0] === 'passwd' || args[0] === 'apikey' || args.some((a) => a === '--http-port' || a.startsWith('--http-port='));
   // In front: a test may end with a flag that lacks its value on purpose.
   const fullArgs = httpNamed ? args : ['--http-port', '0', ...args];
   return new Promise((resolve, reject) => {

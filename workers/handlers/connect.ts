@@ -12,7 +12,7 @@ import { encodeProps } from '../protocol/properties';
 import { NEVER_EXPIRES } from '../session/session';
 import type { Will } from '../session/will';
 import type { HandlerDeps } from './deps';
-import { C_CLUSTER_REFUSED } from '../../src/shared/counters';
+import { C_CLUSTER_REFUSED, C_BANNED_REFUSED } from '../../src/shared/counters';
 
 /** Reads protocol name and level from the raw frame, before trusting mqtt-packet with it. */
 function peekVersion(buf: Buffer, start: number, end: number): { name: string; level: number } | null {
@@ -92,6 +92,14 @@ function admit(d: HandlerDeps, c: Connection, p: IConnectPacket): void {
   // --use-identity-as-username: the client certificate's CN is the username, whatever CONNECT
   // says, and no password is asked (as Mosquitto's use_identity_as_username; auth/auth-gate.ts).
   if (c.identity !== null) { p.username = c.identity; p.password = undefined; }
+  c.username = p.username ?? null;
+  // The banned list (admin/admin.ts): Map lookups plus a short prefix / CIDR list, before any
+  // password is hashed. v5 0x8A "banned" [MQTT5-3.2.2.2]; v3 has no such code: 5 "not authorised".
+  if (d.banned.match(clientId, c.username, c.socket.remoteAddress) !== null) {
+    d.count(C_BANNED_REFUSED, 1);
+    reject(c, RC.BANNED, V3.NOT_AUTHORIZED);
+    return;
+  }
   // Credentials are checked before the client id is claimed: a refused client takes over nothing.
   const gate = d.auth.gate(c, p);
   if (!gate) { claim(d, c, p, clientId, expiry, assigned, serverKeepAlive); return; }
@@ -117,6 +125,7 @@ function claim(d: HandlerDeps, c: Connection, p: IConnectPacket, clientId: strin
       if (props.requestResponseInformation) ack.responseInformation = `fleetmq/response/${clientId}`;
     }
     c.state = ConnState.CONNECTED;
+    c.connectedAt = Date.now();
     sendConnack(c, present, 0, ack);
     d.sessions.online(c);
     c.resume();

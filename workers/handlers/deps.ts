@@ -36,6 +36,8 @@ export interface HandlerDeps {
   readonly auth: { gate(c: Connection, p: IConnectPacket): Promise<Refusal | null> | null };
   /** The ACL (auth/acl-gate.ts): null without --acl-file. */
   readonly acl: AclGate | null;
+  /** The banned list (admin/admin.ts): a CONNECT it matches is refused. */
+  readonly banned: { match(clientId: string, username: string | null, address: string | undefined): string | null };
   /** The cluster (src/shared/cluster-state.ts): `refusing` while this node is fenced. */
   readonly cluster: { readonly refusing: boolean };
   /** Test builds: a PUBLISH to a hook topic triggers the hook instead of being routed. */

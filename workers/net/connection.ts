@@ -58,6 +58,10 @@ export class Connection {
   version = 4;
   session: Session | null = null;
   clientId = '';
+  /** From CONNECT (or the certificate's CN); for the admin API and the banned list. */
+  username: string | null = null;
+  /** ms since the epoch when the CONNACK went (0 before), for the admin API. */
+  connectedAt = 0;
   keepaliveMs = 0;
   lastRecv = Date.now();
   will: Will | null = null;

@@ -16,6 +16,8 @@ export const RC = {
   BAD_USERNAME_OR_PASSWORD: 0x86,
   NOT_AUTHORIZED: 0x87,
   SERVER_BUSY: 0x89,
+  /** CONNACK only [MQTT5-3.2.2.2]: the client is on the banned list. */
+  BANNED: 0x8a,
   BAD_AUTHENTICATION_METHOD: 0x8c,
   SERVER_SHUTTING_DOWN: 0x8b,
   KEEP_ALIVE_TIMEOUT: 0x8d,
@@ -28,6 +30,8 @@ export const RC = {
   QUOTA_EXCEEDED: 0x97,
   SHARED_SUBSCRIPTIONS_NOT_SUPPORTED: 0x9e,
   USE_ANOTHER_SERVER: 0x9c,
+  /** DISCONNECT [MQTT5-3.14.2.1]: kicked through the admin API, or banned while connected. */
+  ADMINISTRATIVE_ACTION: 0x98,
 } as const;
 
 /** v3.1.1 CONNACK return codes (§3.2.2.3). */

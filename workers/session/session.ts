@@ -104,6 +104,10 @@ export class Session {
 
   get online(): boolean { return this.conn !== null; }
 
+  /** For the admin API: messages queued beyond the window, and in flight. */
+  get queuedCount(): number { return this.queueLength; }
+  get inflightCount(): number { return this.inflight.size; }
+
   /** The client's window: its Receive Maximum, capped by --max-inflight. */
   private get window(): number {
     const c = this.conn;

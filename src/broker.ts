@@ -115,7 +115,7 @@ export async function startBroker(config: BrokerConfig, opts: StartOptions = {})
   const bound: RunningBroker['listeners'] = [];
   try {
     for (const [i, spec] of specs.entries()) {
-      const l = new Listener(supervisor, i);
+      const l = new Listener(supervisor, i, spec, config.maxConnections);
       listeners.push(l);
       const addr = await l.listen(spec.port, spec.host);
       bound.push({ transport: spec.transport, host: addr.address, port: addr.port, path: spec.path });

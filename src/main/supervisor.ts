@@ -15,6 +15,8 @@ import { createSlabBuffer } from '../slab-layout';
 import { createClusterState } from '../shared/cluster-state';
 import type { ClusterNote, ToMain } from '../coordinator/coordinator';
 import { createHeartbeats } from '../shared/heartbeats';
+import { createOpenConnections, OpenConnections } from '../shared/open-connections';
+import { listenerSpecs } from '../shared/listeners';
 
 const ACCEPT_RING_BYTES = 64 * 1024;
 const PEER_RING_BYTES = 4 * 1024 * 1024;
@@ -61,6 +63,9 @@ export class Supervisor {
   private tls: (TlsMaterial | null)[] | null;
   private tlsSeq = 0;
   private readonly tlsAcks = new Map<number, { left: Set<number>; errors: string[]; done: () => void }>();
+  /** Connections open per worker and listener (src/shared/open-connections.ts). */
+  private readonly openSab: SharedArrayBuffer;
+  readonly open: OpenConnections;
 
   constructor(private readonly config: BrokerConfig, private readonly testHooks: boolean, private readonly auth: AuthService, tls: (TlsMaterial | null)[] | null = null) {
     this.tls = tls;
@@ -68,6 +73,9 @@ export class Supervisor {
     this.counters = createCounters(n);
     this.counterView = new Float64Array(this.counters);
     this.heartbeats = createHeartbeats(n);
+    const listeners = listenerSpecs(config).length;
+    this.openSab = createOpenConnections(n, listeners);
+    this.open = new OpenConnections(this.openSab, listeners);
     this.trieId = trie.create();
     this.slab = n > 1 ? createSlabBuffer() : null;
     this.slabHolders = new SharedArrayBuffer(4 * n);
@@ -175,6 +183,7 @@ export class Supervisor {
       startedAt: this.startedAt,
       testHooks: this.testHooks,
       tls: this.tls,
+      open: this.openSab,
     };
     const worker = new Worker(WORKER_JS, { workerData: wiring, transferList: [port2, authChannel.port2], ...this.limits() });
     const slot: Slot = pending ?? { worker, accept: new RingProducer(acceptSab, this.bells[index]), acceptSab, handed: 0, ready: false };
@@ -220,7 +229,13 @@ export class Supervisor {
     s.accept.dataView.setInt32(at + 4, listener, true);
     s.accept.commit();
     s.handed++;
+    this.open.add(best, listener, 1);
     return true;
+  }
+
+  /** Main-thread counters (accept limits) live in row 0 at indices no worker writes (src/shared/counters.ts). */
+  countMain(counter: number, n: number): void {
+    this.counterView[counter] += n;
   }
 
   private onExit(index: number, slot: Slot, code: number): void {
@@ -229,7 +244,9 @@ export class Supervisor {
     this.restarts++;
     const acceptSab = createRingBuffer(ACCEPT_RING_BYTES);
     const next: Slot = { worker: null, accept: new RingProducer(acceptSab, this.bells[index]), acceptSab, handed: 0, ready: false };
-    this.carryQueuedFds(slot, next);
+    // The dead worker's fds closed with it; what its ring still held is counted in again below.
+    this.open.zeroWorker(index);
+    this.carryQueuedFds(slot, next, index);
     this.slots[index] = next;
     const row = this.counterView.subarray(index * COUNTERS_PER_WORKER, (index + 1) * COUNTERS_PER_WORKER);
     // Gauges of the dead worker go to zero; its message totals stay in $SYS.
@@ -260,14 +277,16 @@ export class Supervisor {
    * can land there before the main thread sees the exit) go to its replacement; closed only if
    * even that ring is full (src/README.md, "Measured": never leak an fd).
    */
-  private carryQueuedFds(dead: Slot, next: Slot): void {
+  private carryQueuedFds(dead: Slot, next: Slot, index: number): void {
     new RingConsumer(dead.acceptSab).drain((_d, view, off) => {
       const fd = view.getInt32(off, true);
       const at = next.accept.reserve(ACCEPT_RECORD_BYTES);
       if (at < 0) { native.closeFd(fd); return; }
+      const listener = view.getInt32(off + 4, true);
       next.accept.dataView.setInt32(at, fd, true);
-      next.accept.dataView.setInt32(at + 4, view.getInt32(off + 4, true), true);
+      next.accept.dataView.setInt32(at + 4, listener, true);
       next.handed++;
+      this.open.add(index, listener, 1);
     });
     next.accept.commit();
   }

@@ -8,6 +8,7 @@ import type { StoreWait } from '../persist/durable-routing';
 import type { ConnAcl } from '../auth/acl-gate';
 import { readVarint } from '../protocol/varint';
 import { DISCONNECT, RC } from '../protocol/constants';
+import type { ClientRate } from './client-rate';
 import { C_BYTES_RECEIVED, C_BYTES_SENT, C_DROPPED_SLOW_QOS0, C_CLOSED_UNREAD } from '../../src/shared/counters';
 
 export const enum ConnState { NEW, CONNECTING, CONNECTED, CLOSED }
@@ -63,6 +64,12 @@ export class Connection {
   will: Will | null = null;
   /** What the ACL lets this client read and write (auth/acl-gate.ts); null without --acl-file. */
   acl: ConnAcl | null = null;
+  /** The listener that counts this connection open (src/shared/open-connections.ts), -1: none (a relay's end). */
+  listener = -1;
+  /** The client's address when the socket's peer is not it (PROXY protocol, relays), else null: see address(). */
+  peer: string | null = null;
+  /** --max-client-msg-rate / --max-client-byte-rate (net/client-rate.ts); null without them. */
+  rate: ClientRate | null = null;
   /** Set when the client sent DISCONNECT 0x00: the will is discarded [MQTT-3.14.4-3]. */
   normalDisconnect = false;
 
@@ -106,14 +113,24 @@ export class Connection {
 
   get v5(): boolean { return this.version === 5; }
 
+  /** The client's address and port, for logs: "a.b.c.d:port", "[v6]:port" or "unknown address". */
+  address(): string {
+    if (this.peer !== null) return this.peer;
+    const s = this.socket;
+    if (!s.remoteAddress) return 'unknown address';
+    return s.remoteFamily === 'IPv6' ? `[${s.remoteAddress}]:${s.remotePort}` : `${s.remoteAddress}:${s.remotePort}`;
+  }
+
   private onData(chunk: Buffer): void {
     this.env.count(C_BYTES_RECEIVED, chunk.length);
-    this.lastRecv = Date.now();
+    const now = this.lastRecv = Date.now();
     if (this.state === ConnState.CONNECTING) {
       this.held = this.held ? Buffer.concat([this.held, chunk]) : chunk;
       return;
     }
     this.consume(chunk);
+    // What this read cost against the client's rates; over them, reading pauses a while.
+    if (this.rate !== null && this.state === ConnState.CONNECTED) this.rate.spent(this, chunk.length, now);
   }
 
   /** Splits `chunk` (plus any partial frame) into frames and dispatches each. */
@@ -193,7 +210,7 @@ export class Connection {
     const held = this.held;
     this.held = null;
     if (held) this.consume(held);
-    if ((this.state as ConnState) !== ConnState.CLOSED) this.socket.resume();
+    if ((this.state as ConnState) !== ConnState.CLOSED && !(this.rate !== null && this.rate.paused)) this.socket.resume();
   }
 
   /** Queues bytes for this turn's single write (workers/README.md, "Output"). */

@@ -147,7 +147,7 @@ const transports = specs.length > 1
 const admission = new Admission({
   index, config, specs, open, count,
   tcp: (socket, peer, listener) => { connections.adoptSocket(socket, null, peer, listener); },
-  other: (socket, peer, listener) => { if (transports) transports.adoptSocket(socket, peer, listener); else socket.destroy(); },
+  other: (socket, peer, listener, rest) => { if (transports) transports.adoptSocket(socket, peer, listener, rest); else socket.destroy(); },
 });
 const inbound = new Inbound(wiring.acceptRing, wiring.bell, peers, (fd, listener) => admission.adopt(fd, listener), schedule);
 

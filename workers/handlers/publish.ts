@@ -17,7 +17,6 @@ export function handlePublish(d: HandlerDeps, c: Connection, first: number, buf:
   if (!topic) return;
   const s = c.session!;
   d.count(C_MSGS_RECEIVED, 1);
-  if (c.rate !== null) c.rate.msgs++;
   if (f.qos === 2) {
     // Exactly once: a PUBLISH whose id awaits PUBREL is a resend, not a new message [MQTT-4.3.3-10].
     if (s.inboundQos2.has(f.packetId)) { c.write(encodeAck(PUBREC, f.packetId, 0, c.v5)); return; }

@@ -18,8 +18,8 @@ export interface AdmissionEnv {
   count(counter: number, n: number): void;
   /** A plain TCP socket, ready for MQTT (paused when a PROXY header was read). */
   tcp(socket: net.Socket, peer: string | null, listener: number): void;
-  /** A TLS / WebSocket listener's socket, ready for its handshake. */
-  other(socket: net.Socket, peer: string | null, listener: number): void;
+  /** A TLS / WebSocket listener's socket, ready for its handshake; `rest`: bytes read after a PROXY header. */
+  other(socket: net.Socket, peer: string | null, listener: number, rest: Buffer | null): void;
 }
 
 const noop = (): void => { /* 'close' follows */ };
@@ -57,16 +57,19 @@ export class Admission {
     socket.once('close', () => this.env.open.add(this.env.index, listener, -1));
   }
 
-  private next(socket: net.Socket, peer: string | null, listener: number): void {
+  private next(socket: net.Socket, peer: string | null, listener: number, rest: Buffer | null = null): void {
     const spec = this.env.specs[listener];
-    if (spec === undefined || spec.transport === 'tcp') this.env.tcp(socket, peer, listener);
-    else this.env.other(socket, peer, listener);
+    if (spec === undefined || spec.transport === 'tcp') {
+      // A Connection reads the socket as a stream: what came after the header is read first.
+      if (rest !== null) socket.unshift(rest);
+      this.env.tcp(socket, peer, listener);
+    } else this.env.other(socket, peer, listener, rest);
   }
 
   /**
    * The PROXY header: only from a trusted sender, at most PROXY_MAX_BYTES, within
    * --tls-handshake-timeout-ms; anything else closes the connection, counted. What follows the
-   * header is put back in the socket for the next stage.
+   * header goes to the next stage with the socket.
    */
   private readProxy(socket: net.Socket, listener: number, trusted: AddressList): void {
     const count = this.env.count;
@@ -87,9 +90,8 @@ export class Admission {
       clearTimeout(timer);
       socket.removeListener('data', onData);
       socket.pause();
-      if (r.consumed < got.length) socket.unshift(got.subarray(r.consumed));
       const peer = r.address === null ? null : r.family === 'IPv6' ? `[${r.address}]:${r.port}` : `${r.address}:${r.port}`;
-      this.next(socket, peer, listener);
+      this.next(socket, peer, listener, r.consumed < got.length ? got.subarray(r.consumed) : null);
     };
     const timer = setTimeout(fail, this.env.config.tlsHandshakeTimeoutMs);
     socket.once('close', () => clearTimeout(timer));

@@ -1,17 +1,18 @@
 // --max-client-msg-rate and --max-client-byte-rate: one token bucket per connection and limit,
-// a second's worth deep, refilled by the time between reads. A read that leaves a bucket in
-// debt pauses reading the socket until the debt is repaid: the client's own TCP window then
-// holds what it sends (backpressure), nothing is dropped. Off (no limit set), a connection has
-// no ClientRate at all and the read path tests one null field; on, a read costs a few
-// arithmetic operations and a pause one timer.
-import { ConnState, type Connection } from './connection';
+// a second's worth deep, refilled by the time between reads. A frame that finds a bucket empty
+// is not processed: it and what follows wait in the connection, reading the socket pauses
+// until the bucket has refilled, then processing goes on where it stopped. The client's own
+// TCP window then holds what it sends (backpressure); nothing is dropped. Off (no limit set), a
+// connection has no ClientRate at all and its read path tests one null field per frame; on, a
+// frame costs a few arithmetic operations and a pause one timer.
 import { C_CLIENT_RATE_PAUSES } from '../../src/shared/counters';
 
+/** A PUBLISH's first byte, high nibble. */
+const PUBLISH = 3;
+
 export class ClientRate {
-  /** Reading is paused until the debt is repaid. */
+  /** Reading is paused until the buckets refill. */
   paused = false;
-  /** PUBLISH packets in the read being processed (handlers/publish.ts adds them). */
-  msgs = 0;
   private msgTokens: number;
   private byteTokens: number;
   private last = Date.now();
@@ -21,28 +22,36 @@ export class ClientRate {
     this.byteTokens = byteRate;
   }
 
-  /** One read of `bytes` (with this.msgs PUBLISHes in it) at `now` (ms). */
-  spent(c: Connection, bytes: number, now: number): void {
+  /** Time has passed: the buckets fill (once per read, not per frame). */
+  refill(now: number): void {
     const dt = (now - this.last) / 1000;
+    if (dt <= 0) return;
     this.last = now;
-    let wait = 0;
-    if (this.msgRate > 0) {
-      this.msgTokens = Math.min(this.msgRate, this.msgTokens + dt * this.msgRate) - this.msgs;
-      if (this.msgTokens < 0) wait = -this.msgTokens / this.msgRate;
-    }
-    this.msgs = 0;
-    if (this.byteRate > 0) {
-      this.byteTokens = Math.min(this.byteRate, this.byteTokens + dt * this.byteRate) - bytes;
-      if (this.byteTokens < 0) wait = Math.max(wait, -this.byteTokens / this.byteRate);
-    }
-    if (wait <= 0 || this.paused) return;
+    if (this.msgRate > 0) this.msgTokens = Math.min(this.msgRate, this.msgTokens + dt * this.msgRate);
+    if (this.byteRate > 0) this.byteTokens = Math.min(this.byteRate, this.byteTokens + dt * this.byteRate);
+  }
+
+  /**
+   * Whether a frame (first byte, total bytes) may be processed now; if so it is paid for. A
+   * frame larger than the byte bucket goes through when the bucket has anything, leaving a
+   * debt that the next pause repays.
+   */
+  take(first: number, bytes: number): boolean {
+    const publish = first >> 4 === PUBLISH;
+    if ((this.msgRate > 0 && publish && this.msgTokens < 1) || (this.byteRate > 0 && this.byteTokens <= 0)) return false;
+    if (publish) this.msgTokens--;
+    this.byteTokens -= bytes;
+    return true;
+  }
+
+  /** A frame was refused by take(): the wait until it would pass, counted; `resume` runs after it. */
+  pause(resume: () => void): void {
+    if (this.paused) return;
     this.paused = true;
     this.count(C_CLIENT_RATE_PAUSES, 1);
-    c.socket.pause();
-    setTimeout(() => {
-      this.paused = false;
-      // A connection still deciding a takeover or closed stays as it is; Connection.resume reads on.
-      if (c.state === ConnState.CONNECTED) c.socket.resume();
-    }, Math.ceil(wait * 1000)).unref();
+    let wait = 0;
+    if (this.msgRate > 0 && this.msgTokens < 1) wait = (1 - this.msgTokens) / this.msgRate;
+    if (this.byteRate > 0 && this.byteTokens <= 0) wait = Math.max(wait, (1 - this.byteTokens) / this.byteRate);
+    setTimeout(() => { this.paused = false; resume(); }, Math.max(1, Math.ceil(wait * 1000))).unref();
   }
 }

@@ -123,14 +123,23 @@ export class Connection {
 
   private onData(chunk: Buffer): void {
     this.env.count(C_BYTES_RECEIVED, chunk.length);
-    const now = this.lastRecv = Date.now();
+    this.lastRecv = Date.now();
     if (this.state === ConnState.CONNECTING) {
       this.held = this.held ? Buffer.concat([this.held, chunk]) : chunk;
       return;
     }
+    if (this.rate !== null) this.rate.refill(this.lastRecv);
     this.consume(chunk);
-    // What this read cost against the client's rates; over them, reading pauses a while.
-    if (this.rate !== null && this.state === ConnState.CONNECTED) this.rate.spent(this, chunk.length, now);
+  }
+
+  /** The client's rates allow more again (net/client-rate.ts): process what waited, read on. */
+  private rateResume(): void {
+    if (this.state !== ConnState.CONNECTED) return;
+    this.rate!.refill(Date.now());
+    const waiting = this.partial;
+    this.partial = null;
+    if (waiting !== null) this.consume(waiting);
+    if ((this.state as ConnState) === ConnState.CONNECTED && !this.rate!.paused) this.socket.resume();
   }
 
   /** Splits `chunk` (plus any partial frame) into frames and dispatches each. */
@@ -140,6 +149,8 @@ export class Connection {
     let pos = 0;
     const end = buf.length;
     const maxPacket = this.env.config.maxPacketSize;
+    const rate = this.rate;
+    let throttled = false;
     while (pos < end && this.state !== ConnState.CLOSED && this.state !== ConnState.CONNECTING) {
       if (end - pos < 2) break;
       const len = readVarint(buf, pos + 1, end, vi);
@@ -148,6 +159,8 @@ export class Connection {
       const bodyStart = pos + 1 + vi.len;
       if (bodyStart - pos + len > maxPacket) { this.protocolClose(RC.PACKET_TOO_LARGE); return; }
       if (bodyStart + len > end) break;
+      // Over the client's rate: this frame and the rest wait (in `partial`) and reading pauses.
+      if (rate !== null && this.state === ConnState.CONNECTED && !rate.take(buf[pos], bodyStart - pos + len)) { throttled = true; break; }
       this.env.dispatch(this, buf[pos], buf, pos, bodyStart, bodyStart + len);
       pos = bodyStart + len;
     }
@@ -158,6 +171,10 @@ export class Connection {
       return;
     }
     if (pos < end) this.partial = buf.subarray(pos);
+    if (throttled) {
+      this.socket.pause();
+      rate!.pause(() => this.rateResume());
+    }
   }
 
   /** The CONNECT frame, kept while it is being decided in case the connection moves. */

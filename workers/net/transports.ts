@@ -105,21 +105,27 @@ export class Transports {
 
   /**
    * A socket of listener `listener` (net/admission.ts counted it accepted and read its PROXY
-   * header, if any: `peer`). Bytes already read after that header were put back in the
-   * socket; tls.TLSSocket and the HTTP parser take them from there.
+   * header, if any: `peer`, and `rest`, the bytes read after it).
    */
-  adoptSocket(raw: net.Socket, peer: string | null, listener: number): void {
+  adoptSocket(raw: net.Socket, peer: string | null, listener: number, rest: Buffer | null = null): void {
     if (peer !== null) this.peers.set(raw, peer);
     const e = this.endpoints[listener];
-    if (e?.tls) e.tls.emit('connection', raw);
-    else if (e?.http) this.toHttp(e, raw);
+    if (e?.tls) {
+      // tls.TLSSocket starts with what the socket has buffered, then reads its handle.
+      if (rest !== null) raw.unshift(rest);
+      e.tls.emit('connection', raw);
+    } else if (e?.http) this.toHttp(e, raw, rest);
     else raw.destroy(); // a listener this worker was not configured for: cannot happen
   }
 
-  private toHttp(e: Endpoint, s: net.Socket): void {
+  private toHttp(e: Endpoint, s: net.Socket, rest: Buffer | null = null): void {
     this.upgrading.set(s, Date.now());
     s.once('close', () => this.upgrading.delete(s));
     e.http!.emit('connection', s);
+    // The HTTP parser reads a plain socket's handle itself, past anything buffered in the
+    // stream, so bytes that followed a PROXY header are given to it as the socket's 'data'
+    // (its own listener), before any later byte can be read: same turn, no I/O between.
+    if (rest !== null) s.emit('data', rest);
   }
 
   private onUpgrade(e: Endpoint, req: http.IncomingMessage, socket: net.Socket, head: Buffer): void {

@@ -22,6 +22,7 @@ import { request } from '../helpers/http';
 import { parsePromText, sampleValue } from '../helpers/prom-text';
 import { uid, utopic } from '../helpers/ids';
 import { delay, WAIT_MS } from '../helpers/wait';
+import { SysWatcher } from '../helpers/sys-watcher';
 
 /** One /metrics sample of a running broker. */
 async function metric(b: Broker, family: string, labels: Record<string, string> = {}): Promise<number> {
@@ -87,6 +88,32 @@ describe('--max-connections', () => {
     assert.equal(await tryConnect(b.port), 'refused', 'and the limit holds again');
   });
 
+  it('connections moved to the worker that owns their session are counted once, and out when they close', async () => {
+    // 3 workers: a persistent session's reconnects land on other workers and are moved to its
+    // owner (a dup'd fd). Counted out where they leave and in where they arrive, a limit of 2
+    // still admits exactly 2 afterwards.
+    const b = await start(['--max-connections', '2'], 3);
+    const id = uid('moved');
+    for (let i = 0; i < 6; i++) {
+      const c = await RawClient.connect(b.port, 4);
+      const ack = await c.handshake({ clientId: id, clean: false });
+      assert.equal(connackCode(ack), 0, `reconnect ${i}`);
+      c.send({ cmd: 'disconnect' });
+      await c.closedP;
+    }
+    // A moved connection counts again in connections_total: some of the 6 were moved.
+    assert.ok(await metric(b, 'fleetmq_connections_total') > 6, 'some reconnects were moved to the owner');
+    const deadline = Date.now() + WAIT_MS;
+    const held: RawClient[] = [];
+    while (held.length < 2 && Date.now() < deadline) {
+      const c = await tryConnect(b.port);
+      if (c === 'refused') await delay(50);
+      else { held.push(c); open.push(c); }
+    }
+    assert.equal(held.length, 2, 'two connections fit after the moves');
+    assert.equal(await tryConnect(b.port), 'refused', 'and a third does not');
+  });
+
   it('a listener\'s maxConnections bounds that listener only', async () => {
     const b = await start(['--listeners', JSON.stringify([{ transport: 'tcp', port: 0, maxConnections: 1 }])]);
     const port = Number((await b.waitForOutput(/fleetmq: tcp listener on [^\s:]+:(\d+)/))[1]);
@@ -100,6 +127,14 @@ describe('--max-connections', () => {
       open.push(c as RawClient);
     }
     assert.ok(await metric(b, 'fleetmq_limit_refused_total', { reason: 'max_connections' }) >= 1);
+  });
+
+  it('the refusals are in $SYS too', async () => {
+    const b = await start(['--max-connections', '1', '--sys-interval', '1'], 1);
+    const watcher = await SysWatcher.start(b.port); // the one connection allowed
+    assert.equal(await tryConnect(b.port), 'refused');
+    await watcher.waitCounter(/^\$SYS\/broker\/clients\/refused\/max-connections$/, 1, 'refusals in $SYS');
+    watcher.c.destroy();
   });
 });
 

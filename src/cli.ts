@@ -65,6 +65,7 @@ export async function main(argv: readonly string[]): Promise<void> {
   // certificates, connections stay up.
   process.on('SIGHUP', () => {
     if (!broker || stopping) return;
+    reloadLimits(broker, argv);
     const acl = broker.reloadAcl();
     if (!acl || config.passwordFile || broker.listeners.length > 1) {
       void broker.reload().then((r) => (r.ok ? process.stdout : process.stderr).write(`fleetmq: SIGHUP: ${r.line}\n`));
@@ -109,6 +110,22 @@ function exitNow(code: number): never {
     (require('./native') as typeof import('./native')).native.exitNow(code);
   } catch { /* addon not loadable: fall back */ }
   process.exit(code);
+}
+
+/**
+ * SIGHUP: the flags and --config file read again; the limits among them apply from now on
+ * (src/broker.ts). A configuration that no longer parses keeps the limits in force.
+ */
+function reloadLimits(broker: RunningBroker, argv: readonly string[]): void {
+  let next: BrokerConfig;
+  try {
+    next = resolveConfig(parseArgs(argv));
+  } catch (err) {
+    process.stderr.write(`fleetmq: SIGHUP: limits not reloaded, the configuration does not parse: ${(err as Error).message}\n`);
+    return;
+  }
+  const r = broker.reloadLimits(next);
+  if (r) (r.ok ? process.stdout : process.stderr).write(`fleetmq: SIGHUP: ${r.line}\n`);
 }
 
 function stop(broker: RunningBroker, sig: string): void {

@@ -13,7 +13,7 @@ import { Transports } from './net/transports';
 import { relay } from './net/relay';
 import { Admission } from './net/admission';
 import { OpenConnections } from '../src/shared/open-connections';
-import { listenerSpecs, type TlsReload, type TlsReloaded } from '../src/shared/listeners';
+import { listenerSpecs, type TlsReload, type TlsReloaded, type LimitsReload } from '../src/shared/listeners';
 import type { Connection } from './net/connection';
 import { dispatch } from './handlers/dispatch';
 import type { HandlerDeps } from './handlers/deps';
@@ -160,8 +160,11 @@ function shutdown(done: () => void): void {
 
 // The parentPort listener is the ref'd handle that keeps this loop alive while the doorbell
 // wait (Atomics.waitAsync, which does not) is the only pending work.
-parentPort!.on('message', (m: PeerReset | TlsReload | { t: 'shutdown' } | { t: 'go' }) => {
-  if (m.t === 'tls-reload') {
+parentPort!.on('message', (m: PeerReset | TlsReload | LimitsReload | { t: 'shutdown' } | { t: 'go' }) => {
+  // SIGHUP's limits: handlers and the sweep read the config each time; client rates apply to
+  // connections made from now on.
+  if (m.t === 'limits') Object.assign(config, m.limits);
+  else if (m.t === 'tls-reload') {
     const error = transports ? transports.reload(m.material) : null;
     parentPort!.postMessage({ t: 'tls-reloaded', seq: m.seq, error } satisfies TlsReloaded);
   } else if (m.t === 'peer-reset') {

@@ -21,12 +21,27 @@ export class AcceptRate {
   private head = 0;
   private timer: NodeJS.Timeout | null = null;
 
-  /** `rate`: connections per second (> 0); `pass`: hands one on. */
-  constructor(private readonly rate: number, private readonly pass: (s: net.Socket) => void, private readonly count: (counter: number, n: number) => void) {
+  /** `rate`: connections per second (> 0; 0 after setRate(0) lets every waiting one go); `pass`: hands one on. */
+  constructor(private rate: number, private readonly pass: (s: net.Socket) => void, private readonly count: (counter: number, n: number) => void) {
     this.tokens = rate;
   }
 
+  /** SIGHUP: a new rate; 0 = no limit (whoever waits goes now). */
+  setRate(rate: number): void {
+    this.rate = rate;
+    if (rate === 0) {
+      if (this.timer) clearTimeout(this.timer);
+      this.timer = null;
+      for (let i = this.head; i < this.waiting.length; i++) this.pass(this.waiting[i]);
+      this.waiting.length = 0;
+      this.head = 0;
+      return;
+    }
+    this.tokens = Math.min(this.tokens, rate);
+  }
+
   offer(s: net.Socket): void {
+    if (this.rate === 0) { this.pass(s); return; }
     this.refill();
     if (this.head === this.waiting.length && this.tokens >= 1) { this.tokens--; this.pass(s); return; }
     if (this.waiting.length - this.head >= ACCEPT_WAIT_MAX) { this.count(C_REFUSED_RATE_QUEUE, 1); s.destroy(); return; }

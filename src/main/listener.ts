@@ -15,13 +15,13 @@ export class Listener {
   /** Connections refused because no worker could take them (its accept ring was full). */
   refused = 0;
 
-  private readonly rate: AcceptRate | null;
+  private rate: AcceptRate | null;
 
   /**
    * `index`: this listener's place in listenerSpecs(config), sent with each fd; `spec` its
    * limits; `maxConnections`: the global bound (0: none).
    */
-  constructor(private readonly supervisor: Supervisor, private readonly index = 0, private readonly spec: ListenerSpec | null = null, private readonly maxConnections = 0) {
+  constructor(private readonly supervisor: Supervisor, private readonly index = 0, private spec: ListenerSpec | null = null, private maxConnections = 0) {
     const count = (c: number, n: number) => supervisor.countMain(c, n);
     this.rate = spec && spec.maxConnectionRate > 0 ? new AcceptRate(spec.maxConnectionRate, (s) => this.admit(s), count) : null;
     this.server = net.createServer({ pauseOnConnect: true, noDelay: true }, (socket) => {
@@ -42,6 +42,14 @@ export class Listener {
         resolve(this.server.address() as net.AddressInfo);
       });
     });
+  }
+
+  /** SIGHUP: new bounds for connections accepted from now on (open ones stay). */
+  setLimits(maxConnections: number, spec: ListenerSpec): void {
+    this.maxConnections = maxConnections;
+    this.spec = spec;
+    if (this.rate) this.rate.setRate(spec.maxConnectionRate);
+    else if (spec.maxConnectionRate > 0) this.rate = new AcceptRate(spec.maxConnectionRate, (s) => this.admit(s), (c, n) => this.supervisor.countMain(c, n));
   }
 
   close(): Promise<void> {

@@ -8,7 +8,7 @@ import { native } from '../native';
 import { createRingBuffer, createBell, RingProducer, RingConsumer } from '../shared/ring';
 import { createStoreIds } from '../shared/store-ids';
 import { ACCEPT_RECORD_BYTES, PeerReset, WorkerWiring } from '../shared/wiring';
-import type { TlsMaterial, TlsReload, TlsReloaded } from '../shared/listeners';
+import type { TlsMaterial, TlsReload, TlsReloaded, ReloadedLimits, LimitsReload } from '../shared/listeners';
 import { createCounters, COUNTERS_PER_WORKER, C_CONNECTIONS_OPEN, C_ACCEPTED, C_CLIENTS_CONNECTED, C_SESSIONS, C_SUBSCRIPTIONS } from '../shared/counters';
 import { topicIndex as trie } from '../shared/topic-index';
 import { createSlabBuffer } from '../slab-layout';
@@ -231,6 +231,13 @@ export class Supervisor {
     s.handed++;
     this.open.add(best, listener, 1);
     return true;
+  }
+
+  /** SIGHUP: every worker (and any started later) takes `limits` into its config. */
+  reloadLimits(limits: ReloadedLimits): void {
+    Object.assign(this.config, limits);
+    const msg: LimitsReload = { t: 'limits', limits };
+    for (const s of this.slots) s.worker?.postMessage(msg);
   }
 
   /** Main-thread counters (accept limits) live in row 0 at indices no worker writes (src/shared/counters.ts). */

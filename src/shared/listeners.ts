@@ -85,3 +85,9 @@ export interface TlsMaterial {
 /** main → worker: new certificates for new connections (SIGHUP), by listener index (null: not TLS); the worker answers TlsReloaded. */
 export interface TlsReload { t: 'tls-reload'; seq: number; material: (TlsMaterial | null)[] }
 export interface TlsReloaded { t: 'tls-reloaded'; seq: number; error: string | null }
+
+/** The limits SIGHUP reloads (src/main/limits-reload.ts); workers apply them to their config. */
+export const RELOADED_LIMITS = ['maxConnections', 'maxConnectionRate', 'connectTimeoutMs', 'maxClientMsgRate', 'maxClientByteRate', 'maxSubscriptions', 'maxPayloadSize'] as const;
+export type ReloadedLimits = Pick<BrokerConfig, typeof RELOADED_LIMITS[number]>;
+/** main → worker: new limits (SIGHUP); connections made from now on get the new client rates. */
+export interface LimitsReload { t: 'limits'; limits: ReloadedLimits }

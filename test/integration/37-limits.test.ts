@@ -13,7 +13,11 @@
 // - --max-payload-size: a larger PUBLISH reaches nobody; v5 QoS 1 gets PUBACK 0x97, 3.1.1 a
 //   plain PUBACK; QoS 0 is dropped; one at the limit goes through.
 // - --connect-timeout-ms: a connection that sends nothing is closed; the default is 10 s.
+// - SIGHUP reloads the limits from the --config file; one that does not parse keeps them.
 import { describe, it, before, after } from 'node:test';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
 import assert from 'node:assert/strict';
 import type { ISubackPacket, ISubscribePacket, IPubackPacket, IPublishPacket } from 'mqtt-packet';
 import { launchBroker, runCli, type Broker, HTTP_LISTEN_RE } from '../helpers/broker';
@@ -250,6 +254,36 @@ describe('--max-subscriptions, --max-payload-size, --connect-timeout-ms', () => 
     const c = await tryConnect(b.port);
     assert.notEqual(c, 'refused', 'a client that sends CONNECT at once is served');
     open.push(c as RawClient);
+  });
+
+  it('SIGHUP reloads the limits from the --config file', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'fleetmq-limits-'));
+    try {
+      const file = path.join(dir, 'config.json');
+      fs.writeFileSync(file, JSON.stringify({ maxSubscriptions: 1, maxConnections: 2 }));
+      const r = await start(['--config', file], 1);
+      const c = await rawSession(r.port, 5);
+      open.push(c);
+      assert.deepEqual(await subscribeCodes(c, ['h/a', 'h/b'], 1), [1, 0x97]);
+      const other = await tryConnect(r.port);
+      assert.notEqual(other, 'refused');
+      open.push(other as RawClient);
+      assert.equal(await tryConnect(r.port), 'refused', '3rd connection over maxConnections 2');
+      fs.writeFileSync(file, JSON.stringify({ maxSubscriptions: 3, maxConnections: 3 }));
+      r.proc.kill('SIGHUP');
+      await r.waitForOutput(/SIGHUP: limits reloaded: .*maxConnections 3.*maxSubscriptions 3/);
+      assert.deepEqual(await subscribeCodes(c, ['h/b', 'h/c', 'h/d'], 2), [1, 1, 0x97], 'the same session, the new quota');
+      const third = await tryConnect(r.port);
+      assert.notEqual(third, 'refused', 'a 3rd connection fits now');
+      open.push(third as RawClient);
+      // A file that no longer parses keeps the limits in force.
+      fs.writeFileSync(file, '{ not json');
+      r.proc.kill('SIGHUP');
+      await r.waitForOutput(/SIGHUP: limits not reloaded, the configuration does not parse/);
+      assert.equal(await tryConnect(r.port), 'refused', 'maxConnections 3 still holds');
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('--connect-timeout-ms defaults to 10 s and is in --help', async () => {

@@ -1,6 +1,7 @@
 // Entry point of a serving worker thread, and the one place its parts are put together
 // (workers/README.md has the map). Each part is given what it uses; only here do they meet.
 import { parentPort, workerData } from 'node:worker_threads';
+import type { Socket } from 'node:net';
 import type { WorkerWiring, PeerReset } from '../src/shared/wiring';
 import * as K from '../src/shared/counters';
 import { StoreIds } from '../src/shared/store-ids';
@@ -60,7 +61,7 @@ const coord = new CoordinatorClient(wiring.coordinator,
     const listener = origin?.listener ?? -1;
     if (listener >= 0) open.add(index, listener, 1);
     const c = connections.adoptMoved(fd, bytes, identity, origin?.peer ?? null, listener);
-    if (c !== null) admission.track(c.socket as import('node:net').Socket, listener);
+    if (c !== null) admission.track(c.socket as Socket, listener);
     else open.add(index, listener, -1);
   },
   // Ready once the coordinator has handed over this worker's restored sessions.

@@ -11,7 +11,7 @@
 // - A sender outside --proxy-trusted is closed before anything is read; a malformed header, no
 //   header (MQTT at once) and a header that never comes (timeout) are closed; all counted.
 // - A TLS listener with "proxyProtocol": the header comes before the TLS handshake; a WebSocket
-//   listener likewise before the HTTP upgrade.
+//   listener likewise before the HTTP upgrade, and a secure WebSocket one before both.
 // - --proxy-protocol without --proxy-trusted is refused at start (exit 2).
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -202,13 +202,16 @@ describe('PROXY protocol before TLS and before a WebSocket upgrade', () => {
   let b: Broker;
   let tlsPort: number;
   let wsPort: number;
+  let wssPort: number;
   before(async () => {
     b = await start(['--cert', server.cert, '--key', server.key, '--listeners', JSON.stringify([
       { transport: 'tls', port: 0, proxyProtocol: true, proxyTrusted: ['127.0.0.1'] },
       { transport: 'ws', port: 0, proxyProtocol: true, proxyTrusted: ['127.0.0.1'] },
+      { transport: 'wss', port: 0, proxyProtocol: true, proxyTrusted: ['127.0.0.1'] },
     ])]);
     tlsPort = Number((await b.waitForOutput(/fleetmq: tls listener on [^\s:]+:(\d+)/))[1]);
     wsPort = Number((await b.waitForOutput(/fleetmq: ws listener on [^\s:]+:(\d+)/))[1]);
+    wssPort = Number((await b.waitForOutput(/fleetmq: wss listener on [^\s:]+:(\d+)/))[1]);
   });
 
   it('TLS: the header, then the handshake, then MQTT; the header\'s address is the client\'s', async () => {
@@ -252,5 +255,24 @@ describe('PROXY protocol before TLS and before a WebSocket upgrade', () => {
     const deadline = Date.now() + WAIT_MS;
     while (!got.includes('\r\n\r\n') && Date.now() < deadline) await delay(20);
     assert.match(got, /^HTTP\/1\.1 101 /, `the upgrade after the PROXY header: ${JSON.stringify(got.slice(0, 80))}`);
+  });
+
+  it('secure WebSocket: the header, the TLS handshake, then the upgrade', async () => {
+    const raw = net.connect(wssPort, '127.0.0.1');
+    sockets.push(raw);
+    await onceEvent(raw, 'connect', 'TCP connect');
+    raw.write(v1('2001:db8::5', 40050, 'TCP6', '2001:db8::1'));
+    const t = tls.connect({ socket: raw, servername: 'localhost', ca: fs.readFileSync(ca.cert) });
+    sockets.push(t);
+    await onceEvent(t, 'secureConnect', 'the TLS handshake after the PROXY header');
+    let got = '';
+    t.on('data', (d: Buffer) => { got += d.toString('latin1'); });
+    t.write([
+      'GET /mqtt HTTP/1.1', 'Host: localhost', 'Upgrade: websocket', 'Connection: Upgrade',
+      'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==', 'Sec-WebSocket-Version: 13', 'Sec-WebSocket-Protocol: mqtt', '', '',
+    ].join('\r\n'));
+    const deadline = Date.now() + WAIT_MS;
+    while (!got.includes('\r\n\r\n') && Date.now() < deadline) await delay(20);
+    assert.match(got, /^HTTP\/1\.1 101 /, `the upgrade after PROXY and TLS: ${JSON.stringify(got.slice(0, 80))}`);
   });
 });

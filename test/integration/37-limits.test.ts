@@ -1,8 +1,9 @@
 // 37: limits, each shown taking effect and counted (in /metrics).
 //
 // - --max-connections: one more connection than the limit is closed unanswered; once a client
-//   leaves, a new one is served again (closes are counted out). A listener's own
-//   "maxConnections" bounds that listener alone.
+//   leaves, a new one is served again (closes are counted out), also after connections moved
+//   between workers and after a worker died. A listener's own "maxConnections" bounds that
+//   listener alone; the refusals show in $SYS too.
 // - --max-connection-rate: a burst of connections waits for the rate, and every one of them
 //   is served (none dropped); the waits are counted.
 // - --max-client-msg-rate / --max-client-byte-rate: a client sending faster is slowed down (its
@@ -116,6 +117,27 @@ describe('--max-connections', () => {
     }
     assert.equal(held.length, 2, 'two connections fit after the moves');
     assert.equal(await tryConnect(b.port), 'refused', 'and a third does not');
+  });
+
+  it('a worker that dies takes its connections out of the count', async () => {
+    // The dead worker never ran its close handlers: the supervisor zeroes its row.
+    const b = await launchBroker(1, ['--durability', 'none', '--max-connections', '2'], { env: { FLEETMQ_TEST_HOOKS: '1' } });
+    brokers.push(b);
+    const a = await tryConnect(b.port);
+    const c = await tryConnect(b.port);
+    assert.ok(a !== 'refused' && c !== 'refused');
+    open.push(a as RawClient, c as RawClient);
+    assert.equal(await tryConnect(b.port), 'refused');
+    (a as RawClient).send({ cmd: 'publish', topic: '$fleetmq/test/crash-worker', payload: Buffer.from('boom'), qos: 0, retain: false, dup: false } as IPublishPacket);
+    assert.ok(await (a as RawClient).waitClosed(WAIT_MS) && await (c as RawClient).waitClosed(WAIT_MS), 'the worker\'s connections are gone');
+    const deadline = Date.now() + 3 * WAIT_MS;
+    const held: RawClient[] = [];
+    while (held.length < 2 && Date.now() < deadline) {
+      const n = await tryConnect(b.port).catch(() => 'refused' as const);
+      if (n === 'refused') await delay(100);
+      else { held.push(n); open.push(n); }
+    }
+    assert.equal(held.length, 2, 'two connections fit again on the replacement worker');
   });
 
   it('a listener\'s maxConnections bounds that listener only', async () => {

@@ -10,7 +10,7 @@ import { HttpListener, type Route } from './http/server';
 import { renderMetrics } from './http/metrics';
 import { Readiness, livez, readyz } from './http/health';
 import { startHeartbeat, mainSlot } from './shared/heartbeats';
-import { listenerSpecs, type TransportKind } from './shared/listeners';
+import { listenerSpecs, RELOADED_LIMITS, type ReloadedLimits, type TransportKind } from './shared/listeners';
 import { readTlsMaterial, certSerials } from './main/tls-material';
 import { ApiKeys } from './http/api-keys';
 import { apiHandler } from './http/api';
@@ -43,6 +43,12 @@ export interface RunningBroker {
    * the line to log says what happened.
    */
   reloadOps(): { ok: boolean; line: string; applied: Promise<void> } | null;
+  /**
+   * SIGHUP: the limits of `next` (the configuration read again) for what happens from now on:
+   * accepts, SUBSCRIBEs, PUBLISHes, CONNECT timeouts, and client rates of new connections.
+   * null when no limit changed; refused when the listeners themselves changed (restart).
+   */
+  reloadLimits(next: BrokerConfig): { ok: boolean; line: string } | null;
   /** Rules in the ACL file now (null: none configured). */
   readonly aclRules: number | null;
   /** Users in the password file now (null: none configured). */
@@ -145,7 +151,7 @@ export async function startBroker(config: BrokerConfig, opts: StartOptions = {})
   const bound: RunningBroker['listeners'] = [];
   try {
     for (const [i, spec] of specs.entries()) {
-      const l = new Listener(supervisor, i);
+      const l = new Listener(supervisor, i, spec, config.maxConnections);
       listeners.push(l);
       const addr = await l.listen(spec.port, spec.host);
       bound.push({ transport: spec.transport, host: addr.address, port: addr.port, path: spec.path });
@@ -206,6 +212,19 @@ export async function startBroker(config: BrokerConfig, opts: StartOptions = {})
     },
     reloadAcl: () => auth.reloadAcl(),
     reloadOps,
+    reloadLimits(next: BrokerConfig) {
+      const nextSpecs = listenerSpecs(next);
+      const changed = RELOADED_LIMITS.filter((k) => next[k] !== config[k]);
+      const specChanged = nextSpecs.some((s, i) => specs[i] && (s.maxConnections !== specs[i].maxConnections || s.maxConnectionRate !== specs[i].maxConnectionRate));
+      if (changed.length === 0 && !specChanged && nextSpecs.length === specs.length) return null;
+      const same = nextSpecs.length === specs.length && nextSpecs.every((s, i) => s.transport === specs[i].transport && s.port === specs[i].port && s.host === specs[i].host);
+      if (!same) return { ok: false, line: 'limits not reloaded: the listeners changed (restart to change listeners)' };
+      const limits = Object.fromEntries(RELOADED_LIMITS.map((k) => [k, next[k]])) as unknown as ReloadedLimits;
+      supervisor.reloadLimits(limits);
+      listeners.forEach((l, i) => l.setLimits(next.maxConnections, nextSpecs[i]));
+      nextSpecs.forEach((s, i) => { specs[i].maxConnections = s.maxConnections; specs[i].maxConnectionRate = s.maxConnectionRate; });
+      return { ok: true, line: `limits reloaded: ${RELOADED_LIMITS.map((k) => `${k} ${next[k]}`).join(', ')}${specChanged ? ' (and the listeners\' own)' : ''}` };
+    },
     get aclRules() { return auth.aclRuleCount; },
     get users() { return config.passwordFile ? auth.userCount : null; },
     get cluster() { return supervisor.cluster; },

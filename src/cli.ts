@@ -72,6 +72,7 @@ export async function main(argv: readonly string[]): Promise<void> {
     const ops = broker.reloadOps();
     // Printed once every worker checks CONNECTs against the banned file just read.
     if (ops) void ops.applied.then(() => (ops.ok ? process.stdout : process.stderr).write(`fleetmq: SIGHUP: ${ops.line}\n`));
+    reloadLimits(broker, argv);
     const acl = broker.reloadAcl();
     if (!acl || config.passwordFile || broker.listeners.length > 1) {
       void broker.reload().then((r) => (r.ok ? process.stdout : process.stderr).write(`fleetmq: SIGHUP: ${r.line}\n`));
@@ -116,6 +117,22 @@ function exitNow(code: number): never {
     (require('./native') as typeof import('./native')).native.exitNow(code);
   } catch { /* addon not loadable: fall back */ }
   process.exit(code);
+}
+
+/**
+ * SIGHUP: the flags and --config file read again; the limits among them apply from now on
+ * (src/broker.ts). A configuration that no longer parses keeps the limits in force.
+ */
+function reloadLimits(broker: RunningBroker, argv: readonly string[]): void {
+  let next: BrokerConfig;
+  try {
+    next = resolveConfig(parseArgs(argv));
+  } catch (err) {
+    process.stderr.write(`fleetmq: SIGHUP: limits not reloaded, the configuration does not parse: ${(err as Error).message}\n`);
+    return;
+  }
+  const r = broker.reloadLimits(next);
+  if (r) (r.ok ? process.stdout : process.stderr).write(`fleetmq: SIGHUP: ${r.line}\n`);
 }
 
 function stop(broker: RunningBroker, sig: string): void {

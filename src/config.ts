@@ -4,6 +4,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import { EtcdConfigError, nameProblem, parseEndpoints } from './cluster/names';
 import { BannedError, parseBannedConfig } from './shared/banned';
+import { badCidr } from './shared/cidr';
 
 export type QueuePolicy = 'drop-oldest' | 'drop-new' | 'disconnect';
 export type Durability = 'none' | 'process' | 'fsync';
@@ -63,6 +64,18 @@ export interface BrokerConfig {
   apiKeysFile?: string;
   bannedFile?: string;
   banned?: BannedConfig;
+  /** Limits (workers/README.md, "Limits"); 0 = off unless said otherwise. */
+  maxConnections: number;
+  maxConnectionRate: number;
+  connectTimeoutMs: number;
+  maxClientMsgRate: number;
+  maxClientByteRate: number;
+  maxSubscriptions: number;
+  maxPayloadSize: number;
+  /** PROXY protocol on --port, from --proxy-trusted only (src/shared/proxy-protocol.ts). */
+  proxyProtocol: 'true' | 'false';
+  proxyTrusted?: string;
+  crl?: string;
   config?: string;
 }
 
@@ -84,6 +97,14 @@ export interface ListenerEntry {
   ca?: string;
   requireCertificate?: boolean;
   useIdentityAsUsername?: boolean;
+  /** PROXY protocol v1/v2 header first on every connection, from `proxyTrusted` (default --proxy-trusted) only. */
+  proxyProtocol?: boolean;
+  proxyTrusted?: string[];
+  /** This listener's own bounds (default: none beyond the global --max-connections; --max-connection-rate). */
+  maxConnections?: number;
+  maxConnectionRate?: number;
+  /** tls / wss: PEM CRL (default --crl). */
+  crl?: string;
 }
 
 export class ConfigError extends Error {}
@@ -149,11 +170,21 @@ export const SETTINGS: readonly Setting[] = [
   { key: 'requireCertificate', flag: '--require-certificate', kind: 'enum', choices: ['true', 'false'], default: () => 'false', help: 'TLS clients must present a certificate signed by --ca, else the handshake fails (as Mosquitto\'s require_certificate)' },
   { key: 'useIdentityAsUsername', flag: '--use-identity-as-username', kind: 'enum', choices: ['true', 'false'], default: () => 'false', help: 'the client certificate\'s CN is the username and no password is asked (as Mosquitto\'s use_identity_as_username); a certificate without a CN is refused; needs --require-certificate true' },
   { key: 'tlsHandshakeTimeoutMs', flag: '--tls-handshake-timeout-ms', kind: 'int', min: 100, max: 600_000, default: () => 10_000, help: 'a TLS handshake or WebSocket upgrade not finished within this is closed and counted ($SYS/broker/clients/refused/handshake-timeout)' },
-  { key: 'listeners', flag: '--listeners', kind: 'listeners', default: () => [], help: 'more listeners, a JSON array (usually the "listeners" key of --config): [{"transport": "tcp|tls|ws|wss", "port": N, "host": ..., "path": ..., "cert": ..., "key": ..., "ca": ..., "requireCertificate": true|false, "useIdentityAsUsername": true|false}]; unset fields take the flags\' values' },
   // Admin API, status page and banned list.
   { key: 'apiKeysFile', flag: '--api-keys-file', kind: 'string', default: () => undefined, help: 'API keys for /api/v1 on the HTTP listener, one NAME:ROLE:$7$... line each (role read or admin), as `fleetmq apikey FILE NAME ROLE` writes them; without it /api/v1 answers 401 to everyone. SIGHUP reloads it' },
   { key: 'bannedFile', flag: '--banned-file', kind: 'string', default: () => undefined, help: 'banned clients, one "KIND VALUE" line each, KIND clientid, clientid-prefix, username or address (an IP or CIDR block); a banned CONNECT gets CONNACK 0x8A (v5) / 5 (v3), a connected client it names is disconnected (v5 0x98). SIGHUP reloads it' },
   { key: 'banned', flag: '--banned', kind: 'banned', default: () => undefined, help: 'banned clients as JSON (usually the "banned" key of --config): {"clientIds": [...], "clientIdPrefixes": [...], "usernames": [...], "addresses": ["10.0.0.7", "192.168.0.0/16"]}; added to --banned-file and to what the admin API adds' },
+  { key: 'listeners', flag: '--listeners', kind: 'listeners', default: () => [], help: 'more listeners, a JSON array (usually the "listeners" key of --config): [{"transport": "tcp|tls|ws|wss", "port": N, "host": ..., "path": ..., "cert": ..., "key": ..., "ca": ..., "requireCertificate": true|false, "useIdentityAsUsername": true|false, "crl": ..., "proxyProtocol": true|false, "proxyTrusted": ["10.0.0.0/8"], "maxConnections": N, "maxConnectionRate": N}]; unset fields take the flags\' values' },
+  { key: 'maxConnections', flag: '--max-connections', kind: 'int', min: 0, max: 10_000_000, default: () => 0, help: 'connections open at once over all listeners (TLS / WebSocket ones from their accept on); one more is closed at accept and counted (0 = no limit; per listener: "maxConnections" in a listeners entry); SIGHUP reloads it (with a listener\'s own) from the flags and --config' },
+  { key: 'maxConnectionRate', flag: '--max-connection-rate', kind: 'int', min: 0, max: 1_000_000, default: () => 0, help: 'connections each listener hands to the workers per second (burst: one second\'s worth); faster arrivals wait, none is dropped, and each wait is counted (0 = no limit; per listener: "maxConnectionRate"); SIGHUP reloads it (with a listener\'s own) from the flags and --config' },
+  { key: 'connectTimeoutMs', flag: '--connect-timeout-ms', kind: 'int', min: 100, max: 3_600_000, default: () => 10_000, help: 'a connection that has not sent CONNECT within this (after its TLS / WebSocket handshake) is closed; SIGHUP reloads it' },
+  { key: 'maxClientMsgRate', flag: '--max-client-msg-rate', kind: 'int', min: 0, max: 100_000_000, default: () => 0, help: 'PUBLISH packets per second one connection may send (burst: one second\'s worth); beyond it the broker stops reading its socket until the rate allows (TCP backpressure, nothing dropped) and counts the pause (0 = no limit); SIGHUP reloads it for connections made after' },
+  { key: 'maxClientByteRate', flag: '--max-client-byte-rate', kind: 'int', min: 0, max: 2 ** 40, default: () => 0, help: 'bytes per second one connection may send, read the same way as --max-client-msg-rate (0 = no limit); SIGHUP reloads it for connections made after' },
+  { key: 'maxSubscriptions', flag: '--max-subscriptions', kind: 'int', min: 0, max: 10_000_000, default: () => 0, help: 'subscriptions one session may hold; a SUBSCRIBE filter beyond it is refused (v5 0x97 Quota exceeded, v3 0x80) and counted (0 = no limit); SIGHUP reloads it' },
+  { key: 'maxPayloadSize', flag: '--max-payload-size', kind: 'int', min: 0, max: 268435455, default: () => 0, help: 'largest PUBLISH payload (bytes) accepted; a larger one is dropped and counted, QoS 1/2 acknowledged with v5 0x97 Quota exceeded (v3: acknowledged as usual) (0 = only --max-packet-size bounds it); SIGHUP reloads it' },
+  { key: 'proxyProtocol', flag: '--proxy-protocol', kind: 'enum', choices: ['true', 'false'], default: () => 'false', help: 'connections to --port start with a PROXY protocol v1 or v2 header (HAProxy\'s, as load balancers send it), accepted only from --proxy-trusted; the address it names is the client\'s everywhere (logs, limits). A connection from elsewhere, or without a valid header within --tls-handshake-timeout-ms, is closed and counted (per listener: "proxyProtocol"); restart to change (SIGHUP does not reload it)' },
+  { key: 'proxyTrusted', flag: '--proxy-trusted', kind: 'string', default: () => undefined, help: 'addresses allowed to send a PROXY header, comma-separated IPs or CIDRs (e.g. 10.0.0.0/8,127.0.0.1); needed with PROXY protocol on any listener (per listener: "proxyTrusted": [...]); restart to change (SIGHUP does not reload it)' },
+  { key: 'crl', flag: '--crl', kind: 'string', default: () => undefined, help: 'PEM certificate revocation list(s) of --ca: a revoked client certificate fails the TLS handshake (counted as clients/refused/tls). SIGHUP reloads it with the certificates' },
   { key: 'config', flag: '--config', kind: 'string', default: () => undefined, help: 'JSON file whose keys are the camelCase flag names (e.g. "maxKeepalive"); flags win' },
 ];
 
@@ -193,7 +224,8 @@ function bannedConfig(raw: unknown, where: string): BannedConfig {
 }
 
 const TRANSPORTS = ['tcp', 'tls', 'ws', 'wss'];
-const ENTRY_KEYS = new Set(['transport', 'port', 'host', 'path', 'cert', 'key', 'ca', 'requireCertificate', 'useIdentityAsUsername']);
+const ENTRY_KEYS = new Set(['transport', 'port', 'host', 'path', 'cert', 'key', 'ca', 'requireCertificate', 'useIdentityAsUsername',
+  'proxyProtocol', 'proxyTrusted', 'maxConnections', 'maxConnectionRate', 'crl']);
 
 /** A `listeners` value (JSON text from the flag, or the config file's array), checked field by field. */
 function listenerEntries(raw: unknown, where: string): ListenerEntry[] {
@@ -209,11 +241,19 @@ function listenerEntries(raw: unknown, where: string): ListenerEntry[] {
     for (const k of Object.keys(o)) if (!ENTRY_KEYS.has(k)) throw new ConfigError(`${at}: unknown key ${JSON.stringify(k)}`);
     if (typeof o.transport !== 'string' || !TRANSPORTS.includes(o.transport)) throw new ConfigError(`${at}.transport: expected one of ${TRANSPORTS.join(', ')}, got ${JSON.stringify(o.transport)}`);
     if (typeof o.port !== 'number' || !Number.isInteger(o.port) || o.port < 0 || o.port > 65535) throw new ConfigError(`${at}.port: expected an integer 0..65535, got ${JSON.stringify(o.port)}`);
-    for (const k of ['host', 'path', 'cert', 'key', 'ca']) {
+    for (const k of ['host', 'path', 'cert', 'key', 'ca', 'crl']) {
       if (o[k] !== undefined && (typeof o[k] !== 'string' || o[k] === '')) throw new ConfigError(`${at}.${k}: expected a non-empty string, got ${JSON.stringify(o[k])}`);
     }
-    for (const k of ['requireCertificate', 'useIdentityAsUsername']) {
+    for (const k of ['requireCertificate', 'useIdentityAsUsername', 'proxyProtocol']) {
       if (o[k] !== undefined && typeof o[k] !== 'boolean') throw new ConfigError(`${at}.${k}: expected true or false, got ${JSON.stringify(o[k])}`);
+    }
+    for (const k of ['maxConnections', 'maxConnectionRate']) {
+      if (o[k] !== undefined && (typeof o[k] !== 'number' || !Number.isInteger(o[k]) || (o[k] as number) < 0)) throw new ConfigError(`${at}.${k}: expected an integer >= 0, got ${JSON.stringify(o[k])}`);
+    }
+    if (o.proxyTrusted !== undefined) {
+      if (!Array.isArray(o.proxyTrusted) || !o.proxyTrusted.every((x) => typeof x === 'string')) throw new ConfigError(`${at}.proxyTrusted: expected an array of IPs / CIDRs`);
+      const bad = badCidr(o.proxyTrusted as string[]);
+      if (bad) throw new ConfigError(`${at}.proxyTrusted: ${bad}`);
     }
     return o as unknown as ListenerEntry;
   });
@@ -279,6 +319,7 @@ function checked(out: Record<string, unknown>): BrokerConfig {
   checkExposure(config);
   checkCluster(config);
   checkTls(config);
+  checkProxy(config);
   return config;
 }
 
@@ -341,6 +382,19 @@ function checkTls(config: BrokerConfig): void {
   if (new Set(ports).size !== ports.length) throw new ConfigError('--port, --tls-port, --ws-port and --wss-port must differ');
   const bound = [...ports.map((p) => `${config.host}:${p}`), ...config.listeners.filter((l) => l.port !== 0).map((l) => `${l.host ?? config.host}:${l.port}`)];
   if (new Set(bound).size !== bound.length) throw new ConfigError('two listeners on the same address and port');
+}
+
+/** PROXY protocol without a trusted address would trust no one: every connection refused. */
+function checkProxy(config: BrokerConfig): void {
+  if (config.proxyTrusted !== undefined) {
+    const bad = badCidr(config.proxyTrusted.split(','));
+    if (bad) throw new ConfigError(`--proxy-trusted: ${bad}`);
+  }
+  if (config.proxyProtocol === 'true' && !config.proxyTrusted) throw new ConfigError('--proxy-protocol true needs --proxy-trusted (the load balancers allowed to send the header)');
+  config.listeners.forEach((l, i) => {
+    if (l.proxyProtocol && !l.proxyTrusted && !config.proxyTrusted) throw new ConfigError(`listeners[${i}]: "proxyProtocol" needs "proxyTrusted" (or --proxy-trusted)`);
+  });
+  if (config.crl && !config.ca) throw new ConfigError('--crl needs --ca (the CA whose revocations it lists)');
 }
 
 /** Whether clients without a username may connect (Mosquitto 2's allow_anonymous default). */

@@ -1,6 +1,7 @@
 // Entry point of a serving worker thread, and the one place its parts are put together
 // (workers/README.md has the map). Each part is given what it uses; only here do they meet.
 import { parentPort, workerData } from 'node:worker_threads';
+import type { Socket } from 'node:net';
 import type { WorkerWiring, PeerReset } from '../src/shared/wiring';
 import * as K from '../src/shared/counters';
 import { StoreIds } from '../src/shared/store-ids';
@@ -11,7 +12,9 @@ import { testHook } from './test-hooks';
 import { Connections } from './net/connections';
 import { Transports } from './net/transports';
 import { relay } from './net/relay';
-import { listenerSpecs, type TlsReload, type TlsReloaded } from '../src/shared/listeners';
+import { Admission } from './net/admission';
+import { OpenConnections } from '../src/shared/open-connections';
+import { listenerSpecs, type TlsReload, type TlsReloaded, type LimitsReload } from '../src/shared/listeners';
 import type { Connection } from './net/connection';
 import { dispatch } from './handlers/dispatch';
 import type { HandlerDeps } from './handlers/deps';
@@ -41,6 +44,7 @@ const wiring = workerData as WorkerWiring;
 const { index, config, trieId } = wiring;
 const counters = new Float64Array(wiring.counters, index * K.COUNTERS_PER_WORKER * 8, K.COUNTERS_PER_WORKER);
 const count = (counter: number, n: number): void => { counters[counter] += n; };
+const open = new OpenConnections(wiring.open, listenerSpecs(config).length);
 
 // The turn is scheduled by nearly every part; it runs what they left for it (turn.ts).
 const schedule = (): void => turn.schedule();
@@ -55,7 +59,14 @@ const coord = new CoordinatorClient(wiring.coordinator,
   (req, clientId, clean) => lifecycle.release(req, clientId, clean),
   (s) => lifecycle.adopt(s),
   (req, results, error) => persister.onStored(req, results, error),
-  (fd, bytes, identity) => connections.adoptMoved(fd, bytes, identity),
+  (fd, bytes, identity, origin) => {
+    // A moved TCP fd counts open on its listener here now (the first worker counted it out).
+    const listener = origin?.listener ?? -1;
+    if (listener >= 0) open.add(index, listener, 1);
+    const c = connections.adoptMoved(fd, bytes, identity, origin?.peer ?? null, listener);
+    if (c !== null) admission.track(c.socket as Socket, listener);
+    else open.add(index, listener, -1);
+  },
   // Ready once the coordinator has handed over this worker's restored sessions.
   () => parentPort!.postMessage({ t: 'ready' }),
   (m) => {
@@ -141,12 +152,16 @@ const connections = new Connections({
 // TCP's are adopted directly, as before those listeners existed.
 const specs = listenerSpecs(config);
 const transports = specs.length > 1
-  ? new Transports({ config, specs, tls: wiring.tls, count, ready: (t, identity) => { connections.adoptStream(t, identity); } })
+  ? new Transports({ config, specs, tls: wiring.tls, count, ready: (t, identity, peer) => { connections.adoptStream(t, identity, peer); } })
   : null;
-const inbound = new Inbound(wiring.acceptRing, wiring.bell, peers, (fd, listener) => {
-  if (transports === null || listener <= 0 || listener >= specs.length || specs[listener].transport === 'tcp') connections.adopt(fd);
-  else transports.adopt(fd, listener);
-}, schedule);
+// Each fd is counted open on its listener until it closes; a PROXY header is read first where
+// the listener takes one (net/admission.ts).
+const admission = new Admission({
+  index, config, specs, open, count,
+  tcp: (socket, peer, listener) => { connections.adoptSocket(socket, null, peer, listener); },
+  other: (socket, peer, listener, rest) => { if (transports) transports.adoptSocket(socket, peer, listener, rest); else socket.destroy(); },
+});
+const inbound = new Inbound(wiring.acceptRing, wiring.bell, peers, (fd, listener) => admission.adopt(fd, listener), schedule);
 
 /** SIGTERM: stop taking connections, close them all, then write what the store still holds. */
 function shutdown(done: () => void): void {
@@ -157,8 +172,11 @@ function shutdown(done: () => void): void {
 
 // The parentPort listener is the ref'd handle that keeps this loop alive while the doorbell
 // wait (Atomics.waitAsync, which does not) is the only pending work.
-parentPort!.on('message', (m: PeerReset | TlsReload | BannedUpdate | AdminAsk<WorkerQuery> | { t: 'shutdown' } | { t: 'go' }) => {
-  if (m.t === 'admin') {
+parentPort!.on('message', (m: PeerReset | TlsReload | LimitsReload | BannedUpdate | AdminAsk<WorkerQuery> | { t: 'shutdown' } | { t: 'go' }) => {
+  // SIGHUP's limits: handlers and the sweep read the config each time; client rates apply to
+  // connections made from now on.
+  if (m.t === 'limits') Object.assign(config, m.limits);
+  else if (m.t === 'admin') {
     let reply: AdminReply<WorkerAnswer>;
     try { reply = { t: 'admin-reply', id: m.id, a: admin.answer(m.q) }; } catch (err) { reply = { t: 'admin-reply', id: m.id, error: (err as Error).message }; }
     parentPort!.postMessage(reply);

@@ -152,6 +152,17 @@ export async function renderMetrics(src: MetricsSources): Promise<string> {
   e.family('fleetmq_event_loop_utilization_ratio', 'gauge', 'Fraction of the last second each thread\'s event loop spent running (1 = saturated).',
     started.map(([thread, b]) => [{ thread }, b.utilization]));
 
+  // Limits (workers/README.md, "Limits").
+  e.family('fleetmq_limit_refused_total', 'counter', 'Connections closed by a limit: max_connections = --max-connections or a listener\'s maxConnections at accept, rate_queue_full = more connections waiting for --max-connection-rate than the wait list holds, proxy = PROXY protocol listener: untrusted sender, malformed or missing header.', [
+    [{ reason: 'max_connections' }, sum(K.C_REFUSED_MAX_CONNECTIONS)],
+    [{ reason: 'rate_queue_full' }, sum(K.C_REFUSED_RATE_QUEUE)],
+    [{ reason: 'proxy' }, sum(K.C_PROXY_REFUSED)],
+  ]);
+  e.one('fleetmq_accept_rate_waits_total', 'counter', 'Accepted connections that waited for their listener\'s --max-connection-rate before a worker got them.', sum(K.C_ACCEPT_WAITED));
+  e.one('fleetmq_client_rate_pauses_total', 'counter', 'Times reading a client\'s socket paused for --max-client-msg-rate / --max-client-byte-rate.', sum(K.C_CLIENT_RATE_PAUSES));
+  e.one('fleetmq_subscriptions_refused_quota_total', 'counter', 'SUBSCRIBE filters refused by --max-subscriptions (v5 0x97, v3 0x80).', sum(K.C_SUBSCRIPTION_QUOTA));
+  e.one('fleetmq_messages_payload_too_large_total', 'counter', 'PUBLISHes dropped for a payload over --max-payload-size (QoS 1/2: v5 acknowledged 0x97).', sum(K.C_PAYLOAD_TOO_LARGE));
+
   e.one('fleetmq_http_connections_dropped_total', 'counter', 'Connections to this HTTP listener closed at once because it already had its maximum open.', src.httpDropped());
 
   // The client libraries' standard process metrics, for the whole process (every thread).

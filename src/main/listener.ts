@@ -6,15 +6,28 @@
 import * as net from 'node:net';
 import { native } from '../native';
 import type { Supervisor } from './supervisor';
+import type { ListenerSpec } from '../shared/listeners';
+import { AcceptRate } from './accept-rate';
+import { C_REFUSED_MAX_CONNECTIONS } from '../shared/counters';
 
 export class Listener {
   private readonly server: net.Server;
   /** Connections refused because no worker could take them (its accept ring was full). */
   refused = 0;
 
-  /** `index`: this listener's place in listenerSpecs(config), sent with each fd. */
-  constructor(private readonly supervisor: Supervisor, private readonly index = 0) {
-    this.server = net.createServer({ pauseOnConnect: true, noDelay: true }, (socket) => this.handOff(socket));
+  private rate: AcceptRate | null;
+
+  /**
+   * `index`: this listener's place in listenerSpecs(config), sent with each fd; `spec` its
+   * limits; `maxConnections`: the global bound (0: none).
+   */
+  constructor(private readonly supervisor: Supervisor, private readonly index = 0, private spec: ListenerSpec | null = null, private maxConnections = 0) {
+    const count = (c: number, n: number) => supervisor.countMain(c, n);
+    this.rate = spec && spec.maxConnectionRate > 0 ? new AcceptRate(spec.maxConnectionRate, (s) => this.admit(s), count) : null;
+    this.server = net.createServer({ pauseOnConnect: true, noDelay: true }, (socket) => {
+      if (this.rate) this.rate.offer(socket);
+      else this.admit(socket);
+    });
     this.server.on('error', (err) => {
       process.stderr.write(`fleetmq: listener error: ${err.message}\n`);
     });
@@ -31,8 +44,33 @@ export class Listener {
     });
   }
 
+  /** SIGHUP: new bounds for connections accepted from now on (open ones stay). */
+  setLimits(maxConnections: number, spec: ListenerSpec): void {
+    this.maxConnections = maxConnections;
+    this.spec = spec;
+    if (this.rate) this.rate.setRate(spec.maxConnectionRate);
+    else if (spec.maxConnectionRate > 0) this.rate = new AcceptRate(spec.maxConnectionRate, (s) => this.admit(s), (c, n) => this.supervisor.countMain(c, n));
+  }
+
   close(): Promise<void> {
+    this.rate?.close();
     return new Promise((resolve) => this.server.close(() => resolve()));
+  }
+
+  /**
+   * --max-connections and the listener's maxConnections, against what the workers hold now
+   * (src/shared/open-connections.ts): one more is closed unread and counted. The check is at
+   * hand-off, so a connection that waited for the rate is checked when it leaves the wait.
+   */
+  private admit(socket: net.Socket): void {
+    const open = this.supervisor.open;
+    const own = this.spec?.maxConnections ?? 0;
+    if ((this.maxConnections > 0 && open.total() >= this.maxConnections) || (own > 0 && open.onListener(this.index) >= own)) {
+      this.supervisor.countMain(C_REFUSED_MAX_CONNECTIONS, 1);
+      socket.destroy();
+      return;
+    }
+    this.handOff(socket);
   }
 
   private handOff(socket: net.Socket): void {

@@ -8,7 +8,7 @@ import { native } from '../native';
 import { createRingBuffer, createBell, RingProducer, RingConsumer } from '../shared/ring';
 import { createStoreIds } from '../shared/store-ids';
 import { ACCEPT_RECORD_BYTES, PeerReset, WorkerWiring } from '../shared/wiring';
-import type { TlsMaterial, TlsReload, TlsReloaded } from '../shared/listeners';
+import type { TlsMaterial, TlsReload, TlsReloaded, ReloadedLimits, LimitsReload } from '../shared/listeners';
 import { createCounters, COUNTERS_PER_WORKER, C_CONNECTIONS_OPEN, C_ACCEPTED, C_CLIENTS_CONNECTED, C_SESSIONS, C_SUBSCRIPTIONS } from '../shared/counters';
 import { topicIndex as trie } from '../shared/topic-index';
 import { createSlabBuffer } from '../slab-layout';
@@ -17,6 +17,8 @@ import type { ClusterNote, ToMain } from '../coordinator/coordinator';
 import { createHeartbeats } from '../shared/heartbeats';
 import type { BanEntry, BannedUpdate, BannedApplied } from '../shared/banned';
 import type { AdminReply } from '../shared/admin-messages';
+import { createOpenConnections, OpenConnections } from '../shared/open-connections';
+import { listenerSpecs } from '../shared/listeners';
 
 const ACCEPT_RING_BYTES = 64 * 1024;
 const PEER_RING_BYTES = 4 * 1024 * 1024;
@@ -63,6 +65,9 @@ export class Supervisor {
   private tls: (TlsMaterial | null)[] | null;
   private tlsSeq = 0;
   private readonly tlsAcks = new Map<number, { left: Set<number>; errors: string[]; done: () => void }>();
+  /** Connections open per worker and listener (src/shared/open-connections.ts). */
+  private readonly openSab: SharedArrayBuffer;
+  readonly open: OpenConnections;
 
   /** The banned list in force: posted to every worker on change, and to each one as it starts. */
   private banned: BannedUpdate = { t: 'banned', seq: 0, entries: [] };
@@ -77,6 +82,9 @@ export class Supervisor {
     this.counters = createCounters(n);
     this.counterView = new Float64Array(this.counters);
     this.heartbeats = createHeartbeats(n);
+    const listeners = listenerSpecs(config).length;
+    this.openSab = createOpenConnections(n, listeners);
+    this.open = new OpenConnections(this.openSab, listeners);
     this.trieId = trie.create();
     this.slab = n > 1 ? createSlabBuffer() : null;
     this.slabHolders = new SharedArrayBuffer(4 * n);
@@ -185,6 +193,7 @@ export class Supervisor {
       startedAt: this.startedAt,
       testHooks: this.testHooks,
       tls: this.tls,
+      open: this.openSab,
     };
     const worker = new Worker(WORKER_JS, { workerData: wiring, transferList: [port2, authChannel.port2], ...this.limits() });
     const slot: Slot = pending ?? { worker, accept: new RingProducer(acceptSab, this.bells[index]), acceptSab, handed: 0, ready: false };
@@ -233,6 +242,7 @@ export class Supervisor {
     s.accept.dataView.setInt32(at + 4, listener, true);
     s.accept.commit();
     s.handed++;
+    this.open.add(best, listener, 1);
     return true;
   }
 
@@ -285,13 +295,27 @@ export class Supervisor {
     return true;
   }
 
+  /** SIGHUP: every worker (and any started later) takes `limits` into its config. */
+  reloadLimits(limits: ReloadedLimits): void {
+    Object.assign(this.config, limits);
+    const msg: LimitsReload = { t: 'limits', limits };
+    for (const s of this.slots) s.worker?.postMessage(msg);
+  }
+
+  /** Main-thread counters (accept limits) live in row 0 at indices no worker writes (src/shared/counters.ts). */
+  countMain(counter: number, n: number): void {
+    this.counterView[counter] += n;
+  }
+
   private onExit(index: number, slot: Slot, code: number): void {
     if (this.stopping || this.slots[index] !== slot) return;
     process.stderr.write(`fleetmq: worker ${index} exited (code ${code}); replacing it\n`);
     this.restarts++;
     const acceptSab = createRingBuffer(ACCEPT_RING_BYTES);
     const next: Slot = { worker: null, accept: new RingProducer(acceptSab, this.bells[index]), acceptSab, handed: 0, ready: false };
-    this.carryQueuedFds(slot, next);
+    // The dead worker's fds closed with it; what its ring still held is counted in again below.
+    this.open.zeroWorker(index);
+    this.carryQueuedFds(slot, next, index);
     this.slots[index] = next;
     const row = this.counterView.subarray(index * COUNTERS_PER_WORKER, (index + 1) * COUNTERS_PER_WORKER);
     // Gauges of the dead worker go to zero; its message totals stay in $SYS.
@@ -322,14 +346,16 @@ export class Supervisor {
    * can land there before the main thread sees the exit) go to its replacement; closed only if
    * even that ring is full (src/README.md, "Measured": never leak an fd).
    */
-  private carryQueuedFds(dead: Slot, next: Slot): void {
+  private carryQueuedFds(dead: Slot, next: Slot, index: number): void {
     new RingConsumer(dead.acceptSab).drain((_d, view, off) => {
       const fd = view.getInt32(off, true);
       const at = next.accept.reserve(ACCEPT_RECORD_BYTES);
       if (at < 0) { native.closeFd(fd); return; }
+      const listener = view.getInt32(off + 4, true);
       next.accept.dataView.setInt32(at, fd, true);
-      next.accept.dataView.setInt32(at + 4, view.getInt32(off + 4, true), true);
+      next.accept.dataView.setInt32(at + 4, listener, true);
       next.handed++;
+      this.open.add(index, listener, 1);
     });
     next.accept.commit();
   }

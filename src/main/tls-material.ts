@@ -30,16 +30,20 @@ export function readTlsMaterial(specs: readonly ListenerSpec[]): (TlsMaterial | 
   const cache = new Map<string, TlsMaterial>();
   return specs.map((s) => {
     if (!s.tls) return null;
-    const { cert, key, ca } = s.tls;
-    const id = JSON.stringify([cert, key, ca]);
+    const { cert, key, ca, crl } = s.tls;
+    const id = JSON.stringify([cert, key, ca, crl]);
     const known = cache.get(id);
     if (known) return known;
-    const m: TlsMaterial = { cert: read('--cert', cert), key: read('--key', key), ca: ca ? read('--ca', ca) : null, ticketKeys: ticketKeys! };
+    const m: TlsMaterial = { cert: read('--cert', cert), key: read('--key', key), ca: ca ? read('--ca', ca) : null, crl: crl ? read('--crl', crl) : null, ticketKeys: ticketKeys! };
     try {
-      tls.createSecureContext({ cert: m.cert, key: m.key, ...(m.ca ? { ca: m.ca } : {}) });
+      tls.createSecureContext({ cert: m.cert, key: m.key, ...(m.ca ? { ca: m.ca } : {}), ...(m.crl ? { crl: m.crl } : {}) });
     } catch (err) {
-      throw new Error(`--cert ${cert} / --key ${key}${ca ? ` / --ca ${ca}` : ''}: ${(err as Error).message}`);
+      throw new Error(`--cert ${cert} / --key ${key}${ca ? ` / --ca ${ca}` : ''}${crl ? ` / --crl ${crl}` : ''}: ${(err as Error).message}`);
     }
+    // A resumed TLS session skips the certificate check: with a CRL, tickets are sealed with keys
+    // derived from its text, so a new CRL (SIGHUP) voids every ticket issued under the old one
+    // and a client revoked since must do a full handshake, which fails.
+    if (m.crl) m.ticketKeys = crypto.createHmac('sha384', Buffer.from(ticketKeys!, 'base64')).update(m.crl).digest('base64');
     cache.set(id, m);
     return m;
   });

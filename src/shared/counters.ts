@@ -60,6 +60,22 @@ export const C_HANDSHAKE_TIMEOUT = 29;
 export const C_WS_REFUSED = 30;
 /** TLS / WebSocket connections relayed to the worker that owns their session (workers/net/relay.ts), total. */
 export const C_RELAYED = 31;
+// Limits (workers/README.md, "Limits"). 48, 49 and 54 are written by the main thread, in row 0
+// only (no worker writes them), so they are summed like the others.
+/** Connections closed at accept: --max-connections or a listener's maxConnections reached. */
+export const C_REFUSED_MAX_CONNECTIONS = 48;
+/** Accepted connections that waited for their listener's connection rate (--max-connection-rate). */
+export const C_ACCEPT_WAITED = 49;
+/** Times a connection's reading was paused by --max-client-msg-rate / --max-client-byte-rate. */
+export const C_CLIENT_RATE_PAUSES = 50;
+/** SUBSCRIBE filters refused by --max-subscriptions (v5 0x97, v3 0x80). */
+export const C_SUBSCRIPTION_QUOTA = 51;
+/** PUBLISHes dropped because their payload exceeds --max-payload-size. */
+export const C_PAYLOAD_TOO_LARGE = 52;
+/** Connections closed on a PROXY protocol listener: untrusted sender, malformed or missing header. */
+export const C_PROXY_REFUSED = 53;
+/** Connections closed at accept because their listener's rate queue was full (ACCEPT_WAIT_MAX). */
+export const C_REFUSED_RATE_QUEUE = 54;
 // Admin API and banned list (68-75). The API counters are written by the main thread into
 // worker 0's row (no worker writes them, so no write races; they are summed like the others).
 /** CONNECTs refused because the client id, username or address is banned (v5 0x8A, v3 5). */
@@ -113,6 +129,13 @@ export const COUNTER_NAMES: Record<number, string> = {
   [C_HANDSHAKE_TIMEOUT]: 'clients/refused/handshake-timeout',
   [C_WS_REFUSED]: 'clients/refused/websocket',
   [C_RELAYED]: 'clients/relayed',
+  [C_REFUSED_MAX_CONNECTIONS]: 'clients/refused/max-connections',
+  [C_ACCEPT_WAITED]: 'clients/accept/waited-rate',
+  [C_CLIENT_RATE_PAUSES]: 'clients/rate-paused',
+  [C_SUBSCRIPTION_QUOTA]: 'subscriptions/refused/quota',
+  [C_PAYLOAD_TOO_LARGE]: 'messages/dropped/payload-too-large',
+  [C_PROXY_REFUSED]: 'clients/refused/proxy',
+  [C_REFUSED_RATE_QUEUE]: 'clients/refused/rate-queue-full',
   [C_BANNED_REFUSED]: 'clients/refused/banned',
   [C_BANNED_DISCONNECTED]: 'clients/disconnected/banned',
   [C_KICKED]: 'clients/disconnected/admin',

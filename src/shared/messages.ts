@@ -109,7 +109,7 @@ export type ToCoordinator =
   /** The subscription's feed stopped before the end (its session ended). */
   | { t: 'retained-close'; cursor: number }
   /** identity: a relayed TLS connection's certificate CN with --use-identity-as-username (workers/net/relay.ts). */
-  | { t: 'move'; to: number; fd: number; bytes: Uint8Array; identity?: string | null }
+  | { t: 'move'; to: number; fd: number; bytes: Uint8Array; identity?: string | null; origin?: ConnOrigin }
   /** Subscription journal: lets the coordinator drop a dead worker's subscriptions from the trie. */
   | { t: 'sub'; sub: number; filter: string }
   | { t: 'unsub'; sub: number; filter: string };
@@ -118,7 +118,7 @@ export type ToCoordinator =
 export type FromCoordinator =
   /** local: this worker owns the session already; redirect: move the connection to that worker. */
   | { t: 'granted'; req: number; existed: boolean; local?: boolean; redirect?: number }
-  | { t: 'conn'; fd: number; bytes: Uint8Array; identity?: string | null }
+  | { t: 'conn'; fd: number; bytes: Uint8Array; identity?: string | null; origin?: ConnOrigin }
   /** Every restored session for this worker has been sent. */
   | { t: 'adopt-done' }
   | { t: 'release'; req: number; clientId: string; clean: boolean }
@@ -130,3 +130,10 @@ export type FromCoordinator =
   | { t: 'cluster-fenced' }
   /** To worker 0: this node's id and the member list, for $SYS/broker/cluster/. */
   | { t: 'cluster-view'; node: string; incarnation: string; members: string[] };
+
+/**
+ * Where a moved connection came from: the listener that counts it open (-1: none, a relay's
+ * end, whose transport stays counted where it is) and the client's address when the fd's own
+ * peer is not it (a PROXY protocol header's, or a relay's client), else null.
+ */
+export interface ConnOrigin { listener: number; peer: string | null }

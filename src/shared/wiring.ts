@@ -41,6 +41,8 @@ export interface WorkerWiring {
   testHooks: boolean;
   /** Certificates of each TLS / WSS listener as of now, by listener index (null: none configured). */
   tls: (TlsMaterial | null)[] | null;
+  /** Connections open per worker and listener (src/shared/open-connections.ts): this worker counts its closes out. */
+  open: SharedArrayBuffer;
 }
 
 /** main → worker: a peer was replaced; its rings to and from this worker are new. */

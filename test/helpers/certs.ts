@@ -50,3 +50,24 @@ export function issue(ca: Ca, name: string, subject: string, serial: string, rol
   openssl(['x509', '-req', '-in', csr, '-CA', ca.cert, '-CAkey', ca.key, '-set_serial', `0x${serial}`, '-days', '2', '-out', cert, '-extfile', ext], dir);
   return { cert, key };
 }
+
+/**
+ * A PEM CRL signed by `ca` that revokes `revoked` (none: an empty CRL), written to `out` (an
+ * existing file is replaced, as an operator's update would). Made with `openssl ca` over a
+ * fresh database each time.
+ */
+export function makeCrl(ca: Ca, revoked: readonly Issued[], out: string): string {
+  const db = fs.mkdtempSync(path.join(ca.dir, 'crl-'));
+  fs.writeFileSync(path.join(db, 'index.txt'), '');
+  fs.writeFileSync(path.join(db, 'crlnumber'), '1000\n');
+  const cnf = path.join(db, 'ca.cnf');
+  fs.writeFileSync(cnf, [
+    '[ ca ]', 'default_ca = d', '[ d ]', `database = ${path.join(db, 'index.txt')}`, `crlnumber = ${path.join(db, 'crlnumber')}`,
+    'default_md = sha256', 'default_crl_days = 2', `certificate = ${ca.cert}`, `private_key = ${ca.key}`, '',
+  ].join('\n'));
+  for (const r of revoked) openssl(['ca', '-config', cnf, '-revoke', r.cert], db);
+  const tmp = path.join(db, 'crl.pem');
+  openssl(['ca', '-config', cnf, '-gencrl', '-out', tmp], db);
+  fs.copyFileSync(tmp, out);
+  return out;
+}

@@ -76,10 +76,9 @@ class AuthLink {
 }
 
 
+/** The client's address (a PROXY protocol header's when the listener uses one): net/connection.ts. */
 export function clientAddress(c: Connection): string {
-  const s = c.socket;
-  if (!s.remoteAddress) return 'unknown address';
-  return s.remoteFamily === 'IPv6' ? `[${s.remoteAddress}]:${s.remotePort}` : `${s.remoteAddress}:${s.remotePort}`;
+  return c.address();
 }
 
 /** A worker's authentication: one link to the main thread's AuthService, made at start. */

@@ -5,7 +5,7 @@ import { Message } from '../protocol/message';
 import { parsePublish, PublishFrame, PubError, forwardedProps, encodeAck } from '../protocol/publish-codec';
 import { validTopicName } from '../protocol/validate';
 import { PUBACK, PUBREC, RC, SERVER_TOPIC_ALIAS_MAX } from '../protocol/constants';
-import { C_MSGS_RECEIVED, C_DROPPED_NOT_AUTHORISED } from '../../src/shared/counters';
+import { C_MSGS_RECEIVED, C_DROPPED_NOT_AUTHORISED, C_PAYLOAD_TOO_LARGE } from '../../src/shared/counters';
 import type { HandlerDeps } from './deps';
 
 const f = new PublishFrame();
@@ -26,7 +26,20 @@ export function handlePublish(d: HandlerDeps, c: Connection, first: number, buf:
   // repeat; kept on the message for delivery's checks) and, once seen, one Map lookup.
   let topicStr: string | null = null;
   let denied = false;
-  if (c.acl !== null) {
+  // --max-payload-size: not routed, answered like a denied PUBLISH but with 0x97 Quota exceeded,
+  // the PUBACK / PUBREC code for "an implementation or administrative imposed limit has been
+  // exceeded" [MQTT5-3.4.2.1] (there is no "payload too large" ack code; 0x95 Packet too large
+  // is DISCONNECT's, for --max-packet-size). MQTT 3.1.1 cannot say no: acknowledged and
+  // dropped [MQTT-3.3.5-2]. QoS 0 is dropped. Counted either way.
+  let refusal: number = RC.NOT_AUTHORIZED;
+  const maxPayload = d.config.maxPayloadSize;
+  if (maxPayload > 0 && f.end - f.payloadStart > maxPayload) {
+    d.count(C_PAYLOAD_TOO_LARGE, 1);
+    if (f.qos === 0) return;
+    denied = true;
+    refusal = RC.QUOTA_EXCEEDED;
+  }
+  if (!denied && c.acl !== null) {
     topicStr = c.acl.topicOf(topic);
     denied = !c.acl.mayWrite(topicStr);
     if (denied) { d.count(C_DROPPED_NOT_AUTHORISED, 1); if (f.qos === 0) return; }
@@ -42,6 +55,7 @@ export function handlePublish(d: HandlerDeps, c: Connection, first: number, buf:
     // and a QoS 2 flow ends there [MQTT5-4.3.3]; MQTT 3.1.1 has no way to say no: acknowledged
     // as usual and dropped [MQTT-3.3.5-2], a QoS 2 flow going on to PUBREL / PUBCOMP.
     msg.denied = true;
+    msg.refusal = refusal;
     if (f.qos === 2 && !c.v5) s.inboundQos2.add(f.packetId);
     d.router.publish(msg, c, f.qos === 1 ? PUBACK : PUBREC, f.packetId);
     return;

@@ -7,6 +7,7 @@ import { validTopicFilter, parseSharedFilter, rawFiltersWellFormed, hasRepeatedP
 import { OPT_NO_LOCAL, OPT_RETAIN_AS_PUBLISHED } from '../../src/shared/topic-index';
 import { readVarint } from '../protocol/varint';
 import type { HandlerDeps } from './deps';
+import { C_SUBSCRIPTION_QUOTA } from '../../src/shared/counters';
 
 const vi = { len: 0 };
 
@@ -42,6 +43,14 @@ export function handleSubscribe(d: HandlerDeps, c: Connection, p: ISubscribePack
     // Failure on 3.1.1 (§3.9.3); the other filters of the SUBSCRIBE are decided on their own.
     if (c.acl !== null && !c.acl.maySubscribe(shared ? shared.filter : sub.topic)) {
       granted.push(c.v5 ? RC.NOT_AUTHORIZED : 0x80);
+      continue;
+    }
+    // --max-subscriptions: a filter that would be one more than the session may hold is refused,
+    // 0x97 Quota exceeded [MQTT5-3.9.3] / 0x80 Failure (§3.9.3); one it holds already is replaced.
+    const max = d.config.maxSubscriptions;
+    if (max > 0 && s.subs.size >= max && !s.subs.has(sub.topic)) {
+      d.count(C_SUBSCRIPTION_QUOTA, 1);
+      granted.push(c.v5 ? RC.QUOTA_EXCEEDED : 0x80);
       continue;
     }
     const qos = Math.min(sub.qos, 2);

@@ -8,6 +8,7 @@ import type { StoreWait } from '../persist/durable-routing';
 import type { ConnAcl } from '../auth/acl-gate';
 import { readVarint } from '../protocol/varint';
 import { DISCONNECT, RC } from '../protocol/constants';
+import type { ClientRate } from './client-rate';
 import { C_BYTES_RECEIVED, C_BYTES_SENT, C_DROPPED_SLOW_QOS0, C_CLOSED_UNREAD } from '../../src/shared/counters';
 
 export const enum ConnState { NEW, CONNECTING, CONNECTED, CLOSED }
@@ -67,6 +68,12 @@ export class Connection {
   will: Will | null = null;
   /** What the ACL lets this client read and write (auth/acl-gate.ts); null without --acl-file. */
   acl: ConnAcl | null = null;
+  /** The listener that counts this connection open (src/shared/open-connections.ts), -1: none (a relay's end). */
+  listener = -1;
+  /** The client's address when the socket's peer is not it (PROXY protocol, relays), else null: see address(). */
+  peer: string | null = null;
+  /** --max-client-msg-rate / --max-client-byte-rate (net/client-rate.ts); null without them. */
+  rate: ClientRate | null = null;
   /** Set when the client sent DISCONNECT 0x00: the will is discarded [MQTT-3.14.4-3]. */
   normalDisconnect = false;
 
@@ -110,6 +117,14 @@ export class Connection {
 
   get v5(): boolean { return this.version === 5; }
 
+  /** The client's address and port, for logs: "a.b.c.d:port", "[v6]:port" or "unknown address". */
+  address(): string {
+    if (this.peer !== null) return this.peer;
+    const s = this.socket;
+    if (!s.remoteAddress) return 'unknown address';
+    return s.remoteFamily === 'IPv6' ? `[${s.remoteAddress}]:${s.remotePort}` : `${s.remoteAddress}:${s.remotePort}`;
+  }
+
   private onData(chunk: Buffer): void {
     this.env.count(C_BYTES_RECEIVED, chunk.length);
     this.lastRecv = Date.now();
@@ -117,7 +132,18 @@ export class Connection {
       this.held = this.held ? Buffer.concat([this.held, chunk]) : chunk;
       return;
     }
+    if (this.rate !== null) this.rate.refill(this.lastRecv);
     this.consume(chunk);
+  }
+
+  /** The client's rates allow more again (net/client-rate.ts): process what waited, read on. */
+  private rateResume(): void {
+    if (this.state !== ConnState.CONNECTED) return;
+    this.rate!.refill(Date.now());
+    const waiting = this.partial;
+    this.partial = null;
+    if (waiting !== null) this.consume(waiting);
+    if ((this.state as ConnState) === ConnState.CONNECTED && !this.rate!.paused) this.socket.resume();
   }
 
   /** Splits `chunk` (plus any partial frame) into frames and dispatches each. */
@@ -127,6 +153,8 @@ export class Connection {
     let pos = 0;
     const end = buf.length;
     const maxPacket = this.env.config.maxPacketSize;
+    const rate = this.rate;
+    let throttled = false;
     while (pos < end && this.state !== ConnState.CLOSED && this.state !== ConnState.CONNECTING) {
       if (end - pos < 2) break;
       const len = readVarint(buf, pos + 1, end, vi);
@@ -135,6 +163,8 @@ export class Connection {
       const bodyStart = pos + 1 + vi.len;
       if (bodyStart - pos + len > maxPacket) { this.protocolClose(RC.PACKET_TOO_LARGE); return; }
       if (bodyStart + len > end) break;
+      // Over the client's rate: this frame and the rest wait (in `partial`) and reading pauses.
+      if (rate !== null && this.state === ConnState.CONNECTED && !rate.take(buf[pos], bodyStart - pos + len)) { throttled = true; break; }
       this.env.dispatch(this, buf[pos], buf, pos, bodyStart, bodyStart + len);
       pos = bodyStart + len;
     }
@@ -145,6 +175,10 @@ export class Connection {
       return;
     }
     if (pos < end) this.partial = buf.subarray(pos);
+    if (throttled) {
+      this.socket.pause();
+      rate!.pause(() => this.rateResume());
+    }
   }
 
   /** The CONNECT frame, kept while it is being decided in case the connection moves. */
@@ -197,7 +231,7 @@ export class Connection {
     const held = this.held;
     this.held = null;
     if (held) this.consume(held);
-    if ((this.state as ConnState) !== ConnState.CLOSED) this.socket.resume();
+    if ((this.state as ConnState) !== ConnState.CLOSED && !(this.rate !== null && this.rate.paused)) this.socket.resume();
   }
 
   /** Queues bytes for this turn's single write (workers/README.md, "Output"). */

@@ -3,10 +3,8 @@
 import * as net from 'node:net';
 import { Connection, ConnState, type ConnectionEnv, type Transport } from './connection';
 import { RC } from '../protocol/constants';
+import { ClientRate } from './client-rate';
 import { C_ACCEPTED, C_CONNECTIONS_TOTAL, C_CONNECTIONS_OPEN } from '../../src/shared/counters';
-
-/** A connection must send CONNECT within this time, or it is closed. */
-const CONNECT_TIMEOUT_MS = 10_000;
 
 export class Connections {
   readonly all = new Set<Connection>();
@@ -27,20 +25,41 @@ export class Connections {
       return null;
     }
     socket.setNoDelay(true);
+    return this.adoptSocket(socket, identity, null, -1);
+  }
+
+  /**
+   * A TCP socket made from an fd (net/admission.ts counted it accepted; a PROXY header, if its
+   * listener takes one, is read: `peer` is the client it named).
+   */
+  adoptSocket(socket: net.Socket, identity: string | null, peer: string | null, listener: number): Connection {
     const c = new Connection(socket, this.env, true, identity);
+    c.peer = peer;
+    c.listener = listener;
+    this.limit(c);
     this.all.add(c);
     this.created.set(c, Date.now());
     this.env.count(C_CONNECTIONS_OPEN, 1);
     if (this.stopping) c.close();
+    // Paused after a PROXY header; a fresh socket flows from its 'data' listener anyway.
+    else socket.resume();
     return c;
+  }
+
+  /** Per-client rates, when configured (net/client-rate.ts). */
+  private limit(c: Connection): void {
+    const cfg = this.env.config;
+    if (cfg.maxClientMsgRate > 0 || cfg.maxClientByteRate > 0) c.rate = new ClientRate(cfg.maxClientMsgRate, cfg.maxClientByteRate, this.env.count);
   }
 
   /**
    * A TLS or WebSocket connection whose handshake finished (net/transports.ts counted its fd
    * as accepted); from here on it is a connection like a TCP one.
    */
-  adoptStream(t: Transport, identity: string | null): Connection {
+  adoptStream(t: Transport, identity: string | null, peer: string | null = null): Connection {
     const c = new Connection(t, this.env, false, identity);
+    c.peer = peer;
+    this.limit(c);
     this.all.add(c);
     this.created.set(c, Date.now());
     this.env.count(C_CONNECTIONS_OPEN, 1);
@@ -52,9 +71,13 @@ export class Connections {
    * A connection another worker moved here, with the bytes it had already read (and, for a
    * relayed TLS connection, the certificate identity it was accepted with).
    */
-  adoptMoved(fd: number, bytes: Uint8Array, identity: string | null = null): void {
+  adoptMoved(fd: number, bytes: Uint8Array, identity: string | null = null, peer: string | null = null, listener = -1): Connection | null {
     const c = this.adopt(fd, identity);
-    c?.inject(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));
+    if (c === null) return null;
+    c.peer = peer;
+    c.listener = listener;
+    c.inject(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));
+    return c;
   }
 
   /** True the first time: the connection was one of ours. */
@@ -64,13 +87,17 @@ export class Connections {
     return true;
   }
 
-  /** Keep-alive: 1.5 × the negotiated interval without a packet closes [MQTT-3.1.2-24, MQTT5-3.1.2-22]. */
+  /**
+   * Keep-alive: 1.5 × the negotiated interval without a packet closes [MQTT-3.1.2-24, MQTT5-3.1.2-22].
+   * A connection without CONNECT for --connect-timeout-ms (from its TLS / WebSocket handshake's
+   * end) is closed.
+   */
   sweep(): void {
     const now = Date.now();
     for (const c of this.all) {
       if (c.state === ConnState.CONNECTED) {
         if (c.keepaliveMs > 0 && now - c.lastRecv > c.keepaliveMs * 1.5) c.protocolClose(RC.KEEP_ALIVE_TIMEOUT);
-      } else if (c.state === ConnState.NEW && now - (this.created.get(c) ?? now) > CONNECT_TIMEOUT_MS) {
+      } else if (c.state === ConnState.NEW && now - (this.created.get(c) ?? now) > this.env.config.connectTimeoutMs) {
         c.close();
       }
     }

@@ -12,7 +12,7 @@ import type { BrokerConfig } from '../../src/config';
 import type { ListenerSpec, TlsMaterial } from '../../src/shared/listeners';
 import type { Transport } from './connection';
 import { WsStream } from './ws-stream';
-import { C_ACCEPTED, C_CONNECTIONS_TOTAL, C_TLS_FAILED, C_HANDSHAKE_TIMEOUT, C_WS_REFUSED } from '../../src/shared/counters';
+import { C_TLS_FAILED, C_HANDSHAKE_TIMEOUT, C_WS_REFUSED } from '../../src/shared/counters';
 
 /** The WebSocket subprotocols MQTT clients offer: 'mqtt' [MQTT-6.0.0-3], and 'mqttv3.1' for MQTT 3.1 clients. */
 const SUBPROTOCOLS = ['mqtt', 'mqttv3.1'];
@@ -23,8 +23,8 @@ export interface TransportsEnv {
   /** Certificates by listener index (src/shared/listeners.ts). */
   readonly tls: readonly (TlsMaterial | null)[] | null;
   count(counter: number, n: number): void;
-  /** A handshake finished: `t` is now an MQTT byte stream (identity: see Connection). */
-  ready(t: Transport, identity: string | null): void;
+  /** A handshake finished: `t` is now an MQTT byte stream (identity: see Connection; peer: a PROXY header's client). */
+  ready(t: Transport, identity: string | null, peer: string | null): void;
 }
 
 /** What this worker holds for one listener that is not plain TCP. */
@@ -41,6 +41,8 @@ export class Transports {
   private readonly wss: WebSocketServer;
   /** Sockets waiting for their WebSocket upgrade, and since when (swept: a bound in time). */
   private readonly upgrading = new Map<net.Socket, number>();
+  /** The client a PROXY header named, by the socket made from the fd. */
+  private readonly peers = new WeakMap<net.Socket, string>();
 
   constructor(private readonly env: TransportsEnv) {
     this.wss = new WebSocketServer({
@@ -58,7 +60,7 @@ export class Transports {
       const material = env.tls?.[i];
       if (spec.tls && material) {
         const server = this.makeTlsServer(spec, material);
-        if (spec.transport === 'tls') server.on('secureConnection', (t: tls.TLSSocket) => this.env.ready(t, this.identity(spec, t)));
+        if (spec.transport === 'tls') server.on('secureConnection', (t: tls.TLSSocket) => this.env.ready(t, this.identity(spec, t), this.peerOf(t)));
         else server.on('secureConnection', (t: tls.TLSSocket) => this.toHttp(e, t));
         e.tls = server;
       }
@@ -101,27 +103,29 @@ export class Transports {
     return server;
   }
 
-  /** An fd from listener `listener` (not plain TCP). */
-  adopt(fd: number, listener: number): void {
-    this.env.count(C_ACCEPTED, 1);
-    this.env.count(C_CONNECTIONS_TOTAL, 1);
-    let raw: net.Socket;
-    try {
-      raw = new net.Socket({ fd, readable: true, writable: true });
-    } catch {
-      return;
-    }
-    raw.setNoDelay(true);
+  /**
+   * A socket of listener `listener` (net/admission.ts counted it accepted and read its PROXY
+   * header, if any: `peer`, and `rest`, the bytes read after it).
+   */
+  adoptSocket(raw: net.Socket, peer: string | null, listener: number, rest: Buffer | null = null): void {
+    if (peer !== null) this.peers.set(raw, peer);
     const e = this.endpoints[listener];
-    if (e?.tls) e.tls.emit('connection', raw);
-    else if (e?.http) this.toHttp(e, raw);
+    if (e?.tls) {
+      // tls.TLSSocket starts with what the socket has buffered, then reads its handle.
+      if (rest !== null) raw.unshift(rest);
+      e.tls.emit('connection', raw);
+    } else if (e?.http) this.toHttp(e, raw, rest);
     else raw.destroy(); // a listener this worker was not configured for: cannot happen
   }
 
-  private toHttp(e: Endpoint, s: net.Socket): void {
+  private toHttp(e: Endpoint, s: net.Socket, rest: Buffer | null = null): void {
     this.upgrading.set(s, Date.now());
     s.once('close', () => this.upgrading.delete(s));
     e.http!.emit('connection', s);
+    // The HTTP parser reads a plain socket's handle itself, past anything buffered in the
+    // stream, so bytes that followed a PROXY header are given to it as the socket's 'data'
+    // (its own listener), before any later byte can be read: same turn, no I/O between.
+    if (rest !== null) s.emit('data', rest);
   }
 
   private onUpgrade(e: Endpoint, req: http.IncomingMessage, socket: net.Socket, head: Buffer): void {
@@ -137,8 +141,14 @@ export class Transports {
     if (!SUBPROTOCOLS.some((p) => offered.includes(p))) { refuse('400 Bad Request'); return; }
     this.wss.handleUpgrade(req, socket, head, (ws) => {
       const stream = new WsStream(ws, socket, () => this.env.count(C_WS_REFUSED, 1));
-      this.env.ready(stream, socket instanceof tls.TLSSocket ? this.identity(e.spec, socket) : null);
+      this.env.ready(stream, socket instanceof tls.TLSSocket ? this.identity(e.spec, socket) : null, this.peerOf(socket));
     });
+  }
+
+  /** A PROXY header's client for this TLS socket or the socket it wraps, else null. */
+  private peerOf(s: net.Socket): string | null {
+    const raw = s instanceof tls.TLSSocket ? (s as unknown as { _parent?: net.Socket })._parent ?? s : s;
+    return this.peers.get(raw) ?? null;
   }
 
   /** The certificate's CN when the listener uses it as the username ('' without one: refused at CONNECT), else null. */
@@ -178,7 +188,9 @@ export class Transports {
 
 /** TLS 1.2 at least: 1.0 and 1.1 are deprecated (RFC 8996). */
 function secureOptions(m: TlsMaterial): tls.SecureContextOptions {
-  return { cert: m.cert, key: m.key, ...(m.ca ? { ca: m.ca } : {}), minVersion: 'TLSv1.2', ticketKeys: Buffer.from(m.ticketKeys, 'base64') };
+  // A CRL makes OpenSSL check every client certificate against it (X509_V_FLAG_CRL_CHECK):
+  // a revoked one fails the handshake.
+  return { cert: m.cert, key: m.key, ...(m.ca ? { ca: m.ca } : {}), ...(m.crl ? { crl: m.crl } : {}), minVersion: 'TLSv1.2', ticketKeys: Buffer.from(m.ticketKeys, 'base64') };
 }
 
 function pathOf(url: string | undefined): string {

@@ -12,6 +12,8 @@ export class Message {
   enc5r: Buffer | null = null;
   /** The ACL refused its publisher this topic: only acknowledged, never routed (handlers/publish.ts). */
   denied = false;
+  /** A denied message's v5 acknowledgement code: 0x87 Not authorized (ACL), 0x97 Quota exceeded (--max-payload-size). */
+  refusal = 0x87;
 
   constructor(
     readonly topic: Buffer,

@@ -11,9 +11,6 @@ import type { LocalDelivery } from './local-delivery';
 import type { PeerLinks } from './peers';
 import { acknowledge } from './ack-order';
 
-/** v5 reason code Not authorized (PUBACK / PUBREC of a PUBLISH the ACL refused). */
-const NOT_AUTHORIZED = 0x87;
-
 /** Publishes matched per native call; also bounds the scratch buffers. */
 const BATCH = 256;
 
@@ -113,10 +110,10 @@ export class Router implements RouteSink {
   complete(item: Pending, out: Uint32Array, from: number, count: number, stored: Stored | null): void {
     const msg = item.msg;
     if (msg.denied) {
-      // Refused by the ACL (handlers/publish.ts): acknowledged in its place among the client's
+      // Refused by the ACL or --max-payload-size (handlers/publish.ts): acknowledged in its place among the client's
       // PUBLISHes (behind any that wait for the store, like any other), never routed or retained.
       const c = item.conn!;
-      acknowledge(c, item.ack, item.pid, c.v5 ? NOT_AUTHORIZED : 0);
+      acknowledge(c, item.ack, item.pid, c.v5 ? msg.refusal : 0);
       return;
     }
     if (msg.retain && !item.retained) this.deps.retain(msg);

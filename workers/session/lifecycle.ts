@@ -32,7 +32,7 @@ export interface LifecycleDeps {
     claim(clientId: string, clean: boolean): Promise<Grant>;
     released(req: number): void;
     ended(clientId: string): void;
-    move(to: number, fd: number, bytes: Uint8Array, identity: string | null): void;
+    move(to: number, fd: number, bytes: Uint8Array, identity: string | null, origin: { listener: number; peer: string | null } | null): void;
   };
   publishWill(w: Will): void;
   /** Relays a TLS / WebSocket transport to another worker; returns the fd that worker adopts (net/relay.ts). */
@@ -80,6 +80,9 @@ export class SessionLifecycle {
    */
   private moveConnection(c: Connection, owner: number): void {
     const bytes = c.takeReplayBytes();
+    // A TCP fd is counted open by its listener where it goes; a relay's end is not (its transport
+    // stays counted here). The client's address goes along where the fd's own peer is not it.
+    const origin = c.plain ? { listener: c.listener, peer: c.peer } : { listener: -1, peer: c.address() };
     let copy: number;
     if (c.plain) {
       const fd = (c.socket as unknown as { _handle?: { fd?: number } })._handle?.fd;
@@ -94,7 +97,7 @@ export class SessionLifecycle {
       c.detachTransport();
       this.deps.count(K.C_RELAYED, 1);
     }
-    this.deps.registry.move(owner, copy, bytes, c.identity);
+    this.deps.registry.move(owner, copy, bytes, c.identity, origin);
   }
 
   /** This worker owns the session already: the new connection replaces the old one [MQTT-3.1.4-3]. */

@@ -9,7 +9,7 @@
 // --node-id); 128 + signal number for SIGTERM / SIGINT before the broker was listening.
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { parseArgs, resolveConfig, helpText, ConfigError, BrokerConfig, anonymousAllowed, isLoopbackHost } from './config';
+import { parseArgs, resolveConfig, helpText, ConfigError, BrokerConfig, anonymousAllowed, isLoopbackHost, chainAuth, authMethods } from './config';
 import { startBroker, RunningBroker } from './broker';
 import { passwdMain } from './auth/passwd-cli';
 
@@ -33,6 +33,10 @@ function configure(argv: readonly string[]): BrokerConfig | null {
 /** What the startup log says about who may connect (Mosquitto 2's secure default, made visible). */
 function accessLine(config: BrokerConfig, host: string, users: number | null): string {
   const anon = anonymousAllowed(config);
+  if (chainAuth(config)) {
+    const who = anon ? `anonymous clients allowed (--allow-anonymous true)${isLoopbackHost(host) ? '' : ` on ${host}`}` : 'anonymous clients refused';
+    return `authentication chain ${authMethods(config).join(', ')}${config.passwordFile ? ` (password file ${config.passwordFile}: ${users} user${users === 1 ? '' : 's'})` : ''}; ${who}`;
+  }
   if (!config.passwordFile) {
     if (!anon) return 'no password file and --allow-anonymous false: every client is refused';
     return isLoopbackHost(host) ? 'no authentication configured: anonymous clients allowed, loopback only (see --password-file)'

@@ -30,6 +30,7 @@ import { startSysTopics } from './sys/sys-topics';
 import { startHeartbeat } from '../src/shared/heartbeats';
 import { AuthGate } from './auth/auth-gate';
 import { AclGate } from './auth/acl-gate';
+import { disarmExpiry } from './auth/token-expiry';
 import type { Message } from './protocol/message';
 import { RC } from './protocol/constants';
 import { ClusterState } from '../src/shared/cluster-state';
@@ -124,7 +125,7 @@ const connections = new Connections({
   },
   endOfRead: () => router.flushBatch(),
   markDirty: (c: Connection) => turn.markDirty(c),
-  closed: (c: Connection) => { if (connections.closed(c)) lifecycle.connectionClosed(c); },
+  closed: (c: Connection) => { disarmExpiry(c); if (connections.closed(c)) lifecycle.connectionClosed(c); },
 });
 // TLS, WS and WSS listeners' fds go through their handshake first (net/transports.ts); plain
 // TCP's are adopted directly, as before those listeners existed.

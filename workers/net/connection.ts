@@ -5,7 +5,7 @@ import type { Session } from '../session/session';
 import type { Will } from '../session/will';
 import type { AckOrder } from '../routing/ack-order';
 import type { StoreWait } from '../persist/durable-routing';
-import type { ConnAcl } from '../auth/acl-gate';
+import type { ConnAuthz } from '../auth/acl-gate';
 import { readVarint } from '../protocol/varint';
 import { DISCONNECT, RC } from '../protocol/constants';
 import { C_BYTES_RECEIVED, C_BYTES_SENT, C_DROPPED_SLOW_QOS0, C_CLOSED_UNREAD } from '../../src/shared/counters';
@@ -61,8 +61,13 @@ export class Connection {
   keepaliveMs = 0;
   lastRecv = Date.now();
   will: Will | null = null;
-  /** What the ACL lets this client read and write (auth/acl-gate.ts); null without --acl-file. */
-  acl: ConnAcl | null = null;
+  /**
+   * What the ACL lets this client read and write (auth/acl-gate.ts, and auth/client-acl.ts for
+   * rules its authentication came with); null without either, or for a superuser.
+   */
+  acl: ConnAuthz | null = null;
+  /** Set when its JWT expires: closes the connection then (auth/token-expiry.ts); null otherwise. */
+  expiryTimer: NodeJS.Timeout | null = null;
   /** Set when the client sent DISCONNECT 0x00: the will is discarded [MQTT-3.14.4-3]. */
   normalDisconnect = false;
 

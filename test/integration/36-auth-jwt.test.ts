@@ -100,6 +100,29 @@ describe('HS256 from a secret file, sub = username, ACL claims in front of the A
     assertNoToken(b);
   });
 
+  test('MQTT 5 enhanced authentication is not offered: an Authentication Method gets 0x8C and a close, before any token check; AUTH later is 0x82', { timeout: 60000 }, async () => {
+    const refused = await metric(b, 'fleetmq_auth_jwt_refused_total');
+    const valid = await sign({ sub: 'ann', exp: now() + 600 }, key(), 'HS256');
+    for (const method of ['SCRAM-SHA-256', 'SCRAM-SHA-1']) {
+      const c = await RawClient.connect(b.port, 5);
+      try {
+        // [MQTT-4.12.0-1]: an unsupported method may be refused with 0x8C, and the connection closed.
+        const ack = await c.handshake({ clientId: id('scram'), username: 'ann', password: Buffer.from(valid), properties: { authenticationMethod: method, authenticationData: Buffer.from('n,,n=ann,r=abc') } });
+        assert.equal(ack.reasonCode, 0x8c, method);
+        assert.ok(await c.waitClosed(10000), 'closed after 0x8C');
+      } finally { c.destroy(); }
+    }
+    // The token was never looked at (the refusal comes first).
+    assert.equal(await metric(b, 'fleetmq_auth_jwt_refused_total'), refused);
+    // AUTH on a connection that did not name a method: a Protocol Error (§4.12, §3.15).
+    const s = await rawSession(b.port, 5, { clientId: id('auth'), username: 'ann', password: Buffer.from(valid) });
+    try {
+      s.send({ cmd: 'auth', reasonCode: 0x19, properties: { authenticationMethod: 'SCRAM-SHA-256' } } as never);
+      const rest = await s.expectClose('the broker to close after AUTH');
+      assert.deepEqual(rest.map((p) => [p.cmd, (p as { reasonCode?: number }).reasonCode]), [['disconnect', 0x82]]);
+    } finally { s.destroy(); }
+  });
+
   test('ACL claims: a rule list first, then the ACL file; {pub, sub} denies the rest; a will the claims forbid: 0x87', { timeout: 60000 }, async () => {
     const listed = await sign({
       sub: 'lis', exp: now() + 600,

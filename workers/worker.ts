@@ -53,7 +53,7 @@ const coord = new CoordinatorClient(wiring.coordinator,
   (req, clientId, clean) => lifecycle.release(req, clientId, clean),
   (s) => lifecycle.adopt(s),
   (req, results, error) => persister.onStored(req, results, error),
-  (fd, bytes, identity) => connections.adoptMoved(fd, bytes, identity),
+  (fd, bytes, identity, peer) => connections.adoptMoved(fd, bytes, identity, peer),
   // Ready once the coordinator has handed over this worker's restored sessions.
   () => parentPort!.postMessage({ t: 'ready' }),
   (m) => {

@@ -152,7 +152,7 @@ export class Coordinator {
       case 'retained-close': this.cursors.close(index, m.cursor); break;
       case 'move': {
         const target = this.ports[m.to];
-        if (target) target.postMessage({ t: 'conn', fd: m.fd, bytes: m.bytes, identity: m.identity } satisfies FromCoordinator);
+        if (target) target.postMessage({ t: 'conn', fd: m.fd, bytes: m.bytes, identity: m.identity, peer: m.peer } satisfies FromCoordinator);
         else native.closeFd(m.fd);
         break;
       }

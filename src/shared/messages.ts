@@ -109,7 +109,7 @@ export type ToCoordinator =
   /** The subscription's feed stopped before the end (its session ended). */
   | { t: 'retained-close'; cursor: number }
   /** identity: a relayed TLS connection's certificate CN with --use-identity-as-username (workers/net/relay.ts). */
-  | { t: 'move'; to: number; fd: number; bytes: Uint8Array; identity?: string | null }
+  | { t: 'move'; to: number; fd: number; bytes: Uint8Array; identity?: string | null; peer?: PeerInfo }
   /** Subscription journal: lets the coordinator drop a dead worker's subscriptions from the trie. */
   | { t: 'sub'; sub: number; filter: string }
   | { t: 'unsub'; sub: number; filter: string };
@@ -118,7 +118,7 @@ export type ToCoordinator =
 export type FromCoordinator =
   /** local: this worker owns the session already; redirect: move the connection to that worker. */
   | { t: 'granted'; req: number; existed: boolean; local?: boolean; redirect?: number }
-  | { t: 'conn'; fd: number; bytes: Uint8Array; identity?: string | null }
+  | { t: 'conn'; fd: number; bytes: Uint8Array; identity?: string | null; peer?: PeerInfo }
   /** Every restored session for this worker has been sent. */
   | { t: 'adopt-done' }
   | { t: 'release'; req: number; clientId: string; clean: boolean }
@@ -130,3 +130,10 @@ export type FromCoordinator =
   | { t: 'cluster-fenced' }
   /** To worker 0: this node's id and the member list, for $SYS/broker/cluster/. */
   | { t: 'cluster-view'; node: string; incarnation: string; members: string[] };
+
+/**
+ * Where a moved connection really comes from: a relayed TLS / WebSocket connection reaches its
+ * owner over a socket pair with no address, yet the auth callout and the refusal log need the
+ * client's address and listener (workers/auth/auth-gate.ts).
+ */
+export interface PeerInfo { host: string; port: number; listener: string }

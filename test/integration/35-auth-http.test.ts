@@ -23,7 +23,10 @@ import { RawClient, rawSession } from '../helpers/raw-client';
 import { AuthServer, type CalloutBody, type Answer } from '../helpers/auth-server';
 import { request } from '../helpers/http';
 import { parsePromText, sampleValue } from '../helpers/prom-text';
-import { waitUntil } from '../helpers/wait';
+import { waitUntil, onceEvent } from '../helpers/wait';
+import { connectClient, end } from '../helpers/clients';
+import { makeCa, issue } from '../helpers/certs';
+import * as net from 'node:net';
 import { hashPassword } from '../../src/auth/password-file';
 
 const fleetmqPasswdLine = (user: string, password: string): string => `${user}:${hashPassword(Buffer.from(password))}`;
@@ -229,5 +232,43 @@ describe('in-flight requests', () => {
       assert.equal(await first, 0);
       assert.equal(await metric(b, 'fleetmq_auth_http_inflight_full_total'), 1);
     } finally { await b.kill(); await server.close(); }
+  });
+});
+
+describe('a TLS connection relayed to the worker that owns its session', () => {
+  test('the owner asks with the client\'s real address and listener, and finds the answer cached', { timeout: 180000 }, async () => {
+    const certDir = fs.mkdtempSync(path.join(dir, 'tls-'));
+    const ca = makeCa(certDir, 'ca');
+    const cert = issue(ca, 'server', '/CN=localhost', '1001', 'server');
+    const server = await AuthServer.start(() => ({ body: { result: 'allow' } }));
+    const b = await launchBroker(2, ['--auth-http-url', server.url, '--tls-port', '0', '--cert', cert.cert, '--key', cert.key, '--durability', 'none']);
+    const fillers: net.Socket[] = [];
+    try {
+      const tlsPort = Number(b.output().match(/tls listener on [^\s]+:(\d+)/)![1]);
+      const clientId = id('relayed');
+      const creds = { username: 'tls-user', password: 'tls-pw', clientId, clean: false, protocolVersion: 5 as const, properties: { sessionExpiryInterval: 300 } };
+      const mqtts = () => connectClient(tlsPort, { protocol: 'mqtts', ca: fs.readFileSync(ca.cert), servername: 'localhost', ...creds });
+      await end((await mqtts()).client);
+      // The owner is the least-loaded worker once the client left; an idle connection lands
+      // there first, so a reconnect goes to the other worker and is relayed (as test 33).
+      for (let round = 0; round < 8 && await metric(b, 'fleetmq_connections_relayed_total') === 0; round++) {
+        if (round % 2 === 0) {
+          const f = net.connect(b.port, '127.0.0.1');
+          fillers.push(f);
+          await onceEvent(f, 'connect', 'a filler connection');
+        }
+        const again = await mqtts();
+        assert.equal(again.connack.sessionPresent, true, `round ${round}: session present`);
+        await end(again.client);
+      }
+      assert.ok(await metric(b, 'fleetmq_connections_relayed_total') >= 1, 'no reconnect was relayed');
+      const mine = server.requests.filter((r) => r.clientid === clientId);
+      assert.deepEqual([...new Set(mine.map((r) => `${r.listener} ${r.peerhost}`))], ['tls 127.0.0.1'], JSON.stringify(mine));
+      assert.equal(mine.length, 1, 'every later check, the relayed one too, was a cache hit');
+    } finally {
+      for (const f of fillers) f.destroy();
+      await b.kill();
+      await server.close();
+    }
   });
 });

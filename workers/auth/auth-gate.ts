@@ -16,6 +16,7 @@ import type { Connection } from '../net/connection';
 import { WsStream } from '../net/ws-stream';
 import { anonymousAllowed, chainAuth, type BrokerConfig } from '../../src/config';
 import { AuthReply, AuthInit, AuthRequest, AuthRefusedNote, Verdict, credentialKey, type Grant } from '../../src/auth/messages';
+import type { PeerInfo } from '../../src/shared/messages';
 import { N_HTTP_REQUEST, N_HTTP_ERROR, N_HTTP_HIT, N_HTTP_COALESCED, N_HTTP_FULL, N_HTTP_EVICTED } from '../../src/auth/http-callout';
 import { N_JWT_REFUSED } from '../../src/auth/chain';
 import * as K from '../../src/shared/counters';
@@ -106,16 +107,18 @@ class AuthLink {
 
 
 export function clientAddress(c: Connection): string {
+  if (c.peer) return c.peer.host.includes(':') ? `[${c.peer.host}]:${c.peer.port}` : `${c.peer.host}:${c.peer.port}`;
   const s = c.socket;
   if (!s.remoteAddress) return 'unknown address';
   return s.remoteFamily === 'IPv6' ? `[${s.remoteAddress}]:${s.remotePort}` : `${s.remoteAddress}:${s.remotePort}`;
 }
 
-/** What the callout reports as the listener: tcp, tls, ws or wss (a relayed connection: tcp). */
-function listenerOf(c: Connection): string {
+/** The client's address, port and listener (tcp, tls, ws, wss), also for a connection relayed here. */
+export function peerOf(c: Connection): PeerInfo {
+  if (c.peer) return c.peer;
   const s = c.socket;
-  if (s instanceof WsStream) return s.encrypted ? 'wss' : 'ws';
-  return s instanceof tls.TLSSocket ? 'tls' : 'tcp';
+  const listener = s instanceof WsStream ? (s.encrypted ? 'wss' : 'ws') : s instanceof tls.TLSSocket ? 'tls' : 'tcp';
+  return { host: s.remoteAddress ?? '', port: s.remotePort ?? 0, listener };
 }
 
 /** A worker's authentication: one link to the main thread's AuthService, made at start. */
@@ -131,8 +134,8 @@ export class AuthGate {
   /** Through the method chain: every CONNECT asks the main thread. */
   private viaChain(c: Connection, p: IConnectPacket): Promise<GateResult> {
     const password = p.password === undefined ? undefined : Buffer.isBuffer(p.password) ? p.password : Buffer.from(p.password);
-    const s = c.socket;
-    const chain = { clientId: c.clientId, peerhost: s.remoteAddress ?? '', peerport: s.remotePort ?? 0, listener: listenerOf(c), protoVer: c.version };
+    const peer = peerOf(c);
+    const chain = { clientId: c.clientId, peerhost: peer.host, peerport: peer.port, listener: peer.listener, protoVer: c.version };
     return this.link.ask(p.username ?? null, password, clientAddress(c), chain).then((r) => {
       if (r.notes) for (const [bit, counter] of NOTE_COUNTERS) if (r.notes & bit) this.count(counter, 1);
       switch (r.verdict) {

@@ -1,7 +1,7 @@
 // The worker's side of the coordinator conversation: requests with promises, and the
 // coordinator's own requests (release a session for takeover) passed to a handler.
 import type { MessagePort } from 'node:worker_threads';
-import type { FromCoordinator, ToCoordinator, WireMessage, RestoredSession, PersistResult } from '../../src/shared/messages';
+import type { FromCoordinator, ToCoordinator, WireMessage, RestoredSession, PersistResult, PeerInfo } from '../../src/shared/messages';
 
 type Pending = { resolve: (v: never) => void; reject: (e: Error) => void };
 
@@ -19,7 +19,7 @@ export class CoordinatorClient {
     private readonly onRelease: (req: number, clientId: string, clean: boolean) => void,
     private readonly onAdopt: (s: RestoredSession) => void,
     private readonly onStored: (req: number, results: PersistResult[], error: string | null) => void,
-    private readonly onConn: (fd: number, bytes: Uint8Array, identity: string | null) => void,
+    private readonly onConn: (fd: number, bytes: Uint8Array, identity: string | null, peer: PeerInfo | null) => void,
     private readonly onAdoptDone: () => void,
     /** The cluster: this node fenced itself, or (worker 0) the member list changed. */
     private readonly onCluster: (m: Extract<FromCoordinator, { t: 'cluster-fenced' | 'cluster-view' }>) => void,
@@ -31,7 +31,7 @@ export class CoordinatorClient {
     if (m.t === 'release') { this.onRelease(m.req, m.clientId, m.clean); return; }
     if (m.t === 'adopt') { this.onAdopt(m.session); return; }
     if (m.t === 'stored') { this.onStored(m.req, m.results, m.error); return; }
-    if (m.t === 'conn') { this.onConn(m.fd, m.bytes, m.identity ?? null); return; }
+    if (m.t === 'conn') { this.onConn(m.fd, m.bytes, m.identity ?? null, m.peer ?? null); return; }
     if (m.t === 'adopt-done') { this.onAdoptDone(); return; }
     if (m.t === 'cluster-fenced' || m.t === 'cluster-view') { this.onCluster(m); return; }
     const p = this.pending.get(m.req);
@@ -71,8 +71,8 @@ export class CoordinatorClient {
   }
 
   /** Hands a connection (a dup'd fd and the bytes read so far) to the worker that owns its session. */
-  move(to: number, fd: number, bytes: Uint8Array, identity: string | null): void {
-    this.port.postMessage({ t: 'move', to, fd, bytes, identity } satisfies ToCoordinator);
+  move(to: number, fd: number, bytes: Uint8Array, identity: string | null, peer?: PeerInfo): void {
+    this.port.postMessage({ t: 'move', to, fd, bytes, identity, peer } satisfies ToCoordinator);
   }
 
   /** Posted before the trie changes, so a worker that dies right after leaves nothing unjournaled. */

@@ -6,6 +6,7 @@ import type { Will } from '../session/will';
 import type { AckOrder } from '../routing/ack-order';
 import type { StoreWait } from '../persist/durable-routing';
 import type { ConnAuthz } from '../auth/acl-gate';
+import type { PeerInfo } from '../../src/shared/messages';
 import { readVarint } from '../protocol/varint';
 import { DISCONNECT, RC } from '../protocol/constants';
 import { C_BYTES_RECEIVED, C_BYTES_SENT, C_DROPPED_SLOW_QOS0, C_CLOSED_UNREAD } from '../../src/shared/counters';
@@ -66,6 +67,8 @@ export class Connection {
    * rules its authentication came with); null without either, or for a superuser.
    */
   acl: ConnAuthz | null = null;
+  /** Where a connection moved here from another worker came from (its fd may be a relay's, with no address); null: the socket's own. */
+  peer: PeerInfo | null = null;
   /** Set when its JWT expires: closes the connection then (auth/token-expiry.ts); null otherwise. */
   expiryTimer: NodeJS.Timeout | null = null;
   /** Set when the client sent DISCONNECT 0x00: the will is discarded [MQTT-3.14.4-3]. */

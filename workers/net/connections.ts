@@ -3,6 +3,7 @@
 import * as net from 'node:net';
 import { Connection, ConnState, type ConnectionEnv, type Transport } from './connection';
 import { RC } from '../protocol/constants';
+import type { PeerInfo } from '../../src/shared/messages';
 import { C_ACCEPTED, C_CONNECTIONS_TOTAL, C_CONNECTIONS_OPEN } from '../../src/shared/counters';
 
 /** A connection must send CONNECT within this time, or it is closed. */
@@ -52,8 +53,9 @@ export class Connections {
    * A connection another worker moved here, with the bytes it had already read (and, for a
    * relayed TLS connection, the certificate identity it was accepted with).
    */
-  adoptMoved(fd: number, bytes: Uint8Array, identity: string | null = null): void {
+  adoptMoved(fd: number, bytes: Uint8Array, identity: string | null = null, peer: PeerInfo | null = null): void {
     const c = this.adopt(fd, identity);
+    if (c) c.peer = peer;
     c?.inject(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));
   }
 

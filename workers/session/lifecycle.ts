@@ -3,6 +3,8 @@
 // connection to the worker that owns the session), restored from the store at start, online and
 // offline, expired, released to a clean start elsewhere. Wills are published (by the function
 // the worker gives) at the moment MQTT says: at once, after their delay, or never.
+import type { PeerInfo } from '../../src/shared/messages';
+import { peerOf } from '../auth/auth-gate';
 import type { Connection, Transport } from '../net/connection';
 import { ConnState } from '../net/connection';
 import type { Persister } from '../persist/persister';
@@ -32,7 +34,7 @@ export interface LifecycleDeps {
     claim(clientId: string, clean: boolean): Promise<Grant>;
     released(req: number): void;
     ended(clientId: string): void;
-    move(to: number, fd: number, bytes: Uint8Array, identity: string | null): void;
+    move(to: number, fd: number, bytes: Uint8Array, identity: string | null, peer?: PeerInfo): void;
   };
   publishWill(w: Will): void;
   /** Relays a TLS / WebSocket transport to another worker; returns the fd that worker adopts (net/relay.ts). */
@@ -94,7 +96,7 @@ export class SessionLifecycle {
       c.detachTransport();
       this.deps.count(K.C_RELAYED, 1);
     }
-    this.deps.registry.move(owner, copy, bytes, c.identity);
+    this.deps.registry.move(owner, copy, bytes, c.identity, peerOf(c));
   }
 
   /** This worker owns the session already: the new connection replaces the old one [MQTT-3.1.4-3]. */

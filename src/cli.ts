@@ -65,12 +65,12 @@ export async function main(argv: readonly string[]): Promise<void> {
   };
   process.once('SIGTERM', () => shutdown('SIGTERM'));
   process.once('SIGINT', () => shutdown('SIGINT'));
-  // SIGHUP would otherwise end the process; it reloads the password and ACL files and the TLS
+  // SIGHUP would otherwise end the process; it reloads the password, ACL and JWT key files, the TLS
   // certificates, connections stay up.
   process.on('SIGHUP', () => {
     if (!broker || stopping) return;
     const acl = broker.reloadAcl();
-    if (!acl || config.passwordFile || broker.listeners.length > 1) {
+    if (!acl || config.passwordFile || chainAuth(config) || broker.listeners.length > 1) {
       void broker.reload().then((r) => (r.ok ? process.stdout : process.stderr).write(`fleetmq: SIGHUP: ${r.line}\n`));
     }
     if (!acl) return;

@@ -100,11 +100,11 @@ export class AuthService {
    */
   reload(): { ok: boolean; line: string } {
     // The callout is asked afresh and the JWT key reread; their lines go with the password file's.
-    this.callout?.clearCache();
-    const j = this.jwt?.reload();
-    const p = this.reloadPasswords();
-    if (!j) return p;
-    return { ok: p.ok && j.ok, line: this.config.passwordFile ? `${p.line}; ${j.line}` : j.line };
+    const parts: Array<{ ok: boolean; line: string }> = [];
+    if (this.config.passwordFile || !this.chain) parts.push(this.reloadPasswords());
+    if (this.jwt) parts.push(this.jwt.reload());
+    if (this.callout) { this.callout.clearCache(); parts.push({ ok: true, line: 'auth callout cache emptied' }); }
+    return { ok: parts.every((x) => x.ok), line: parts.map((x) => x.line).join('; ') };
   }
 
   private reloadPasswords(): { ok: boolean; line: string } {

@@ -227,3 +227,32 @@ describe('RS256 from a PEM public key; RS256 and ES256 from a JWKS file', () => 
     assert.match(both.stderr, /give one of --jwt-secret-file, --jwt-public-key-file, --jwt-jwks-file/);
   });
 });
+
+describe('SIGHUP rereads the JWT key', () => {
+  test('a new secret: old tokens refused, new ones accepted, connected clients stay; a bad file keeps the key', { timeout: 60000 }, async () => {
+    const file = path.join(dir, 'rotating-secret');
+    const first = crypto.randomBytes(32);
+    const second = crypto.randomBytes(32);
+    fs.writeFileSync(file, first);
+    const b = await launchBroker(1, ['--jwt-secret-file', file, '--durability', 'none']);
+    try {
+      const old = await sign({ sub: 'rot' }, new Uint8Array(first), 'HS256');
+      const fresh = await sign({ sub: 'rot' }, new Uint8Array(second), 'HS256');
+      const stays = await rawSession(b.port, 5, { clientId: id('stays'), username: 'rot', password: Buffer.from(old) });
+      try {
+        assert.equal(await code(b.port, 5, 'rot', fresh), 0x86, 'the new secret before the reload');
+        fs.writeFileSync(file, second);
+        b.proc.kill('SIGHUP');
+        await b.waitForOutput(/SIGHUP: jwt key reloaded/);
+        assert.equal(await code(b.port, 5, 'rot', old), 0x86, 'the old secret after the reload');
+        assert.equal(await code(b.port, 5, 'rot', fresh), 0, 'the new secret after the reload');
+        await stays.ping();
+        fs.writeFileSync(file, '');
+        b.proc.kill('SIGHUP');
+        await b.waitForOutput(/SIGHUP: jwt key not reloaded, the previous one stays in force: .*the secret is empty/);
+        assert.equal(await code(b.port, 5, 'rot', fresh), 0, 'the previous key stays');
+      } finally { stays.destroy(); }
+      assertNoToken(b);
+    } finally { await b.kill(); }
+  });
+});

@@ -16,6 +16,7 @@ const KNOWN_READ = 1;
 const KNOWN_WRITE = 2;
 const ALLOW_READ = 4;
 const ALLOW_WRITE = 8;
+// KNOWN_x << 4 (16, 32): no rule matched, the ACL file's checker decides.
 
 export class ClientAcl implements ConnAuthz {
   private readonly rules: Compiled[];
@@ -65,28 +66,37 @@ export class ClientAcl implements ConnAuthz {
     return this.fallback ? this.fallback.maySubscribe(filter) : true;
   }
 
+  /**
+   * What the rules decide is cached; a topic no rule matches is cached as "ask the file's
+   * checker", never with the file's answer, so an ACL file reload (which that checker follows)
+   * is never hidden behind this cache.
+   */
   private decide(topic: string, access: number, known: number, allow: number): boolean {
-    const bits = this.cache.get(topic);
-    if (bits !== undefined && (bits & known) !== 0) return (bits & allow) !== 0;
-    const ok = this.first(topic, access);
-    if (bits === undefined && this.cache.size >= this.cacheEntries) {
-      this.cache.delete(this.cache.keys().next().value!);
-      this.count(C_ACL_CACHE_EVICTED, 1);
+    const fall = known << 4;
+    let bits = this.cache.get(topic);
+    if (bits === undefined || (bits & known) === 0) {
+      const r = this.first(topic, access);
+      if (bits === undefined && this.cache.size >= this.cacheEntries) {
+        this.cache.delete(this.cache.keys().next().value!);
+        this.count(C_ACL_CACHE_EVICTED, 1);
+      }
+      bits = (bits ?? 0) | known | (r === 1 ? allow : r === -1 ? fall : 0);
+      this.cache.set(topic, bits);
     }
-    this.cache.set(topic, (bits ?? 0) | known | (ok ? allow : 0));
-    return ok;
+    if ((bits & fall) === 0) return (bits & allow) !== 0;
+    return access === READ ? this.fallback!.mayRead(topic) : this.fallback!.mayWrite(topic);
   }
 
-  private first(topic: string, access: number): boolean {
+  /** 1 allowed, 0 refused by the rules (or by no match when that refuses / nothing else decides), -1 the file's checker decides. */
+  private first(topic: string, access: number): number {
     const levels = topic.split('/');
     for (const r of this.rules) {
       if (!(r.access & access)) continue;
       // An "eq" rule names a filter literally: no topic name is that filter unless it has no wildcard.
-      if (r.eq ? r.filter === topic : covers(r.levels, levels)) return r.allow;
+      if (r.eq ? r.filter === topic : covers(r.levels, levels)) return r.allow ? 1 : 0;
     }
-    if (this.denyNoMatch) return false;
-    if (!this.fallback) return true;
-    return access === READ ? this.fallback.mayRead(topic) : this.fallback.mayWrite(topic);
+    if (this.denyNoMatch) return 0;
+    return this.fallback ? -1 : 1;
   }
 }
 

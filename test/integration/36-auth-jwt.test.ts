@@ -7,8 +7,10 @@
 // - ACL claims: the list format decides first and falls through to the ACL file; the
 //   {pub, sub} format denies what it does not list; a will the claims do not allow: 0x87.
 // - When the token expires the connection is closed: v5 DISCONNECT 0xA0, v3 closed; counted.
-// - No token ever appears in the broker's output; refusals are counted and logged with the
-//   address.
+// - --jwt-from username with --jwt-issuer, --jwt-audience and --jwt-clientid-claim: each checked.
+// - SIGHUP rereads the key: old tokens refused, new ones accepted, a bad file keeps the key.
+// - No token ever appears in the broker's output (not even as a username); refusals are counted
+//   and logged with the address.
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import * as crypto from 'node:crypto';
@@ -252,6 +254,30 @@ describe('SIGHUP rereads the JWT key', () => {
         await b.waitForOutput(/SIGHUP: jwt key not reloaded, the previous one stays in force: .*the secret is empty/);
         assert.equal(await code(b.port, 5, 'rot', fresh), 0, 'the previous key stays');
       } finally { stays.destroy(); }
+      assertNoToken(b);
+    } finally { await b.kill(); }
+  });
+});
+
+describe('the token in the username, iss, aud and a client id claim', () => {
+  test('each claim checked; refusals logged without the username (it is the token)', { timeout: 60000 }, async () => {
+    const file = path.join(dir, 'secret-u');
+    const secret = crypto.randomBytes(24);
+    fs.writeFileSync(file, secret);
+    const b = await launchBroker(1, ['--jwt-secret-file', file, '--jwt-from', 'username', '--jwt-issuer', 'fleet-issuer',
+      '--jwt-audience', 'mqtt', '--jwt-clientid-claim', 'cid', '--durability', 'none']);
+    try {
+      const k = new Uint8Array(secret);
+      const asUser = async (claims: jose.JWTPayload, clientId: string): Promise<number> => {
+        const t = await sign({ iss: 'fleet-issuer', aud: 'mqtt', exp: now() + 600, ...claims }, k, 'HS256');
+        const c = await RawClient.connect(b.port, 5);
+        try { return (await c.handshake({ clientId, username: t })).reasonCode ?? -1; } finally { c.destroy(); }
+      };
+      assert.equal(await asUser({ cid: 'dev-1' }, 'dev-1'), 0, 'all claims hold, no password at all');
+      assert.equal(await asUser({ cid: 'dev-1' }, 'dev-2'), 0x86, 'client id claim differs');
+      assert.equal(await asUser({ cid: 'dev-1', iss: 'someone-else' }, 'dev-1'), 0x86, 'wrong iss');
+      assert.equal(await asUser({ cid: 'dev-1', aud: 'web' }, 'dev-1'), 0x86, 'wrong aud');
+      assert.match(b.output(), /auth: refused 127\.0\.0\.1:\d+ user "\(a token\)": JWT refused/);
       assertNoToken(b);
     } finally { await b.kill(); }
   });

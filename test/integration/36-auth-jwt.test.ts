@@ -227,6 +227,15 @@ describe('RS256 from a PEM public key; RS256 and ES256 from a JWKS file', () => 
     const both = await runCli(['--port', '0', '--jwt-public-key-file', junk, '--jwt-secret-file', junk]);
     assert.equal(both.code, 2, both.stderr);
     assert.match(both.stderr, /give one of --jwt-secret-file, --jwt-public-key-file, --jwt-jwks-file/);
+    // JWT is authentication: a non-loopback --host needs nothing more (the secure default).
+    const secret = path.join(dir, 'exposed-secret');
+    fs.writeFileSync(secret, 'exposed');
+    const exposed = await runCli(['--port', '0', '--host', '0.0.0.0', '--workers', '1', '--jwt-secret-file', secret, '--durability', 'none']);
+    assert.ok(exposed.listened, `did not start on 0.0.0.0 with JWT: ${exposed.stderr}`);
+    assert.match(exposed.stdout, /authentication chain jwt; anonymous clients refused/);
+    const chain = await runCli(['--port', '0', '--jwt-secret-file', secret, '--auth-chain', 'jwt,file']);
+    assert.equal(chain.code, 2);
+    assert.match(chain.stderr, /--auth-chain names file, which is not configured/);
   });
 });
 

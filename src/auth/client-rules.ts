@@ -95,14 +95,14 @@ function filterProblem(t: string): string | null {
 }
 
 const PLACEHOLDER = /\$\{clientid\}|\$\{username\}|%c|%u/g;
+const HAS_PLACEHOLDER = /\$\{clientid\}|\$\{username\}|%c|%u/;
 
 /**
  * `rule`'s filter for one client, or null when the rule does not apply to it (it names the
  * username of a client without one, or an allow would be widened by + or # in the value).
  */
 export function fillIn(rule: ClientRule, clientId: string, username: string | null): string | null {
-  if (!PLACEHOLDER.test(rule.topic)) { PLACEHOLDER.lastIndex = 0; return rule.topic; }
-  PLACEHOLDER.lastIndex = 0;
+  if (!HAS_PLACEHOLDER.test(rule.topic)) return rule.topic;
   let skip = false;
   const out = rule.topic.replace(PLACEHOLDER, (p) => {
     const v = p === '${clientid}' || p === '%c' ? clientId : username;

@@ -8,7 +8,7 @@
 // which the spec defines as "the Connection is closed because it has been connected for longer
 // than the maximum allowed time" [MQTT5-3.14.2.1]: the token's lifetime is exactly that limit
 // (0x87 "Not authorized" would read as credentials refused, which they were not); v3 has no
-// DISCONNECT from the server and is closed [MQTT-3.14.0-1].
+// DISCONNECT from the server (its §3.14 DISCONNECT goes client to server) and is just closed.
 import type { Grant } from '../../src/auth/messages';
 import { C_AUTH_TOKEN_EXPIRED } from '../../src/shared/counters';
 import { ConnState, type Connection } from '../net/connection';

@@ -10,6 +10,10 @@
 //   request.
 // - Superuser bypasses the ACL file; an ACL list in the answer decides SUBSCRIBE, PUBLISH and
 //   delivery before the ACL file, which decides what the list does not match.
+// - Bounds: requests in flight (--auth-http-max-inflight, then 0x89) and cache entries (oldest
+//   out, counted).
+// - A TLS connection relayed to its session's worker is asked about with its real address and
+//   listener (and hits the cache).
 // - Counted in /metrics (fleetmq_auth_http_*); refusals logged with the address, no password.
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -231,6 +235,23 @@ describe('in-flight requests', () => {
       assert.equal(await code(b.port, 5, { username: 'two', password: 'p2' }), 0x89);
       assert.equal(await first, 0);
       assert.equal(await metric(b, 'fleetmq_auth_http_inflight_full_total'), 1);
+    } finally { await b.kill(); await server.close(); }
+  });
+});
+
+describe('cache bound', () => {
+  test('--auth-http-cache-entries 1: a second answer pushes the first out (counted), which is asked again', { timeout: 60000 }, async () => {
+    const server = await AuthServer.start(() => ({ body: { result: 'allow' } }));
+    const b = await launchBroker(1, ['--auth-http-url', server.url, '--auth-http-cache-entries', '1', '--durability', 'none']);
+    try {
+      const a = { username: 'a', password: 'pa', clientId: 'ca' };
+      assert.equal(await code(b.port, 5, a), 0);
+      assert.equal(await code(b.port, 5, a), 0);
+      assert.equal(server.count('a'), 1, 'cached');
+      assert.equal(await code(b.port, 5, { username: 'b', password: 'pb', clientId: 'cb' }), 0);
+      assert.equal(await metric(b, 'fleetmq_auth_http_cache_evicted_total'), 1);
+      assert.equal(await code(b.port, 5, a), 0);
+      assert.equal(server.count('a'), 2, 'evicted, so asked again');
     } finally { await b.kill(); await server.close(); }
   });
 });

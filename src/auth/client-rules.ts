@@ -45,7 +45,7 @@ const ACTIONS: Record<string, number> = { publish: WRITE, subscribe: READ, all: 
 export function parseClientRules(v: unknown): ClientRules {
   if (Array.isArray(v)) {
     if (v.length > MAX_CLIENT_RULES) throw new ClientRulesError(`more than ${MAX_CLIENT_RULES} rules`);
-    return { noMatch: 'next', rules: v.map((r, i) => newRule(r, i)) };
+    return { noMatch: 'next', rules: v.map((r, i) => newRule(r, i)).filter((r): r is ClientRule => r !== null) };
   }
   if (typeof v === 'object' && v !== null) {
     const o = v as Record<string, unknown>;
@@ -63,13 +63,28 @@ export function parseClientRules(v: unknown): ClientRules {
   throw new ClientRulesError('expected a list of rules or {"pub": [...], "sub": [...], "all": [...]}');
 }
 
-function newRule(r: unknown, i: number): ClientRule {
+/**
+ * EMQX's narrowing fields (qos, retain, and from 5.9 client id / username / address / zone /
+ * listener matches) are not evaluated here. Never granting more than asked: an allow rule with
+ * any of them is dropped (it allows nothing), a deny rule with them denies without the
+ * narrowing (it denies more). Any other field is refused.
+ */
+const NARROWING = new Set(['qos', 'retain', 'clientid_re', 'username_re', 'ipaddr', 'zone', 'zone_re', 'listener', 'listener_re']);
+const RULE_KEYS = new Set(['permission', 'action', 'topic']);
+
+function newRule(r: unknown, i: number): ClientRule | null {
   if (typeof r !== 'object' || r === null || Array.isArray(r)) throw new ClientRulesError(`rule ${i}: expected an object`);
   const o = r as Record<string, unknown>;
   if (o.permission !== 'allow' && o.permission !== 'deny') throw new ClientRulesError(`rule ${i}: "permission" must be allow or deny`);
   const access = typeof o.action === 'string' ? ACTIONS[o.action] : undefined;
   if (access === undefined) throw new ClientRulesError(`rule ${i}: "action" must be publish, subscribe or all`);
-  return rule(o.permission === 'allow', access, o.topic, `rule ${i}`);
+  let narrowed = false;
+  for (const k of Object.keys(o)) {
+    if (NARROWING.has(k)) narrowed = true;
+    else if (!RULE_KEYS.has(k)) throw new ClientRulesError(`rule ${i}: unknown field ${JSON.stringify(k.slice(0, 40))}`);
+  }
+  const parsed = rule(o.permission === 'allow', access, o.topic, `rule ${i}`);
+  return narrowed && parsed.allow ? null : parsed;
 }
 
 function rule(allow: boolean, access: number, t: unknown, at: string): ClientRule {

@@ -20,6 +20,10 @@ test('the two formats parse; bad lists are refused with a reason', () => {
   const old = parseClientRules({ pub: ['p'], sub: ['s/#'], all: ['b'] });
   assert.equal(old.noMatch, 'deny');
   assert.deepEqual(old.rules.map((r) => [r.topic, r.access]), [['p', 2], ['s/#', 1], ['b', 3]]);
+  // Narrowing fields are not evaluated: an allow with them grants nothing, a deny denies wider.
+  const narrowed = parseClientRules([{ permission: 'allow', action: 'publish', topic: 'q', qos: [1] }, { permission: 'deny', action: 'publish', topic: 'r', retain: true }]);
+  assert.deepEqual(narrowed.rules, [{ allow: false, access: 2, topic: 'r', eq: false }]);
+  assert.throws(() => parseClientRules([{ permission: 'allow', action: 'all', topic: 't', when: 'always' }]), /unknown field "when"/);
   for (const bad of [[{ permission: 'maybe', action: 'all', topic: 't' }], [{ permission: 'allow', action: 'read', topic: 't' }],
     [{ permission: 'allow', action: 'all', topic: 'a/#/b' }], [{ permission: 'allow', action: 'all', topic: 'a+' }], { pub: 't' }, { write: ['t'] }, 'acl', 7,
     Array(1001).fill({ permission: 'allow', action: 'all', topic: 't' })]) {

@@ -10,7 +10,7 @@
 // --node-id); 128 + signal number for SIGTERM / SIGINT before the broker was listening.
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { parseArgs, resolveConfig, helpText, ConfigError, BrokerConfig, anonymousAllowed, isLoopbackHost } from './config';
+import { parseArgs, resolveConfig, helpText, ConfigError, BrokerConfig, anonymousAllowed, isLoopbackHost, chainAuth, authMethods } from './config';
 import { startBroker, RunningBroker } from './broker';
 import { passwdMain } from './auth/passwd-cli';
 import { apikeyMain } from './http/api-keys';
@@ -35,6 +35,10 @@ function configure(argv: readonly string[]): BrokerConfig | null {
 /** What the startup log says about who may connect (Mosquitto 2's secure default, made visible). */
 function accessLine(config: BrokerConfig, host: string, users: number | null): string {
   const anon = anonymousAllowed(config);
+  if (chainAuth(config)) {
+    const who = anon ? `anonymous clients allowed (--allow-anonymous true)${isLoopbackHost(host) ? '' : ` on ${host}`}` : 'anonymous clients refused';
+    return `authentication chain ${authMethods(config).join(', ')}${config.passwordFile ? ` (password file ${config.passwordFile}: ${users} user${users === 1 ? '' : 's'})` : ''}; ${who}`;
+  }
   if (!config.passwordFile) {
     if (!anon) return 'no password file and --allow-anonymous false: every client is refused';
     return isLoopbackHost(host) ? 'no authentication configured: anonymous clients allowed, loopback only (see --password-file)'
@@ -64,7 +68,7 @@ export async function main(argv: readonly string[]): Promise<void> {
   };
   process.once('SIGTERM', () => shutdown('SIGTERM'));
   process.once('SIGINT', () => shutdown('SIGINT'));
-  // SIGHUP would otherwise end the process; it reloads the password and ACL files and the TLS
+  // SIGHUP would otherwise end the process; it reloads the password, ACL and JWT key files, the TLS
   // certificates, connections stay up.
   process.on('SIGHUP', () => {
     if (!broker || stopping) return;
@@ -74,7 +78,7 @@ export async function main(argv: readonly string[]): Promise<void> {
     if (ops) void ops.applied.then(() => (ops.ok ? process.stdout : process.stderr).write(`fleetmq: SIGHUP: ${ops.line}\n`));
     reloadLimits(broker, argv);
     const acl = broker.reloadAcl();
-    if (!acl || config.passwordFile || broker.listeners.length > 1) {
+    if (!acl || config.passwordFile || chainAuth(config) || broker.listeners.length > 1) {
       void broker.reload().then((r) => (r.ok ? process.stdout : process.stderr).write(`fleetmq: SIGHUP: ${r.line}\n`));
     }
     if (!acl) return;

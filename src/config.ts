@@ -36,6 +36,26 @@ export interface BrokerConfig {
   authCacheEntries: number;
   aclFile?: string;
   aclCacheEntries: number;
+  /** HTTP auth callout and JWT (src/auth/http-callout.ts, src/auth/jwt.ts); unset URL / key files = off. */
+  authHttpUrl?: string;
+  authHttpTimeoutMs: number;
+  authHttpCacheTtlMs: number;
+  authHttpDenyCacheTtlMs: number;
+  authHttpCacheEntries: number;
+  authHttpMaxInflight: number;
+  authHttpWhenDown: 'deny' | 'ignore';
+  jwtSecretFile?: string;
+  jwtPublicKeyFile?: string;
+  jwtJwksFile?: string;
+  jwtAlgorithms?: string;
+  jwtFrom: 'password' | 'username';
+  jwtUsernameClaim?: string;
+  jwtClientidClaim?: string;
+  jwtIssuer?: string;
+  jwtAudience?: string;
+  jwtAclClaim: string;
+  /** Comma-separated order of the authentication methods (file, http, jwt); unset: that order, configured ones only. */
+  authChain?: string;
   /** Cluster (src/cluster/README.md): all unset / defaults = a single node, no etcd client loaded. */
   etcd?: string;
   nodeId?: string;
@@ -127,7 +147,7 @@ const defaultWorkers = () => Math.max(1, cores() - 1);
 
 export const SETTINGS: readonly Setting[] = [
   { key: 'port', flag: '--port', kind: 'int', min: 0, max: 65535, default: () => 1883, help: 'TCP port to listen on (0 = any free port; the bound port is printed)' },
-  { key: 'host', flag: '--host', kind: 'string', default: () => '127.0.0.1', help: 'address to listen on; loopback by default (as Mosquitto 2): any other address needs --password-file or an explicit --allow-anonymous true' },
+  { key: 'host', flag: '--host', kind: 'string', default: () => '127.0.0.1', help: 'address to listen on; loopback by default (as Mosquitto 2): any other address needs --password-file (or --auth-http-url, a --jwt-*-file) or an explicit --allow-anonymous true' },
   { key: 'workers', flag: '--workers', kind: 'int', min: 1, max: 256, default: defaultWorkers, help: 'worker threads serving connections (default: available cores - 1, at least 1)' },
   { key: 'maxKeepalive', flag: '--max-keepalive', kind: 'int', min: 0, max: 65535, default: () => 65535, help: 'largest keep-alive (s) a client may use; larger or 0 is capped and, on MQTT 5, announced as Server Keep Alive' },
   { key: 'maxPacketSize', flag: '--max-packet-size', kind: 'int', min: 64, max: 268435455, default: () => 16 * 1048576, help: 'largest packet (bytes) accepted from a client; larger is DISCONNECT 0x95 (v5) or a close' },
@@ -145,12 +165,30 @@ export const SETTINGS: readonly Setting[] = [
   { key: 'storeMemtableMb', flag: '--store-memtable-mb', kind: 'int', min: 1, max: 1024, default: () => 16, help: 'RocksDB write buffer, MiB: the WAL grows to about this before a flush to a table file lets it be deleted' },
   { key: 'storeOpenTimeoutMs', flag: '--store-open-timeout-ms', kind: 'int', min: 0, max: 86_400_000, default: () => 60_000, help: 'how long the data directory check and the store open (which reads an existing store through once to verify it) may take before startup fails with a clear error and exit code 1; a hung or pseudo filesystem otherwise stalls startup forever (0 = wait forever)' },
   { key: 'passwordFile', flag: '--password-file', kind: 'string', default: () => undefined, help: 'Mosquitto password file (user:$7$... lines as mosquitto_passwd or `fleetmq passwd` write them); clients must give a user and password in it. SIGHUP reloads it' },
-  { key: 'allowAnonymous', flag: '--allow-anonymous', kind: 'enum', choices: ['true', 'false'], default: () => undefined, help: 'let clients connect without a username (default: true without --password-file, where the broker stays on loopback unless this is given explicitly; false with it)' },
+  { key: 'allowAnonymous', flag: '--allow-anonymous', kind: 'enum', choices: ['true', 'false'], default: () => undefined, help: 'let clients connect without a username (default: true without --password-file, --auth-http-url or a --jwt-*-file, where the broker stays on loopback unless this is given explicitly; false with one)' },
   { key: 'authPoolThreads', flag: '--auth-pool-threads', kind: 'int', min: 1, max: 64, default: () => Math.max(1, Math.floor(cores() / 4)), help: 'threads hashing passwords (one pool per process; serving threads never hash)' },
   { key: 'authQueueMax', flag: '--auth-queue-max', kind: 'int', min: 0, max: 1_000_000, default: () => 1024, help: 'password checks that may wait for a hashing thread; beyond it a CONNECT is answered "server busy" (v5 0x89, v3 3) at once and counted' },
   { key: 'authCacheEntries', flag: '--auth-cache-entries', kind: 'int', min: 0, max: 10_000_000, default: () => 10000, help: 'verified user + password pairs remembered by each worker and by the main thread (keyed by an HMAC, never the password) so reconnects skip the hash; cleared on reload (0 = off)' },
   { key: 'aclFile', flag: '--acl-file', kind: 'string', default: () => undefined, help: 'Mosquitto acl_file (topic / user / pattern lines): who may publish to and receive which topics; a SUBSCRIBE to a filter the client may read nothing of is refused (0x80 / 0x87). SIGHUP reloads it' },
   { key: 'aclCacheEntries', flag: '--acl-cache-entries', kind: 'int', min: 1, max: 1_000_000, default: () => 256, help: 'ACL decisions remembered per connection (topic -> allowed), oldest dropped first and counted; cleared on reload' },
+  { key: 'authHttpUrl', flag: '--auth-http-url', kind: 'string', default: () => undefined, help: 'HTTP auth callout (EMQX-compatible): each CONNECT POSTs {clientid, username, password, peerhost, peerport, listener, protocol, proto_ver} as JSON to this http(s) URL, which answers 200 {"result": "allow"|"deny"|"ignore", "is_superuser": bool, "acl": [...]} (204 = allow, 4xx = ignore, 5xx / timeout / unreachable = down, see --auth-http-when-down)' },
+  { key: 'authHttpTimeoutMs', flag: '--auth-http-timeout-ms', kind: 'int', min: 1, max: 600_000, default: () => 5000, help: 'a callout not answered within this counts as the auth server being down' },
+  { key: 'authHttpCacheTtlMs', flag: '--auth-http-cache-ttl-ms', kind: 'int', min: 0, max: 86_400_000, default: () => 60_000, help: 'how long an allow / ignore answer is reused for the same client id, username, password, address and listener (keyed by an HMAC, never the password; 0 = no cache); SIGHUP empties the cache' },
+  { key: 'authHttpDenyCacheTtlMs', flag: '--auth-http-deny-cache-ttl-ms', kind: 'int', min: 0, max: 86_400_000, default: () => 5000, help: 'how long a deny answer is reused (shorter, so a fixed account works again soon; 0 = denials are not cached)' },
+  { key: 'authHttpCacheEntries', flag: '--auth-http-cache-entries', kind: 'int', min: 1, max: 10_000_000, default: () => 10000, help: 'callout answers cached at most; when full the oldest goes (counted)' },
+  { key: 'authHttpMaxInflight', flag: '--auth-http-max-inflight', kind: 'int', min: 1, max: 100_000, default: () => 256, help: 'callout requests in flight at once (identical ones share one); beyond it a CONNECT is answered "server busy" (v5 0x89, v3 3) and counted' },
+  { key: 'authHttpWhenDown', flag: '--auth-http-when-down', kind: 'enum', choices: ['deny', 'ignore'], default: () => 'deny', help: 'when the auth server is down (timeout, refused, 5xx, bad answer): deny = CONNACK "server unavailable" (v5 0x88, v3 3), fail closed; ignore = ask the next method of --auth-chain' },
+  { key: 'jwtSecretFile', flag: '--jwt-secret-file', kind: 'string', default: () => undefined, help: 'JWT authentication (HS256/384/512) with the secret in this file (its bytes, a trailing newline dropped). The token is the CONNECT password (see --jwt-from). SIGHUP rereads it' },
+  { key: 'jwtPublicKeyFile', flag: '--jwt-public-key-file', kind: 'string', default: () => undefined, help: 'JWT authentication (RS256/384/512, PS256, ES256/384) with this PEM public key (or certificate). SIGHUP rereads it' },
+  { key: 'jwtJwksFile', flag: '--jwt-jwks-file', kind: 'string', default: () => undefined, help: 'JWT authentication with the keys of this JWKS file ({"keys": [...]}, chosen by the token\'s kid / alg). SIGHUP rereads it' },
+  { key: 'jwtAlgorithms', flag: '--jwt-algorithms', kind: 'string', default: () => undefined, help: 'comma-separated JWT algorithms accepted (default: HS256 with --jwt-secret-file, RS256,ES256 with a public key or JWKS); "none" is never accepted' },
+  { key: 'jwtFrom', flag: '--jwt-from', kind: 'enum', choices: ['password', 'username'], default: () => 'password', help: 'which CONNECT field carries the JWT' },
+  { key: 'jwtUsernameClaim', flag: '--jwt-username-claim', kind: 'string', default: () => undefined, help: 'a claim that must equal the CONNECT username (e.g. sub); unset = not checked' },
+  { key: 'jwtClientidClaim', flag: '--jwt-clientid-claim', kind: 'string', default: () => undefined, help: 'a claim that must equal the client id (e.g. clientid); unset = not checked' },
+  { key: 'jwtIssuer', flag: '--jwt-issuer', kind: 'string', default: () => undefined, help: 'the iss claim a JWT must carry; unset = not checked' },
+  { key: 'jwtAudience', flag: '--jwt-audience', kind: 'string', default: () => undefined, help: 'an aud value a JWT must carry; unset = not checked' },
+  { key: 'jwtAclClaim', flag: '--jwt-acl-claim', kind: 'string', default: () => 'acl', help: 'the claim holding the client\'s ACL: a list of {"permission": "allow"|"deny", "action": "publish"|"subscribe"|"all", "topic": ...} rules (first match decides, no match falls through to --acl-file) or {"pub": [...], "sub": [...], "all": [...]} allow-lists (no match is denied)' },
+  { key: 'authChain', flag: '--auth-chain', kind: 'string', default: () => undefined, help: 'order of the authentication methods, comma-separated, from file (--password-file), http (--auth-http-url), jwt (--jwt-*-file); each allows, denies or passes to the next; default: file,http,jwt, those configured' },
   { key: 'etcd', flag: '--etcd', kind: 'string', default: () => undefined, help: 'etcd client URLs (http://host:port[,http://host:port...]): run as a member of a cluster (needs --node-id); without it the node runs alone and loads no etcd client' },
   { key: 'nodeId', flag: '--node-id', kind: 'string', default: () => undefined, help: 'this node\'s id in the cluster (letters, digits, \'.\', \'_\', \'-\'); a node id already registered is refused at startup' },
   { key: 'clusterName', flag: '--cluster-name', kind: 'string', default: () => 'fleetmq', help: 'the cluster to join: members register under /fleetmq/<name>/members/ in etcd' },
@@ -320,6 +358,7 @@ function checked(out: Record<string, unknown>): BrokerConfig {
   checkCluster(config);
   checkTls(config);
   checkProxy(config);
+  checkAuthMethods(config);
   return config;
 }
 
@@ -399,7 +438,47 @@ function checkProxy(config: BrokerConfig): void {
 
 /** Whether clients without a username may connect (Mosquitto 2's allow_anonymous default). */
 export function anonymousAllowed(config: BrokerConfig): boolean {
-  return config.allowAnonymous ? config.allowAnonymous === 'true' : !config.passwordFile;
+  return config.allowAnonymous ? config.allowAnonymous === 'true' : authMethods(config).length === 0;
+}
+
+export type AuthMethod = 'file' | 'http' | 'jwt';
+const AUTH_METHODS: readonly AuthMethod[] = ['file', 'http', 'jwt'];
+
+function methodConfigured(config: BrokerConfig, m: AuthMethod): boolean {
+  if (m === 'file') return !!config.passwordFile;
+  if (m === 'http') return !!config.authHttpUrl;
+  return !!(config.jwtSecretFile || config.jwtPublicKeyFile || config.jwtJwksFile);
+}
+
+/** The authentication methods in the order they are asked (--auth-chain); empty: none configured. */
+export function authMethods(config: BrokerConfig): AuthMethod[] {
+  if (config.authChain === undefined) return AUTH_METHODS.filter((m) => methodConfigured(config, m));
+  return config.authChain.split(',').map((s) => s.trim()) as AuthMethod[];
+}
+
+/** The callout or JWT is configured: CONNECTs go through the method chain (src/auth/chain.ts). */
+export function chainAuth(config: BrokerConfig): boolean {
+  return methodConfigured(config, 'http') || methodConfigured(config, 'jwt');
+}
+
+/** --auth-chain names configured methods, once each; JWT has one key source; the URL is http(s). */
+function checkAuthMethods(config: BrokerConfig): void {
+  if (config.authChain !== undefined) {
+    const names = config.authChain.split(',').map((s) => s.trim());
+    for (const n of names) {
+      if (!AUTH_METHODS.includes(n as AuthMethod)) throw new ConfigError(`--auth-chain: unknown method ${JSON.stringify(n)} (expected file, http, jwt)`);
+      if (!methodConfigured(config, n as AuthMethod)) throw new ConfigError(`--auth-chain names ${n}, which is not configured (${n === 'file' ? '--password-file' : n === 'http' ? '--auth-http-url' : '--jwt-secret-file, --jwt-public-key-file or --jwt-jwks-file'})`);
+    }
+    if (new Set(names).size !== names.length) throw new ConfigError('--auth-chain names a method twice');
+    for (const m of AUTH_METHODS) if (methodConfigured(config, m) && !names.includes(m)) throw new ConfigError(`--auth-chain leaves out ${m}, which is configured`);
+  }
+  const keys = [config.jwtSecretFile, config.jwtPublicKeyFile, config.jwtJwksFile].filter((k) => k !== undefined);
+  if (keys.length > 1) throw new ConfigError('give one of --jwt-secret-file, --jwt-public-key-file, --jwt-jwks-file');
+  if (config.authHttpUrl !== undefined) {
+    let u: URL;
+    try { u = new URL(config.authHttpUrl); } catch { throw new ConfigError(`--auth-http-url: not a URL: ${JSON.stringify(config.authHttpUrl)}`); }
+    if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new ConfigError(`--auth-http-url must be http:// or https://, got ${JSON.stringify(u.protocol)}`);
+  }
 }
 
 /** A literal loopback address (127.0.0.0/8, ::1, localhost): the only hosts served without authentication by default. */
@@ -417,7 +496,7 @@ function checkExposure(config: BrokerConfig): void {
   for (const [host, what] of [[config.host, `--host ${config.host}`], ...config.listeners.map((l, i) => [l.host ?? config.host, `listeners[${i}].host ${l.host}`])]) {
     if (isLoopbackHost(host)) continue;
     throw new ConfigError(`${what} without authentication would let anyone on the network connect: ` +
-      'give --password-file FILE, or --allow-anonymous true to accept anonymous clients there');
+      'give --password-file FILE (or --auth-http-url, --jwt-*-file), or --allow-anonymous true to accept anonymous clients there');
   }
 }
 

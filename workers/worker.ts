@@ -33,6 +33,7 @@ import { startSysTopics } from './sys/sys-topics';
 import { startHeartbeat } from '../src/shared/heartbeats';
 import { AuthGate } from './auth/auth-gate';
 import { AclGate } from './auth/acl-gate';
+import { disarmExpiry } from './auth/token-expiry';
 import type { Message } from './protocol/message';
 import { RC } from './protocol/constants';
 import { ClusterState } from '../src/shared/cluster-state';
@@ -64,7 +65,7 @@ const coord = new CoordinatorClient(wiring.coordinator,
     const listener = origin?.listener ?? -1;
     if (listener >= 0) open.add(index, listener, 1);
     const c = connections.adoptMoved(fd, bytes, identity, origin?.peer ?? null, listener);
-    if (c !== null) admission.track(c.socket as Socket, listener);
+    if (c !== null) { admission.track(c.socket as Socket, listener); c.transport = origin?.transport ?? null; }
     else open.add(index, listener, -1);
   },
   // Ready once the coordinator has handed over this worker's restored sessions.
@@ -146,7 +147,7 @@ const connections = new Connections({
   },
   endOfRead: () => router.flushBatch(),
   markDirty: (c: Connection) => turn.markDirty(c),
-  closed: (c: Connection) => { if (connections.closed(c)) lifecycle.connectionClosed(c); },
+  closed: (c: Connection) => { disarmExpiry(c); if (connections.closed(c)) lifecycle.connectionClosed(c); },
 });
 // TLS, WS and WSS listeners' fds go through their handshake first (net/transports.ts); plain
 // TCP's are adopted directly, as before those listeners existed.

@@ -7,12 +7,15 @@ import * as crypto from 'node:crypto';
 import * as path from 'node:path';
 import type { MessagePort } from 'node:worker_threads';
 import Piscina from 'piscina';
-import type { BrokerConfig } from '../config';
+import { chainAuth, type BrokerConfig } from '../config';
 import { readPasswordFile, PasswordEntry, NEW_ITERATIONS } from './password-file';
 import type { HashJob } from './hash-task';
 import { RefusalLog } from './refusal-log';
 import { AuthRequest, AuthRefusedNote, AuthReply, AuthInit, Verdict, credentialKey, AclUpdate, AclApplied } from './messages';
 import { readAclFile, ruleCount, type AclRules } from './acl';
+import { HttpCallout } from './http-callout';
+import { JwtVerifier } from './jwt';
+import { AuthChain } from './chain';
 
 const TASK = path.join(__dirname, 'hash-task.js');
 
@@ -48,10 +51,26 @@ export class AuthService {
   /** Per reload: the workers that have not yet said they hold it. */
   private aclWaits: Array<{ generation: number; left: Set<MessagePort>; done: () => void }> = [];
 
-  /** Reads the password and ACL files (throws PasswordFileError / AclFileError with the line number on a bad one). */
+  /** The HTTP callout and JWT, and the chain that asks them with the password file; null when neither is configured. */
+  private readonly callout: HttpCallout | null;
+  private readonly jwt: JwtVerifier | null;
+  private readonly chain: AuthChain | null;
+
+  /**
+   * Reads the password, ACL and JWT key files (throws PasswordFileError / AclFileError /
+   * JwtKeyError naming the file, and the line number where there is one, on a bad one).
+   */
   constructor(private readonly config: BrokerConfig) {
     if (config.passwordFile) this.load(config.passwordFile);
     if (config.aclFile) this.acl = readAclFile(config.aclFile);
+    this.jwt = config.jwtSecretFile || config.jwtPublicKeyFile || config.jwtJwksFile ? new JwtVerifier(config) : null;
+    this.callout = config.authHttpUrl ? new HttpCallout(config) : null;
+    this.chain = chainAuth(config) ? new AuthChain(config, {
+      file: config.passwordFile ? (user, password) => this.check(user, password) : null,
+      knownUser: (user) => this.users.has(user),
+      http: this.callout,
+      jwt: this.jwt,
+    }) : null;
     this.bound = config.authPoolThreads + config.authQueueMax;
     this.pool = config.passwordFile ? new Piscina({
       filename: TASK,
@@ -80,6 +99,15 @@ export class AuthService {
    * force; the returned line says which happened. Connections already up stay up.
    */
   reload(): { ok: boolean; line: string } {
+    // The callout is asked afresh and the JWT key reread; their lines go with the password file's.
+    const parts: Array<{ ok: boolean; line: string }> = [];
+    if (this.config.passwordFile || !this.chain) parts.push(this.reloadPasswords());
+    if (this.jwt) parts.push(this.jwt.reload());
+    if (this.callout) { this.callout.clearCache(); parts.push({ ok: true, line: 'auth callout cache emptied' }); }
+    return { ok: parts.every((x) => x.ok), line: parts.map((x) => x.line).join('; ') };
+  }
+
+  private reloadPasswords(): { ok: boolean; line: string } {
     const file = this.config.passwordFile;
     if (!file) return { ok: true, line: 'no --password-file to reload' };
     try {
@@ -144,7 +172,8 @@ export class AuthService {
       if (m.t === 'refused') { this.log.refused(m.addr, m.user, m.why); return; }
       if (m.t === 'acl-applied') { this.aclHeld(port, m.generation); return; }
       const password = m.password ? Buffer.from(m.password.buffer, m.password.byteOffset, m.password.byteLength) : null;
-      this.check(m.user, password).then((verdict) => {
+      if (m.chain && this.chain) { this.decide(port, m, password); return; }
+      this.check(m.user!, password).then((verdict) => {
         const reply: AuthReply = { t: 'verdict', id: m.id, verdict, generation: this.generation };
         port.postMessage(reply);
         if (verdict === Verdict.BAD_CREDENTIALS) this.log.refused(m.addr, m.user, 'bad username or password');
@@ -152,6 +181,21 @@ export class AuthService {
       });
     });
     port.on('close', () => { this.ports.delete(port); this.aclHeld(port, Infinity); });
+  }
+
+  /** A CONNECT through the method chain (HTTP callout / JWT configured). */
+  private decide(port: MessagePort, m: AuthRequest, password: Buffer | null): void {
+    this.chain!.decide(m, password).then((d) => {
+      const reply: AuthReply = { t: 'verdict', id: m.id, verdict: d.verdict, generation: this.generation, notes: d.notes };
+      if (d.grant) reply.grant = d.grant;
+      port.postMessage(reply);
+      // The username is the token with --jwt-from username: never logged then.
+      if (d.verdict !== Verdict.OK) this.log.refused(m.addr, this.config.jwtFrom === 'username' && m.user !== null ? '(a token)' : m.user, d.why ?? 'refused');
+    }, (err: Error) => {
+      process.stderr.write(`fleetmq: auth: check failed: ${err.message}\n`);
+      const reply: AuthReply = { t: 'verdict', id: m.id, verdict: Verdict.UNAVAILABLE, generation: this.generation };
+      port.postMessage(reply);
+    });
   }
 
   /** The verdict for a username and password; never rejects. */
@@ -201,6 +245,7 @@ export class AuthService {
 
   async close(): Promise<void> {
     this.log.close();
+    this.callout?.close();
     for (const p of this.ports) p.close();
     await this.pool?.destroy();
   }

@@ -129,6 +129,15 @@ export async function renderMetrics(src: MetricsSources): Promise<string> {
   ]);
   e.one('fleetmq_messages_withheld_total', 'counter', 'Deliveries withheld because the ACL does not let the subscriber read the topic.', sum(K.C_WITHHELD_NOT_AUTHORISED));
   e.one('fleetmq_acl_cache_evicted_total', 'counter', 'ACL decisions dropped from a connection\'s full cache (--acl-cache-entries).', sum(K.C_ACL_CACHE_EVICTED));
+  // HTTP auth callout and JWT.
+  e.one('fleetmq_auth_http_requests_total', 'counter', 'HTTP auth callout requests sent (identical concurrent checks share one).', sum(K.C_AUTH_HTTP_REQUESTS));
+  e.one('fleetmq_auth_http_errors_total', 'counter', 'HTTP auth callout requests that failed: timeout, refused, 5xx, unreadable answer (--auth-http-when-down decides).', sum(K.C_AUTH_HTTP_ERRORS));
+  e.one('fleetmq_auth_http_cache_hits_total', 'counter', 'CONNECTs decided from the callout cache without a request.', sum(K.C_AUTH_HTTP_CACHE_HITS));
+  e.one('fleetmq_auth_http_coalesced_total', 'counter', 'CONNECTs that joined an identical callout request in flight.', sum(K.C_AUTH_HTTP_COALESCED));
+  e.one('fleetmq_auth_http_inflight_full_total', 'counter', 'CONNECTs answered "server busy" because --auth-http-max-inflight requests were in flight.', sum(K.C_AUTH_HTTP_INFLIGHT_FULL));
+  e.one('fleetmq_auth_http_cache_evicted_total', 'counter', 'Callout answers dropped from the full cache (--auth-http-cache-entries).', sum(K.C_AUTH_HTTP_CACHE_EVICTED));
+  e.one('fleetmq_auth_jwt_refused_total', 'counter', 'JWTs refused: bad signature, expired, not yet valid, a claim that does not match.', sum(K.C_AUTH_JWT_REFUSED));
+  e.one('fleetmq_auth_token_expired_disconnects_total', 'counter', 'Connections closed because their JWT expired.', sum(K.C_AUTH_TOKEN_EXPIRED));
   e.one('fleetmq_ring_spilled_total', 'counter', 'Cross-worker records that waited in a producer\'s overflow queue because the peer ring was full.', sum(K.C_RING_SPILLED));
   e.one('fleetmq_handler_errors_total', 'counter', 'Packets whose handler threw (a bug): the connection was closed, the worker lived on.', sum(K.C_HANDLER_ERRORS));
   e.one('fleetmq_store_held_messages_total', 'counter', 'QoS 1 messages to persistent sessions routed before their store write (write-behind, --commit-linger-ms).', sum(K.C_STORE_HELD));

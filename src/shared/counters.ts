@@ -60,6 +60,24 @@ export const C_HANDSHAKE_TIMEOUT = 29;
 export const C_WS_REFUSED = 30;
 /** TLS / WebSocket connections relayed to the worker that owns their session (workers/net/relay.ts), total. */
 export const C_RELAYED = 31;
+// HTTP auth callout and JWT (src/auth/http-callout.ts, src/auth/jwt.ts): decided on the main
+// thread, counted by the worker whose CONNECT it was (the verdict says what happened).
+/** Callout requests sent to the auth server (identical concurrent checks share one). */
+export const C_AUTH_HTTP_REQUESTS = 40;
+/** Callout requests that failed: timeout, refused connection, 5xx, unreadable answer. */
+export const C_AUTH_HTTP_ERRORS = 41;
+/** CONNECTs decided from the callout's cache, with no request. */
+export const C_AUTH_HTTP_CACHE_HITS = 42;
+/** CONNECTs that joined an identical callout request already in flight. */
+export const C_AUTH_HTTP_COALESCED = 43;
+/** CONNECTs answered "server busy" because --auth-http-max-inflight requests were in flight. */
+export const C_AUTH_HTTP_INFLIGHT_FULL = 44;
+/** Callout answers dropped from the full cache (--auth-http-cache-entries). */
+export const C_AUTH_HTTP_CACHE_EVICTED = 45;
+/** JWTs refused: bad signature, expired, not yet valid, a claim that does not match, malformed ACL. */
+export const C_AUTH_JWT_REFUSED = 46;
+/** Connections closed because their JWT expired (v5 DISCONNECT 0xA0). */
+export const C_AUTH_TOKEN_EXPIRED = 47;
 // Limits (workers/README.md, "Limits"). 48, 49 and 54 are written by the main thread, in row 0
 // only (no worker writes them), so they are summed like the others.
 /** Connections closed at accept: --max-connections or a listener's maxConnections reached. */
@@ -129,6 +147,14 @@ export const COUNTER_NAMES: Record<number, string> = {
   [C_HANDSHAKE_TIMEOUT]: 'clients/refused/handshake-timeout',
   [C_WS_REFUSED]: 'clients/refused/websocket',
   [C_RELAYED]: 'clients/relayed',
+  [C_AUTH_HTTP_REQUESTS]: 'auth/http/requests',
+  [C_AUTH_HTTP_ERRORS]: 'auth/http/errors',
+  [C_AUTH_HTTP_CACHE_HITS]: 'auth/http/cache-hits',
+  [C_AUTH_HTTP_COALESCED]: 'auth/http/coalesced',
+  [C_AUTH_HTTP_INFLIGHT_FULL]: 'auth/http/inflight-full',
+  [C_AUTH_HTTP_CACHE_EVICTED]: 'auth/http/cache-evicted',
+  [C_AUTH_JWT_REFUSED]: 'auth/jwt/refused',
+  [C_AUTH_TOKEN_EXPIRED]: 'clients/disconnected/token-expired',
   [C_REFUSED_MAX_CONNECTIONS]: 'clients/refused/max-connections',
   [C_ACCEPT_WAITED]: 'clients/accept/waited-rate',
   [C_CLIENT_RATE_PAUSES]: 'clients/rate-paused',

@@ -133,7 +133,9 @@ export type FromCoordinator =
 
 /**
  * Where a moved connection came from: the listener that counts it open (-1: none, a relay's
- * end, whose transport stays counted where it is) and the client's address when the fd's own
- * peer is not it (a PROXY protocol header's, or a relay's client), else null.
+ * end, whose transport stays counted where it is), the client's address when the fd's own
+ * peer is not it (a PROXY protocol header's, or a relay's client), else null, and for a relay's
+ * end the transport the client really uses (the auth callout and its logs name it).
  */
-export interface ConnOrigin { listener: number; peer: string | null }
+export interface ConnOrigin { listener: number; peer: string | null; transport?: TransportName }
+export type TransportName = 'tcp' | 'tls' | 'ws' | 'wss';

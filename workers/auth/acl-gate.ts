@@ -16,6 +16,18 @@ import type { AclUpdate, AclApplied } from '../../src/auth/messages';
 import { C_ACL_CACHE_EVICTED } from '../../src/shared/counters';
 import type { Message } from '../protocol/message';
 
+/**
+ * What a connection's checker answers (Connection.acl): the ACL file's ConnAcl, or a ClientAcl
+ * (auth/client-acl.ts) with the rules its authentication came with in front of it.
+ */
+export interface ConnAuthz {
+  topicOf(bytes: Buffer): string;
+  mayReceive(msg: Message): boolean;
+  mayRead(topic: string): boolean;
+  mayWrite(topic: string): boolean;
+  maySubscribe(filter: string): boolean;
+}
+
 /** Cached decision bits: which access was decided, and which was allowed. */
 const KNOWN_READ = 1;
 const KNOWN_WRITE = 2;
@@ -50,7 +62,7 @@ export class AclGate {
  * One connection's authorization, with its decisions cached (topic → bits), at most
  * --acl-cache-entries of them: when full, the oldest goes (counted in acl/cache/evicted).
  */
-export class ConnAcl {
+export class ConnAcl implements ConnAuthz {
   private client: ClientAcl;
   private generation: number;
   private cache: Map<string, number> | null = null;

@@ -13,6 +13,9 @@ import { NEVER_EXPIRES } from '../session/session';
 import type { Will } from '../session/will';
 import type { HandlerDeps } from './deps';
 import { C_CLUSTER_REFUSED, C_BANNED_REFUSED } from '../../src/shared/counters';
+import type { Grant } from '../../src/auth/messages';
+import { applyGrantAcl, armExpiry } from '../auth/token-expiry';
+import { ClientAcl } from '../auth/client-acl';
 
 /** Reads protocol name and level from the raw frame, before trusting mqtt-packet with it. */
 function peekVersion(buf: Buffer, start: number, end: number): { name: string; level: number } | null {
@@ -103,14 +106,29 @@ function admit(d: HandlerDeps, c: Connection, p: IConnectPacket): void {
   // Credentials are checked before the client id is claimed: a refused client takes over nothing.
   const gate = d.auth.gate(c, p);
   if (!gate) { claim(d, c, p, clientId, expiry, assigned, serverKeepAlive); return; }
-  gate.then((refusal) => {
+  gate.then((r) => {
     if (c.state === ConnState.CLOSED) return;
-    if (refusal) reject(c, refusal.v5, refusal.v3);
-    else claim(d, c, p, clientId, expiry, assigned, serverKeepAlive);
+    if (r === null) { claim(d, c, p, clientId, expiry, assigned, serverKeepAlive); return; }
+    if ('v5' in r) { reject(c, r.v5, r.v3); return; }
+    if (granted(d, c, p, r.grant)) claim(d, c, p, clientId, expiry, assigned, serverKeepAlive, r.grant.expiresAt);
   }, () => c.close());
 }
 
-function claim(d: HandlerDeps, c: Connection, p: IConnectPacket, clientId: string, expiry: number, assigned: string, serverKeepAlive: number): void {
+/**
+ * An allow that came with a grant (HTTP callout or JWT): superuser or the client's own rules
+ * decide its ACL from now on. A will on a topic those rules do not let the client write is
+ * refused with the CONNECT, 0x87 / 5, as Mosquitto does, rather than dropped when it fires.
+ */
+function granted(d: HandlerDeps, c: Connection, p: IConnectPacket, grant: Grant): boolean {
+  applyGrantAcl(c, grant, p.username ?? null, d.config.aclCacheEntries, d.count);
+  if (c.will && c.acl instanceof ClientAcl && !c.acl.mayWrite(c.will.msg.topicString)) {
+    reject(c, RC.NOT_AUTHORIZED, V3.NOT_AUTHORIZED);
+    return false;
+  }
+  return true;
+}
+
+function claim(d: HandlerDeps, c: Connection, p: IConnectPacket, clientId: string, expiry: number, assigned: string, serverKeepAlive: number, expiresAt = 0): void {
   const v5 = c.v5;
   const props = p.properties ?? {};
   d.sessions.claim(c, clientId, !!p.clean, expiry).then((present) => {
@@ -127,6 +145,7 @@ function claim(d: HandlerDeps, c: Connection, p: IConnectPacket, clientId: strin
     c.state = ConnState.CONNECTED;
     c.connectedAt = Date.now();
     sendConnack(c, present, 0, ack);
+    if (expiresAt > 0) armExpiry(c, expiresAt, d.count);
     d.sessions.online(c);
     c.resume();
   }, () => c.close());

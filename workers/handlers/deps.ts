@@ -6,7 +6,7 @@ import type { Session } from '../session/session';
 import type { BrokerConfig } from '../../src/config';
 import type { StoreOp } from '../../src/shared/messages';
 import type { IConnectPacket } from 'mqtt-packet';
-import type { Refusal } from '../auth/auth-gate';
+import type { GateResult } from '../auth/auth-gate';
 import type { AclGate } from '../auth/acl-gate';
 
 export interface HandlerDeps {
@@ -32,8 +32,8 @@ export interface HandlerDeps {
     op(o: StoreOp): void;
     barrier(done: (ok: boolean) => void): void;
   };
-  /** Credentials of a CONNECT (auth/auth-gate.ts): null when nothing needs checking. */
-  readonly auth: { gate(c: Connection, p: IConnectPacket): Promise<Refusal | null> | null };
+  /** Credentials of a CONNECT (auth/auth-gate.ts): null when nothing needs checking; a refusal, or an allow with its grant. */
+  readonly auth: { gate(c: Connection, p: IConnectPacket): Promise<GateResult> | null };
   /** The ACL (auth/acl-gate.ts): null without --acl-file. */
   readonly acl: AclGate | null;
   /** The banned list (admin/admin.ts): a CONNECT it matches is refused. */

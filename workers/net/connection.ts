@@ -5,7 +5,8 @@ import type { Session } from '../session/session';
 import type { Will } from '../session/will';
 import type { AckOrder } from '../routing/ack-order';
 import type { StoreWait } from '../persist/durable-routing';
-import type { ConnAcl } from '../auth/acl-gate';
+import type { ConnAuthz } from '../auth/acl-gate';
+import type { TransportName } from '../../src/shared/messages';
 import { readVarint } from '../protocol/varint';
 import { DISCONNECT, RC } from '../protocol/constants';
 import type { ClientRate } from './client-rate';
@@ -66,14 +67,21 @@ export class Connection {
   keepaliveMs = 0;
   lastRecv = Date.now();
   will: Will | null = null;
-  /** What the ACL lets this client read and write (auth/acl-gate.ts); null without --acl-file. */
-  acl: ConnAcl | null = null;
+  /**
+   * What the ACL lets this client read and write (auth/acl-gate.ts, and auth/client-acl.ts for
+   * rules its authentication came with); null without either, or for a superuser.
+   */
+  acl: ConnAuthz | null = null;
   /** The listener that counts this connection open (src/shared/open-connections.ts), -1: none (a relay's end). */
   listener = -1;
   /** The client's address when the socket's peer is not it (PROXY protocol, relays), else null: see address(). */
   peer: string | null = null;
+  /** A relay's end: the transport the client uses on the worker that relays it; null: this socket's own. */
+  transport: TransportName | null = null;
   /** --max-client-msg-rate / --max-client-byte-rate (net/client-rate.ts); null without them. */
   rate: ClientRate | null = null;
+  /** Set when its JWT expires: closes the connection then (auth/token-expiry.ts); null otherwise. */
+  expiryTimer: NodeJS.Timeout | null = null;
   /** Set when the client sent DISCONNECT 0x00: the will is discarded [MQTT-3.14.4-3]. */
   normalDisconnect = false;
 

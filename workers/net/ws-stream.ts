@@ -6,6 +6,7 @@
 // connection [MQTT-6.0.0-1] with 1003 "unsupported data" (RFC 6455 §7.4.1).
 import { Duplex } from 'node:stream';
 import type * as net from 'node:net';
+import * as tls from 'node:tls';
 import type { WebSocket, RawData } from 'ws';
 
 const UNSUPPORTED_DATA = 1003;
@@ -15,6 +16,9 @@ export class WsStream extends Duplex {
    * `raw`: the socket under the WebSocket (TCP or TLS), for the client's address.
    * `onText`: a text frame arrived (counted by the caller).
    */
+  /** Over TLS (a wss listener): what the auth callout reports as its listener. */
+  get encrypted(): boolean { return this.raw instanceof tls.TLSSocket; }
+
   constructor(private readonly ws: WebSocket, private readonly raw: net.Socket, onText: () => void) {
     super({ allowHalfOpen: false });
     let refused = false;

@@ -15,6 +15,7 @@ export const RC = {
   CLIENT_IDENTIFIER_NOT_VALID: 0x85,
   BAD_USERNAME_OR_PASSWORD: 0x86,
   NOT_AUTHORIZED: 0x87,
+  SERVER_UNAVAILABLE: 0x88,
   SERVER_BUSY: 0x89,
   /** CONNACK only [MQTT5-3.2.2.2]: the client is on the banned list. */
   BANNED: 0x8a,
@@ -32,6 +33,8 @@ export const RC = {
   USE_ANOTHER_SERVER: 0x9c,
   /** DISCONNECT [MQTT5-3.14.2.1]: kicked through the admin API, or banned while connected. */
   ADMINISTRATIVE_ACTION: 0x98,
+  /** DISCONNECT [MQTT5-3.14.2.1]: a JWT's expiry ends the connection (auth/token-expiry.ts). */
+  MAXIMUM_CONNECT_TIME: 0xa0,
 } as const;
 
 /** v3.1.1 CONNACK return codes (§3.2.2.3). */

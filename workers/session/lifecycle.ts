@@ -3,11 +3,12 @@
 // connection to the worker that owns the session), restored from the store at start, online and
 // offline, expired, released to a clean start elsewhere. Wills are published (by the function
 // the worker gives) at the moment MQTT says: at once, after their delay, or never.
+import { transportOf } from '../auth/auth-gate';
 import type { Connection, Transport } from '../net/connection';
 import { ConnState } from '../net/connection';
 import type { Persister } from '../persist/persister';
 import type { Grant } from '../coordination/coordinator-client';
-import type { WireSession, RestoredSession } from '../../src/shared/messages';
+import type { WireSession, RestoredSession, ConnOrigin } from '../../src/shared/messages';
 import type { StoredSession } from '../../src/store/types';
 import type { Will } from './will';
 import type { SessionTable } from './session-table';
@@ -32,7 +33,7 @@ export interface LifecycleDeps {
     claim(clientId: string, clean: boolean): Promise<Grant>;
     released(req: number): void;
     ended(clientId: string): void;
-    move(to: number, fd: number, bytes: Uint8Array, identity: string | null, origin: { listener: number; peer: string | null } | null): void;
+    move(to: number, fd: number, bytes: Uint8Array, identity: string | null, origin: ConnOrigin | null): void;
   };
   publishWill(w: Will): void;
   /** Relays a TLS / WebSocket transport to another worker; returns the fd that worker adopts (net/relay.ts). */
@@ -82,7 +83,7 @@ export class SessionLifecycle {
     const bytes = c.takeReplayBytes();
     // A TCP fd is counted open by its listener where it goes; a relay's end is not (its transport
     // stays counted here). The client's address goes along where the fd's own peer is not it.
-    const origin = c.plain ? { listener: c.listener, peer: c.peer } : { listener: -1, peer: c.address() };
+    const origin: ConnOrigin = c.plain ? { listener: c.listener, peer: c.peer, ...(c.transport ? { transport: c.transport } : {}) } : { listener: -1, peer: c.address(), transport: transportOf(c) };
     let copy: number;
     if (c.plain) {
       const fd = (c.socket as unknown as { _handle?: { fd?: number } })._handle?.fd;

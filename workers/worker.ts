@@ -64,8 +64,8 @@ const coord = new CoordinatorClient(wiring.coordinator,
     // A moved TCP fd counts open on its listener here now (the first worker counted it out).
     const listener = origin?.listener ?? -1;
     if (listener >= 0) open.add(index, listener, 1);
-    const c = connections.adoptMoved(fd, bytes, identity, origin?.peer ?? null, listener);
-    if (c !== null) { admission.track(c.socket as Socket, listener); c.transport = origin?.transport ?? null; }
+    const c = connections.adoptMoved(fd, bytes, identity, origin);
+    if (c !== null) admission.track(c.socket as Socket, listener);
     else open.add(index, listener, -1);
   },
   // Ready once the coordinator has handed over this worker's restored sessions.

@@ -4,6 +4,7 @@ import * as net from 'node:net';
 import { Connection, ConnState, type ConnectionEnv, type Transport } from './connection';
 import { RC } from '../protocol/constants';
 import { ClientRate } from './client-rate';
+import type { ConnOrigin } from '../../src/shared/messages';
 import { C_ACCEPTED, C_CONNECTIONS_TOTAL, C_CONNECTIONS_OPEN } from '../../src/shared/counters';
 
 export class Connections {
@@ -71,11 +72,14 @@ export class Connections {
    * A connection another worker moved here, with the bytes it had already read (and, for a
    * relayed TLS connection, the certificate identity it was accepted with).
    */
-  adoptMoved(fd: number, bytes: Uint8Array, identity: string | null = null, peer: string | null = null, listener = -1): Connection | null {
+  adoptMoved(fd: number, bytes: Uint8Array, identity: string | null, origin: ConnOrigin | null): Connection | null {
     const c = this.adopt(fd, identity);
     if (c === null) return null;
-    c.peer = peer;
-    c.listener = listener;
+    // Before the replay: the CONNECT in `bytes` is authenticated with the client's real address
+    // and transport.
+    c.peer = origin?.peer ?? null;
+    c.listener = origin?.listener ?? -1;
+    c.transport = origin?.transport ?? null;
     c.inject(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));
     return c;
   }

@@ -1,85 +1,199 @@
-// Retained messages, one copy per process, and the cursors that stream them to new
-// subscriptions page by page, as fast as each subscriber drains them (workers/session/
-// retained-feed.ts), so a SUBSCRIBE to `#` over 100K retained messages never copies them all
-// into one session at once. A linear scan per wildcard filter (spread over the pages); an
-// index by topic level is the next step.
+// Retained messages, one copy per process, in a trie by topic level, and the cursors that
+// stream them to new subscriptions page by page, as fast as each subscriber drains them
+// (workers/session/retained-feed.ts), so a SUBSCRIBE to `#` over 1M retained messages never
+// copies them all into one session at once. A wildcard SUBSCRIBE walks only the branches its
+// filter can match: time in proportion to the matches and the levels walked, not to the store.
+//
+// Memory: a leaf is its parent's Map entry, its level string and one latin1 string holding the
+// message (retained-value.ts); a node object exists only where a topic has topics below it.
 import type { WireMessage } from '../shared/messages';
-import { topicMatches } from '../shared/topic-match';
-
-interface Entry { msg: WireMessage; seq: number }
+import { decodePage, encodeRetained, expiryOf, payloadOffset, seqOf } from './retained-value';
 
 /** A page holds at most this many messages ... */
 export const PAGE_MESSAGES = 256;
 /** ... and stops after the message that takes it past this many payload bytes. */
 export const PAGE_BYTES = 256 * 1024;
-/** Entries a wildcard cursor may scan for one page before it answers (possibly empty-handed). */
-const SCAN_PER_PAGE = 65536;
+/** Trie steps a cursor may take for one page before it answers (possibly empty-handed). */
+const STEPS_PER_PAGE = 65536;
+
+/** A topic level with topics below it; `val` is its own retained message, if any. */
+class TNode {
+  kids: Map<string, Child> | null = null;
+  constructor(public val: string | null) {}
+}
+/** A level with nothing below it is just its encoded message (no node object). */
+type Child = TNode | string;
+
+const valOf = (c: Child): string | null => (typeof c === 'string' ? c : c.val);
 
 /**
- * Where one subscription's retained messages are read from. A Map iterator is live: entries
- * deleted meanwhile are skipped, and a topic set again keeps its place. A message set after the
- * cursor opened (a newer `seq`) is skipped: the subscription is already in the trie then, so it
- * arrives as a live message, and sending it twice would let the older copy land last.
+ * A level string kept as a Map key. split() returns levels of 13 chars or more as slices of the
+ * topic, which would keep the whole topic string alive behind each key: those are copied.
+ */
+const ownKey = (k: string): string => (k.length < 13 ? k : Buffer.from(k, 'utf8').toString('utf8'));
+
+/** Where a walk resumes: the children of one node, and which filter level they answer to. */
+interface Frame { it: IterableIterator<[string, Child]>; fi: number; depth: number }
+
+/**
+ * Where one subscription's retained messages are read from: a depth-first walk of the trie
+ * along the filter, resumable between pages (a stack of live Map iterators: entries deleted
+ * meanwhile are skipped, a topic set again keeps its place). A message set after the cursor
+ * opened (a newer seq) is skipped: the subscription is already in the trie then, so it arrives
+ * as a live message, and sending it twice would let the older copy land last.
  */
 export class RetainedCursor {
   done = false;
-  constructor(
-    readonly filter: string,
-    readonly startSeq: number,
-    readonly iter: IterableIterator<[string, Entry]> | null,
-  ) {}
+  started = false;
+  readonly levels: string[];
+  readonly frames: Frame[] = [];
+  /** Topic levels of the node being visited, [0, depth). */
+  readonly path: string[] = [];
+  constructor(readonly filter: string, readonly startSeq: number) {
+    this.levels = filter.split('/');
+  }
 }
 
-export class RetainedStore {
-  private readonly byTopic = new Map<string, Entry>();
-  private seq = 0;
+/** Matches gathered for one page, decoded once the page is full. */
+interface Hits { topics: string[]; values: string[]; bytes: number }
 
-  /** An empty payload clears the topic [MQTT-3.3.1-6]. */
+export class RetainedStore {
+  private readonly root = new TNode(null);
+  private seq = 0;
+  private count = 0;
+  /** Trie steps every cursor has taken (children looked at): what a SUBSCRIBE costs, for tests. */
+  steps = 0;
+
+  /** An empty payload clears the topic [MQTT-3.3.1-6]. O(levels). */
   set(msg: WireMessage): void {
-    if (msg.payload.byteLength === 0) this.byTopic.delete(msg.topic);
-    else this.byTopic.set(msg.topic, { msg, seq: ++this.seq });
+    if (msg.payload.byteLength === 0) this.clear(msg.topic);
+    else this.put(msg.topic.split('/'), encodeRetained(msg, ++this.seq));
   }
 
-  get size(): number { return this.byTopic.size; }
+  get size(): number { return this.count; }
+
+  private put(levels: string[], v: string): void {
+    let node = this.root;
+    const last = levels.length - 1;
+    for (let i = 0; i < last; i++) {
+      const kids = (node.kids ??= new Map());
+      const c = kids.get(levels[i]);
+      let next: TNode;
+      if (c === undefined) { next = new TNode(null); kids.set(ownKey(levels[i]), next); }
+      // A leaf gains topics below it: it becomes a node, in place (Map order kept for cursors).
+      else if (typeof c === 'string') { next = new TNode(c); kids.set(levels[i], next); }
+      else next = c;
+      node = next;
+    }
+    const kids = (node.kids ??= new Map());
+    const c = kids.get(levels[last]);
+    if (c === undefined) { this.count++; kids.set(ownKey(levels[last]), v); }
+    else if (typeof c === 'string') kids.set(levels[last], v);
+    else { if (c.val === null) this.count++; c.val = v; }
+  }
+
+  /** Removes `topic`'s message and the nodes left empty above it. O(levels). */
+  clear(topic: string): void {
+    const levels = topic.split('/');
+    const nodes: TNode[] = [this.root];
+    for (let i = 0; i < levels.length - 1; i++) {
+      const c = nodes[i].kids?.get(levels[i]);
+      if (c === undefined || typeof c === 'string') return;
+      nodes.push(c);
+    }
+    let i = levels.length - 1;
+    const kids = nodes[i].kids;
+    const c = kids?.get(levels[i]);
+    if (!kids || c === undefined) return;
+    if (typeof c === 'string') kids.delete(levels[i]);
+    else if (c.val === null) return;
+    else if (c.kids === null || c.kids.size === 0) kids.delete(levels[i]);
+    else { c.val = null; this.count--; return; }
+    this.count--;
+    // Prune upwards: a node with no children left goes, or shrinks back to its message.
+    for (; i > 0 && nodes[i].kids!.size === 0; i--) {
+      const n = nodes[i];
+      const parent = nodes[i - 1].kids!;
+      if (n.val === null) parent.delete(levels[i - 1]);
+      else { parent.set(levels[i - 1], n.val); break; }
+    }
+  }
 
   open(filter: string): RetainedCursor {
-    const wild = filter.includes('+') || filter.includes('#');
-    return new RetainedCursor(filter, this.seq, wild ? this.byTopic.entries() : null);
+    return new RetainedCursor(filter, this.seq);
   }
 
   /** The next page of `cursor`'s messages (empty and done at the end). */
   page(cursor: RetainedCursor, now: number): WireMessage[] {
-    const out: WireMessage[] = [];
-    if (cursor.done) return out;
-    if (!cursor.iter) {
-      cursor.done = true;
-      const e = this.byTopic.get(cursor.filter);
-      if (e && e.seq <= cursor.startSeq) this.keepIfLive(cursor.filter, e.msg, now, out);
-      return out;
+    if (cursor.done) return [];
+    const hits: Hits = { topics: [], values: [], bytes: 0 };
+    if (!cursor.started) {
+      cursor.started = true;
+      this.visit(cursor, this.root, 0, 0, hits, now);
     }
-    let bytes = 0;
-    for (let scanned = 0; scanned < SCAN_PER_PAGE; scanned++) {
-      const r = cursor.iter.next();
-      if (r.done) { cursor.done = true; break; }
-      const [topic, e] = r.value;
-      if (e.seq > cursor.startSeq || !topicMatches(cursor.filter, topic)) continue;
-      if (!this.keepIfLive(topic, e.msg, now, out)) continue;
-      bytes += e.msg.payload.byteLength;
-      if (out.length >= PAGE_MESSAGES || bytes >= PAGE_BYTES) break;
+    const { frames, path, levels } = cursor;
+    for (let steps = 0; hits.values.length < PAGE_MESSAGES && hits.bytes < PAGE_BYTES && steps < STEPS_PER_PAGE; steps++) {
+      const fr = frames[frames.length - 1];
+      if (fr === undefined) break;
+      const r = fr.it.next();
+      if (r.done) { frames.pop(); continue; }
+      this.steps++;
+      const [key, child] = r.value;
+      // Frames exist only for wildcards: at the first level, a wildcard skips `$` topics [MQTT-4.7.2-1].
+      if (fr.depth === 0 && key.charCodeAt(0) === 36 /* $ */) continue;
+      path[fr.depth] = key;
+      this.visit(cursor, child, levels[fr.fi] === '#' ? fr.fi : fr.fi + 1, fr.depth + 1, hits, now);
     }
-    return out;
+    if (frames.length === 0) cursor.done = true;
+    return decodePage(hits.topics, hits.values);
   }
 
-  private keepIfLive(topic: string, m: WireMessage, now: number, out: WireMessage[]): boolean {
-    if (m.expiryAt !== 0 && m.expiryAt <= now) { this.byTopic.delete(topic); return false; }
-    out.push(m);
-    return true;
+  /**
+   * `c` (at `depth`, its topic in `cursor.path`) matched the filter up to level `fi`: takes its
+   * message if the filter ends here or at a `#`, and leaves a frame for its children where a
+   * wildcard continues. Literal levels are followed at once (one Map lookup each).
+   */
+  private visit(cursor: RetainedCursor, c: Child, fi: number, depth: number, hits: Hits, now: number): void {
+    const { levels, path } = cursor;
+    for (;;) {
+      const val = valOf(c);
+      const kids = typeof c === 'string' ? null : c.kids;
+      if (fi === levels.length) { if (val !== null) this.hit(cursor, depth, val, hits, now); return; }
+      const tok = levels[fi];
+      if (tok === '#') {
+        // `sport/#` matches `sport` too [MQTT-4.7.1-2] (the root holds no message).
+        if (val !== null) this.hit(cursor, depth, val, hits, now);
+        if (kids !== null && kids.size > 0) cursor.frames.push({ it: kids.entries(), fi, depth });
+        return;
+      }
+      if (tok === '+') {
+        if (kids !== null && kids.size > 0) cursor.frames.push({ it: kids.entries(), fi, depth });
+        return;
+      }
+      const next = kids?.get(tok);
+      if (next === undefined) return;
+      path[depth] = tok;
+      c = next;
+      fi++;
+      depth++;
+    }
+  }
+
+  private hit(cursor: RetainedCursor, depth: number, v: string, hits: Hits, now: number): void {
+    if (seqOf(v) > cursor.startSeq) return;
+    const topic = cursor.path.slice(0, depth).join('/');
+    const exp = expiryOf(v);
+    if (exp !== 0 && exp <= now) { this.clear(topic); return; }
+    hits.topics.push(topic);
+    hits.values.push(v);
+    hits.bytes += v.length - payloadOffset(v);
   }
 }
 
 /**
  * The open cursors of every worker, by id. A cursor lives while its subscription's feed has
- * messages left; a worker that dies takes its cursors with it.
+ * messages left; a session feeds one subscription at a time and closes its cursor when it
+ * ends, and a worker that dies takes its cursors with it: at most one cursor per session.
  */
 export class RetainedCursors {
   private readonly open = new Map<number, { worker: number; cursor: RetainedCursor }>();

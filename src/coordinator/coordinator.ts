@@ -10,6 +10,7 @@ import type { BrokerConfig } from '../config';
 import type { FromCoordinator, PersistResult, RestoredSession, ToCoordinator } from '../shared/messages';
 import { Registry } from './registry';
 import { RetainedStore, RetainedCursors } from './retained';
+import { readRetainedBatch } from '../shared/retained-batch';
 import { Persistence } from './persistence';
 import { StoreIds } from '../shared/store-ids';
 import { StoreInbox } from './store-inbox';
@@ -143,6 +144,7 @@ export class Coordinator {
       case 'released': this.registry.released(index, m.req); break;
       case 'ended': this.registry.ended(index, m.clientId); break;
       case 'retain': this.retained.set(m.msg); break;
+      case 'retain-batch': readRetainedBatch(m.bytes, (w) => this.retained.set(w)); break;
       case 'sub': { let f = this.journal.get(m.sub); if (!f) this.journal.set(m.sub, (f = new Set())); f.add(m.filter); break; }
       case 'unsub': { const f = this.journal.get(m.sub); if (f) { f.delete(m.filter); if (f.size === 0) this.journal.delete(m.sub); } break; }
       case 'retained?': {

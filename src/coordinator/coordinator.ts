@@ -72,10 +72,7 @@ export class Coordinator {
   /** Opens the store and restores what it holds; restored sessions go to workers as they attach. */
   async start(): Promise<void> {
     this.persistence = await Persistence.open(this.opts.config, new StoreIds(this.opts.storeIds));
-    const { sessions, retained } = await this.persistence.load((line) => this.toMain({ t: 'log', line }));
-    const indexing = Date.now();
-    for (const m of retained) this.retained.set(m);
-    if (retained.length >= 100_000) this.toMain({ t: 'log', line: `store: indexed ${retained.length} retained messages in ${Date.now() - indexing} ms` });
+    const { sessions } = await this.persistence.load((line) => this.toMain({ t: 'log', line }), (m) => this.retained.set(m));
     sessions.forEach((s, i) => this.toAdopt[i % this.opts.workers].push(s));
     this.parkStores();
     if (this.opts.config.etcd !== undefined) await this.joinCluster();

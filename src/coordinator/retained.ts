@@ -16,10 +16,38 @@ export const PAGE_BYTES = 256 * 1024;
 /** Trie steps a cursor may take for one page before it answers (possibly empty-handed). */
 const STEPS_PER_PAGE = 65536;
 
-/** A topic level with topics below it; `val` is its own retained message, if any. */
+/**
+ * A topic level with topics below it; `val` is its own retained message, if any. Its first
+ * child is kept inline (`k1`, `c1`): most levels under a wide one (`devices/<id>/state`) have a
+ * single child, and a Map costs ~180 bytes. A second child moves both into `kids`, for good.
+ */
 class TNode {
+  k1: string | null = null;
+  c1: Child | null = null;
   kids: Map<string, Child> | null = null;
   constructor(public val: string | null) {}
+
+  get(k: string): Child | undefined {
+    if (this.kids !== null) return this.kids.get(k);
+    return this.k1 === k ? this.c1! : undefined;
+  }
+
+  /** Sets child `k`; `own` is the key to keep when `k` is new (see ownKey). */
+  set(k: string, c: Child, own: () => string): void {
+    if (this.kids !== null) { if (this.kids.has(k)) this.kids.set(k, c); else this.kids.set(own(), c); return; }
+    if (this.k1 === k) { this.c1 = c; return; }
+    if (this.k1 === null) { this.k1 = own(); this.c1 = c; return; }
+    this.kids = new Map([[this.k1, this.c1!], [own(), c]]);
+    this.k1 = null;
+    this.c1 = null;
+  }
+
+  delete(k: string): void {
+    if (this.kids !== null) this.kids.delete(k);
+    else if (this.k1 === k) { this.k1 = null; this.c1 = null; }
+  }
+
+  get size(): number { return this.kids !== null ? this.kids.size : this.k1 !== null ? 1 : 0; }
 }
 /** A level with nothing below it is just its encoded message (no node object). */
 type Child = TNode | string;
@@ -27,13 +55,35 @@ type Child = TNode | string;
 const valOf = (c: Child): string | null => (typeof c === 'string' ? c : c.val);
 
 /**
- * A level string kept as a Map key. split() returns levels of 13 chars or more as slices of the
+ * A level string kept as a key. split() returns levels of 13 chars or more as slices of the
  * topic, which would keep the whole topic string alive behind each key: those are copied.
  */
 const ownKey = (k: string): string => (k.length < 13 ? k : Buffer.from(k, 'utf8').toString('utf8'));
 
-/** Where a walk resumes: the children of one node, and which filter level they answer to. */
-interface Frame { it: IterableIterator<[string, Child]>; fi: number; depth: number }
+/**
+ * Where a walk resumes: the children of one node, and which filter level they answer to. A
+ * node with its children in a Map is walked with a live Map iterator (entries deleted meanwhile
+ * are skipped, a key set again keeps its place). A node with one inline child is walked by that
+ * child's key, looked up when the walk gets there: gone by then, it is skipped; moved into a Map
+ * meanwhile, it is found there. Children added after a walk passed a node were set after the
+ * cursor opened, so the walk has nothing to miss there.
+ */
+interface Frame { it: IterableIterator<[string, Child]> | null; node: TNode; key: string | null; fi: number; depth: number }
+
+function frameOf(node: TNode, fi: number, depth: number): Frame | null {
+  if (node.kids !== null) return node.kids.size > 0 ? { it: node.kids.entries(), node, key: null, fi, depth } : null;
+  return node.k1 !== null ? { it: null, node, key: node.k1, fi, depth } : null;
+}
+
+/** The next child of a frame, or null at its end. */
+function nextOf(fr: Frame): [string, Child] | null {
+  if (fr.it !== null) { const r = fr.it.next(); return r.done ? null : r.value; }
+  const k = fr.key;
+  if (k === null) return null;
+  fr.key = null;
+  const c = fr.node.get(k);
+  return c === undefined ? null : [k, c];
+}
 
 /**
  * Where one subscription's retained messages are read from: a depth-first walk of the trie
@@ -76,19 +126,19 @@ export class RetainedStore {
     let node = this.root;
     const last = levels.length - 1;
     for (let i = 0; i < last; i++) {
-      const kids = (node.kids ??= new Map());
-      const c = kids.get(levels[i]);
+      const k = levels[i];
+      const c = node.get(k);
       let next: TNode;
-      if (c === undefined) { next = new TNode(null); kids.set(ownKey(levels[i]), next); }
+      if (c === undefined) { next = new TNode(null); node.set(k, next, () => ownKey(k)); }
       // A leaf gains topics below it: it becomes a node, in place (Map order kept for cursors).
-      else if (typeof c === 'string') { next = new TNode(c); kids.set(levels[i], next); }
+      else if (typeof c === 'string') { next = new TNode(c); node.set(k, next, () => k); }
       else next = c;
       node = next;
     }
-    const kids = (node.kids ??= new Map());
-    const c = kids.get(levels[last]);
-    if (c === undefined) { this.count++; kids.set(ownKey(levels[last]), v); }
-    else if (typeof c === 'string') kids.set(levels[last], v);
+    const k = levels[last];
+    const c = node.get(k);
+    if (c === undefined) { this.count++; node.set(k, v, () => ownKey(k)); }
+    else if (typeof c === 'string') node.set(k, v, () => k);
     else { if (c.val === null) this.count++; c.val = v; }
   }
 
@@ -97,25 +147,26 @@ export class RetainedStore {
     const levels = topic.split('/');
     const nodes: TNode[] = [this.root];
     for (let i = 0; i < levels.length - 1; i++) {
-      const c = nodes[i].kids?.get(levels[i]);
+      const c = nodes[i].get(levels[i]);
       if (c === undefined || typeof c === 'string') return;
       nodes.push(c);
     }
     let i = levels.length - 1;
-    const kids = nodes[i].kids;
-    const c = kids?.get(levels[i]);
-    if (!kids || c === undefined) return;
-    if (typeof c === 'string') kids.delete(levels[i]);
+    const parent = nodes[i];
+    const c = parent.get(levels[i]);
+    if (c === undefined) return;
+    if (typeof c === 'string') parent.delete(levels[i]);
     else if (c.val === null) return;
-    else if (c.kids === null || c.kids.size === 0) kids.delete(levels[i]);
+    else if (c.size === 0) parent.delete(levels[i]);
     else { c.val = null; this.count--; return; }
     this.count--;
     // Prune upwards: a node with no children left goes, or shrinks back to its message.
-    for (; i > 0 && nodes[i].kids!.size === 0; i--) {
+    for (; i > 0 && nodes[i].size === 0; i--) {
       const n = nodes[i];
-      const parent = nodes[i - 1].kids!;
-      if (n.val === null) parent.delete(levels[i - 1]);
-      else { parent.set(levels[i - 1], n.val); break; }
+      const up = nodes[i - 1];
+      const k = levels[i - 1];
+      if (n.val === null) up.delete(k);
+      else { const v = n.val; up.set(k, v, () => k); break; }
     }
   }
 
@@ -135,10 +186,10 @@ export class RetainedStore {
     for (let steps = 0; hits.values.length < PAGE_MESSAGES && hits.bytes < PAGE_BYTES && steps < STEPS_PER_PAGE; steps++) {
       const fr = frames[frames.length - 1];
       if (fr === undefined) break;
-      const r = fr.it.next();
-      if (r.done) { frames.pop(); continue; }
+      const e = nextOf(fr);
+      if (e === null) { frames.pop(); continue; }
       this.steps++;
-      const [key, child] = r.value;
+      const [key, child] = e;
       // Frames exist only for wildcards: at the first level, a wildcard skips `$` topics [MQTT-4.7.2-1].
       if (fr.depth === 0 && key.charCodeAt(0) === 36 /* $ */) continue;
       path[fr.depth] = key;
@@ -157,20 +208,22 @@ export class RetainedStore {
     const { levels, path } = cursor;
     for (;;) {
       const val = valOf(c);
-      const kids = typeof c === 'string' ? null : c.kids;
+      const node = typeof c === 'string' ? null : c;
       if (fi === levels.length) { if (val !== null) this.hit(cursor, depth, val, hits, now); return; }
       const tok = levels[fi];
       if (tok === '#') {
         // `sport/#` matches `sport` too [MQTT-4.7.1-2] (the root holds no message).
         if (val !== null) this.hit(cursor, depth, val, hits, now);
-        if (kids !== null && kids.size > 0) cursor.frames.push({ it: kids.entries(), fi, depth });
+        const fr = node && frameOf(node, fi, depth);
+        if (fr) cursor.frames.push(fr);
         return;
       }
       if (tok === '+') {
-        if (kids !== null && kids.size > 0) cursor.frames.push({ it: kids.entries(), fi, depth });
+        const fr = node && frameOf(node, fi, depth);
+        if (fr) cursor.frames.push(fr);
         return;
       }
-      const next = kids?.get(tok);
+      const next = node?.get(tok);
       if (next === undefined) return;
       path[depth] = tok;
       c = next;

@@ -67,30 +67,57 @@ const ownKey = (k: string): string => (k.length < 13 ? k : Buffer.from(k, 'utf8'
  * child's key, looked up when the walk gets there: gone by then, it is skipped; moved into a Map
  * meanwhile, it is found there. Children added after a walk passed a node were set after the
  * cursor opened, so the walk has nothing to miss there.
+ *
+ * An unread Map iterator pins every table its Map is rehashed into meanwhile (V8 keeps the
+ * chain for it: a 200K-entry Map churned 2M times held +111 MiB): a cursor left unread by a
+ * stalled subscriber is moved on now and then (`touch`), its next keys kept in `ahead` and
+ * looked up again when the walk gets to them.
  */
-interface Frame { it: IterableIterator<[string, Child]> | null; node: TNode; key: string | null; fi: number; depth: number }
+interface Frame {
+  it: IterableIterator<[string, Child]> | null;
+  node: TNode;
+  /** Keys still to visit before the iterator (or, for an inline child, instead of one). */
+  ahead: string[];
+  fi: number;
+  depth: number;
+}
 
 function frameOf(node: TNode, fi: number, depth: number): Frame | null {
-  if (node.kids !== null) return node.kids.size > 0 ? { it: node.kids.entries(), node, key: null, fi, depth } : null;
-  return node.k1 !== null ? { it: null, node, key: node.k1, fi, depth } : null;
+  if (node.kids !== null) return node.kids.size > 0 ? { it: node.kids.entries(), node, ahead: [], fi, depth } : null;
+  return node.k1 !== null ? { it: null, node, ahead: [node.k1], fi, depth } : null;
 }
 
 /** The next child of a frame, or null at its end. */
 function nextOf(fr: Frame): [string, Child] | null {
-  if (fr.it !== null) { const r = fr.it.next(); return r.done ? null : r.value; }
-  const k = fr.key;
-  if (k === null) return null;
-  fr.key = null;
-  const c = fr.node.get(k);
-  return c === undefined ? null : [k, c];
+  while (fr.ahead.length > 0) {
+    const k = fr.ahead.shift()!;
+    const c = fr.node.get(k);
+    if (c !== undefined) return [k, c];
+  }
+  if (fr.it === null) return null;
+  const r = fr.it.next();
+  if (r.done) { fr.it = null; return null; }
+  return r.value;
 }
+
+/** Moves each iterator of `cursor` onto its Map's current table (one key read ahead). */
+function touch(cursor: RetainedCursor): void {
+  for (const fr of cursor.frames) {
+    if (fr.it === null) continue;
+    const r = fr.it.next();
+    if (r.done) fr.it = null;
+    else fr.ahead.push(r.value[0]);
+  }
+}
+
+/** Retained sets and clears between two touches of the open cursors. */
+const TOUCH_EVERY = 65536;
 
 /**
  * Where one subscription's retained messages are read from: a depth-first walk of the trie
- * along the filter, resumable between pages (a stack of live Map iterators: entries deleted
- * meanwhile are skipped, a topic set again keeps its place). A message set after the cursor
- * opened (a newer seq) is skipped: the subscription is already in the trie then, so it arrives
- * as a live message, and sending it twice would let the older copy land last.
+ * along the filter, resumable between pages (a stack of frames, above). A message set after
+ * the cursor opened (a newer seq) is skipped: the subscription is already in the trie then, so
+ * it arrives as a live message, and sending it twice would let the older copy land last.
  */
 export class RetainedCursor {
   done = false;
@@ -113,11 +140,18 @@ export class RetainedStore {
   private count = 0;
   /** Trie steps every cursor has taken (children looked at): what a SUBSCRIBE costs, for tests. */
   steps = 0;
+  /** Cursors opened and not yet done or released. */
+  private readonly live = new Set<RetainedCursor>();
+  private churn = 0;
 
   /** An empty payload clears the topic [MQTT-3.3.1-6]. O(levels). */
   set(msg: WireMessage): void {
     if (msg.payload.byteLength === 0) this.clear(msg.topic);
     else this.put(msg.topic.split('/'), encodeRetained(msg, ++this.seq));
+    if (++this.churn >= TOUCH_EVERY) {
+      this.churn = 0;
+      for (const c of this.live) touch(c);
+    }
   }
 
   get size(): number { return this.count; }
@@ -170,9 +204,19 @@ export class RetainedStore {
     }
   }
 
+  /** A cursor over `filter`'s messages as they are now; `release` it if it is dropped before the end. */
   open(filter: string): RetainedCursor {
-    return new RetainedCursor(filter, this.seq);
+    const c = new RetainedCursor(filter, this.seq);
+    this.live.add(c);
+    return c;
   }
+
+  release(cursor: RetainedCursor): void {
+    this.live.delete(cursor);
+  }
+
+  /** Cursors opened, not yet at their end nor released. */
+  get openCursors(): number { return this.live.size; }
 
   /** The next page of `cursor`'s messages (empty and done at the end). */
   page(cursor: RetainedCursor, now: number): WireMessage[] {
@@ -195,7 +239,7 @@ export class RetainedStore {
       path[fr.depth] = key;
       this.visit(cursor, child, levels[fr.fi] === '#' ? fr.fi : fr.fi + 1, fr.depth + 1, hits, now);
     }
-    if (frames.length === 0) cursor.done = true;
+    if (frames.length === 0) { cursor.done = true; this.live.delete(cursor); }
     return decodePage(hits.topics, hits.values);
   }
 
@@ -275,11 +319,14 @@ export class RetainedCursors {
   }
 
   close(worker: number, id: number): void {
-    if (this.open.get(id)?.worker === worker) this.open.delete(id);
+    const c = this.open.get(id);
+    if (c?.worker !== worker) return;
+    this.open.delete(id);
+    this.store.release(c.cursor);
   }
 
   workerDied(worker: number): void {
-    for (const [id, c] of this.open) if (c.worker === worker) this.open.delete(id);
+    for (const [id, c] of this.open) if (c.worker === worker) { this.open.delete(id); this.store.release(c.cursor); }
   }
 
   get size(): number { return this.open.size; }

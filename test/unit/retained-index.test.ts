@@ -8,6 +8,11 @@ import { RetainedStore, RetainedCursors, PAGE_MESSAGES, PAGE_BYTES } from '../..
 import { topicMatches } from '../../src/shared/topic-match';
 import type { WireMessage } from '../../src/shared/messages';
 import { Rng, seedFromEnv } from '../helpers/rng';
+import * as v8 from 'node:v8';
+import * as vm from 'node:vm';
+
+v8.setFlagsFromString('--expose-gc');
+const gc = vm.runInNewContext('gc') as () => void;
 
 const SEED = seedFromEnv();
 const LEVELS = ['a', 'b', 'c', '', '$x', 'sport', 'tennis', 'ünï', 'a-very-long-level-name-0001'];
@@ -153,6 +158,35 @@ describe(`retained index (FLEETMQ_SEED=${SEED})`, () => {
     const rest = drain(cursors, 'big/#');
     assert.equal(rest.length, 100);
     cursors.close(0, page.cursor);
+  });
+
+  test('a cursor left unread while its level churns does not pin the Map\'s old tables, and still yields the untouched rest once', () => {
+    const store = new RetainedStore();
+    const N = 100_000;
+    const p = new Uint8Array(8);
+    for (let i = 0; i < N; i++) store.set(msg(`c/${i}`, p));
+    const cursors = new RetainedCursors(store);
+    const first = cursors.first(0, 'c/+', 1);
+    const seen = new Set(first.msgs.map((m) => m.topic));
+    gc();
+    const before = process.memoryUsage().heapUsed;
+    // Churn the same level a million times: each key cleared and a new one set.
+    let next = N;
+    for (let i = 0; i < 1_000_000; i++) {
+      store.set(msg(`c/${next - N}`, new Uint8Array(0)));
+      store.set(msg(`c/${next}`, p));
+      next++;
+    }
+    gc();
+    const grew = process.memoryUsage().heapUsed - before;
+    assert.ok(grew < 40 * 1048576, `heap grew ${(grew / 1048576).toFixed(1)} MiB under an unread cursor (V8 keeps every rehashed table for it unless the cursor moves on)`);
+    // Every original key was cleared and every new one set after the cursor opened: nothing more.
+    for (let page = cursors.next(0, first.cursor, 1); ; page = cursors.next(0, first.cursor, 1)) {
+      for (const m of page.msgs) { assert.ok(!seen.has(m.topic), `${m.topic} twice`); seen.add(m.topic); }
+      if (page.cursor === 0) break;
+    }
+    assert.equal(seen.size, first.msgs.length, 'nothing set after the cursor opened, nothing cleared before the walk got there');
+    assert.equal(store.openCursors, 0, 'the cursor left the store\'s list at its end');
   });
 
   test('properties and expiry survive the encoding; an expired message is dropped and leaves the store', () => {

@@ -50,7 +50,7 @@ export async function publishRetainedBulk(port: number, count: number, topicOf: 
     sock.setNoDelay(true);
     try {
       await new Promise<void>((resolve, reject) => { sock.once('connect', resolve); sock.once('error', reject); });
-      const connack = waitFor(sock, 0x20, 'CONNACK', 30_000);
+      const connack = waitFor(sock, 0x20, 'CONNACK', ms);
       sock.write(encode(connectPacket(4, { clientId: `bulk-${process.pid}-${k}-${Date.now()}` })));
       await connack;
       const BATCH = 2000;

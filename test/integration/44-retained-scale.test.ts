@@ -3,8 +3,10 @@
 // arrive over raw pipelined QoS 0 connections; a wildcard SUBSCRIBE matching 1% of them gets
 // exactly that set, each message once and intact [MQTT-3.3.1-9]; filters that match nothing get
 // nothing; after a restart on the same --data-dir the index is rebuilt from the store and
-// answers the same. 1M retained (the issue's figure) is bench/retained-scale.ts: on this
-// shared 2-core machine loading 1M through the broker takes longer than a test should.
+// answers the same. FLEETMQ_RETAINED_N=1000000 runs the issue's 1M case: it passed here in
+// 96 s (load 22 s, each 1% SUBSCRIBE under 1 s, restart 56 s of which 14 s reading the store)
+// on this shared 2-core machine, too long for the default suite; speed and memory figures are
+// bench/retained-scale.ts.
 //
 // "Nothing more arrives" is not a wait: a retained-only marker topic is the last filter of the
 // same SUBSCRIBE, and a session sends each subscription's retained messages in SUBSCRIBE order,
@@ -12,7 +14,7 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { launchBroker, makeTempDir, removeDir, type Broker } from '../helpers/broker';
-import { connectClient, subscribe, publish, type Connected } from '../helpers/clients';
+import { connectClient, subscribe, type Connected } from '../helpers/clients';
 import { publishRetainedBulk } from '../helpers/bulk-publish';
 import { rssBytes } from '../helpers/proc';
 import { waitUntil } from '../helpers/wait';
@@ -58,11 +60,13 @@ function checkExactly(got: Map<string, Buffer>, dup: number, pick: (i: number) =
   return expected;
 }
 
+/**
+ * The retained set, then the marker on a connection of its own: its CONNACK also says the
+ * broker has caught up with storing the set (a CONNECT waits for the store requests before it).
+ */
 async function load(b: Broker): Promise<void> {
   await publishRetainedBulk(b.port, N, topicOf, payloadOf, 2, WAIT);
-  const marker = await connectClient(b.port);
-  await publish(marker.client, 'scale-marker', 'end', { qos: 1, retain: true });
-  marker.client.end(true);
+  await publishRetainedBulk(b.port, 1, () => 'scale-marker', () => Buffer.from('end'), 1, WAIT);
 }
 
 describe(`44 ${N.toLocaleString('en')} retained messages`, () => {

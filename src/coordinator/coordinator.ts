@@ -10,6 +10,7 @@ import type { BrokerConfig } from '../config';
 import type { FromCoordinator, PersistResult, RestoredSession, ToCoordinator, WireMessage } from '../shared/messages';
 import { Registry } from './registry';
 import { RetainedStore, RetainedCursors } from './retained';
+import { readRetainedBatch } from '../shared/retained-batch';
 import { Persistence } from './persistence';
 import { StoreIds } from '../shared/store-ids';
 import { StoreInbox } from './store-inbox';
@@ -72,8 +73,7 @@ export class Coordinator {
   /** Opens the store and restores what it holds; restored sessions go to workers as they attach. */
   async start(): Promise<void> {
     this.persistence = await Persistence.open(this.opts.config, new StoreIds(this.opts.storeIds));
-    const { sessions, retained } = await this.persistence.load((line) => this.toMain({ t: 'log', line }));
-    for (const m of retained) this.retained.set(m);
+    const { sessions } = await this.persistence.load((line) => this.toMain({ t: 'log', line }), (m) => this.retained.set(m));
     sessions.forEach((s, i) => this.toAdopt[i % this.opts.workers].push(s));
     this.parkStores();
     if (this.opts.config.etcd !== undefined) await this.joinCluster();
@@ -142,6 +142,7 @@ export class Coordinator {
       case 'released': this.registry.released(index, m.req); break;
       case 'ended': this.registry.ended(index, m.clientId); break;
       case 'retain': this.retained.set(m.msg); break;
+      case 'retain-batch': readRetainedBatch(m.bytes, (w) => this.retained.set(w)); break;
       case 'sub': { let f = this.journal.get(m.sub); if (!f) this.journal.set(m.sub, (f = new Set())); f.add(m.filter); break; }
       case 'unsub': { const f = this.journal.get(m.sub); if (f) { f.delete(m.filter); if (f.size === 0) this.journal.delete(m.sub); } break; }
       case 'retained?': {

@@ -82,18 +82,21 @@ export class Persistence {
 
   get enabled(): boolean { return this.store !== null; }
 
-  /** Reads everything back; logs progress for large stores. */
-  async load(log: (line: string) => void): Promise<{ sessions: RestoredSession[]; retained: WireMessage[] }> {
-    if (!this.store) return { sessions: [], retained: [] };
+  /**
+   * Reads everything back; logs progress for large stores. Retained messages go to `retained`
+   * as they are read (the index is built while the store is read, and 1M of them are never
+   * all held as objects at once).
+   */
+  async load(log: (line: string) => void, retained: (m: WireMessage) => void): Promise<{ sessions: RestoredSession[] }> {
+    if (!this.store) return { sessions: [] };
     const started = Date.now();
     const byClient = new Map<string, Loading>();
     const messages = new Map<bigint, StoredMessage>();
-    const retained: WireMessage[] = [];
     const of = (c: string) => byClient.get(c);
     const summary = await this.store.loadAll({
       session: (s) => { byClient.set(s.clientId, { session: s, subs: [], queue: [], inflight: [], inbound: [] }); },
       subscription: (s) => { of(s.clientId)?.subs.push(s); },
-      retained: (m) => { retained.push(toWire(m)); },
+      retained: (m) => { retained(toWire(m)); },
       message: (m) => { messages.set(m.id, m); },
       queued: (c, e) => { this.addQueued(of(c), e, messages); },
       inflight: (c, e) => { this.addInflight(of(c), e, messages); },
@@ -107,7 +110,7 @@ export class Persistence {
     const sessions = [...byClient.values()].map((l) => this.restored(l, now));
     log(`store: restored ${summary.sessions} sessions, ${summary.subscriptions} subscriptions, ${summary.retained} retained, ` +
       `${summary.queued} queued and ${summary.inflight} in-flight messages in ${Date.now() - started} ms`);
-    return { sessions, retained };
+    return { sessions };
   }
 
   private addQueued(l: Loading | undefined, e: QueueEntry, messages: Map<bigint, StoredMessage>): void {

@@ -104,6 +104,8 @@ export type ToCoordinator =
   | { t: 'released'; req: number }
   | { t: 'ended'; clientId: string }
   | { t: 'retain'; msg: WireMessage }
+  /** Retained updates packed by src/shared/retained-batch.ts (a worker's turn's worth). */
+  | { t: 'retain-batch'; bytes: Uint8Array }
   /** A page of retained messages for `filter`: from a new cursor (`cursor` 0) or an open one. */
   | { t: 'retained?'; req: number; filter: string; cursor: number }
   /** The subscription's feed stopped before the end (its session ended). */

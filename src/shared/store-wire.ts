@@ -10,7 +10,8 @@
 //   DEQUEUE     str16 client | f64 seq
 //   INFLIGHT    str16 client | u16 packet id | f64 message id (-1: none) | u8 qos | u8 state | u8 dup | u8 retain | u16 n | u32 × n
 //   DEL_INFLIGHT str16 client | u16 packet id
-//   CLONE       u32 len + v8-serialized StoreOp (sessions, subscriptions, retained…: rare ops)
+//   CLONE       u32 len + v8-serialized StoreOp (sessions, subscriptions…: rare ops)
+//   RETAIN      str16 topic | u8 qos | f64 expiryAt | u8 has props + u32 len + props | u32 len + payload (empty: cleared)
 //
 // The message path (the first four) is hand-encoded: no structured clone, no object graph per
 // op on the worker side. A request larger than a ring record goes as several chunks
@@ -24,6 +25,8 @@ const K_DEQUEUE = 2;
 const K_INFLIGHT = 3;
 const K_DEL_INFLIGHT = 4;
 const K_CLONE = 5;
+/** Retained updates come at the publish rate of retained topics: hand-encoded too. */
+const K_RETAIN = 6;
 
 /** Chunk flags: first and last record of a request. */
 export const CHUNK_FIRST = 1;
@@ -161,6 +164,17 @@ function writeOp(o: Out, op: StoreOp): void {
       o.str16(op.clientId);
       o.u16(op.packetId);
       return;
+    case 'retain': {
+      const m = op.msg;
+      o.u8(K_RETAIN);
+      o.str16(m.topic);
+      o.u8(m.qos);
+      o.f64(m.expiryAt);
+      o.u8(m.props ? 1 : 0);
+      if (m.props) o.bytes(m.props);
+      o.bytes(m.payload);
+      return;
+    }
     default:
       o.u8(K_CLONE);
       o.bytes(v8.serialize(op));
@@ -194,6 +208,13 @@ function readOp(r: In): StoreOp {
     }
     case K_DEL_INFLIGHT: return { o: 'delInflight', clientId: r.str16(), packetId: r.u16() };
     case K_CLONE: return v8.deserialize(r.bytes()) as StoreOp;
+    case K_RETAIN: {
+      const topic = r.str16();
+      const qos = r.u8();
+      const expiryAt = r.f64();
+      const props = r.u8() === 1 ? r.bytes() : null;
+      return { o: 'retain', msg: { topic, payload: r.bytes(), qos, retain: true, props, expiryAt } };
+    }
     default: throw new Error(`store request: unknown op kind ${kind} at byte ${r.pos - 1}`);
   }
 }

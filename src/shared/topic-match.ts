@@ -1,5 +1,5 @@
-// Filter matching for the retained-message index (off the publish hot path, which uses the
-// native trie). Rules: `+` one level, `#` this level and below, `$` topics never match a
+// Filter matching for one topic, the plain way: the reference the retained trie
+// (src/coordinator/retained.ts) is tested against; the publish path uses the native trie. Rules: `+` one level, `#` this level and below, `$` topics never match a
 // leading wildcard [MQTT-4.7.2-1].
 export function topicMatches(filter: string, topic: string): boolean {
   if (topic.charCodeAt(0) === 36 /* $ */ && (filter.charCodeAt(0) === 43 || filter.charCodeAt(0) === 35)) return false;

@@ -23,6 +23,8 @@ const ALL: StoreOp[] = [
   { o: 'session', session: { clientId: 'c', protocolVersion: 5, sessionExpiryInterval: 60, disconnectedAt: null, will: null } },
   { o: 'bind', clientId: 'c', sub: 7 },
   { o: 'retain', msg: { topic: 'r', payload: new Uint8Array([1]), qos: 1, retain: true, props: null, expiryAt: 0 } },
+  { o: 'retain', msg: { topic: 'r/ünï', payload: new Uint8Array([1, 2, 3]), qos: 2, retain: true, props: new Uint8Array([0x03, 0, 1, 0x41]), expiryAt: 1_700_000_000_999 } },
+  { o: 'retain', msg: { topic: 'cleared', payload: new Uint8Array(0), qos: 0, retain: true, props: null, expiryAt: 0 } },
 ];
 
 /** Buffers decode as Buffers, Uint8Arrays as Uint8Arrays: compare bytes, not classes. */

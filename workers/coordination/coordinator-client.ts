@@ -2,6 +2,7 @@
 // coordinator's own requests (release a session for takeover) passed to a handler.
 import type { MessagePort } from 'node:worker_threads';
 import type { FromCoordinator, ToCoordinator, WireMessage, RestoredSession, PersistResult, ConnOrigin } from '../../src/shared/messages';
+import { RetainedBatchWriter, RETAINED_BATCH_BYTES } from '../../src/shared/retained-batch';
 
 type Pending = { resolve: (v: never) => void; reject: (e: Error) => void };
 
@@ -13,6 +14,9 @@ export interface Grant { existed: boolean; local?: boolean; redirect?: number }
 export class CoordinatorClient {
   private nextReq = 1;
   private readonly pending = new Map<number, Pending>();
+  /** Retained updates of this turn, sent in one buffer at its end (src/shared/retained-batch.ts). */
+  private batch: RetainedBatchWriter | null = null;
+  private batchQueued = false;
 
   constructor(
     readonly port: MessagePort,
@@ -45,7 +49,7 @@ export class CoordinatorClient {
     const req = this.nextReq++;
     return new Promise<T>((resolve, reject) => {
       this.pending.set(req, { resolve: resolve as (v: never) => void, reject });
-      this.port.postMessage(build(req));
+      this.post(build(req));
     });
   }
 
@@ -59,28 +63,49 @@ export class CoordinatorClient {
   }
 
   retainedClose(cursor: number): void {
-    this.port.postMessage({ t: 'retained-close', cursor } satisfies ToCoordinator);
+    this.post({ t: 'retained-close', cursor } satisfies ToCoordinator);
   }
 
   released(req: number): void {
-    this.port.postMessage({ t: 'released', req } satisfies ToCoordinator);
+    this.post({ t: 'released', req } satisfies ToCoordinator);
   }
 
   ended(clientId: string): void {
-    this.port.postMessage({ t: 'ended', clientId } satisfies ToCoordinator);
+    this.post({ t: 'ended', clientId } satisfies ToCoordinator);
   }
 
   /** Hands a connection (a dup'd fd and the bytes read so far) to the worker that owns its session. */
   move(to: number, fd: number, bytes: Uint8Array, identity: string | null, origin: ConnOrigin | null = null): void {
-    this.port.postMessage({ t: 'move', to, fd, bytes, identity, ...(origin ? { origin } : {}) } satisfies ToCoordinator);
+    this.post({ t: 'move', to, fd, bytes, identity, ...(origin ? { origin } : {}) } satisfies ToCoordinator);
   }
 
   /** Posted before the trie changes, so a worker that dies right after leaves nothing unjournaled. */
   journal(t: 'sub' | 'unsub', sub: number, filter: string): void {
-    this.port.postMessage({ t, sub, filter } satisfies ToCoordinator);
+    this.post({ t, sub, filter } satisfies ToCoordinator);
   }
 
+  /** Packed with the turn's other retained updates; sent at the end of the turn or once the batch is large. */
   retain(msg: WireMessage): void {
-    this.port.postMessage({ t: 'retain', msg } satisfies ToCoordinator);
+    (this.batch ??= new RetainedBatchWriter()).add(msg);
+    if (this.batch.bytes >= RETAINED_BATCH_BYTES) this.flushRetained();
+    else if (!this.batchQueued) { this.batchQueued = true; queueMicrotask(() => this.flushRetained()); }
+  }
+
+  /**
+   * Every other message goes after the retained updates before it: a SUBSCRIBE handled after a
+   * retained PUBLISH in the same turn must find that message in the coordinator's index.
+   */
+  private post(m: ToCoordinator): void {
+    this.flushRetained();
+    this.port.postMessage(m);
+  }
+
+  private flushRetained(): void {
+    this.batchQueued = false;
+    const b = this.batch;
+    if (b === null) return;
+    this.batch = null;
+    const bytes = b.take();
+    this.port.postMessage({ t: 'retain-batch', bytes } satisfies ToCoordinator, [bytes.buffer as ArrayBuffer]);
   }
 }

@@ -30,6 +30,9 @@ export class LocalDelivery {
       const opts = out[at + 1];
       const subId = out[at + 2];
       if (opts & OPT_SHARED) {
+        // Shared groups are served by the publisher's node (src/cluster/README.md, "Limits"):
+        // a forwarded message came here for other subscribers.
+        if (msg.fromPeer) continue;
         // A shared subscription is its own delivery; No Local does not apply [MQTT5-3.8.3-4].
         const seq = stored ? stored.seqOf(sub) : 0;
         s.deliver(msg, Math.min(msg.qos, opts & OPT_QOS_MASK), false, subId ? [subId] : null, seq ? stored!.msgId : 0, seq, seq ? stored!.held : null);

@@ -82,7 +82,7 @@ export class Forwarding {
   private replyScheduled = false;
   private nextBatch = 1;
   /** Batches handed to local workers, acknowledged to their sender when routed. */
-  private readonly batches = new Map<number, { call: grpc.ServerDuplexStream<Buffer, Buffer>; seqs: number[] }>();
+  private readonly batches = new Map<number, { call: grpc.ServerDuplexStream<Buffer, Buffer>; seqs: number[]; worker: number }>();
   private closed = false;
 
   constructor(private readonly d: ForwardingDeps) {
@@ -286,6 +286,7 @@ export class Forwarding {
         from = link.nodeId;
         st = this.inState.get(from) ?? null;
         if (!st || st.incarnation !== link.incarnation) { st = { incarnation: link.incarnation, highest: 0 }; this.inState.set(from, st); }
+        this.ack(call, []); // accepted: the sender's reconnect backoff starts over
         return;
       }
       if (b[0] === KIND_DATA && st) this.receive(call, st, b);
@@ -327,10 +328,12 @@ export class Forwarding {
       let target = w;
       // The worker picked is being replaced: any live one keeps the batch routed (order across a
       // worker's death is not kept anyway).
-      for (let k = 0; k < this.d.workers; k++, target = (target + 1) % this.d.workers) {
-        if (this.d.post(target, { t: 'cluster-fwd-in', batch, buf }, [buf.buffer as ArrayBuffer])) break;
+      let posted = false;
+      for (let k = 0; k < this.d.workers && !posted; k++) {
+        posted = this.d.post(target, { t: 'cluster-fwd-in', batch, buf }, [buf.buffer as ArrayBuffer]);
+        if (!posted) target = (target + 1) % this.d.workers;
       }
-      if (g.seqs.length > 0) this.batches.set(batch, { call, seqs: g.seqs });
+      if (g.seqs.length > 0) this.batches.set(batch, { call, seqs: g.seqs, worker: target });
     }
   }
 
@@ -340,6 +343,26 @@ export class Forwarding {
     if (!b) return;
     this.batches.delete(batch);
     this.ack(b.call, b.seqs);
+  }
+
+  /**
+   * Worker `index` died: the batches it was routing are lost with it (like its own clients'
+   * in-flight messages); they are acknowledged so their publishers do not wait for good.
+   */
+  workerDied(index: number): void {
+    // Its replacement numbers its forward ids from 1 again: acknowledgements of what the dead
+    // worker sent must not settle the new one's (the messages still go to the peers).
+    for (const p of this.out.values()) {
+      for (const e of p.inflight.values()) if (e.worker === index) e.fwdId = 0;
+      for (let i = p.head; i < p.queue.length; i++) if (p.queue[i].worker === index) p.queue[i].fwdId = 0;
+    }
+    const r = this.replies[index];
+    if (r) { r.ok = []; r.failed = []; r.taken = 0; r.dropped = 0; }
+    for (const [id, b] of this.batches) {
+      if (b.worker !== index) continue;
+      this.batches.delete(id);
+      this.ack(b.call, b.seqs);
+    }
   }
 
   private ack(call: grpc.ServerDuplexStream<Buffer, Buffer>, seqs: number[]): void {

@@ -15,7 +15,8 @@
 // - Receiver (the Routes/Sync service): accepts a call only from a current link's node and
 //   incarnation, addressed to this node's incarnation; applies snapshots (replaces that node's
 //   set: diff into the trie) and deltas; a delta whose version is not last + 1 is ignored and
-//   answered RESYNC, and the announcer sends a snapshot on the same call. Its node's routes
+//   answered RESYNC, and the announcer sends a snapshot on the same call. A snapshot taken is
+//   answered OK (the announcer's backoff starts over). Its node's routes
 //   are removed from the trie when its link goes down (left, new incarnation, this node fenced).
 // Messages are small JSON documents in Buffers (control path, a few per subscription change).
 import type * as grpc from '@grpc/grpc-js';
@@ -169,9 +170,12 @@ export class RouteSync {
       a.retryMs = Math.min(RETRY_MAX_MS, a.retryMs * 2);
     };
     call.on('data', (b: Buffer) => {
+      if (a.call !== call) return;
+      const m = decode(b);
+      // OK: the peer took the snapshot (the call works: back to the shortest backoff).
+      if (m?.k === 'ok') a.retryMs = RETRY_MIN_MS;
       // RESYNC: the peer saw a gap; a snapshot on the same call.
-      if (a.call === call && decode(b)?.k === 'resync') call.write(this.snapshot(a.link, inc));
-      a.retryMs = RETRY_MIN_MS;
+      else if (m?.k === 'resync') call.write(this.snapshot(a.link, inc));
     });
     call.on('error', failed);
     call.on('end', failed);
@@ -208,6 +212,7 @@ export class RouteSync {
         const next = new Set(m.filters);
         this.received.set(from, { incarnation: inc, version: m.v, filters: next });
         this.apply(from, old, next);
+        call.write(encode({ k: 'ok' }));
         return;
       }
       if (m.k !== 'delta' || from === null) { refuse('delta before snapshot'); return; }
@@ -264,14 +269,16 @@ export class RouteSync {
   }
 }
 
-function encode(m: Announce | { k: 'resync' }): Buffer { return Buffer.from(JSON.stringify(m)); }
+type Answer = { k: 'resync' } | { k: 'ok' };
+
+function encode(m: Announce | Answer): Buffer { return Buffer.from(JSON.stringify(m)); }
 
 const strings = (a: unknown): boolean => Array.isArray(a) && a.every((x) => typeof x === 'string');
 
-function decode(b: Buffer): (Announce | { k: 'resync' }) | null {
+function decode(b: Buffer): (Announce | Answer) | null {
   try {
     const m = JSON.parse(b.toString('utf8')) as { k?: unknown; add?: unknown; del?: unknown; filters?: unknown };
-    if (m.k === 'resync') return m as { k: 'resync' };
+    if (m.k === 'resync' || m.k === 'ok') return m as Answer;
     if (m.k === 'delta' && strings(m.add) && strings(m.del)) return m as Announce;
     if (m.k === 'snap' && strings(m.filters)) return m as Announce;
     return null;

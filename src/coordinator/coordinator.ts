@@ -231,6 +231,7 @@ export class Coordinator {
       this.inboxes[index] = null;
     }
     this.registry.workerDied(index);
+    this.dataPlane?.forwarding.workerDied(index);
     this.cursors.workerDied(index);
     let removed = 0;
     for (const [sub, filters] of this.journal) {

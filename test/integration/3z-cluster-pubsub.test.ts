@@ -14,11 +14,12 @@ import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import * as net from 'node:net';
 import { startEtcdRetrying, EtcdCluster } from '../helpers/etcd';
-import { launchBroker, Broker, HTTP_LISTEN_RE } from '../helpers/broker';
+import { launchBroker, freePort, Broker, HTTP_LISTEN_RE } from '../helpers/broker';
+import { startTcpProxy, TcpProxy } from '../helpers/tcp-proxy';
 import { Clients, subscribeOk, publish, unsubscribe, end } from '../helpers/clients';
 import { request } from '../helpers/http';
 import { parsePromText, sampleValue } from '../helpers/prom-text';
-import { within, delay } from '../helpers/wait';
+import { waitUntil, within, delay } from '../helpers/wait';
 import { utopic, uid } from '../helpers/ids';
 
 const TTL_SEC = 2;
@@ -227,6 +228,107 @@ describe('3z cluster: cross-node publish / subscribe (real etcd, real gRPC)', ()
     await Promise.all(Array.from({ length: N }, (_, i) => publish(pub.client, topic, `b${i}`, { qos: 1 })));
     const got = await sub.inbox.waitFor(N, topic, 30_000);
     assert.deepEqual(got.map((m) => m.payload.toString()), Array.from({ length: N }, (_, i) => `b${i}`), 'in order');
+    for (const s of [sub, pub]) await end(s.client);
+  });
+});
+
+describe('3z cluster: peer streams cut through a proxy (real etcd, real gRPC)', () => {
+  let etcd: EtcdCluster;
+  let proxy: TcpProxy;
+  const brokers: Broker[] = [];
+  const clients = new Clients();
+  const cluster = `cut${process.pid}`;
+  let r1: Broker;
+  let r2: Broker;
+  const http: number[] = [];
+
+  before(async () => {
+    etcd = await startEtcdRetrying(1);
+    // r1 announces the proxy's port: every call r2 makes to r1 (routes, forwarding) goes through it.
+    const r1Port = await freePort();
+    proxy = await startTcpProxy('127.0.0.1', r1Port);
+    const common = ['--etcd', etcd.endpoints().join(','), '--cluster-name', cluster, '--lease-ttl', String(TTL_SEC), '--durability', 'none'];
+    r1 = await launchBroker(1, [...common, '--node-id', 'r1', '--cluster-port', String(r1Port), '--cluster-advertise-port', String(proxy.port)]);
+    brokers.push(r1);
+    r2 = await launchBroker(3, [...common, '--node-id', 'r2']);
+    brokers.push(r2);
+    for (const b of brokers) http.push(Number((await b.waitForOutput(HTTP_LISTEN_RE))[2]));
+  });
+
+  after(async () => {
+    await clients.closeAll();
+    for (const b of brokers) await b.kill();
+    await proxy?.close();
+    await etcd?.stop();
+  });
+
+  async function metric(i: number, family: string, labels: Record<string, string> = {}): Promise<number> {
+    const r = await request(http[i], '/metrics');
+    return sampleValue(parsePromText(r.body), family, labels);
+  }
+
+  /** Node `from`'s routes as node `to` holds them equal `from`'s own table (hash and count); 0 = r1, 1 = r2. */
+  async function routesAt(from: number, to: number, what: string, ms = 30_000): Promise<void> {
+    const deadline = Date.now() + ms;
+    for (;;) {
+      const [lh, lc, rh, rc] = await Promise.all([
+        metric(from, 'fleetmq_cluster_routes_hash', { table: 'local' }), metric(from, 'fleetmq_cluster_routes_local'),
+        metric(to, 'fleetmq_cluster_routes_hash', { table: 'remote' }), metric(to, 'fleetmq_cluster_routes_remote'),
+      ]);
+      if (lh === rh && lc === rc) return;
+      if (Date.now() > deadline) throw new Error(`routes of node ${from} at node ${to} did not converge after ${what}: local ${lh}/${lc}, remote ${rh}/${rc}`);
+      await delay(50);
+    }
+  }
+
+  it('route streams reset in the middle of delta batches: r2\'s table converges on r1\'s', async () => {
+    // r2 subscribes: its Routes/Sync call to r1 goes through the proxy.
+    const subs = await Promise.all(Array.from({ length: 4 }, () => clients.mqtt(r2.port, { protocolVersion: 5 })));
+    const snapshots0 = await metric(0, 'fleetmq_cluster_route_snapshots_total');
+    // 400 subscribes and 150 unsubscribes in small SUBSCRIBE packets, cutting every stream to r1 three times meanwhile.
+    const filters = Array.from({ length: 400 }, (_, i) => `${utopic('rt')}/${i % 3 === 0 ? '+' : 'leaf'}/${i}`);
+    const work = (async () => {
+      for (let i = 0; i < filters.length; i += 10) {
+        await subscribeOk(subs[(i / 10) % subs.length].client, Object.fromEntries(filters.slice(i, i + 10).map((f) => [f, { qos: 0 as const }])));
+        if (i % 30 === 0 && i > 0) await unsubscribe(subs[((i - 30) / 10) % subs.length].client, filters.slice(i - 30, i - 25));
+      }
+    })();
+    for (let k = 0; k < 3; k++) {
+      // Cut once the call of the previous reset is back (its snapshot arrived), while deltas flow.
+      const before = await metric(0, 'fleetmq_cluster_route_snapshots_total');
+      await delay(20 + k * 30);
+      proxy.cut();
+      const deadline = Date.now() + 20_000;
+      while (await metric(0, 'fleetmq_cluster_route_snapshots_total') <= before) {
+        if (Date.now() > deadline) throw new Error(`no snapshot after cut ${k + 1}`);
+        await delay(20);
+      }
+    }
+    await work;
+    await routesAt(1, 0, 'three stream resets');
+    assert.ok(await metric(0, 'fleetmq_cluster_route_snapshots_total') - snapshots0 >= 3, 'a snapshot after each reset');
+    assert.ok(await metric(1, 'fleetmq_cluster_routes_local') >= 400 - 5 * 13, 'the subscriptions are announced');
+    for (const s of subs) await end(s.client);
+    await routesAt(1, 0, 'the subscribers leaving');
+  });
+
+  it('QoS 1 across a forward stream cut three times: every message once, in order', async () => {
+    const topic = utopic('cut');
+    const sub = await clients.mqtt(r1.port, { protocolVersion: 5 });
+    await subscribeOk(sub.client, { [topic]: { qos: 1 } });
+    await routesAt(0, 1, `subscribing ${topic}`);
+    const pub = await clients.mqtt(r2.port, { protocolVersion: 5 });
+    const N = 3000;
+    const acked = Promise.all(Array.from({ length: N }, (_, i) => publish(pub.client, topic, `c${i}`, { qos: 1 })));
+    for (const k of [1, 2, 3]) {
+      await waitUntil(() => sub.inbox.on(topic).length >= (N * k) / 4, () => `${(N * k) / 4} messages before cut ${k} (got ${sub.inbox.on(topic).length})`, 30_000);
+      proxy.cut();
+    }
+    await within(acked, 60_000, 'every PUBACK');
+    const got = await sub.inbox.waitFor(N, topic, 30_000);
+    const payloads = got.map((m) => m.payload.toString());
+    assert.equal(new Set(payloads).size, payloads.length, 'no duplicate: resends are de-duplicated by sequence');
+    assert.deepEqual(payloads, Array.from({ length: N }, (_, i) => `c${i}`), 'all of them, in order');
     for (const s of [sub, pub]) await end(s.client);
   });
 });

@@ -250,7 +250,7 @@ describe('3z cluster: peer streams cut through a proxy (real etcd, real gRPC)', 
     const common = ['--etcd', etcd.endpoints().join(','), '--cluster-name', cluster, '--lease-ttl', String(TTL_SEC), '--durability', 'none'];
     r1 = await launchBroker(1, [...common, '--node-id', 'r1', '--cluster-port', String(r1Port), '--cluster-advertise-port', String(proxy.port)]);
     brokers.push(r1);
-    r2 = await launchBroker(3, [...common, '--node-id', 'r2']);
+    r2 = await launchBroker(3, [...common, '--node-id', 'r2', '--cluster-forward-queue-bytes', String(1024 * 1024)]);
     brokers.push(r2);
     for (const b of brokers) http.push(Number((await b.waitForOutput(HTTP_LISTEN_RE))[2]));
   });
@@ -310,6 +310,39 @@ describe('3z cluster: peer streams cut through a proxy (real etcd, real gRPC)', 
     assert.ok(await metric(1, 'fleetmq_cluster_routes_local') >= 400 - 5 * 13, 'the subscriptions are announced');
     for (const s of subs) await end(s.client);
     await routesAt(1, 0, 'the subscribers leaving');
+  });
+
+  it('a peer that reads nothing: QoS 0 to it is dropped at the queue bound and counted, QoS 1 waits for it; healing delivers', async () => {
+    const topic = utopic('bh');
+    const sub = await clients.mqtt(r1.port, { protocolVersion: 5 });
+    await subscribeOk(sub.client, { [`${topic}/#`]: { qos: 1 } });
+    await routesAt(0, 1, `subscribing ${topic}/#`);
+    const pub = await clients.mqtt(r2.port, { protocolVersion: 5 });
+    await publish(pub.client, `${topic}/warm`, 'w', { qos: 1 });
+    await sub.inbox.waitFor(1, `${topic}/warm`, 20_000);
+    const dropped0 = await metric(1, 'fleetmq_cluster_forward_dropped_total', { reason: 'queue_full' });
+    proxy.setMode('blackhole');
+    try {
+      // A QoS 1 message first: its PUBACK must wait for r1.
+      let acked = false;
+      const q1 = publish(pub.client, `${topic}/q1`, 'held', { qos: 1 }).then(() => { acked = true; });
+      // 8 MiB of QoS 0 against a 1 MiB bound (--cluster-forward-queue-bytes on r2) and a stalled stream.
+      const body = Buffer.alloc(8192, 0x61);
+      for (let i = 0; i < 1024; i++) pub.client.publish(`${topic}/q0`, body, { qos: 0 });
+      const deadline = Date.now() + 30_000;
+      while (await metric(1, 'fleetmq_cluster_forward_dropped_total', { reason: 'queue_full' }) === dropped0) {
+        if (Date.now() > deadline) throw new Error('no QoS 0 message counted as dropped at the full peer queue');
+        await delay(50);
+      }
+      assert.equal(acked, false, 'the QoS 1 PUBACK waits while r1 cannot take the message');
+      proxy.setMode('pass');
+      await within(q1, 60_000, 'the PUBACK after healing');
+    } finally {
+      proxy.setMode('pass');
+    }
+    await sub.inbox.waitFor(1, `${topic}/q1`, 60_000);
+    assert.ok(sub.inbox.on(`${topic}/q0`).length < 1024, 'some QoS 0 messages were dropped');
+    for (const s of [sub, pub]) await end(s.client);
   });
 
   it('QoS 1 across a forward stream cut three times: every message once, in order', async () => {

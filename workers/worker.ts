@@ -17,6 +17,7 @@ import { dispatch } from './handlers/dispatch';
 import type { HandlerDeps } from './handlers/deps';
 import { Router } from './routing/router';
 import { Forwarder } from './cluster/forwarder';
+import { subscriberSlot } from '../src/shared/topic-index';
 import { LocalDelivery } from './routing/local-delivery';
 import { PeerLinks } from './routing/peers';
 import { Persister } from './persist/persister';
@@ -73,6 +74,7 @@ const forwarder = config.etcd !== undefined ? new Forwarder({
   index, port: coord.port, count,
   publish: (msg) => router.publish(msg),
   flush: () => { router.flushBatch(); schedule(); },
+  clientIdOf: (sub) => { const s = table.get(subscriberSlot(sub)); return s !== undefined && s.subscriber === sub ? s.clientId : ''; },
 }) : null;
 if (forwarder) coord.onForward = (m) => forwarder.onMessage(m);
 const router = new Router({ index, trieId, local, peers, retain, forwarder });

@@ -34,6 +34,8 @@ export interface ForwarderDeps {
   publish(msg: Message): void;
   /** Routes what is batched (Router.flushBatch). */
   flush(): void;
+  /** The client id of the session with subscriber id `sub` here, or '' (No Local across nodes). */
+  clientIdOf(sub: number): string;
 }
 
 export class Forwarder {
@@ -71,7 +73,9 @@ export class Forwarder {
       nodes.length = 0;
       return;
     }
-    const size = BATCH_HEADER + nodes.length * 4 + wireSize(msg);
+    const origin = msg.origin === NO_ORIGIN ? '' : this.deps.clientIdOf(msg.origin);
+    const originBytes = origin.length === 0 ? 0 : Buffer.byteLength(origin, 'utf8');
+    const size = BATCH_HEADER + nodes.length * 4 + wireSize(msg, originBytes);
     if (this.used + size > this.buf.length) this.grow(size);
     const b = this.buf;
     let p = this.used;
@@ -82,7 +86,7 @@ export class Forwarder {
     b.writeDoubleLE(fwdId, p + 8);
     p += BATCH_HEADER;
     for (let i = 0; i < nodes.length; i++, p += 4) b.writeUInt32LE(nodes[i], p);
-    this.used = writeWire(b, p, msg, Date.now());
+    this.used = writeWire(b, p, msg, Date.now(), origin, originBytes);
     this.deps.count(C_CLUSTER_FWD_OUT, nodes.length);
     this.lastFwdId = fwdId;
     this.lastTargets = nodes.length;
@@ -152,6 +156,7 @@ export class Forwarder {
       if (!w) continue;
       const msg = new Message(w.topic, w.payload, w.qos, w.retain, w.props, w.expiryAt, NO_ORIGIN);
       msg.fromPeer = true;
+      msg.originId = w.origin;
       this.deps.publish(msg);
       n++;
     }

@@ -17,6 +17,8 @@ export class Message {
    * subscribers only, never forwarded again, never stored as retained here.
    */
   fromPeer = false;
+  /** A forwarded message's publisher client id (null: none or local): No Local by client id. */
+  originId: string | null = null;
 
   constructor(
     readonly topic: Buffer,

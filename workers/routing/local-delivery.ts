@@ -38,7 +38,8 @@ export class LocalDelivery {
         s.deliver(msg, Math.min(msg.qos, opts & OPT_QOS_MASK), false, subId ? [subId] : null, seq ? stored!.msgId : 0, seq, seq ? stored!.held : null);
         continue;
       }
-      if ((opts & OPT_NO_LOCAL) && sub === msg.origin) continue; // [MQTT5-3.8.3-3]
+      // [MQTT5-3.8.3-3]; from a peer node, the publisher is known by its client id.
+      if ((opts & OPT_NO_LOCAL) && (sub === msg.origin || (msg.originId !== null && s.clientId === msg.originId))) continue;
       if (s.stamp !== stamp) { s.stamp = stamp; s.accQos = -1; s.accRap = false; s.accIds = null; touched.push(s); }
       const q = opts & OPT_QOS_MASK;
       if (q > s.accQos) s.accQos = q;

@@ -9,7 +9,12 @@
 //    data, payload format indicator;
 //  - a filter withdrawn with its last subscriber stops forwarding (counter does not move);
 //  - route tables converge (the nodes' route hashes in /metrics agree);
-//  - garbage bytes on a node's cluster port: the node keeps serving, cluster-wide.
+//  - garbage bytes on a node's cluster port: the node keeps serving, cluster-wide;
+//  - through a proxy in front of one node's cluster port: route streams cut in the middle of
+//    delta batches converge; QoS 1 across three forward-stream cuts arrives once and in order; a
+//    stalled peer makes QoS 0 drop at the queue bound (counted) and QoS 1 acknowledgements wait;
+//  - a node SIGKILLed while QoS 1 flows to it and another: every PUBACK comes once it leaves the
+//    view, the survivor gets everything in order; restarted under its id, routes resync.
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import * as net from 'node:net';
@@ -363,5 +368,83 @@ describe('3z cluster: peer streams cut through a proxy (real etcd, real gRPC)', 
     assert.equal(new Set(payloads).size, payloads.length, 'no duplicate: resends are de-duplicated by sequence');
     assert.deepEqual(payloads, Array.from({ length: N }, (_, i) => `c${i}`), 'all of them, in order');
     for (const s of [sub, pub]) await end(s.client);
+  });
+});
+
+describe('3z cluster: a node killed mid-stream, then restarted under its id (real etcd, --lease-ttl 2)', () => {
+  let etcd: EtcdCluster;
+  const brokers: Broker[] = [];
+  const clients = new Clients();
+  const cluster = `kill${process.pid}`;
+  const http = new Map<Broker, number>();
+  let common: string[];
+
+  async function node(id: string, workers: number): Promise<Broker> {
+    const b = await launchBroker(workers, [...common, '--node-id', id]);
+    brokers.push(b);
+    http.set(b, Number((await b.waitForOutput(HTTP_LISTEN_RE))[2]));
+    return b;
+  }
+
+  async function metric(b: Broker, family: string, labels: Record<string, string> = {}): Promise<number> {
+    const r = await request(http.get(b)!, '/metrics');
+    return sampleValue(parsePromText(r.body), family, labels);
+  }
+
+  /** Polls until `cond` holds on the metrics of `b`. */
+  async function until(b: Broker, what: string, cond: (v: number) => boolean, family: string, ms = 30_000): Promise<void> {
+    const deadline = Date.now() + ms;
+    let v = NaN;
+    while (!cond((v = await metric(b, family)))) {
+      if (Date.now() > deadline) throw new Error(`${what}: ${family} = ${v} after ${ms} ms`);
+      await delay(50);
+    }
+  }
+
+  before(async () => {
+    etcd = await startEtcdRetrying(1);
+    common = ['--etcd', etcd.endpoints().join(','), '--cluster-name', cluster, '--lease-ttl', String(TTL_SEC), '--durability', 'none'];
+  });
+
+  after(async () => {
+    await clients.closeAll();
+    for (const b of brokers) await b.kill();
+    await etcd?.stop();
+  });
+
+  it('QoS 1 to two nodes, one SIGKILLed mid-stream: every PUBACK comes, the survivor gets everything in order; the node restarts under its id and routes resync', async () => {
+    const k1 = await node('k1', 1);
+    const k2 = await node('k2', 3);
+    let k3 = await node('k3', 1);
+    const topic = utopic('kill');
+    const s2 = await clients.mqtt(k2.port, { protocolVersion: 5 });
+    const s3 = await clients.mqtt(k3.port, { protocolVersion: 5 });
+    await subscribeOk(s2.client, { [topic]: { qos: 1 } });
+    await subscribeOk(s3.client, { [topic]: { qos: 1 } });
+    await until(k1, 'k1 holding both routes', (v) => v === 2, 'fleetmq_cluster_routes_remote');
+    const pub = await clients.mqtt(k1.port, { protocolVersion: 5 });
+    const N = 1500;
+    // Not publish(): its per-message bound is shorter than a lease expiry under load; one bound for all below.
+    let pubacks = 0;
+    const acked = Promise.all(Array.from({ length: N }, (_, i) => new Promise<void>((resolve, reject) =>
+      pub.client.publish(topic, `k${i}`, { qos: 1 }, (err) => { if (err) reject(err); else { pubacks++; resolve(); } }))));
+    await waitUntil(() => s3.inbox.on(topic).length >= N / 3, () => `k3's subscriber at ${N / 3} (got ${s3.inbox.on(topic).length})`, 30_000);
+    await k3.kill();
+    // Acknowledgements waiting for k3 are released once k3 leaves k1's view (TTL + slack), not never.
+    await within(acked, 60_000, `every PUBACK after k3 died (got ${pubacks} of ${N} so far)`).catch((e) => { throw new Error(`${e.message}; ${pubacks} PUBACKs`); });
+    const got = await s2.inbox.waitFor(N, topic, 30_000);
+    assert.deepEqual(got.map((m) => m.payload.toString()), Array.from({ length: N }, (_, i) => `k${i}`), 'the survivor got all, in order, once');
+    await until(k1, 'k3\'s route gone from k1', (v) => v === 1, 'fleetmq_cluster_routes_remote');
+
+    // Same node id again (its old key is gone: it left the view): a new incarnation, routes resync.
+    k3 = await node('k3', 1);
+    const s3b = await clients.mqtt(k3.port, { protocolVersion: 5 });
+    await subscribeOk(s3b.client, { [topic]: { qos: 1 } });
+    await until(k1, 'the restarted k3\'s route at k1', (v) => v === 2, 'fleetmq_cluster_routes_remote');
+    await until(k3, 'k1\'s and k2\'s routes at the restarted k3', (v) => v >= 1, 'fleetmq_cluster_routes_remote');
+    await publish(pub.client, topic, 'after restart', { qos: 1 });
+    await s3b.inbox.waitForPayload('after restart', 20_000);
+    await s2.inbox.waitForPayload('after restart', 20_000);
+    for (const s of [s2, s3b, pub]) await end(s.client);
   });
 });

@@ -94,16 +94,16 @@ export class Forwarder {
   }
 
   /**
-   * The publisher's acknowledgement of the message just collected waits for its target nodes
+   * The publisher's acknowledgement of message `fwdId` (collected to `targets` nodes) waits for them
    * (at-least-once across nodes), in the connection's acknowledgement order [MQTT-4.6.0-2].
    */
-  waitAck(c: Connection, type: number, pid: number): void {
-    const w = new AckWait(this.lastTargets);
+  waitAck(fwdId: number, targets: number, c: Connection, type: number, pid: number): void {
+    const w = new AckWait(targets);
     w.conn = c;
     w.ackType = type;
     w.ackPid = pid;
     w.notify = this.ackReady;
-    this.waits.set(this.lastFwdId, w);
+    this.waits.set(fwdId, w);
     (c.ackOrder ??= new AckOrder()).wait(w);
   }
 

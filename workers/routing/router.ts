@@ -126,12 +126,17 @@ export class Router implements RouteSink {
       return;
     }
     if (msg.retain && !item.retained && !msg.fromPeer) this.deps.retain(msg);
-    this.route(msg, out, from, count, stored, 0, 0);
+    // Peer nodes first, into locals: delivering below can close a connection and publish its
+    // will, which routes (and forwards) another message before this one is acknowledged.
+    const f = this.forwarder;
+    let fwdId = 0;
+    let targets = 0;
+    if (f !== null) { f.collect(msg, out, from, count); fwdId = f.lastFwdId; targets = f.lastTargets; }
+    this.deliver(msg, out, from, count, stored, 0, 0);
     const c = item.conn;
     if (item.ack !== 0 && c !== null) {
-      const f = this.forwarder;
       // QoS >= 1 sent to peer nodes: acknowledged once every one of them has it.
-      if (f !== null && f.lastFwdId !== 0) f.waitAck(c, item.ack, item.pid);
+      if (fwdId !== 0) f!.waitAck(fwdId, targets, c, item.ack, item.pid);
       else acknowledge(c, item.ack, item.pid);
     }
   }
@@ -139,6 +144,11 @@ export class Router implements RouteSink {
   /** `held`/`heldId`: other workers hold the message for their sessions (write-behind). */
   route(msg: Message, out: Uint32Array, from: number, count: number, stored: Stored | null, held: number, heldId: number): void {
     this.forwarder?.collect(msg, out, from, count);
+    this.deliver(msg, out, from, count, stored, held, heldId);
+  }
+
+  /** This worker's sessions and the other workers'. */
+  private deliver(msg: Message, out: Uint32Array, from: number, count: number, stored: Stored | null, held: number, heldId: number): void {
     const remote = this.peers.collect(out, from, count, this.deps.index);
     this.local.deliver(msg, out, from, count, true, stored);
     if (remote) this.peers.add(msg, out, held ? null : stored, held, heldId);

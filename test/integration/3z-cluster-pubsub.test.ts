@@ -14,7 +14,9 @@
 //    delta batches converge; QoS 1 across three forward-stream cuts arrives once and in order; a
 //    stalled peer makes QoS 0 drop at the queue bound (counted) and QoS 1 acknowledgements wait;
 //  - a node SIGKILLed while QoS 1 flows to it and another: every PUBACK comes once it leaves the
-//    view, the survivor gets everything in order; restarted under its id, routes resync.
+//    view, the survivor gets everything in order; restarted under its id, routes resync;
+//  - --durability process: QoS 1 forwarded while a persistent subscriber is offline is queued
+//    in its session on its node and delivered in order when it comes back.
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import * as net from 'node:net';
@@ -446,5 +448,48 @@ describe('3z cluster: a node killed mid-stream, then restarted under its id (rea
     await s3b.inbox.waitForPayload('after restart', 20_000);
     await s2.inbox.waitForPayload('after restart', 20_000);
     for (const s of [s2, s3b, pub]) await end(s.client);
+  });
+});
+
+describe('3z cluster: forwarded QoS 1 to a persistent session (real etcd, --durability process)', () => {
+  let etcd: EtcdCluster;
+  const brokers: Broker[] = [];
+  const clients = new Clients();
+
+  before(async () => { etcd = await startEtcdRetrying(1); });
+  after(async () => {
+    await clients.closeAll();
+    for (const b of brokers) await b.kill();
+    await etcd?.stop();
+  });
+
+  it('messages forwarded while the subscriber is offline wait in its session on its node, in order', async () => {
+    const common = ['--etcd', etcd.endpoints().join(','), '--cluster-name', `durable${process.pid}`, '--lease-ttl', String(TTL_SEC), '--durability', 'process'];
+    const p1 = await launchBroker(1, [...common, '--node-id', 'p1']);
+    brokers.push(p1);
+    const p2 = await launchBroker(3, [...common, '--node-id', 'p2']);
+    brokers.push(p2);
+    const p1Http = Number((await p1.waitForOutput(HTTP_LISTEN_RE))[2]);
+    const topic = utopic('durable');
+    const clientId = uid('keep');
+    const opts = { protocolVersion: 5 as const, clientId, clean: false, properties: { sessionExpiryInterval: 300 } };
+    const sub = await clients.mqtt(p2.port, opts);
+    await subscribeOk(sub.client, { [topic]: { qos: 1 } });
+    const deadline = Date.now() + 30_000;
+    while (sampleValue(parsePromText((await request(p1Http, '/metrics')).body), 'fleetmq_cluster_routes_remote') < 1) {
+      if (Date.now() > deadline) throw new Error('p2\'s route never reached p1');
+      await delay(50);
+    }
+    const pub = await clients.mqtt(p1.port, { protocolVersion: 5 });
+    await publish(pub.client, topic, 'online', { qos: 1 });
+    await sub.inbox.waitFor(1, topic, 20_000);
+    await end(sub.client);
+    // Offline: the route stays (the session keeps its subscription); each PUBACK means p2 has it.
+    for (let i = 0; i < 5; i++) await publish(pub.client, topic, `offline${i}`, { qos: 1 });
+    const back = await clients.mqtt(p2.port, { ...opts });
+    assert.equal(back.connack.sessionPresent, true);
+    const got = await back.inbox.waitFor(5, topic, 20_000);
+    assert.deepEqual(got.map((m) => m.payload.toString()), ['offline0', 'offline1', 'offline2', 'offline3', 'offline4']);
+    for (const s of [back, pub]) await end(s.client);
   });
 });

@@ -84,6 +84,9 @@ export class Forwarding {
   /** Batches handed to local workers, acknowledged to their sender when routed. */
   private readonly batches = new Map<number, { call: grpc.ServerDuplexStream<Buffer, Buffer>; seqs: number[]; worker: number }>();
   private closed = false;
+  /** Reused by receive(): bytes per worker, and (worker, offset, length) per entry. */
+  private scratchBytes: number[] = [];
+  private readonly scratchSpans: number[] = [];
 
   constructor(private readonly d: ForwardingDeps) {
     this.replies = Array.from({ length: d.workers }, () => ({ taken: 0, ok: [], failed: [], dropped: 0 }));
@@ -295,7 +298,13 @@ export class Forwarding {
 
   private receive(call: grpc.ServerDuplexStream<Buffer, Buffer>, st: PeerIn, b: Buffer): void {
     const n = b.readUInt32LE(4);
-    const perWorker = new Map<number, { parts: Buffer[]; seqs: number[] }>();
+    const workers = this.d.workers;
+    // Pass 1: which entries go to which worker, and how many bytes each worker's batch needs
+    // (one buffer per worker per frame, nothing allocated per message).
+    const bytes = this.scratchBytes.length >= workers ? this.scratchBytes.fill(0) : (this.scratchBytes = new Array<number>(workers).fill(0));
+    const seqs: number[][] = Array.from({ length: workers }, () => []);
+    const spans = this.scratchSpans;
+    spans.length = 0;
     const dupAcks: number[] = [];
     let p = FRAME_HEADER;
     for (let i = 0; i < n && p + FRAME_ENTRY_HEADER <= b.length; i++) {
@@ -313,27 +322,35 @@ export class Forwarding {
         continue;
       }
       st.highest = seq;
-      const w = srcWorker % this.d.workers;
-      let g = perWorker.get(w);
-      if (!g) perWorker.set(w, (g = { parts: [], seqs: [] }));
-      const lenBuf = Buffer.allocUnsafe(4);
-      lenBuf.writeUInt32LE(len, 0);
-      g.parts.push(lenBuf, b.subarray(at, at + len));
-      if (qos > 0) g.seqs.push(seq);
+      const w = srcWorker % workers;
+      bytes[w] += 4 + len;
+      spans.push(w, at, len);
+      if (qos > 0) seqs[w].push(seq);
     }
     if (dupAcks.length > 0) this.ack(call, dupAcks);
-    for (const [w, g] of perWorker) {
+    // Pass 2: copy each worker's entries (u32 len | wire entry) into its buffer.
+    const bufs: (Buffer | null)[] = bytes.map((x) => (x > 0 ? Buffer.from(new ArrayBuffer(x)) : null));
+    const used = new Array<number>(workers).fill(0);
+    for (let i = 0; i < spans.length; i += 3) {
+      const w = spans[i];
+      const buf = bufs[w]!;
+      buf.writeUInt32LE(spans[i + 2], used[w]);
+      used[w] += 4 + b.copy(buf, used[w] + 4, spans[i + 1], spans[i + 1] + spans[i + 2]);
+    }
+    for (let w = 0; w < workers; w++) {
+      const buf = bufs[w];
+      if (buf === null) continue;
       const batch = this.nextBatch++;
-      const buf = new Uint8Array(Buffer.concat(g.parts));
+      const bytesOut = new Uint8Array(buf.buffer, 0, buf.length);
       let target = w;
       // The worker picked is being replaced: any live one keeps the batch routed (order across a
       // worker's death is not kept anyway).
       let posted = false;
-      for (let k = 0; k < this.d.workers && !posted; k++) {
-        posted = this.d.post(target, { t: 'cluster-fwd-in', batch, buf }, [buf.buffer as ArrayBuffer]);
-        if (!posted) target = (target + 1) % this.d.workers;
+      for (let k = 0; k < workers && !posted; k++) {
+        posted = this.d.post(target, { t: 'cluster-fwd-in', batch, buf: bytesOut }, [buf.buffer as ArrayBuffer]);
+        if (!posted) target = (target + 1) % workers;
       }
-      if (g.seqs.length > 0) this.batches.set(batch, { call, seqs: g.seqs, worker: target });
+      if (seqs[w].length > 0) this.batches.set(batch, { call, seqs: seqs[w], worker: target });
     }
   }
 

@@ -1,6 +1,7 @@
 // A broker process as a cluster member: the etcd client and the Membership built from the
 // broker's settings, run by the coordinator thread (src/README.md, "Threads"), whose event loop
-// does no per-message work, so the fencing timer fires on time (see README.md here, "Limits").
+// must stay short for the fencing timer to fire on time; cross-node forwarding is the one
+// per-message work on it (see README.md here, "Limits").
 // Loaded only when --etcd is given (the coordinator imports it on demand): a single node loads
 // no etcd client at all.
 import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';

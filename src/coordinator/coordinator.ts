@@ -1,8 +1,9 @@
 // What must be single per process (src/README.md, "Threads"): the session registry, the
 // retained messages and their cursors, and the store. A module with its state in one object,
 // so it can run without a thread (test/unit/coordinator.test.ts); thread.ts runs it as the
-// coordinator thread. With --etcd it is also this process's cluster member (cluster/node.ts):
-// its loop does no per-message work, so the fencing timer fires on time.
+// coordinator thread. With --etcd it is also this process's cluster member (cluster/node.ts)
+// and runs its data plane (cluster/data-plane.ts): cross-node forwarding is the one
+// per-message work on its loop, which the fencing timer shares (cluster/README.md, "Limits").
 import { type MessagePort, receiveMessageOnPort } from 'node:worker_threads';
 import { topicIndex, subscriberWorker } from '../shared/topic-index';
 import { native } from '../native';

@@ -9,7 +9,8 @@
 //    data, payload format indicator;
 //  - a filter withdrawn with its last subscriber stops forwarding (counter does not move);
 //  - route tables converge (the nodes' route hashes in /metrics agree);
-//  - garbage bytes on a node's cluster port: the node keeps serving, cluster-wide;
+//  - garbage bytes on a node's cluster port, and gRPC calls from a stranger or with junk
+//    messages (refused with a status): the node keeps serving, cluster-wide;
 //  - through a proxy in front of one node's cluster port: route streams cut in the middle of
 //    delta batches converge; QoS 1 across three forward-stream cuts arrives once and in order; a
 //    stalled peer makes QoS 0 drop at the queue bound (counted) and QoS 1 acknowledgements wait;
@@ -23,6 +24,10 @@ import * as net from 'node:net';
 import { startEtcdRetrying, EtcdCluster } from '../helpers/etcd';
 import { launchBroker, freePort, Broker, HTTP_LISTEN_RE } from '../helpers/broker';
 import { startTcpProxy, TcpProxy } from '../helpers/tcp-proxy';
+import * as grpc from '@grpc/grpc-js';
+import { ROUTES_SYNC } from '../../src/cluster/routes';
+import { FORWARD_STREAM } from '../../src/cluster/forwarding';
+import { KIND_DATA, KIND_HELLO } from '../../src/cluster/forward-wire';
 import { Clients, subscribeOk, publish, unsubscribe, end } from '../helpers/clients';
 import { request } from '../helpers/http';
 import { parsePromText, sampleValue } from '../helpers/prom-text';
@@ -223,6 +228,43 @@ describe('3z cluster: cross-node publish / subscribe (real etcd, real gRPC)', ()
     await publish(pub.client, topic, 'still here', { qos: 1 });
     await sub.inbox.waitFor(1, topic, 20_000);
     for (const s of [sub, pub]) await end(s.client);
+  });
+
+  it('gRPC calls that are not a current peer\'s, or carry junk, are refused; the node keeps serving', async () => {
+    const peer = new grpc.Client(`127.0.0.1:${n1().peerPort}`, grpc.credentials.createInsecure());
+    try {
+      const refused = (method: typeof ROUTES_SYNC, frames: Buffer[]) => within(new Promise<grpc.ServiceError>((resolve, reject) => {
+        const call = peer.makeBidiStreamRequest(method.path, method.requestSerialize, method.responseDeserialize);
+        call.on('data', () => { /* answers to junk are not expected; the status below is */ });
+        call.on('error', (e: grpc.ServiceError) => resolve(e));
+        call.on('end', () => reject(new Error(`${method.path} ended without an error status`)));
+        for (const f of frames) call.write(f);
+      }), 15_000, `${method.path} to be refused`);
+      const snap = (from: string, inc: string) => Buffer.from(JSON.stringify({ k: 'snap', from, inc, to: 'n1', toInc: 'x', v: 0, filters: ['a/#'] }));
+      for (const frames of [
+        [Buffer.from('{not json')],
+        [Buffer.from(JSON.stringify({ k: 'delta', v: 1, add: ['x'], del: [] }))],
+        [snap('n2', 'not-its-incarnation')],
+        [snap('stranger', 'i')],
+        [Buffer.from(JSON.stringify({ k: 'snap', from: 'n2', filters: [1, 2] }))],
+      ]) assert.equal((await refused(ROUTES_SYNC, frames)).code, grpc.status.FAILED_PRECONDITION);
+      for (const frames of [
+        [Buffer.from([KIND_DATA, 0, 0, 0, 1, 0, 0, 0, 0xff])],
+        [Buffer.concat([Buffer.from([KIND_HELLO]), Buffer.from('{"from":"stranger","incarnation":"i","to":"n1","toIncarnation":"x"}')])],
+        [Buffer.concat([Buffer.from([KIND_HELLO]), Buffer.from('junk')])],
+      ]) assert.ok([grpc.status.FAILED_PRECONDITION, grpc.status.INVALID_ARGUMENT].includes((await refused(FORWARD_STREAM, frames)).code));
+    } finally {
+      peer.close();
+    }
+    assert.ok(n1().b.alive());
+    const topic = utopic('rf');
+    const sub = await clients.mqtt(n1().b.port);
+    await subscribeOk(sub.client, { [topic]: { qos: 1 } });
+    await routesConverged(`subscribing ${topic} after the refused calls`);
+    const pub = await clients.mqtt(n2().b.port);
+    await publish(pub.client, topic, 'ok', { qos: 1 });
+    await sub.inbox.waitFor(1, topic, 20_000);
+    for (const c of [sub, pub]) await end(c.client);
   });
 
   it('QoS 1 publisher gets PUBACK only once the other node has the message (many in flight)', async () => {

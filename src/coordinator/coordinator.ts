@@ -1,8 +1,9 @@
 // What must be single per process (src/README.md, "Threads"): the session registry, the
 // retained messages and their cursors, and the store. A module with its state in one object,
 // so it can run without a thread (test/unit/coordinator.test.ts); thread.ts runs it as the
-// coordinator thread. With --etcd it is also this process's cluster member (cluster/node.ts):
-// its loop does no per-message work, so the fencing timer fires on time.
+// coordinator thread. With --etcd it is also this process's cluster member (cluster/node.ts)
+// and runs its data plane (cluster/data-plane.ts): cross-node forwarding is the one
+// per-message work on its loop, which the fencing timer shares (cluster/README.md, "Limits").
 import { type MessagePort, receiveMessageOnPort } from 'node:worker_threads';
 import { topicIndex, subscriberWorker } from '../shared/topic-index';
 import { native } from '../native';
@@ -18,6 +19,7 @@ import { BellWaiter } from '../shared/ring';
 import { ClusterState } from '../shared/cluster-state';
 import type { ClusterNode } from '../cluster/node';
 import type { CoordinatorAnswer, CoordinatorQuery, RetainedInfo } from '../shared/admin-messages';
+import type { ClusterDataPlane } from '../cluster/data-plane';
 
 export interface CoordinatorOptions {
   workers: number;
@@ -27,6 +29,8 @@ export interface CoordinatorOptions {
   coordBell: SharedArrayBuffer;
   /** src/shared/cluster-state.ts: this coordinator writes it, workers read it. */
   clusterState: SharedArrayBuffer;
+  /** The counter rows (src/shared/counters.ts): the cluster gauges go in row 0. */
+  counters?: SharedArrayBuffer;
 }
 
 /** What the main thread logs about the cluster (cluster name and node id come from the config). */
@@ -58,6 +62,8 @@ export class Coordinator {
   private readonly toAdopt: RestoredSession[][];
   private readonly clusterState: ClusterState;
   private cluster: ClusterNode | null = null;
+  /** Routes and forwarding between nodes (a cluster member only). */
+  private dataPlane: ClusterDataPlane | null = null;
   /** What worker 0 publishes in $SYS/broker/cluster/ (null: not a cluster member). */
   private clusterInfo: { node: string; incarnation: string; members: string[] } | null = null;
 
@@ -85,6 +91,7 @@ export class Coordinator {
    */
   private async joinCluster(): Promise<void> {
     const { ClusterNode } = await import('../cluster/node');
+    const { ClusterDataPlane } = await import('../cluster/data-plane');
     const note = (n: ClusterNote) => this.toMain({ t: 'cluster', note: n });
     const node = new ClusterNode(this.opts.config, {
       log: (line) => note({ ev: 'log', line }),
@@ -106,7 +113,17 @@ export class Coordinator {
         note({ ev: 'joined', incarnation: ev.incarnation, members, rejoin: true });
       },
     });
+    // Its services are on the peer server before the node joins (peer-server.ts).
+    this.dataPlane = new ClusterDataPlane(node, {
+      trieId: this.opts.trieId,
+      workers: this.opts.workers,
+      queueBytes: this.opts.config.clusterForwardQueueBytes,
+      counters: this.opts.counters ?? null,
+      post: (w, m, transfer) => { const port = this.ports[w]; if (!port) return false; port.postMessage(m satisfies FromCoordinator, transfer ?? []); return true; },
+      log: (line) => note({ ev: 'log', line }),
+    });
     const joined = await node.join();
+    note({ ev: 'log', line: `peer server listening on ${this.opts.config.host}:${node.clusterPort}` });
     this.cluster = node;
     this.clusterInfo = { node: node.nodeId, ...joined };
     note({ ev: 'joined', incarnation: joined.incarnation, members: joined.members, rejoin: false });
@@ -143,8 +160,19 @@ export class Coordinator {
       case 'ended': this.registry.ended(index, m.clientId); break;
       case 'retain': this.retained.set(m.msg); break;
       case 'retain-batch': readRetainedBatch(m.bytes, (w) => this.retained.set(w)); break;
-      case 'sub': { let f = this.journal.get(m.sub); if (!f) this.journal.set(m.sub, (f = new Set())); f.add(m.filter); break; }
-      case 'unsub': { const f = this.journal.get(m.sub); if (f) { f.delete(m.filter); if (f.size === 0) this.journal.delete(m.sub); } break; }
+      case 'sub': {
+        let f = this.journal.get(m.sub);
+        if (!f) this.journal.set(m.sub, (f = new Set()));
+        if (!f.has(m.filter)) { f.add(m.filter); this.dataPlane?.routes.localSub(m.filter); }
+        break;
+      }
+      case 'unsub': {
+        const f = this.journal.get(m.sub);
+        if (f?.delete(m.filter)) { this.dataPlane?.routes.localUnsub(m.filter); if (f.size === 0) this.journal.delete(m.sub); }
+        break;
+      }
+      case 'cluster-fwd': this.dataPlane?.forwarding.fromWorker(index, m.buf); break;
+      case 'cluster-fwd-done': this.dataPlane?.forwarding.workerDone(m.batch); break;
       case 'retained?': {
         const now = Date.now();
         const page = m.cursor === 0 ? this.cursors.first(index, m.filter, now) : this.cursors.next(index, m.cursor, now);
@@ -206,11 +234,15 @@ export class Coordinator {
       this.inboxes[index] = null;
     }
     this.registry.workerDied(index);
+    this.dataPlane?.forwarding.workerDied(index);
     this.cursors.workerDied(index);
     let removed = 0;
     for (const [sub, filters] of this.journal) {
       if (subscriberWorker(sub) !== index) continue;
-      for (const f of filters) if (topicIndex.unsubscribe(this.opts.trieId, f, sub)) removed++;
+      for (const f of filters) {
+        if (topicIndex.unsubscribe(this.opts.trieId, f, sub)) removed++;
+        this.dataPlane?.routes.localUnsub(f);
+      }
       this.journal.delete(sub);
     }
     this.toMain({ t: 'purged', index, removed });
@@ -247,6 +279,7 @@ export class Coordinator {
   /** Store operations workers posted before they exited land before the store closes. */
   async close(): Promise<void> {
     for (let i = 0; i < this.opts.workers; i++) this.takePosted(i);
+    this.dataPlane?.close();
     await this.cluster?.leave();
     await this.persistence?.close();
   }

@@ -106,8 +106,34 @@ export const C_KICKED = 70;
 export const C_API_REQUESTS = 71;
 /** Of those, answered with a status of 400 or more: refused keys, bad input, errors (main thread, worker 0's row). */
 export const C_API_FAILURES = 72;
+// Cluster data plane (src/cluster/README.md, "Forwarding", "Routes"). 76-79 are written by
+// workers in their own rows; 80-87 by the coordinator, in row 0 only (workers never write them).
+/** Messages forwarded to peer nodes (one per target node). */
+export const C_CLUSTER_FWD_OUT = 76;
+/** Messages peer nodes forwarded here, routed to local subscribers. */
+export const C_CLUSTER_FWD_IN = 77;
+/** QoS 0 messages not forwarded because a peer queue (or the way to the coordinator) was full. */
+export const C_CLUSTER_FWD_DROPPED = 78;
+/** QoS >= 1 messages refused because a peer queue was over its hard bound: the publisher got no acknowledgement and was disconnected. */
+export const C_CLUSTER_FWD_FAILED = 79;
+/** Gauge: routes (node, filter) this node holds from its peers, in the trie as node tokens. */
+export const C_CLUSTER_ROUTES_REMOTE = 80;
+/** Gauge: filters with local subscribers this node announces to its peers. */
+export const C_CLUSTER_ROUTES_LOCAL = 81;
+/** Route snapshots received from peers (at link start, after a stream reset, after a version gap). */
+export const C_CLUSTER_ROUTE_SNAPSHOTS = 82;
+/** Gauge: XOR of hash(node, filter) over this node's announced routes (compare with the peers' remote hash). */
+export const C_CLUSTER_ROUTES_LOCAL_HASH = 83;
+/** Gauge: XOR of hash(node, filter) over the routes held from peers. */
+export const C_CLUSTER_ROUTES_REMOTE_HASH = 84;
+/** Gauge: peer nodes whose forward stream is open. */
+export const C_CLUSTER_PEERS_CONNECTED = 85;
+/** QoS >= 1 forwarded messages sent again after a forward stream reset. */
+export const C_CLUSTER_FWD_RESENT = 86;
+/** Forwarded messages received twice (a resend after a stream reset) and not routed again. */
+export const C_CLUSTER_FWD_DUPLICATES = 87;
 /** Counters in use in a row (the next free index). */
-export const COUNTERS_USED = 76;
+export const COUNTERS_USED = 88;
 /**
  * Row stride, in doubles. Each worker writes its row on every message from its own core; rows
  * that shared a 64-byte cache line would bounce it between cores (false sharing). A
@@ -167,6 +193,18 @@ export const COUNTER_NAMES: Record<number, string> = {
   [C_KICKED]: 'clients/disconnected/admin',
   [C_API_REQUESTS]: 'api/requests',
   [C_API_FAILURES]: 'api/failures',
+  [C_CLUSTER_FWD_OUT]: 'cluster/forwarded/out',
+  [C_CLUSTER_FWD_IN]: 'cluster/forwarded/in',
+  [C_CLUSTER_FWD_DROPPED]: 'cluster/forwarded/dropped',
+  [C_CLUSTER_FWD_FAILED]: 'cluster/forwarded/failed',
+  [C_CLUSTER_ROUTES_REMOTE]: 'cluster/routes/remote',
+  [C_CLUSTER_ROUTES_LOCAL]: 'cluster/routes/local',
+  [C_CLUSTER_ROUTE_SNAPSHOTS]: 'cluster/routes/snapshots',
+  [C_CLUSTER_ROUTES_LOCAL_HASH]: 'cluster/routes/local-hash',
+  [C_CLUSTER_ROUTES_REMOTE_HASH]: 'cluster/routes/remote-hash',
+  [C_CLUSTER_PEERS_CONNECTED]: 'cluster/peers/connected',
+  [C_CLUSTER_FWD_RESENT]: 'cluster/forwarded/resent',
+  [C_CLUSTER_FWD_DUPLICATES]: 'cluster/forwarded/duplicates',
 };
 
 export function createCounters(workers: number): SharedArrayBuffer {

@@ -1,7 +1,7 @@
 // The worker's side of the coordinator conversation: requests with promises, and the
 // coordinator's own requests (release a session for takeover) passed to a handler.
 import type { MessagePort } from 'node:worker_threads';
-import type { FromCoordinator, ToCoordinator, WireMessage, RestoredSession, PersistResult, ConnOrigin } from '../../src/shared/messages';
+import type { FromCoordinator, ToCoordinator, WireMessage, RestoredSession, PersistResult, ConnOrigin, ClusterForwardMsg } from '../../src/shared/messages';
 import { RetainedBatchWriter, RETAINED_BATCH_BYTES } from '../../src/shared/retained-batch';
 
 type Pending = { resolve: (v: never) => void; reject: (e: Error) => void };
@@ -17,6 +17,8 @@ export class CoordinatorClient {
   /** Retained updates of this turn, sent in one buffer at its end (src/shared/retained-batch.ts). */
   private batch: RetainedBatchWriter | null = null;
   private batchQueued = false;
+  /** Cross-node forwarding (a cluster member's workers/cluster/forwarder.ts), set once at start. */
+  onForward: ((m: ClusterForwardMsg) => void) | null = null;
 
   constructor(
     readonly port: MessagePort,
@@ -38,6 +40,7 @@ export class CoordinatorClient {
     if (m.t === 'conn') { this.onConn(m.fd, m.bytes, m.identity ?? null, m.origin ?? null); return; }
     if (m.t === 'adopt-done') { this.onAdoptDone(); return; }
     if (m.t === 'cluster-fenced' || m.t === 'cluster-view') { this.onCluster(m); return; }
+    if (m.t === 'cluster-fwd-acks' || m.t === 'cluster-fwd-in') { this.onForward?.(m); return; }
     const p = this.pending.get(m.req);
     if (!p) return;
     this.pending.delete(m.req);

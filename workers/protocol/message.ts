@@ -14,6 +14,13 @@ export class Message {
   denied = false;
   /** A denied message's v5 acknowledgement code: 0x87 Not authorized (ACL), 0x97 Quota exceeded (--max-payload-size). */
   refusal = 0x87;
+  /**
+   * Forwarded by a peer node (workers/cluster/forwarder.ts): delivered to this node's
+   * subscribers only, never forwarded again, never stored as retained here.
+   */
+  fromPeer = false;
+  /** A forwarded message's publisher client id (null: none or local): No Local by client id. */
+  originId: string | null = null;
 
   constructor(
     readonly topic: Buffer,

@@ -58,8 +58,16 @@ export class Registry {
     e.owner = p.claimer;
     e.busy = false;
     this.send(p.claimer, { t: 'granted', req: p.claimReq, existed: true });
-    const next = e.waiting.shift();
-    if (next) next();
+    this.drain(e);
+  }
+
+  /**
+   * Runs the claims that waited, in order, until one starts a takeover of its own: a claim
+   * answered at once (granted locally, or redirected to the owner) leaves the entry free, and
+   * the claims behind it must not wait for a release that will never come.
+   */
+  private drain(e: Entry): void {
+    while (!e.busy && e.waiting.length > 0) e.waiting.shift()!();
   }
 
   /** A session restored from the store at start is owned by the worker it was handed to. */

@@ -108,4 +108,21 @@ eachWorkerCount('0c takeover', (broker) => {
     const [m] = await w.inbox.waitFor(1, t);
     assert.equal(m.payload.toString(), 'old-will');
   });
+
+  for (const v of VERSIONS) {
+    it(`v${v}: eight CONNECTs of one client id at once, clean and continuing mixed: each gets its CONNACK, one connection is left`, async () => {
+      // Claims of one id are serialised by the coordinator; one answered at once (local, or
+      // redirected to the session's worker) once left the claims behind it waiting for ever.
+      const id = uid('race');
+      const all = await Promise.all(Array.from({ length: 8 }, (_, i) => pool.rawConnected(broker(), v, {
+        clientId: id,
+        clean: i % 2 === 0,
+        ...(v === 5 && i % 2 === 1 ? { properties: { sessionExpiryInterval: 60 } } : {}),
+      })));
+      for (const { connack } of all) assert.equal(v === 5 ? connack.reasonCode : connack.returnCode, 0, 'CONNACK accepted');
+      await waitUntil(() => all.filter((c) => !c.raw.closed).length === 1, 'all but one connection taken over');
+      const left = all.find((c) => !c.raw.closed)!;
+      await left.raw.ping();
+    });
+  }
 });

@@ -12,6 +12,8 @@ import { Readiness, livez, readyz } from './http/health';
 import { startHeartbeat, mainSlot } from './shared/heartbeats';
 import { listenerSpecs, type TransportKind } from './shared/listeners';
 import { readTlsMaterial, certSerials } from './main/tls-material';
+import { configureLogging } from './log/logger';
+import { HistogramWriter } from './shared/histograms';
 
 const VERSION: string = require('../../package.json').version;
 
@@ -67,11 +69,13 @@ export async function startBroker(config: BrokerConfig, opts: StartOptions = {})
     const checking = prepareDataDir(config.dataDir);
     await (config.storeOpenTimeoutMs > 0 ? withOpenTimeout(checking, config.dataDir, config.storeOpenTimeoutMs) : checking);
   }
+  configureLogging(config);
   // A bad password file, ACL file or certificate stops the start here, before any thread or port exists.
   const auth = new AuthService(config);
   const specs = listenerSpecs(config);
   const tls = readTlsMaterial(specs);
   const supervisor = new Supervisor(config, opts.testHooks ?? false, auth, tls);
+  if (config.metrics !== 'false') auth.timeChecks(new HistogramWriter(supervisor.histograms, mainSlot(config.workers)));
   const readiness = new Readiness();
   const listeners: Listener[] = [];
   let http: HttpListener | null = null;
@@ -162,16 +166,20 @@ export async function startBroker(config: BrokerConfig, opts: StartOptions = {})
 
 function httpRoutes(config: BrokerConfig, supervisor: Supervisor, readiness: Readiness, refused: () => number, dropped: () => number): Map<string, Route> {
   const workers = config.workers;
-  return new Map<string, Route>([
+  const routes = new Map<string, Route>([
     ['/metrics', async () => ({
       status: 200,
       contentType: 'text/plain; version=0.0.4; charset=utf-8',
       body: await renderMetrics({
         version: VERSION, counters: supervisor.counters, workers, heartbeats: supervisor.heartbeats,
         startedAt: supervisor.startedAt, restarts: () => supervisor.restarts, refusedNoWorker: refused, httpDropped: dropped,
+        histograms: supervisor.histograms, logDrops: () => supervisor.logs.drops(),
       }),
     })],
     ['/livez', () => livez(supervisor.heartbeats, workers)],
     ['/readyz', () => readyz(readiness)],
   ]);
+  // --metrics false: the bench's baseline without metrics (no route, no latency timers).
+  if (config.metrics === 'false') routes.delete('/metrics');
+  return routes;
 }

@@ -6,7 +6,9 @@ import * as K from '../src/shared/counters';
 import { StoreIds } from '../src/shared/store-ids';
 import { Turn } from './turn';
 import { Inbound } from './inbound';
-import { LimitedLog } from './log-limit';
+import { installLogger, limitedLog } from '../src/log/thread';
+import { ThreadLog, errFields } from '../src/log/thread-log';
+import { DR } from '../src/shared/disconnect-reasons';
 import { testHook } from './test-hooks';
 import { Connections } from './net/connections';
 import { Transports } from './net/transports';
@@ -35,6 +37,8 @@ import { RC } from './protocol/constants';
 import { ClusterState } from '../src/shared/cluster-state';
 
 const wiring = workerData as WorkerWiring;
+// Before anything logs: this thread's records go to the main thread's writer (src/log/).
+installLogger(new ThreadLog(wiring.log));
 const { index, config, trieId } = wiring;
 const counters = new Float64Array(wiring.counters, index * K.COUNTERS_PER_WORKER * 8, K.COUNTERS_PER_WORKER);
 const count = (counter: number, n: number): void => { counters[counter] += n; };
@@ -108,7 +112,6 @@ const handlers: HandlerDeps = {
   cluster: clusterState,
   testHook: wiring.testHooks ? (c, topic) => testHook(index, c, topic) : () => false,
 };
-const handlerErrors = new LimitedLog(`fleetmq: worker ${index}: `);
 const connections = new Connections({
   config, count,
   dispatch: (c, first, buf, frameStart, start, end) => {
@@ -118,7 +121,8 @@ const connections = new Connections({
       dispatch(handlers, c, first, buf, frameStart, start, end);
     } catch (err) {
       count(K.C_HANDLER_ERRORS, 1);
-      handlerErrors.write(`closing ${c.clientId || 'a client'}: ${(err as Error).stack ?? err}`);
+      limitedLog().error('handler-error', 'handler error: the connection is closed', () => ({ clientId: c.clientId || null, address: c.address, err: errFields(err) }));
+      c.endReason(DR.internal_error);
       c.protocolClose(RC.IMPLEMENTATION_SPECIFIC_ERROR);
     }
   },

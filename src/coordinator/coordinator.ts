@@ -3,6 +3,9 @@
 // so it can run without a thread (test/unit/coordinator.test.ts); thread.ts runs it as the
 // coordinator thread. With --etcd it is also this process's cluster member (cluster/node.ts):
 // its loop does no per-message work, so the fencing timer fires on time.
+import { tlog, limitedLog } from '../log/thread';
+import { HistogramWriter } from '../shared/histograms';
+import { coordinatorSlot } from '../shared/heartbeats';
 import { type MessagePort, receiveMessageOnPort } from 'node:worker_threads';
 import { topicIndex, subscriberWorker } from '../shared/topic-index';
 import { native } from '../native';
@@ -25,6 +28,8 @@ export interface CoordinatorOptions {
   coordBell: SharedArrayBuffer;
   /** src/shared/cluster-state.ts: this coordinator writes it, workers read it. */
   clusterState: SharedArrayBuffer;
+  /** Latency histograms (src/shared/histograms.ts); the coordinator writes its own row. */
+  histograms?: SharedArrayBuffer;
 }
 
 /** What the main thread logs about the cluster (cluster name and node id come from the config). */
@@ -71,7 +76,10 @@ export class Coordinator {
   /** Opens the store and restores what it holds; restored sessions go to workers as they attach. */
   async start(): Promise<void> {
     this.persistence = await Persistence.open(this.opts.config, new StoreIds(this.opts.storeIds));
-    const { sessions, retained } = await this.persistence.load((line) => this.toMain({ t: 'log', line }));
+    if (this.opts.histograms && this.opts.config.metrics !== 'false') {
+      this.persistence.timeCommits(new HistogramWriter(this.opts.histograms, coordinatorSlot(this.opts.workers)));
+    }
+    const { sessions, retained } = await this.persistence.load((line) => tlog().info(`fleetmq: ${line}`));
     for (const m of retained) this.retained.set(m);
     sessions.forEach((s, i) => this.toAdopt[i % this.opts.workers].push(s));
     this.parkStores();
@@ -84,6 +92,8 @@ export class Coordinator {
    */
   private async joinCluster(): Promise<void> {
     const { ClusterNode } = await import('../cluster/node');
+    const c = this.opts.config;
+    tlog().info(`fleetmq: cluster ${c.clusterName}: joining as ${c.nodeId} through etcd ${c.etcd}`, { cluster: c.clusterName, node: c.nodeId });
     const note = (n: ClusterNote) => this.toMain({ t: 'cluster', note: n });
     const node = new ClusterNode(this.opts.config, {
       log: (line) => note({ ev: 'log', line }),
@@ -167,7 +177,7 @@ export class Coordinator {
     const persistence = this.persistence;
     inbox.drain((req, ops, decodeError) => {
       const answer = (results: PersistResult[], error: string | null) => {
-        if (error) this.toMain({ t: 'log', line: `store: ${error}`, error: true });
+        if (error) limitedLog().error('store-error', `fleetmq: store: ${error}`, { worker: index });
         port.postMessage({ t: 'stored', req, results, error } satisfies FromCoordinator);
       };
       if (!ops) { answer([], decodeError); return; }

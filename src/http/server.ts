@@ -3,6 +3,9 @@
 // (more are closed at once and counted), requests must arrive within REQUEST_TIMEOUT_MS, and
 // request bodies are read and discarded, never kept. A route that throws answers 500; nothing
 // a client sends can throw into the event loop.
+import { log } from '../log/logger';
+import { limitedLog } from '../log/thread';
+import { errFields } from '../log/thread-log';
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
 
@@ -38,7 +41,7 @@ export class HttpListener {
       this.server.once('error', onError);
       this.server.listen({ port, host }, () => {
         this.server.removeListener('error', onError);
-        this.server.on('error', (err) => process.stderr.write(`fleetmq: HTTP listener error: ${err.message}\n`));
+        this.server.on('error', (err) => log.error(`fleetmq: HTTP listener error: ${err.message}`));
         resolve(this.server.address() as AddressInfo);
       });
     });
@@ -71,7 +74,7 @@ export class HttpListener {
       reply = Promise.reject(err);
     }
     Promise.resolve(reply).then((r) => send(res, r), (err: Error) => {
-      process.stderr.write(`fleetmq: HTTP ${url}: ${err.stack ?? err}\n`);
+      limitedLog().error('http-handler', `fleetmq: HTTP ${url} failed`, { err: errFields(err) });
       send(res, { status: 500, body: `internal error: ${err.message}\n` });
     });
   }

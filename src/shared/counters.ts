@@ -1,6 +1,8 @@
 // Per-worker metrics in one shared Float64Array: each worker writes only its own row; the
 // $SYS publisher and the main thread's /metrics (src/http/metrics.ts) read every row. Doubles,
 // not BigInts, because they are read often and 2^53 messages is beyond any uptime.
+import { DISCONNECT_REASONS } from './disconnect-reasons';
+
 export const C_CLIENTS_CONNECTED = 0;
 export const C_MSGS_RECEIVED = 1;
 export const C_MSGS_SENT = 2;
@@ -60,8 +62,24 @@ export const C_HANDSHAKE_TIMEOUT = 29;
 export const C_WS_REFUSED = 30;
 /** TLS / WebSocket connections relayed to the worker that owns their session (workers/net/relay.ts), total. */
 export const C_RELAYED = 31;
+// --- Operability (logs and metrics): 60-75. -------------------------------------------------
+/**
+ * Connections of connected clients (CONNACK sent) that ended, by reason: one counter per
+ * DisconnectReason, at C_DISCONNECT_BASE + reason (workers/net/close-reason.ts).
+ */
+export const C_DISCONNECT_BASE = 60;
+/** Reasons 0..10 take 60..70 (DISCONNECT_REASONS.length). */
+export const C_DISCONNECT_LAST = 70;
+/** CONNECTs let in, by method: a checked or cached password, anonymous, a client certificate's CN. */
+export const C_AUTH_ALLOW_PASSWORD = 71;
+export const C_AUTH_ALLOW_ANONYMOUS = 72;
+export const C_AUTH_ALLOW_CERTIFICATE = 73;
+/** Of C_AUTH_REFUSED: anonymous (or username without a password file) refused, and a certificate without a CN. */
+export const C_AUTH_DENY_ANONYMOUS = 74;
+export const C_AUTH_DENY_CERTIFICATE = 75;
+
 /** Counters in use in a row (the next free index). */
-export const COUNTERS_USED = 32;
+export const COUNTERS_USED = 76;
 /**
  * Row stride, in doubles. Each worker writes its row on every message from its own core; rows
  * that shared a 64-byte cache line would bounce it between cores (false sharing). A
@@ -101,7 +119,14 @@ export const COUNTER_NAMES: Record<number, string> = {
   [C_HANDSHAKE_TIMEOUT]: 'clients/refused/handshake-timeout',
   [C_WS_REFUSED]: 'clients/refused/websocket',
   [C_RELAYED]: 'clients/relayed',
+  [C_AUTH_ALLOW_PASSWORD]: 'clients/auth/allowed/password',
+  [C_AUTH_ALLOW_ANONYMOUS]: 'clients/auth/allowed/anonymous',
+  [C_AUTH_ALLOW_CERTIFICATE]: 'clients/auth/allowed/certificate',
+  [C_AUTH_DENY_ANONYMOUS]: 'clients/auth/denied/anonymous',
+  [C_AUTH_DENY_CERTIFICATE]: 'clients/auth/denied/certificate',
 };
+
+for (const [i, r] of DISCONNECT_REASONS.entries()) COUNTER_NAMES[C_DISCONNECT_BASE + i] = `clients/disconnected/${r.replace(/_/g, '-')}`;
 
 export function createCounters(workers: number): SharedArrayBuffer {
   return new SharedArrayBuffer(8 * COUNTERS_PER_WORKER * workers);

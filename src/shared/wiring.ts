@@ -4,6 +4,7 @@ import type { MessagePort } from 'node:worker_threads';
 import type { BrokerConfig } from '../config';
 import type { AclRules } from '../auth/acl';
 import type { TlsMaterial } from './listeners';
+import type { LogWiring } from '../log/thread-log';
 
 export interface WorkerWiring {
   index: number;
@@ -41,6 +42,8 @@ export interface WorkerWiring {
   testHooks: boolean;
   /** Certificates of each TLS / WSS listener as of now, by listener index (null: none configured). */
   tls: (TlsMaterial | null)[] | null;
+  /** This worker's log ring to the main thread's writer and the shared level (src/log/). */
+  log: LogWiring;
 }
 
 /** main → worker: a peer was replaced; its rings to and from this worker are new. */

@@ -13,6 +13,7 @@ import { NEVER_EXPIRES } from '../session/session';
 import type { Will } from '../session/will';
 import type { HandlerDeps } from './deps';
 import { C_CLUSTER_REFUSED } from '../../src/shared/counters';
+import { tlog } from '../../src/log/thread';
 
 /** Reads protocol name and level from the raw frame, before trusting mqtt-packet with it. */
 function peekVersion(buf: Buffer, start: number, end: number): { name: string; level: number } | null {
@@ -117,6 +118,12 @@ function claim(d: HandlerDeps, c: Connection, p: IConnectPacket, clientId: strin
       if (props.requestResponseInformation) ack.responseInformation = `fleetmq/response/${clientId}`;
     }
     c.state = ConnState.CONNECTED;
+    c.connectedAt = Date.now();
+    c.username = p.username ?? null;
+    tlog().info('client connected', () => ({
+      clientId, username: c.username, address: c.address, transport: c.transport,
+      protocol: c.version === 5 ? 'mqtt5' : c.version === 4 ? 'mqtt3.1.1' : 'mqtt3.1', cleanStart: !!p.clean, keepalive: c.keepaliveMs / 1000, sessionPresent: present,
+    }));
     sendConnack(c, present, 0, ack);
     d.sessions.online(c);
     c.resume();

@@ -3,7 +3,9 @@
 import * as net from 'node:net';
 import { Connection, ConnState, type ConnectionEnv, type Transport } from './connection';
 import { RC } from '../protocol/constants';
-import { C_ACCEPTED, C_CONNECTIONS_TOTAL, C_CONNECTIONS_OPEN } from '../../src/shared/counters';
+import { C_ACCEPTED, C_CONNECTIONS_TOTAL, C_CONNECTIONS_OPEN, C_DISCONNECT_BASE } from '../../src/shared/counters';
+import { DR, DISCONNECT_REASONS } from '../../src/shared/disconnect-reasons';
+import { tlog } from '../../src/log/thread';
 
 /** A connection must send CONNECT within this time, or it is closed. */
 const CONNECT_TIMEOUT_MS = 10_000;
@@ -61,7 +63,18 @@ export class Connections {
   closed(c: Connection): boolean {
     if (!this.all.delete(c)) return false;
     this.env.count(C_CONNECTIONS_OPEN, -1);
+    if (c.connectedAt > 0) this.disconnected(c);
     return true;
+  }
+
+  /** A connected client's connection ended: counted by reason, logged with it. */
+  private disconnected(c: Connection): void {
+    const r = c.closeReason < 0 ? DR.connection_lost : c.closeReason;
+    this.env.count(C_DISCONNECT_BASE + r, 1);
+    tlog().info('client disconnected', () => ({
+      clientId: c.clientId, username: c.username, address: c.address, transport: c.transport,
+      reason: DISCONNECT_REASONS[r], connectedSeconds: Math.round((Date.now() - c.connectedAt) / 100) / 10,
+    }));
   }
 
   /** Keep-alive: 1.5 × the negotiated interval without a packet closes [MQTT-3.1.2-24, MQTT5-3.1.2-22]. */
@@ -71,6 +84,7 @@ export class Connections {
       if (c.state === ConnState.CONNECTED) {
         if (c.keepaliveMs > 0 && now - c.lastRecv > c.keepaliveMs * 1.5) c.protocolClose(RC.KEEP_ALIVE_TIMEOUT);
       } else if (c.state === ConnState.NEW && now - (this.created.get(c) ?? now) > CONNECT_TIMEOUT_MS) {
+        tlog().debug('no CONNECT in time: connection closed', () => ({ address: c.address, transport: c.transport }));
         c.close();
       }
     }

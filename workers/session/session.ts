@@ -14,6 +14,7 @@ import { Message, NO_ORIGIN } from '../protocol/message';
 import { encodeAck } from '../protocol/publish-codec';
 import { PUBREL, RC } from '../protocol/constants';
 import { C_DROPPED_EXPIRED, C_DROPPED_QUEUE_FULL } from '../../src/shared/counters';
+import { limitedLog } from '../../src/log/thread';
 
 type Inflight = Outgoing;
 
@@ -140,6 +141,7 @@ export class Session {
     const cfg = this.env.config;
     const size = o.msg!.size;
     while (this.queueLength >= cfg.maxQueuedMessages || (this.queuedBytes + size > cfg.maxQueuedBytes && this.queueLength > 0)) {
+      limitedLog().warn('dropped-queue-full', 'message dropped: session queue full (--max-queued-messages, --queue-policy)', () => ({ clientId: this.conn?.clientId ?? null, policy: cfg.queuePolicy }));
       if (cfg.queuePolicy === 'drop-new' || cfg.maxQueuedMessages === 0) { this.env.count(C_DROPPED_QUEUE_FULL, 1); this.unstore(o); return; }
       if (cfg.queuePolicy === 'disconnect' && this.conn) {
         this.env.count(C_DROPPED_QUEUE_FULL, 1);

@@ -12,7 +12,7 @@ import * as path from 'node:path';
 import { parseArgs, resolveConfig, helpText, ConfigError, BrokerConfig, anonymousAllowed, isLoopbackHost } from './config';
 import { startBroker, RunningBroker } from './broker';
 import { passwdMain } from './auth/passwd-cli';
-import { configureLogging, log, flushLogs, flushLogsSync } from './log/logger';
+import { configureLogging, log, announce, flushLogs, flushLogsSync } from './log/logger';
 
 const VERSION: string = require('../../package.json').version;
 
@@ -85,7 +85,7 @@ export async function main(argv: readonly string[]): Promise<void> {
       testHooks: process.env.FLEETMQ_TEST_HOOKS === '1',
       // Printed as soon as it is bound: /readyz answers (503) while the store loads. Not worded
       // "listening on": that line means MQTT is served.
-      onHttpListening: (a) => log.info(`fleetmq: http endpoints at http://${a.host.includes(':') ? `[${a.host}]` : a.host}:${a.port} (/metrics, /livez, /readyz)`, { httpPort: a.port }),
+      onHttpListening: (a) => announce(`fleetmq: http endpoints at http://${a.host.includes(':') ? `[${a.host}]` : a.host}:${a.port} (/metrics, /livez, /readyz)`, { httpPort: a.port }),
     });
   } catch (err) {
     process.stderr.write(`fleetmq: cannot start: ${(err as Error).message}\n`);
@@ -95,12 +95,12 @@ export async function main(argv: readonly string[]): Promise<void> {
   if (access.startsWith('WARNING')) log.warn(`fleetmq: ${access}`); else log.info(`fleetmq: ${access}`);
   // Before the listening line, which launchers wait for: by then every port is known.
   for (const l of broker.listeners.slice(1)) {
-    log.info(`fleetmq: ${l.transport} listener on ${l.host}:${l.port}${l.path ? ` path ${l.path}` : ''}`, { transport: l.transport, port: l.port });
+    announce(`fleetmq: ${l.transport} listener on ${l.host}:${l.port}${l.path ? ` path ${l.path}` : ''}`, { transport: l.transport, port: l.port });
   }
   if (config.aclFile) log.info(`fleetmq: acl file ${config.aclFile}: ${broker.aclRules} rule${broker.aclRules === 1 ? '' : 's'}`);
   const cluster = broker.cluster;
   if (cluster) log.info(`fleetmq: cluster ${config.clusterName} as ${config.nodeId} (incarnation ${cluster.incarnation}), members: ${cluster.members.join(', ')}`, { cluster: config.clusterName, node: config.nodeId });
-  log.info(`fleetmq listening on ${broker.host}:${broker.port} (${config.workers} worker${config.workers === 1 ? '' : 's'})`, { port: broker.port, workers: config.workers });
+  announce(`fleetmq listening on ${broker.host}:${broker.port} (${config.workers} worker${config.workers === 1 ? '' : 's'})`, { port: broker.port, workers: config.workers });
   if (stopping) stop(broker, stopping);
 }
 

@@ -22,6 +22,8 @@ type Dest = ReturnType<typeof pino.destination>;
 
 let dest: Dest | null = null;
 let root: pino.Logger | null = null;
+/** Writes the lines that say where the broker listens, whatever the level (announce()). */
+let announcer: pino.Logger | null = null;
 let format: 'json' | 'pretty' = 'json';
 let level: LogLevel = 'info';
 let writerDropped = 0;
@@ -42,6 +44,12 @@ function build(): pino.Logger {
   const d = destination();
   const stream = format === 'pretty' ? { write: (s: string) => d.write(prettyLine(s)) } : d;
   children.clear();
+  announcer = pino({
+    level: 'info',
+    messageKey: 'msg',
+    timestamp: pino.stdTimeFunctions.isoTime,
+    formatters: { level: (label) => ({ level: label }) },
+  }, stream).child({ thread: 'main' });
   return pino({
     level,
     messageKey: 'msg',
@@ -87,6 +95,16 @@ export function registerLogState(state: Int32Array): () => void {
   Atomics.store(state, S_LEVEL, LEVELS[level]);
   states.add(state);
   return () => { states.delete(state); };
+}
+
+/**
+ * The startup lines that say where the broker listens (MQTT, the other transports, HTTP): info
+ * records written whatever --log-level says, `silent` included, because launchers and
+ * supervisors wait for them to learn the ports; a handful per start, none after.
+ */
+export function announce(msg: string, fields: Fields = {}): void {
+  rootLogger();
+  announcer!.info(fields, msg);
 }
 
 /** Records the writer dropped because stdout did not keep up (or was closed). */

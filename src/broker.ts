@@ -173,7 +173,7 @@ function httpRoutes(config: BrokerConfig, supervisor: Supervisor, readiness: Rea
       body: await renderMetrics({
         version: VERSION, counters: supervisor.counters, workers, heartbeats: supervisor.heartbeats,
         startedAt: supervisor.startedAt, restarts: () => supervisor.restarts, refusedNoWorker: refused, httpDropped: dropped,
-        histograms: supervisor.histograms, logDrops: () => supervisor.logs.drops(),
+        histograms: supervisor.histograms, gauges: supervisor.gauges, logDrops: () => supervisor.logs.drops(),
       }),
     })],
     ['/livez', () => livez(supervisor.heartbeats, workers)],

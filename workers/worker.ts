@@ -9,6 +9,7 @@ import { Inbound } from './inbound';
 import { installLogger, limitedLog } from '../src/log/thread';
 import { ThreadLog, errFields } from '../src/log/thread-log';
 import { DR } from '../src/shared/disconnect-reasons';
+import * as G from '../src/shared/worker-gauges';
 import { testHook } from './test-hooks';
 import { Connections } from './net/connections';
 import { Transports } from './net/transports';
@@ -162,6 +163,19 @@ parentPort!.on('message', (m: PeerReset | TlsReload | { t: 'shutdown' } | { t: '
 });
 
 setInterval(() => { connections.sweep(); transports?.sweep(Date.now()); }, 500).unref();
+// /metrics: connections by transport as they open and close; in-flight and queued messages
+// sampled once a second (a walk over this worker's sessions, no work per message).
+const gaugeRow = new Float64Array(wiring.gauges, index * G.GAUGES_PER_WORKER * 8, G.GAUGES_PER_WORKER);
+connections.keepGauges(gaugeRow);
+if (config.metrics !== 'false') {
+  setInterval(() => {
+    let inflight = 0;
+    let queued = 0;
+    for (const s of table.byClientId.values()) { inflight += s.inflightCount; queued += s.queuedCount; }
+    gaugeRow[G.G_INFLIGHT] = inflight;
+    gaugeRow[G.G_QUEUED] = queued;
+  }, 1000).unref();
+}
 // For /livez and /metrics on the main thread: a timer, off the message path.
 startHeartbeat(wiring.heartbeats, index);
 const sys = index === 0 ? startSysTopics({ interval: config.sysInterval, counters: wiring.counters, clusterState, startedAt: wiring.startedAt, router, ringDirty: schedule }) : null;

@@ -7,6 +7,7 @@ import * as K from '../shared/counters';
 import { readHeartbeat, coordinatorSlot, mainSlot, monotonicMs } from '../shared/heartbeats';
 import { HISTOGRAMS, readHistogram } from '../shared/histograms';
 import { DISCONNECT_REASONS } from '../shared/disconnect-reasons';
+import { TRANSPORTS, G_CONN_BASE, G_INFLIGHT, G_QUEUED, sumGauge } from '../shared/worker-gauges';
 
 /** What the exposition reads; each part is handed over by broker.ts. */
 export interface MetricsSources {
@@ -25,6 +26,8 @@ export interface MetricsSources {
   httpDropped(): number;
   /** Latency histograms (src/shared/histograms.ts). */
   readonly histograms?: SharedArrayBuffer;
+  /** Per-worker gauges (src/shared/worker-gauges.ts). */
+  readonly gauges?: SharedArrayBuffer;
   /** Log records dropped: in the threads' full log rings, and by the writer when stdout lagged. */
   logDrops?(): { ring: number; writer: number };
 }
@@ -185,6 +188,13 @@ export async function renderMetrics(src: MetricsSources): Promise<string> {
   e.family('fleetmq_worker_messages_received_total', 'counter', 'PUBLISH packets each worker received from its clients (rate() of it is the worker\'s load).', perWorker(K.C_MSGS_RECEIVED));
   e.family('fleetmq_worker_messages_sent_total', 'counter', 'PUBLISH packets each worker sent to its clients.', perWorker(K.C_MSGS_SENT));
   e.family('fleetmq_worker_clients_connected', 'gauge', 'MQTT clients connected to each worker now.', perWorker(K.C_CLIENTS_CONNECTED));
+  if (src.gauges) {
+    const g = src.gauges;
+    e.family('fleetmq_transport_connections', 'gauge', 'Connections held by the workers now, by transport (tcp, tls, websocket: ws and wss).',
+      TRANSPORTS.map((t, i) => [{ transport: t }, sumGauge(g, n, G_CONN_BASE + i)] as const));
+    e.one('fleetmq_messages_inflight', 'gauge', 'QoS 1/2 messages sent to clients and not yet acknowledged, all sessions (sampled once a second).', sumGauge(g, n, G_INFLIGHT));
+    e.one('fleetmq_messages_queued', 'gauge', 'Messages waiting in session queues (offline sessions, or a full in-flight window), all sessions (sampled once a second).', sumGauge(g, n, G_QUEUED));
+  }
   if (src.logDrops) {
     const d = src.logDrops();
     e.family('fleetmq_log_records_dropped_total', 'counter', 'Log records dropped: ring = a worker\'s or the coordinator\'s log ring to the writer was full, writer = stdout did not keep up and the writer\'s buffer was full.', [

@@ -16,6 +16,7 @@ import { createClusterState } from '../shared/cluster-state';
 import type { ClusterNote, ToMain } from '../coordinator/coordinator';
 import { createHeartbeats } from '../shared/heartbeats';
 import { createHistograms } from '../shared/histograms';
+import { createWorkerGauges, GAUGES_PER_WORKER } from '../shared/worker-gauges';
 import { LogHub } from '../log/log-hub';
 import { log } from '../log/logger';
 import { errFields } from '../log/thread-log';
@@ -49,6 +50,8 @@ export class Supervisor {
   readonly logs: LogHub;
   /** Latency histograms, a row per thread (src/shared/histograms.ts). */
   readonly histograms: SharedArrayBuffer;
+  /** Per-worker gauges (src/shared/worker-gauges.ts). */
+  readonly gauges: SharedArrayBuffer;
   private coordinator!: Worker;
   private stopping = false;
   private rr = 0;
@@ -78,6 +81,7 @@ export class Supervisor {
     this.heartbeats = createHeartbeats(n);
     this.logs = new LogHub(n, config.logLevel);
     this.histograms = createHistograms(n);
+    this.gauges = createWorkerGauges(n);
     this.trieId = trie.create();
     this.slab = n > 1 ? createSlabBuffer() : null;
     this.slabHolders = new SharedArrayBuffer(4 * n);
@@ -189,6 +193,7 @@ export class Supervisor {
       testHooks: this.testHooks,
       tls: this.tls,
       log: this.logs.wiring(index),
+      gauges: this.gauges,
     };
     const worker = new Worker(WORKER_JS, { workerData: wiring, transferList: [port2, authChannel.port2], ...this.limits() });
     const slot: Slot = pending ?? { worker, accept: new RingProducer(acceptSab, this.bells[index]), acceptSab, handed: 0, ready: false };
@@ -253,6 +258,7 @@ export class Supervisor {
     row[C_CLIENTS_CONNECTED] = 0;
     row[C_SESSIONS] = 0;
     row[C_SUBSCRIPTIONS] = 0;
+    new Float64Array(this.gauges, index * GAUGES_PER_WORKER * 8, GAUGES_PER_WORKER).fill(0);
     // Its slab references were released by its env cleanup hook; nobody may name it as a holder.
     Atomics.store(new Int32Array(this.slabHolders), index, -1);
     // The coordinator removes the dead worker's subscriptions from the trie first: the

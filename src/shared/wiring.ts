@@ -44,6 +44,8 @@ export interface WorkerWiring {
   tls: (TlsMaterial | null)[] | null;
   /** This worker's log ring to the main thread's writer and the shared level (src/log/). */
   log: LogWiring;
+  /** Per-worker gauges: connections by transport, messages in flight and queued (src/shared/worker-gauges.ts). */
+  gauges: SharedArrayBuffer;
 }
 
 /** main → worker: a peer was replaced; its rings to and from this worker are new. */

@@ -6,7 +6,8 @@
 // - fleetmq_auth_results_total by method and result;
 // - the latency histograms: password checks (fleetmq_auth_duration_seconds) and store commits
 //   (fleetmq_store_commit_duration_seconds);
-// - per-worker load (messages received and sent, clients connected, by worker);
+// - per-worker load (messages received and sent, clients connected, by worker); connections by
+//   transport; messages queued and in flight;
 // - counters and every histogram series never go down between two scrapes;
 // - $SYS/broker/clients/disconnected/<reason> has the same figures;
 // - --metrics false: no /metrics route (404), /livez still answers.
@@ -132,6 +133,16 @@ describe('41 disconnects, auth results, latency histograms, per-worker load', ()
     watcher.client.on('message', (t: string, p: Buffer) => { if (t === '$SYS/broker/clients/disconnected/keepalive-timeout') sysValue = Number(p.toString()); });
     await subscribe(watcher.client, '$SYS/broker/clients/disconnected/#', { qos: 0 });
     await waitUntil(() => sysValue === 1, () => `$SYS keepalive-timeout is ${sysValue}`, 20000);
+
+    // Alice's session is offline: a QoS 1 message to her topic waits in its queue (sampled once a second).
+    await publish(watcher.client, topic, 'while-away', { qos: 1 });
+    const q = await scrapeUntil(port, (x) => sampleValue(x, 'fleetmq_messages_queued') >= 1, 'a queued message in fleetmq_messages_queued');
+    assert.equal(sampleValue(q, 'fleetmq_messages_inflight'), 0);
+    // Connections by transport: all of them TCP here.
+    const t = await scrapeUntil(port, (x) => sampleValue(x, 'fleetmq_transport_connections', { transport: 'tcp' }) === sampleValue(x, 'fleetmq_connections'), 'tcp connections = all connections');
+    assert.ok(sampleValue(t, 'fleetmq_transport_connections', { transport: 'tcp' }) >= 1);
+    assert.equal(sampleValue(t, 'fleetmq_transport_connections', { transport: 'tls' }), 0);
+    assert.equal(sampleValue(t, 'fleetmq_transport_connections', { transport: 'websocket' }), 0);
   });
 
   test('counters and histogram series never go down between scrapes', { timeout: 60000 }, async () => {

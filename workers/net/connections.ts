@@ -6,6 +6,7 @@ import { RC } from '../protocol/constants';
 import { C_ACCEPTED, C_CONNECTIONS_TOTAL, C_CONNECTIONS_OPEN, C_DISCONNECT_BASE } from '../../src/shared/counters';
 import { DR, DISCONNECT_REASONS } from '../../src/shared/disconnect-reasons';
 import { tlog } from '../../src/log/thread';
+import { transportGauge } from '../../src/shared/worker-gauges';
 
 /** A connection must send CONNECT within this time, or it is closed. */
 const CONNECT_TIMEOUT_MS = 10_000;
@@ -15,8 +16,13 @@ export class Connections {
   private readonly created = new WeakMap<Connection, number>();
   private stopping = false;
 
+  /** Open connections by transport, this worker's row of src/shared/worker-gauges.ts (null: not kept). */
+  private gauges: Float64Array | null = null;
+
   /** `env.closed` must call `closed` here (the worker adds what else a close means). */
   constructor(private readonly env: ConnectionEnv) {}
+
+  keepGauges(row: Float64Array): void { this.gauges = row; }
 
   /** Wraps an fd this worker now owns; null if it is no longer a usable socket. */
   adopt(fd: number, identity: string | null = null): Connection | null {
@@ -31,6 +37,7 @@ export class Connections {
     socket.setNoDelay(true);
     const c = new Connection(socket, this.env, true, identity);
     this.all.add(c);
+    if (this.gauges) this.gauges[transportGauge(c.transport)] += 1;
     this.created.set(c, Date.now());
     this.env.count(C_CONNECTIONS_OPEN, 1);
     if (this.stopping) c.close();
@@ -44,6 +51,7 @@ export class Connections {
   adoptStream(t: Transport, identity: string | null): Connection {
     const c = new Connection(t, this.env, false, identity);
     this.all.add(c);
+    if (this.gauges) this.gauges[transportGauge(c.transport)] += 1;
     this.created.set(c, Date.now());
     this.env.count(C_CONNECTIONS_OPEN, 1);
     if (this.stopping) c.close();
@@ -63,6 +71,7 @@ export class Connections {
   closed(c: Connection): boolean {
     if (!this.all.delete(c)) return false;
     this.env.count(C_CONNECTIONS_OPEN, -1);
+    if (this.gauges) this.gauges[transportGauge(c.transport)] -= 1;
     if (c.connectedAt > 0) this.disconnected(c);
     return true;
   }

@@ -136,6 +136,9 @@ export class Session {
   }
 
   private get queueLength(): number { return this.queue.length - this.queueHead; }
+  /** For the once-a-second gauges (src/shared/worker-gauges.ts). */
+  get queuedCount(): number { return this.queueLength; }
+  get inflightCount(): number { return this.inflight.size; }
 
   private enqueue(o: Outgoing): void {
     const cfg = this.env.config;

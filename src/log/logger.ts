@@ -128,24 +128,29 @@ class MainLog extends BaseLogger {
 /** The main thread's logger. */
 export const log: Logger = new MainLog();
 
-/** Resolves once what is buffered has reached stdout (at most `ms`): before the process exits. */
+/**
+ * Resolves once what is buffered has reached stdout (at most `ms`): before the process exits.
+ * sonic-boom's flush(cb) calls back at once when it does not batch (minLength 0, ours), so this
+ * waits for its in-flight write and buffer to empty (its `_writing` / `_len` fields), then writes
+ * any rest synchronously.
+ */
 export function flushLogs(ms = 2000): Promise<void> {
-  const d = dest;
+  const d = dest as unknown as { _writing?: boolean; _len?: number } | null;
   if (!d) return Promise.resolve();
+  const deadline = Date.now() + ms;
   return new Promise((resolve) => {
-    const t = setTimeout(resolve, ms);
-    t.unref();
-    try {
-      d.flush(() => { clearTimeout(t); resolve(); });
-    } catch {
-      clearTimeout(t);
-      resolve();
-    }
+    const check = (): void => {
+      if ((d._writing !== true && (d._len ?? 0) === 0) || Date.now() > deadline) { flushLogsSync(); resolve(); return; }
+      setTimeout(check, 5);
+    };
+    check();
   });
 }
-installLogger(log);
 
 /** Writes what is buffered now, blocking: only right before the process exits without teardown. */
 export function flushLogsSync(): void {
   try { dest?.flushSync(); } catch { /* stdout gone or busy: nothing more can be done */ }
 }
+
+// The main thread is a thread too: parts shared by all threads log through tlog().
+installLogger(log);

@@ -88,8 +88,16 @@ describe('40 logs', () => {
     }
     // The main thread's own records say so.
     assert.ok(findRecords(b.output(), { thread: 'main', msg: /^fleetmq listening on / }).length === 1);
-    await pool.cleanup();
+    // A client still connected at SIGTERM: its disconnect (reason shutdown) is written before the
+    // process exits, as is the shutdown line: the writer is flushed first.
+    const stay = uid('log-stay');
+    await pool.connect(b, { clientId: stay, protocolVersion: 5 });
     await stopClean(b);
+    const last = findRecords(b.output(), { msg: 'client disconnected', clientId: stay });
+    assert.equal(last.length, 1, `no disconnect record for the client connected at shutdown:\n${b.output().slice(-2000)}`);
+    assert.equal(last[0].reason, 'shutdown');
+    assert.equal(findRecords(b.output(), { thread: 'main', msg: 'fleetmq: SIGTERM, shutting down' }).length, 1);
+    await pool.cleanup();
   });
 
   test('a wrong password is in no line; a flood of refusals is a bounded number of records plus the count of the rest', { timeout: 120000 }, async () => {

@@ -15,8 +15,11 @@ import { BaseLogger, type Fields, type Logger } from './thread-log';
 import { prettyLine } from './pretty';
 import { installLogger } from './thread';
 
-/** stdout bytes waiting to be written at most; past it, records are dropped and counted. */
-const WRITER_BUFFER_BYTES = 4 * 1024 * 1024;
+/**
+ * stdout bytes waiting to be written at most; past it, records are dropped and counted. Tests
+ * (FLEETMQ_TEST_HOOKS=1) may make it small to see the drops without writing megabytes.
+ */
+const WRITER_BUFFER_BYTES = (process.env.FLEETMQ_TEST_HOOKS === '1' && Number(process.env.FLEETMQ_TEST_LOG_BUFFER_BYTES)) || 4 * 1024 * 1024;
 
 type Dest = ReturnType<typeof pino.destination>;
 

@@ -6,7 +6,8 @@
 //   of records plus records counting what was suppressed (never "the first N, then silence");
 // - --log-level warn hides info records (the lines that say where it listens stay);
 // - --log-format pretty writes human lines, not JSON;
-// - /metrics has the log path's drop counters.
+// - a stdout nobody reads never blocks the broker: the writer drops and counts (a test hook
+//   makes its buffer small); /metrics has the log path's drop counters.
 import { describe, test, after } from 'node:test';
 import * as assert from 'node:assert/strict';
 import * as path from 'node:path';
@@ -16,7 +17,7 @@ import { RawClient, connackCode } from '../helpers/raw-client';
 import { parseLog, findRecords, logRecords } from '../helpers/log-lines';
 import { request } from '../helpers/http';
 import { parsePromText, sampleValue } from '../helpers/prom-text';
-import { waitUntil, mapLimit } from '../helpers/wait';
+import { waitUntil, mapLimit, delay } from '../helpers/wait';
 import { crashLines } from '../helpers/proc';
 import { uid } from '../helpers/ids';
 import { setPassword } from '../../src/auth/password-file';
@@ -159,6 +160,44 @@ describe('40 logs', () => {
     const lines = b.output().split('\n').filter((l) => l.trim() !== '');
     assert.deepEqual(lines.filter((l) => l.startsWith('{')), [], 'JSON lines in the pretty format');
     assert.ok(lines.some((l) => /^\d\d:\d\d:\d\d\.\d{3} INFO\s+main\s+fleetmq listening on /.test(l)), `no pretty listening line:\n${b.output()}`);
+  });
+
+  test('a stdout that nobody reads never blocks the broker: the writer drops what does not fit and counts it', { timeout: 120000 }, async () => {
+    // A 4 KiB writer buffer (test hook): the pipe (64 KiB) and the buffer fill after a few
+    // hundred records.
+    const b = await launchBroker(2, ['--durability', 'none'], { env: { FLEETMQ_TEST_HOOKS: '1', FLEETMQ_TEST_LOG_BUFFER_BYTES: '4096' } });
+    brokers.push(b);
+    const port = Number((await b.waitForOutput(HTTP_LISTEN_RE))[2]);
+    b.proc.stdout!.pause();
+    try {
+      // Each cycle is two records (connect, disconnect) of ~300 bytes: 400 cycles ≈ 240 KiB.
+      for (let i = 0; i < 400; i++) {
+        const c = await pool.connect(b, { clientId: uid(`blocked-${i}-`), username: 'x'.repeat(100) });
+        await end(c.client);
+      }
+      // Served all along; the drops are counted while stdout is still blocked.
+      const m = parsePromText((await request(port, '/metrics')).body);
+      const dropped = sampleValue(m, 'fleetmq_log_records_dropped_total', { stage: 'writer' });
+      assert.ok(dropped > 0, `no writer drops counted with stdout blocked: ${dropped}`);
+      assert.ok(sampleValue(m, 'fleetmq_disconnects_total', { reason: 'client_disconnect' }) >= 400);
+    } finally {
+      b.proc.stdout!.resume();
+    }
+    // Once stdout is read again, records flow again (the first ones may still meet a full
+    // buffer while it empties, and be dropped: a client every 200 ms until one shows).
+    const ids: string[] = [];
+    const seen = () => ids.some((id) => findRecords(b.output(), { msg: 'client disconnected', clientId: id }).length === 1);
+    const deadline = Date.now() + 30000;
+    while (!seen() && Date.now() < deadline) {
+      const id = uid('after-block');
+      ids.push(id);
+      const c = await pool.connect(b, { clientId: id });
+      await end(c.client);
+      await delay(200);
+    }
+    assert.ok(seen(), `no record written after stdout was read again (${ids.length} clients); output tail:\n${b.output().slice(-1500)}`);
+    assert.equal(await b.stop(), 0, b.output().slice(-2000));
+    assert.deepEqual(crashLines(b.output()), []);
   });
 
   test('/metrics counts the records the log path drops (ring and writer)', { timeout: 60000 }, async () => {

@@ -18,6 +18,9 @@ import { statusJson, STATUS_HTML } from './http/status-page';
 import { AdminBridge } from './main/admin-bridge';
 import { BannedService } from './main/banned-service';
 import { COUNTER_NAMES, sumCounter } from './shared/counters';
+import { configureLogging, setLogLevel } from './log/logger';
+import type { LogLevel } from './config';
+import { HistogramWriter } from './shared/histograms';
 
 const VERSION: string = require('../../package.json').version;
 
@@ -86,6 +89,7 @@ export async function startBroker(config: BrokerConfig, opts: StartOptions = {})
     const checking = prepareDataDir(config.dataDir);
     await (config.storeOpenTimeoutMs > 0 ? withOpenTimeout(checking, config.dataDir, config.storeOpenTimeoutMs) : checking);
   }
+  configureLogging(config);
   // A bad API keys or banned file, password file, ACL file or certificate stops the start here,
   // before any thread or port exists.
   const keys = new ApiKeys(config.apiKeysFile);
@@ -96,6 +100,7 @@ export async function startBroker(config: BrokerConfig, opts: StartOptions = {})
   const supervisor = new Supervisor(config, opts.testHooks ?? false, auth, tls);
   void supervisor.setBanned(banned.all());
   const bridge = new AdminBridge(supervisor);
+  if (config.metrics !== 'false') auth.timeChecks(new HistogramWriter(supervisor.histograms, mainSlot(config.workers)));
   const readiness = new Readiness();
   const listeners: Listener[] = [];
   let http: HttpListener | null = null;
@@ -119,7 +124,7 @@ export async function startBroker(config: BrokerConfig, opts: StartOptions = {})
       keys, bridge, banned,
       stats: () => statsOf(config, supervisor),
       reload: () => reloadAll(),
-      setLogLevel: opts.setLogLevel ?? null,
+      setLogLevel: opts.setLogLevel ?? ((level: string) => setLogLevel(level as LogLevel)),
       // Worker 0's row: no worker writes these counters (src/shared/counters.ts).
       count: (c, n) => { counterView[c] += n; },
     }));
@@ -238,13 +243,14 @@ export async function startBroker(config: BrokerConfig, opts: StartOptions = {})
 
 function httpRoutes(config: BrokerConfig, supervisor: Supervisor, readiness: Readiness, refused: () => number, dropped: () => number): Map<string, Route> {
   const workers = config.workers;
-  return new Map<string, Route>([
+  const routes = new Map<string, Route>([
     ['/metrics', async () => ({
       status: 200,
       contentType: 'text/plain; version=0.0.4; charset=utf-8',
       body: await renderMetrics({
         version: VERSION, counters: supervisor.counters, workers, heartbeats: supervisor.heartbeats,
         startedAt: supervisor.startedAt, restarts: () => supervisor.restarts, refusedNoWorker: refused, httpDropped: dropped,
+        histograms: supervisor.histograms, gauges: supervisor.gauges, logDrops: () => supervisor.logs.drops(),
       }),
     })],
     ['/livez', () => livez(supervisor.heartbeats, workers)],
@@ -259,6 +265,9 @@ function httpRoutes(config: BrokerConfig, supervisor: Supervisor, readiness: Rea
       })) + '\n',
     })],
   ]);
+  // --metrics false: the bench's baseline without metrics (no route, no latency timers).
+  if (config.metrics === 'false') routes.delete('/metrics');
+  return routes;
 }
 
 /** GET /api/v1/stats: every counter summed over the workers, by its $SYS name. */

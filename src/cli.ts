@@ -14,6 +14,7 @@ import { parseArgs, resolveConfig, helpText, ConfigError, BrokerConfig, anonymou
 import { startBroker, RunningBroker } from './broker';
 import { passwdMain } from './auth/passwd-cli';
 import { apikeyMain } from './http/api-keys';
+import { configureLogging, log, announce, flushLogs, flushLogsSync } from './log/logger';
 
 const VERSION: string = require('../../package.json').version;
 
@@ -53,6 +54,10 @@ export async function main(argv: readonly string[]): Promise<void> {
   if (argv[0] === 'apikey') { process.exitCode = apikeyMain(argv.slice(1)); return; }
   const config = configure(argv);
   if (!config) return;
+  // From here on every line goes through the one writer (src/log/): JSON by default. What goes
+  // wrong before the broker runs (a signal during startup, cannot start) stays a plain line on
+  // stderr, as bad flags are: a person or a supervisor reads it, and the exit code says the rest.
+  configureLogging(config);
   // Signal handlers go in before the listening line: a supervisor that reads the line and
   // signals at once must get the clean shutdown, not the default kill.
   let stopping: string | null = null;
@@ -69,44 +74,45 @@ export async function main(argv: readonly string[]): Promise<void> {
   process.once('SIGTERM', () => shutdown('SIGTERM'));
   process.once('SIGINT', () => shutdown('SIGINT'));
   // SIGHUP would otherwise end the process; it reloads the password, ACL and JWT key files, the TLS
-  // certificates, connections stay up.
+  // certificates, the API keys, the banned file and the limits; connections stay up.
   process.on('SIGHUP', () => {
     if (!broker || stopping) return;
     // The admin API's keys and the banned list (a banned client connected now is disconnected).
     const ops = broker.reloadOps();
     // Printed once every worker checks CONNECTs against the banned file just read.
-    if (ops) void ops.applied.then(() => (ops.ok ? process.stdout : process.stderr).write(`fleetmq: SIGHUP: ${ops.line}\n`));
+    if (ops) void ops.applied.then(() => (ops.ok ? log.info(`fleetmq: SIGHUP: ${ops.line}`) : log.error(`fleetmq: SIGHUP: ${ops.line}`)));
     reloadLimits(broker, argv);
     const acl = broker.reloadAcl();
     if (!acl || config.passwordFile || chainAuth(config) || broker.listeners.length > 1) {
-      void broker.reload().then((r) => (r.ok ? process.stdout : process.stderr).write(`fleetmq: SIGHUP: ${r.line}\n`));
+      void broker.reload().then((r) => (r.ok ? log.info(`fleetmq: SIGHUP: ${r.line}`) : log.error(`fleetmq: SIGHUP: ${r.line}`)));
     }
     if (!acl) return;
-    (acl.ok ? process.stdout : process.stderr).write(`fleetmq: SIGHUP: ${acl.line}\n`);
-    if (acl.ok) void acl.applied.then((g) => process.stdout.write(`fleetmq: SIGHUP: acl generation ${g} in force in every worker\n`));
+    if (acl.ok) log.info(`fleetmq: SIGHUP: ${acl.line}`); else log.error(`fleetmq: SIGHUP: ${acl.line}`);
+    if (acl.ok) void acl.applied.then((g) => log.info(`fleetmq: SIGHUP: acl generation ${g} in force in every worker`));
   });
   // The last line before a stalled start says what it is waiting for.
-  if (config.durability !== 'none') process.stdout.write(`fleetmq: opening store at ${path.resolve(config.dataDir)}\n`);
+  if (config.durability !== 'none') log.info(`fleetmq: opening store at ${path.resolve(config.dataDir)}`, { dataDir: path.resolve(config.dataDir) });
   try {
     broker = await startBroker(config, {
       testHooks: process.env.FLEETMQ_TEST_HOOKS === '1',
       // Printed as soon as it is bound: /readyz answers (503) while the store loads. Not worded
       // "listening on": that line means MQTT is served.
-      onHttpListening: (a) => process.stdout.write(`fleetmq: http endpoints at http://${a.host.includes(':') ? `[${a.host}]` : a.host}:${a.port} (/metrics, /livez, /readyz, /api/v1, status page at /)\n`),
+      onHttpListening: (a) => announce(`fleetmq: http endpoints at http://${a.host.includes(':') ? `[${a.host}]` : a.host}:${a.port} (/metrics, /livez, /readyz, /api/v1, status page at /)`, { httpPort: a.port }),
     });
   } catch (err) {
     process.stderr.write(`fleetmq: cannot start: ${(err as Error).message}\n`);
     exitNow(1);
   }
-  process.stdout.write(`fleetmq: ${accessLine(config, broker.host, broker.users)}\n`);
+  const access = accessLine(config, broker.host, broker.users);
+  if (access.startsWith('WARNING')) log.warn(`fleetmq: ${access}`); else log.info(`fleetmq: ${access}`);
   // Before the listening line, which launchers wait for: by then every port is known.
   for (const l of broker.listeners.slice(1)) {
-    process.stdout.write(`fleetmq: ${l.transport} listener on ${l.host}:${l.port}${l.path ? ` path ${l.path}` : ''}\n`);
+    announce(`fleetmq: ${l.transport} listener on ${l.host}:${l.port}${l.path ? ` path ${l.path}` : ''}`, { transport: l.transport, port: l.port });
   }
-  if (config.aclFile) process.stdout.write(`fleetmq: acl file ${config.aclFile}: ${broker.aclRules} rule${broker.aclRules === 1 ? '' : 's'}\n`);
+  if (config.aclFile) log.info(`fleetmq: acl file ${config.aclFile}: ${broker.aclRules} rule${broker.aclRules === 1 ? '' : 's'}`);
   const cluster = broker.cluster;
-  if (cluster) process.stdout.write(`fleetmq: cluster ${config.clusterName} as ${config.nodeId} (incarnation ${cluster.incarnation}), members: ${cluster.members.join(', ')}\n`);
-  process.stdout.write(`fleetmq listening on ${broker.host}:${broker.port} (${config.workers} worker${config.workers === 1 ? '' : 's'})\n`);
+  if (cluster) log.info(`fleetmq: cluster ${config.clusterName} as ${config.nodeId} (incarnation ${cluster.incarnation}), members: ${cluster.members.join(', ')}`, { cluster: config.clusterName, node: config.nodeId });
+  announce(`fleetmq listening on ${broker.host}:${broker.port} (${config.workers} worker${config.workers === 1 ? '' : 's'})`, { port: broker.port, workers: config.workers });
   if (stopping) stop(broker, stopping);
 }
 
@@ -117,6 +123,7 @@ export async function main(argv: readonly string[]): Promise<void> {
  * the broker is up, when there is nothing to flush. stderr/stdout writes are synchronous here.
  */
 function exitNow(code: number): never {
+  flushLogsSync();
   try {
     (require('./native') as typeof import('./native')).native.exitNow(code);
   } catch { /* addon not loadable: fall back */ }
@@ -132,17 +139,17 @@ function reloadLimits(broker: RunningBroker, argv: readonly string[]): void {
   try {
     next = resolveConfig(parseArgs(argv));
   } catch (err) {
-    process.stderr.write(`fleetmq: SIGHUP: limits not reloaded, the configuration does not parse: ${(err as Error).message}\n`);
+    log.error(`fleetmq: SIGHUP: limits not reloaded, the configuration does not parse: ${(err as Error).message}`);
     return;
   }
   const r = broker.reloadLimits(next);
-  if (r) (r.ok ? process.stdout : process.stderr).write(`fleetmq: SIGHUP: ${r.line}\n`);
+  if (r) { if (r.ok) log.info(`fleetmq: SIGHUP: ${r.line}`); else log.error(`fleetmq: SIGHUP: ${r.line}`); }
 }
 
 function stop(broker: RunningBroker, sig: string): void {
-  process.stdout.write(`fleetmq: ${sig}, shutting down\n`);
-  broker.stop().then(() => process.exit(0), (err) => {
-    process.stderr.write(`fleetmq: shutdown failed: ${(err as Error).message}\n`);
-    process.exit(1);
+  log.info(`fleetmq: ${sig}, shutting down`);
+  broker.stop().then(() => flushLogs().then(() => process.exit(0)), (err) => {
+    log.error(`fleetmq: shutdown failed: ${(err as Error).message}`);
+    void flushLogs().then(() => process.exit(1));
   });
 }

@@ -8,6 +8,7 @@ import { badCidr } from './shared/cidr';
 
 export type QueuePolicy = 'drop-oldest' | 'drop-new' | 'disconnect';
 export type Durability = 'none' | 'process' | 'fsync';
+export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
 
 export interface BrokerConfig {
   port: number;
@@ -66,6 +67,11 @@ export interface BrokerConfig {
   advertise?: string;
   leaseTtl: number;
   clusterJoinTimeoutMs: number;
+  /** Logging (src/log/): the level, and JSON lines or one compact human line per record. */
+  logLevel: LogLevel;
+  logFormat: 'json' | 'pretty';
+  /** /metrics and the latency histograms' timers (false: none of either, for the bench's baseline). */
+  metrics: 'true' | 'false';
   /** -1: no HTTP listener. */
   httpPort: number;
   httpHost: string;
@@ -200,6 +206,9 @@ export const SETTINGS: readonly Setting[] = [
   { key: 'advertise', flag: '--advertise', kind: 'string', default: () => undefined, help: 'address peers use to reach this node (default: --host when it is a specific address, else this machine\'s hostname)' },
   { key: 'leaseTtl', flag: '--lease-ttl', kind: 'int', min: 2, max: 3600, default: () => 10, help: 'etcd lease TTL, seconds: a node that cannot renew it for TTL - max(0.5 s, TTL/5) fences itself (refuses CONNECT, disconnects its clients) and rejoins; the others see it gone after TTL' },
   { key: 'clusterJoinTimeoutMs', flag: '--cluster-join-timeout-ms', kind: 'int', min: 1, max: 86_400_000, default: () => 15_000, help: 'how long startup waits for an unreachable etcd (a line every 3 s) before it fails with exit code 1' },
+  { key: 'logLevel', flag: '--log-level', kind: 'enum', choices: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], default: () => 'info', help: 'least severe log records written (info: startup, connects and disconnects with their reason; warn: auth failures and drops, rate-limited; silent: none)' },
+  { key: 'logFormat', flag: '--log-format', kind: 'enum', choices: ['json', 'pretty'], default: () => 'json', help: 'json: one JSON object per line on stdout (for log shippers); pretty: one compact human line per record' },
+  { key: 'metrics', flag: '--metrics', kind: 'enum', choices: ['true', 'false'], default: () => 'true', help: 'false: no /metrics route and no latency timers (the bench baseline); counters stay, $SYS reads them' },
   { key: 'httpPort', flag: '--http-port', kind: 'int', min: -1, max: 65535, default: () => 9883, help: 'HTTP port for GET /metrics (Prometheus text format), /livez and /readyz (0 = any free port, printed at startup; -1 = no HTTP listener)' },
   { key: 'httpHost', flag: '--http-host', kind: 'string', default: () => '127.0.0.1', help: 'address of the HTTP listener; loopback by default, as its endpoints need no authentication' },
   { key: 'tlsPort', flag: '--tls-port', kind: 'int', min: 0, max: 65535, default: () => undefined, help: 'MQTT over TLS on this port too (0 = any free port, printed), on --host; needs --cert and --key' },

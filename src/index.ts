@@ -12,6 +12,9 @@ import { resolveOptions, ConfigError, type BrokerConfig } from './config';
 import { startBroker as start } from './broker';
 
 export { ConfigError };
+/** The log level of every thread of every broker in this process, now (src/log/logger.ts). */
+export { setLogLevel, getLogLevel } from './log/logger';
+export type { LogLevel } from './config';
 export type { QueuePolicy, Durability } from './config';
 
 /**

@@ -7,7 +7,10 @@ import * as K from '../src/shared/counters';
 import { StoreIds } from '../src/shared/store-ids';
 import { Turn } from './turn';
 import { Inbound } from './inbound';
-import { LimitedLog } from './log-limit';
+import { installLogger, limitedLog } from '../src/log/thread';
+import { ThreadLog, errFields } from '../src/log/thread-log';
+import { DR } from '../src/shared/disconnect-reasons';
+import * as G from '../src/shared/worker-gauges';
 import { testHook } from './test-hooks';
 import { Connections } from './net/connections';
 import { Transports } from './net/transports';
@@ -44,6 +47,8 @@ import type { BannedUpdate } from '../src/shared/banned';
 import type { AdminAsk, AdminReply, WorkerAnswer, WorkerQuery } from '../src/shared/admin-messages';
 
 const wiring = workerData as WorkerWiring;
+// Before anything logs: this thread's records go to the main thread's writer (src/log/).
+installLogger(new ThreadLog(wiring.log));
 const { index, config, trieId } = wiring;
 const counters = new Float64Array(wiring.counters, index * K.COUNTERS_PER_WORKER * 8, K.COUNTERS_PER_WORKER);
 const count = (counter: number, n: number): void => { counters[counter] += n; };
@@ -141,7 +146,6 @@ const handlers: HandlerDeps = {
   cluster: clusterState,
   testHook: wiring.testHooks ? (c, topic) => testHook(index, c, topic) : () => false,
 };
-const handlerErrors = new LimitedLog(`fleetmq: worker ${index}: `);
 const connections = new Connections({
   config, count,
   dispatch: (c, first, buf, frameStart, start, end) => {
@@ -151,7 +155,8 @@ const connections = new Connections({
       dispatch(handlers, c, first, buf, frameStart, start, end);
     } catch (err) {
       count(K.C_HANDLER_ERRORS, 1);
-      handlerErrors.write(`closing ${c.clientId || 'a client'}: ${(err as Error).stack ?? err}`);
+      limitedLog().error('handler-error', 'handler error: the connection is closed', () => ({ clientId: c.clientId || null, address: c.address(), err: errFields(err) }));
+      c.endReason(DR.internal_error);
       c.protocolClose(RC.IMPLEMENTATION_SPECIFIC_ERROR);
     }
   },
@@ -205,6 +210,19 @@ parentPort!.on('message', (m: PeerReset | TlsReload | LimitsReload | BannedUpdat
 });
 
 setInterval(() => { connections.sweep(); transports?.sweep(Date.now()); }, 500).unref();
+// /metrics: connections by transport as they open and close; in-flight and queued messages
+// sampled once a second (a walk over this worker's sessions, no work per message).
+const gaugeRow = new Float64Array(wiring.gauges, index * G.GAUGES_PER_WORKER * 8, G.GAUGES_PER_WORKER);
+connections.keepGauges(gaugeRow);
+if (config.metrics !== 'false') {
+  setInterval(() => {
+    let inflight = 0;
+    let queued = 0;
+    for (const s of table.byClientId.values()) { inflight += s.inflightCount; queued += s.queuedCount; }
+    gaugeRow[G.G_INFLIGHT] = inflight;
+    gaugeRow[G.G_QUEUED] = queued;
+  }, 1000).unref();
+}
 // For /livez and /metrics on the main thread: a timer, off the message path.
 startHeartbeat(wiring.heartbeats, index);
 const sys = index === 0 ? startSysTopics({ interval: config.sysInterval, counters: wiring.counters, clusterState, startedAt: wiring.startedAt, router, ringDirty: schedule }) : null;

@@ -11,6 +11,9 @@ import { chainAuth, type BrokerConfig } from '../config';
 import { readPasswordFile, PasswordEntry, NEW_ITERATIONS } from './password-file';
 import type { HashJob } from './hash-task';
 import { RefusalLog } from './refusal-log';
+import { log } from '../log/logger';
+import { errFields } from '../log/thread-log';
+import { HistogramWriter, H_AUTH } from '../shared/histograms';
 import { AuthRequest, AuthRefusedNote, AuthReply, AuthInit, Verdict, credentialKey, AclUpdate, AclApplied } from './messages';
 import { readAclFile, ruleCount, type AclRules } from './acl';
 import { HttpCallout } from './http-callout';
@@ -40,7 +43,10 @@ export class AuthService {
   private readonly generationView = new Int32Array(this.generationSab);
   private get generation(): number { return Atomics.load(this.generationView, 0); }
   private readonly ports = new Set<MessagePort>();
-  readonly log = new RefusalLog();
+  readonly log = new RefusalLog(log);
+  /** Times each password check (--metrics true): fleetmq_auth_duration_seconds. */
+  private timer: HistogramWriter | null = null;
+  timeChecks(w: HistogramWriter): void { this.timer = w; }
   /**
    * The ACL (--acl-file) in force and its generation. Workers decide from their own copy (given
    * at start in their wiring, then posted on every reload) and tag their cached decisions with
@@ -173,7 +179,9 @@ export class AuthService {
       if (m.t === 'acl-applied') { this.aclHeld(port, m.generation); return; }
       const password = m.password ? Buffer.from(m.password.buffer, m.password.byteOffset, m.password.byteLength) : null;
       if (m.chain && this.chain) { this.decide(port, m, password); return; }
+      const t0 = this.timer ? performance.now() : 0;
       this.check(m.user!, password).then((verdict) => {
+        this.timer?.observe(H_AUTH, (performance.now() - t0) / 1000);
         const reply: AuthReply = { t: 'verdict', id: m.id, verdict, generation: this.generation };
         port.postMessage(reply);
         if (verdict === Verdict.BAD_CREDENTIALS) this.log.refused(m.addr, m.user, 'bad username or password');
@@ -192,7 +200,7 @@ export class AuthService {
       // The username is the token with --jwt-from username: never logged then.
       if (d.verdict !== Verdict.OK) this.log.refused(m.addr, this.config.jwtFrom === 'username' && m.user !== null ? '(a token)' : m.user, d.why ?? 'refused');
     }, (err: Error) => {
-      process.stderr.write(`fleetmq: auth: check failed: ${err.message}\n`);
+      log.error(`fleetmq: auth: check failed: ${err.message}`, { err: errFields(err) });
       const reply: AuthReply = { t: 'verdict', id: m.id, verdict: Verdict.UNAVAILABLE, generation: this.generation };
       port.postMessage(reply);
     });
@@ -227,7 +235,7 @@ export class AuthService {
       match = await this.pool!.run(job);
     } catch (err) {
       if (/queue/i.test((err as Error).message)) return Verdict.BUSY;
-      process.stderr.write(`fleetmq: auth: password check failed: ${(err as Error).message}\n`);
+      log.error('auth: password check failed', { err: errFields(err) });
       return Verdict.BUSY;
     } finally {
       this.inPool--;

@@ -4,6 +4,9 @@
 // coordinator thread. With --etcd it is also this process's cluster member (cluster/node.ts)
 // and runs its data plane (cluster/data-plane.ts): cross-node forwarding is the one
 // per-message work on its loop, which the fencing timer shares (cluster/README.md, "Limits").
+import { tlog, limitedLog } from '../log/thread';
+import { HistogramWriter } from '../shared/histograms';
+import { coordinatorSlot } from '../shared/heartbeats';
 import { type MessagePort, receiveMessageOnPort } from 'node:worker_threads';
 import { topicIndex, subscriberWorker } from '../shared/topic-index';
 import { native } from '../native';
@@ -31,6 +34,8 @@ export interface CoordinatorOptions {
   clusterState: SharedArrayBuffer;
   /** The counter rows (src/shared/counters.ts): the cluster gauges go in row 0. */
   counters?: SharedArrayBuffer;
+  /** Latency histograms (src/shared/histograms.ts); the coordinator writes its own row. */
+  histograms?: SharedArrayBuffer;
 }
 
 /** What the main thread logs about the cluster (cluster name and node id come from the config). */
@@ -79,7 +84,10 @@ export class Coordinator {
   /** Opens the store and restores what it holds; restored sessions go to workers as they attach. */
   async start(): Promise<void> {
     this.persistence = await Persistence.open(this.opts.config, new StoreIds(this.opts.storeIds));
-    const { sessions } = await this.persistence.load((line) => this.toMain({ t: 'log', line }), (m) => this.retained.set(m));
+    if (this.opts.histograms && this.opts.config.metrics !== 'false') {
+      this.persistence.timeCommits(new HistogramWriter(this.opts.histograms, coordinatorSlot(this.opts.workers)));
+    }
+    const { sessions } = await this.persistence.load((line) => tlog().info(`fleetmq: ${line}`), (m) => this.retained.set(m));
     sessions.forEach((s, i) => this.toAdopt[i % this.opts.workers].push(s));
     this.parkStores();
     if (this.opts.config.etcd !== undefined) await this.joinCluster();
@@ -91,6 +99,8 @@ export class Coordinator {
    */
   private async joinCluster(): Promise<void> {
     const { ClusterNode } = await import('../cluster/node');
+    const c = this.opts.config;
+    tlog().info(`fleetmq: cluster ${c.clusterName}: joining as ${c.nodeId} through etcd ${c.etcd}`, { cluster: c.clusterName, node: c.nodeId });
     const { ClusterDataPlane } = await import('../cluster/data-plane');
     const note = (n: ClusterNote) => this.toMain({ t: 'cluster', note: n });
     const node = new ClusterNode(this.opts.config, {
@@ -197,7 +207,7 @@ export class Coordinator {
     const persistence = this.persistence;
     inbox.drain((req, ops, decodeError) => {
       const answer = (results: PersistResult[], error: string | null) => {
-        if (error) this.toMain({ t: 'log', line: `store: ${error}`, error: true });
+        if (error) limitedLog().error('store-error', `fleetmq: store: ${error}`, { worker: index });
         port.postMessage({ t: 'stored', req, results, error } satisfies FromCoordinator);
       };
       if (!ops) { answer([], decodeError); return; }

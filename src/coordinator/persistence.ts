@@ -1,6 +1,7 @@
 // The coordinator's store (workers/README.md, "Persistence and write-behind"): opens RocksDB once for the process, restores what it
 // holds at start, and group-commits the operations workers send. Workers name subscribers by
 // their trie id; `bind` ops tell this side which client id each id belongs to.
+import { HistogramWriter, H_STORE_COMMIT } from '../shared/histograms';
 import { promises as fs } from 'node:fs';
 import { RocksStore } from '../store/rocks-store';
 import { withOpenTimeout } from '../store/data-dir';
@@ -67,6 +68,10 @@ export class Persistence {
   private readonly subToClient = new Map<number, string>();
   /** Message bodies added by the request being applied (see 'inflight' below). */
   private readonly added = new Set<number>();
+  /** Times each group commit (--metrics true): fleetmq_store_commit_duration_seconds. */
+  private commitTimer: HistogramWriter | null = null;
+  timeCommits(w: HistogramWriter): void { this.commitTimer = w; }
+
   private constructor(private readonly store: RocksStore | null, private readonly sync: boolean, private readonly ids: StoreIds) {}
 
   /**
@@ -90,6 +95,7 @@ export class Persistence {
   async load(log: (line: string) => void, retained: (m: WireMessage) => void): Promise<{ sessions: RestoredSession[] }> {
     if (!this.store) return { sessions: [] };
     const started = Date.now();
+    log('store: loading sessions, subscriptions, retained and queued messages (progress every 100000 records)');
     const byClient = new Map<string, Loading>();
     const messages = new Map<bigint, StoredMessage>();
     const of = (c: string) => byClient.get(c);
@@ -165,7 +171,12 @@ export class Persistence {
       this.ids.endTurn();
     }
     if (batch.size === 0) { done(results, null); return; }
-    this.store.commit(batch, { sync: this.sync }).then(() => done(results, null), (err: Error) => done([], err.message));
+    const timer = this.commitTimer;
+    const t0 = timer ? performance.now() : 0;
+    this.store.commit(batch, { sync: this.sync }).then(() => {
+      timer?.observe(H_STORE_COMMIT, (performance.now() - t0) / 1000);
+      done(results, null);
+    }, (err: Error) => done([], err.message));
   }
 
   private applyOp(b: StoreBatch, op: StoreOp, results: PersistResult[]): void {

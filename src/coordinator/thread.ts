@@ -4,6 +4,11 @@ import { parentPort, workerData, type MessagePort } from 'node:worker_threads';
 import { Coordinator, type CoordinatorOptions } from './coordinator';
 import { startHeartbeat, coordinatorSlot } from '../shared/heartbeats';
 import type { AdminAsk, AdminReply, CoordinatorAnswer, CoordinatorQuery } from '../shared/admin-messages';
+import { installLogger } from '../log/thread';
+import { ThreadLog, type LogWiring } from '../log/thread-log';
+
+// Before anything logs: this thread's records go to the main thread's writer.
+installLogger(new ThreadLog((workerData as { log: LogWiring }).log));
 
 type FromMain =
   | { t: 'attach'; index: number; port: MessagePort; storeRing: SharedArrayBuffer }

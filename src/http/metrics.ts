@@ -5,6 +5,9 @@
 import * as fs from 'node:fs/promises';
 import * as K from '../shared/counters';
 import { readHeartbeat, coordinatorSlot, mainSlot, monotonicMs } from '../shared/heartbeats';
+import { HISTOGRAMS, readHistogram } from '../shared/histograms';
+import { DISCONNECT_REASONS } from '../shared/disconnect-reasons';
+import { TRANSPORTS, G_CONN_BASE, G_INFLIGHT, G_QUEUED, sumGauge } from '../shared/worker-gauges';
 
 /** What the exposition reads; each part is handed over by broker.ts. */
 export interface MetricsSources {
@@ -21,6 +24,12 @@ export interface MetricsSources {
   refusedNoWorker(): number;
   /** HTTP connections the listener dropped at its connection bound. */
   httpDropped(): number;
+  /** Latency histograms (src/shared/histograms.ts). */
+  readonly histograms?: SharedArrayBuffer;
+  /** Per-worker gauges (src/shared/worker-gauges.ts). */
+  readonly gauges?: SharedArrayBuffer;
+  /** Log records dropped: in the threads' full log rings, and by the writer when stdout lagged. */
+  logDrops?(): { ring: number; writer: number };
 }
 
 type Labels = Record<string, string> | null;
@@ -30,6 +39,19 @@ type Sample = readonly [Labels, number];
 export class Exposition {
   private readonly lines: string[] = [];
   private readonly names = new Set<string>();
+
+  /**
+   * A histogram family: `_bucket{le}` cumulative (the last is +Inf and equals `_count`), `_sum`,
+   * `_count`, as the text format 0.0.4 has them.
+   */
+  histogram(name: string, help: string, bounds: readonly number[], h: { cumulative: number[]; sum: number; count: number }): this {
+    if (this.names.has(name)) throw new Error(`metric family ${name} declared twice`);
+    this.names.add(name);
+    this.lines.push(`# HELP ${name} ${escapeHelp(help)}`, `# TYPE ${name} histogram`);
+    bounds.forEach((b, i) => this.lines.push(`${name}_bucket{le="${formatValue(b)}"} ${formatValue(h.cumulative[i])}`));
+    this.lines.push(`${name}_bucket{le="+Inf"} ${formatValue(h.count)}`, `${name}_sum ${formatValue(h.sum)}`, `${name}_count ${formatValue(h.count)}`);
+    return this;
+  }
 
   family(name: string, type: 'counter' | 'gauge', help: string, samples: readonly Sample[]): this {
     if (this.names.has(name)) throw new Error(`metric family ${name} declared twice`);
@@ -190,6 +212,42 @@ export async function renderMetrics(src: MetricsSources): Promise<string> {
   e.one('fleetmq_client_rate_pauses_total', 'counter', 'Times reading a client\'s socket paused for --max-client-msg-rate / --max-client-byte-rate.', sum(K.C_CLIENT_RATE_PAUSES));
   e.one('fleetmq_subscriptions_refused_quota_total', 'counter', 'SUBSCRIBE filters refused by --max-subscriptions (v5 0x97, v3 0x80).', sum(K.C_SUBSCRIPTION_QUOTA));
   e.one('fleetmq_messages_payload_too_large_total', 'counter', 'PUBLISHes dropped for a payload over --max-payload-size (QoS 1/2: v5 acknowledged 0x97).', sum(K.C_PAYLOAD_TOO_LARGE));
+  // Disconnects, auth results, per-worker load, the log path, latency histograms.
+  e.family('fleetmq_disconnects_total', 'counter', 'Connections of connected clients (CONNACK sent) that ended, by reason: ' +
+    'client_disconnect, keepalive_timeout, protocol_error, takeover, shutdown, connection_lost (closed without DISCONNECT), internal_error (a handler threw), ' +
+    'kicked (operator), server_other, output_limit, fenced.',
+  DISCONNECT_REASONS.map((r, i) => [{ reason: r }, sum(K.C_DISCONNECT_BASE + i)] as const));
+  const denyAnon = sum(K.C_AUTH_DENY_ANONYMOUS);
+  const denyCert = sum(K.C_AUTH_DENY_CERTIFICATE);
+  e.family('fleetmq_auth_results_total', 'counter', 'CONNECT authentication results by method: password (checked, or cached in the worker), anonymous, certificate (--use-identity-as-username); busy = the password-hashing queue was full.', [
+    [{ method: 'password', result: 'allow' }, sum(K.C_AUTH_ALLOW_PASSWORD)],
+    [{ method: 'password', result: 'deny' }, Math.max(0, sum(K.C_AUTH_REFUSED) - denyAnon - denyCert)],
+    [{ method: 'password', result: 'busy' }, sum(K.C_AUTH_BUSY)],
+    [{ method: 'anonymous', result: 'allow' }, sum(K.C_AUTH_ALLOW_ANONYMOUS)],
+    [{ method: 'anonymous', result: 'deny' }, denyAnon],
+    [{ method: 'certificate', result: 'allow' }, sum(K.C_AUTH_ALLOW_CERTIFICATE)],
+    [{ method: 'certificate', result: 'deny' }, denyCert],
+  ]);
+  e.family('fleetmq_worker_messages_received_total', 'counter', 'PUBLISH packets each worker received from its clients (rate() of it is the worker\'s load).', perWorker(K.C_MSGS_RECEIVED));
+  e.family('fleetmq_worker_messages_sent_total', 'counter', 'PUBLISH packets each worker sent to its clients.', perWorker(K.C_MSGS_SENT));
+  e.family('fleetmq_worker_clients_connected', 'gauge', 'MQTT clients connected to each worker now.', perWorker(K.C_CLIENTS_CONNECTED));
+  if (src.gauges) {
+    const g = src.gauges;
+    e.family('fleetmq_transport_connections', 'gauge', 'Connections held by the workers now, by transport (tcp, tls, websocket: ws and wss).',
+      TRANSPORTS.map((t, i) => [{ transport: t }, sumGauge(g, n, G_CONN_BASE + i)] as const));
+    e.one('fleetmq_messages_inflight', 'gauge', 'QoS 1/2 messages sent to clients and not yet acknowledged, all sessions (sampled once a second).', sumGauge(g, n, G_INFLIGHT));
+    e.one('fleetmq_messages_queued', 'gauge', 'Messages waiting in session queues (offline sessions, or a full in-flight window), all sessions (sampled once a second).', sumGauge(g, n, G_QUEUED));
+  }
+  if (src.logDrops) {
+    const d = src.logDrops();
+    e.family('fleetmq_log_records_dropped_total', 'counter', 'Log records dropped: ring = a worker\'s or the coordinator\'s log ring to the writer was full, writer = stdout did not keep up and the writer\'s buffer was full.', [
+      [{ stage: 'ring' }, d.ring],
+      [{ stage: 'writer' }, d.writer],
+    ]);
+  }
+  if (src.histograms) {
+    for (const [i, spec] of HISTOGRAMS.entries()) e.histogram(spec.name, spec.help, spec.bounds, readHistogram(src.histograms, i));
+  }
 
   e.one('fleetmq_http_connections_dropped_total', 'counter', 'Connections to this HTTP listener closed at once because it already had its maximum open.', src.httpDropped());
 

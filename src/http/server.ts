@@ -4,6 +4,9 @@
 // requests must arrive within REQUEST_TIMEOUT_MS, bodies of the fixed routes are discarded and
 // an API body over MAX_BODY_BYTES is answered 413 unread. A route that throws answers 500;
 // nothing a client sends can throw into the event loop.
+import { log } from '../log/logger';
+import { limitedLog } from '../log/thread';
+import { errFields } from '../log/thread-log';
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
 
@@ -53,7 +56,7 @@ export class HttpListener {
       this.server.once('error', onError);
       this.server.listen({ port, host }, () => {
         this.server.removeListener('error', onError);
-        this.server.on('error', (err) => process.stderr.write(`fleetmq: HTTP listener error: ${err.message}\n`));
+        this.server.on('error', (err) => log.error(`fleetmq: HTTP listener error: ${err.message}`));
         resolve(this.server.address() as AddressInfo);
       });
     });
@@ -129,7 +132,7 @@ export class HttpListener {
 
 function answer(res: http.ServerResponse, url: string, reply: Reply | Promise<Reply>): void {
   Promise.resolve(reply).then((r) => send(res, r), (err: Error) => {
-    process.stderr.write(`fleetmq: HTTP ${url}: ${err.stack ?? err}\n`);
+    limitedLog().error('http-handler', `fleetmq: HTTP ${url} failed`, { err: errFields(err) });
     send(res, { status: 500, body: `internal error: ${err.message}\n` });
   });
 }

@@ -3,6 +3,8 @@
 // TLS or WebSocket byte either: every listener (src/shared/listeners.ts) accepts the same way
 // and tells the worker its index; TLS and WebSocket terminate in that worker, so the crypto
 // spreads over the workers instead of loading this one thread.
+import { log } from '../log/logger';
+import { limitedLog } from '../log/thread';
 import * as net from 'node:net';
 import { native } from '../native';
 import type { Supervisor } from './supervisor';
@@ -29,7 +31,7 @@ export class Listener {
       else this.admit(socket);
     });
     this.server.on('error', (err) => {
-      process.stderr.write(`fleetmq: listener error: ${err.message}\n`);
+      log.error(`fleetmq: listener error: ${err.message}`);
     });
   }
 
@@ -82,7 +84,7 @@ export class Listener {
     try {
       copy = native.dupFd(fd);
     } catch (err) {
-      process.stderr.write(`fleetmq: cannot hand over a connection: ${(err as Error).message}\n`);
+      limitedLog().error('handover-failed', `fleetmq: cannot hand over a connection: ${(err as Error).message}`);
       socket.destroy();
       return;
     }

@@ -19,6 +19,11 @@ import type { BanEntry, BannedUpdate, BannedApplied } from '../shared/banned';
 import type { AdminReply } from '../shared/admin-messages';
 import { createOpenConnections, OpenConnections } from '../shared/open-connections';
 import { listenerSpecs } from '../shared/listeners';
+import { createHistograms } from '../shared/histograms';
+import { createWorkerGauges, GAUGES_PER_WORKER } from '../shared/worker-gauges';
+import { LogHub } from '../log/log-hub';
+import { log } from '../log/logger';
+import { errFields } from '../log/thread-log';
 
 const ACCEPT_RING_BYTES = 64 * 1024;
 const PEER_RING_BYTES = 4 * 1024 * 1024;
@@ -45,6 +50,12 @@ export class Supervisor {
   /** Every thread's heartbeat slot (src/shared/heartbeats.ts), read by /livez and /metrics. */
   readonly heartbeats: SharedArrayBuffer;
   private readonly counterView: Float64Array;
+  /** The other threads' log rings, drained into the one writer (src/log/). */
+  readonly logs: LogHub;
+  /** Latency histograms, a row per thread (src/shared/histograms.ts). */
+  readonly histograms: SharedArrayBuffer;
+  /** Per-worker gauges (src/shared/worker-gauges.ts). */
+  readonly gauges: SharedArrayBuffer;
   private coordinator!: Worker;
   private stopping = false;
   private rr = 0;
@@ -85,6 +96,9 @@ export class Supervisor {
     const listeners = listenerSpecs(config).length;
     this.openSab = createOpenConnections(n, listeners);
     this.open = new OpenConnections(this.openSab, listeners);
+    this.logs = new LogHub(n, config.logLevel);
+    this.histograms = createHistograms(n);
+    this.gauges = createWorkerGauges(n);
     this.trieId = trie.create();
     this.slab = n > 1 ? createSlabBuffer() : null;
     this.slabHolders = new SharedArrayBuffer(4 * n);
@@ -97,15 +111,18 @@ export class Supervisor {
   }
 
   async start(): Promise<void> {
-    this.coordinator = new Worker(COORDINATOR_JS, { workerData: { workers: this.config.workers, config: this.config, trieId: this.trieId, storeIds: this.storeIds, coordBell: this.coordBell, clusterState: this.clusterState, heartbeats: this.heartbeats, counters: this.counters }, ...this.limits() });
+    this.coordinator = new Worker(COORDINATOR_JS, { workerData: { workers: this.config.workers, config: this.config, trieId: this.trieId, storeIds: this.storeIds, coordBell: this.coordBell, clusterState: this.clusterState, heartbeats: this.heartbeats, log: this.logs.wiring(this.config.workers), histograms: this.histograms, counters: this.counters }, ...this.limits() });
     this.coordinator.on('error', (err) => {
-      process.stderr.write(`fleetmq: coordinator failed: ${err.stack ?? err}\n`);
-      process.exit(1);
+      log.fatal('fleetmq: coordinator failed', { err: errFields(err) });
+      this.logs.drainThread(this.config.workers);
+      process.exitCode = 1;
+      // The record must reach stdout before the process goes.
+      void import('../log/logger').then((m) => m.flushLogs()).finally(() => process.exit(1));
     });
     // The store is opened and read back before any client can connect.
     await new Promise<void>((resolve, reject) => {
       this.coordinator.on('message', (m: { t: string; line?: string; error?: boolean; message?: string }) => {
-        if (m.t === 'log') (m.error ? process.stderr : process.stdout).write(`fleetmq: ${m.line}\n`);
+        if (m.t === 'log') { if (m.error) log.error(`fleetmq: ${m.line}`); else log.info(`fleetmq: ${m.line}`); }
         else if (m.t === 'cluster') this.onCluster((m as Extract<ToMain, { t: 'cluster' }>).note);
         else if (m.t === 'purged') this.onPurged((m as unknown as { index: number }).index);
         else if (m.t === 'admin-reply') this.onAdminReply(m as unknown as AdminReply<unknown>);
@@ -126,7 +143,7 @@ export class Supervisor {
    */
   private onCluster(n: ClusterNote): void {
     const name = `cluster ${this.config.clusterName}`;
-    const out = (line: string, error = false) => { (error ? process.stderr : process.stdout).write(`fleetmq: ${line}\n`); };
+    const out = (line: string, error = false) => { if (error) log.warn(`fleetmq: ${line}`, { cluster: this.config.clusterName }); else log.info(`fleetmq: ${line}`, { cluster: this.config.clusterName }); };
     if (n.ev === 'log') { out(`${name}: ${n.line}`, true); return; }
     const was = this.cluster;
     if (n.ev === 'joined') {
@@ -194,12 +211,14 @@ export class Supervisor {
       testHooks: this.testHooks,
       tls: this.tls,
       open: this.openSab,
+      log: this.logs.wiring(index),
+      gauges: this.gauges,
     };
     const worker = new Worker(WORKER_JS, { workerData: wiring, transferList: [port2, authChannel.port2], ...this.limits() });
     const slot: Slot = pending ?? { worker, accept: new RingProducer(acceptSab, this.bells[index]), acceptSab, handed: 0, ready: false };
     slot.worker = worker;
     this.slots[index] = slot;
-    worker.on('error', (err) => process.stderr.write(`fleetmq: worker ${index} failed: ${err.stack ?? err}\n`));
+    worker.on('error', (err) => { this.logs.drainThread(index); log.error(`fleetmq: worker ${index} failed`, { worker: index, err: errFields(err) }); });
     worker.on('exit', (code) => this.onExit(index, slot, code));
     if (this.banned.entries.length) worker.postMessage(this.banned);
     return new Promise((resolve) => {
@@ -309,7 +328,8 @@ export class Supervisor {
 
   private onExit(index: number, slot: Slot, code: number): void {
     if (this.stopping || this.slots[index] !== slot) return;
-    process.stderr.write(`fleetmq: worker ${index} exited (code ${code}); replacing it\n`);
+    this.logs.drainThread(index);
+    log.error(`fleetmq: worker ${index} exited (code ${code}); replacing it`, { worker: index, code });
     this.restarts++;
     const acceptSab = createRingBuffer(ACCEPT_RING_BYTES);
     const next: Slot = { worker: null, accept: new RingProducer(acceptSab, this.bells[index]), acceptSab, handed: 0, ready: false };
@@ -324,6 +344,7 @@ export class Supervisor {
     row[C_CLIENTS_CONNECTED] = 0;
     row[C_SESSIONS] = 0;
     row[C_SUBSCRIPTIONS] = 0;
+    new Float64Array(this.gauges, index * GAUGES_PER_WORKER * 8, GAUGES_PER_WORKER).fill(0);
     // Its slab references were released by its env cleanup hook; nobody may name it as a holder.
     Atomics.store(new Int32Array(this.slabHolders), index, -1);
     // The coordinator removes the dead worker's subscriptions from the trie first: the
@@ -424,6 +445,7 @@ export class Supervisor {
     await Promise.all(exits);
     clearTimeout(timer);
     if (this.coordinator) await this.stopCoordinator();
+    this.logs.close();
     // No thread is left that could use the trie.
     trie.destroy(this.trieId);
   }

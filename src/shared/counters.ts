@@ -1,6 +1,8 @@
 // Per-worker metrics in one shared Float64Array: each worker writes only its own row; the
 // $SYS publisher and the main thread's /metrics (src/http/metrics.ts) read every row. Doubles,
 // not BigInts, because they are read often and 2^53 messages is beyond any uptime.
+import { DISCONNECT_REASONS } from './disconnect-reasons';
+
 export const C_CLIENTS_CONNECTED = 0;
 export const C_MSGS_RECEIVED = 1;
 export const C_MSGS_SENT = 2;
@@ -94,18 +96,18 @@ export const C_PAYLOAD_TOO_LARGE = 52;
 export const C_PROXY_REFUSED = 53;
 /** Connections closed at accept because their listener's rate queue was full (ACCEPT_WAIT_MAX). */
 export const C_REFUSED_RATE_QUEUE = 54;
-// Admin API and banned list (68-75). The API counters are written by the main thread into
+// Admin API and banned list (96-100). The API counters are written by the main thread into
 // worker 0's row (no worker writes them, so no write races; they are summed like the others).
 /** CONNECTs refused because the client id, username or address is banned (v5 0x8A, v3 5). */
-export const C_BANNED_REFUSED = 68;
+export const C_BANNED_REFUSED = 96;
 /** Connected clients disconnected because a ban added or reloaded names them (v5 DISCONNECT 0x98). */
-export const C_BANNED_DISCONNECTED = 69;
+export const C_BANNED_DISCONNECTED = 97;
 /** Clients disconnected through the admin API (DELETE /api/v1/clients/:id). */
-export const C_KICKED = 70;
+export const C_KICKED = 98;
 /** Requests to /api/v1 (main thread, worker 0's row). */
-export const C_API_REQUESTS = 71;
+export const C_API_REQUESTS = 99;
 /** Of those, answered with a status of 400 or more: refused keys, bad input, errors (main thread, worker 0's row). */
-export const C_API_FAILURES = 72;
+export const C_API_FAILURES = 100;
 // Cluster data plane (src/cluster/README.md, "Forwarding", "Routes"). 76-79 are written by
 // workers in their own rows; 80-87 by the coordinator, in row 0 only (workers never write them).
 /** Messages forwarded to peer nodes (one per target node). */
@@ -132,8 +134,24 @@ export const C_CLUSTER_PEERS_CONNECTED = 85;
 export const C_CLUSTER_FWD_RESENT = 86;
 /** Forwarded messages received twice (a resend after a stream reset) and not routed again. */
 export const C_CLUSTER_FWD_DUPLICATES = 87;
+// --- Operability (logs and metrics): 60-75. -------------------------------------------------
+/**
+ * Connections of connected clients (CONNACK sent) that ended, by reason: one counter per
+ * DisconnectReason, at C_DISCONNECT_BASE + reason (workers/net/close-reason.ts).
+ */
+export const C_DISCONNECT_BASE = 60;
+/** Reasons 0..10 take 60..70 (DISCONNECT_REASONS.length). */
+export const C_DISCONNECT_LAST = 70;
+/** CONNECTs let in, by method: a checked or cached password, anonymous, a client certificate's CN. */
+export const C_AUTH_ALLOW_PASSWORD = 71;
+export const C_AUTH_ALLOW_ANONYMOUS = 72;
+export const C_AUTH_ALLOW_CERTIFICATE = 73;
+/** Of C_AUTH_REFUSED: anonymous (or username without a password file) refused, and a certificate without a CN. */
+export const C_AUTH_DENY_ANONYMOUS = 74;
+export const C_AUTH_DENY_CERTIFICATE = 75;
+
 /** Counters in use in a row (the next free index). */
-export const COUNTERS_USED = 88;
+export const COUNTERS_USED = 101;
 /**
  * Row stride, in doubles. Each worker writes its row on every message from its own core; rows
  * that shared a 64-byte cache line would bounce it between cores (false sharing). A
@@ -205,7 +223,14 @@ export const COUNTER_NAMES: Record<number, string> = {
   [C_CLUSTER_PEERS_CONNECTED]: 'cluster/peers/connected',
   [C_CLUSTER_FWD_RESENT]: 'cluster/forwarded/resent',
   [C_CLUSTER_FWD_DUPLICATES]: 'cluster/forwarded/duplicates',
+  [C_AUTH_ALLOW_PASSWORD]: 'clients/auth/allowed/password',
+  [C_AUTH_ALLOW_ANONYMOUS]: 'clients/auth/allowed/anonymous',
+  [C_AUTH_ALLOW_CERTIFICATE]: 'clients/auth/allowed/certificate',
+  [C_AUTH_DENY_ANONYMOUS]: 'clients/auth/denied/anonymous',
+  [C_AUTH_DENY_CERTIFICATE]: 'clients/auth/denied/certificate',
 };
+
+for (const [i, r] of DISCONNECT_REASONS.entries()) COUNTER_NAMES[C_DISCONNECT_BASE + i] = `clients/disconnected/${r.replace(/_/g, '-')}`;
 
 export function createCounters(workers: number): SharedArrayBuffer {
   return new SharedArrayBuffer(8 * COUNTERS_PER_WORKER * workers);

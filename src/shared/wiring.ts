@@ -4,6 +4,7 @@ import type { MessagePort } from 'node:worker_threads';
 import type { BrokerConfig } from '../config';
 import type { AclRules } from '../auth/acl';
 import type { TlsMaterial } from './listeners';
+import type { LogWiring } from '../log/thread-log';
 
 export interface WorkerWiring {
   index: number;
@@ -43,6 +44,10 @@ export interface WorkerWiring {
   tls: (TlsMaterial | null)[] | null;
   /** Connections open per worker and listener (src/shared/open-connections.ts): this worker counts its closes out. */
   open: SharedArrayBuffer;
+  /** This worker's log ring to the main thread's writer and the shared level (src/log/). */
+  log: LogWiring;
+  /** Per-worker gauges: connections by transport, messages in flight and queued (src/shared/worker-gauges.ts). */
+  gauges: SharedArrayBuffer;
 }
 
 /** main → worker: a peer was replaced; its rings to and from this worker are new. */

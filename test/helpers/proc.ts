@@ -17,7 +17,8 @@ export function threadCount(pid: number): number { return statusField(pid, 'Thre
 export function fdCount(pid: number): number { return fs.readdirSync(`/proc/${pid}/fd`).length; }
 
 /** Output lines that mean something crashed: stack frames, uncaught errors, aborts, dead workers. */
-export const CRASH_RE = /^\s+at .+:\d+:\d+\)?$|uncaught|unhandled|FATAL|Assertion failed|Segmentation fault|core dumped|Aborted|worker .*(died|exited|crashed)/im;
+// A stack inside a JSON log record (src/log/) is one line with its frames escaped: "\n    at f (file:1:2)".
+export const CRASH_RE = /^\s+at .+:\d+:\d+\)?$|\\n\s+at .+:\d+:\d+\)?|uncaught|unhandled|FATAL|Assertion failed|Segmentation fault|core dumped|Aborted|worker .*(died|exited|crashed)/im;
 
 export function crashLines(output: string): string[] {
   return output.split('\n').filter((l) => CRASH_RE.test(l));

@@ -158,7 +158,60 @@ export function parsePromText(text: string): Map<string, PromFamily> {
     seenSeries.add(key);
     family(fam).samples.push({ name, labels, value, ...(timestamp !== undefined ? { timestamp } : {}) });
   });
+  for (const f of families.values()) if (f.type === 'histogram') checkHistogram(f);
   return families;
+}
+
+/**
+ * A histogram's rules: only `_bucket`, `_sum` and `_count` samples; per label set (le aside) the
+ * buckets in increasing `le` order, their counts cumulative (never decreasing), the last one
+ * `le="+Inf"` and equal to `_count`; one `_sum` and one `_count`; `le` on buckets only.
+ */
+function checkHistogram(f: PromFamily): void {
+  const groups = new Map<string, { les: number[]; counts: number[]; sum: number | null; count: number | null }>();
+  const groupOf = (labels: Record<string, string>) => {
+    const key = Object.keys(labels).filter((k) => k !== 'le').sort().map((k) => `${k}=${JSON.stringify(labels[k])}`).join(',');
+    let g = groups.get(key);
+    if (!g) { g = { les: [], counts: [], sum: null, count: null }; groups.set(key, g); }
+    return g;
+  };
+  for (const smp of f.samples) {
+    const suffix = smp.name.slice(f.name.length);
+    const g = groupOf(smp.labels);
+    if (suffix === '_bucket') {
+      if (!('le' in smp.labels)) throw new PromParseError(`histogram ${f.name}: a bucket without le`);
+      const le = parseValue(smp.labels.le, `histogram ${f.name} le`);
+      if (g.les.length > 0 && !(le > g.les[g.les.length - 1])) throw new PromParseError(`histogram ${f.name}: le ${smp.labels.le} not above the previous bucket's`);
+      if (g.counts.length > 0 && smp.value < g.counts[g.counts.length - 1]) throw new PromParseError(`histogram ${f.name}: bucket le=${smp.labels.le} counts fewer than the one before (not cumulative)`);
+      g.les.push(le);
+      g.counts.push(smp.value);
+    } else if (suffix === '_sum' || suffix === '_count') {
+      if ('le' in smp.labels) throw new PromParseError(`histogram ${f.name}: le on ${smp.name}`);
+      if (suffix === '_sum') g.sum = smp.value; else g.count = smp.value;
+    } else {
+      throw new PromParseError(`histogram ${f.name}: sample ${smp.name} is not _bucket, _sum or _count`);
+    }
+  }
+  for (const [key, g] of groups) {
+    const where = `histogram ${f.name}{${key}}`;
+    if (g.les.length === 0 || g.les[g.les.length - 1] !== Infinity) throw new PromParseError(`${where}: no le="+Inf" bucket last`);
+    if (g.sum === null || g.count === null) throw new PromParseError(`${where}: _sum or _count missing`);
+    if (g.count !== g.counts[g.counts.length - 1]) throw new PromParseError(`${where}: _count ${g.count} is not the +Inf bucket's ${g.counts[g.counts.length - 1]}`);
+  }
+}
+
+/** A histogram's buckets (le → cumulative count), sum and count, for the series matching `labels`. */
+export function histogramOf(families: Map<string, PromFamily>, family: string, labels: Record<string, string> = {}): { buckets: [number, number][]; sum: number; count: number } {
+  const f = families.get(family);
+  if (!f || f.type !== 'histogram') throw new Error(`no histogram family ${family}`);
+  const match = (s: PromSample) => Object.entries(labels).every(([k, v]) => s.labels[k] === v);
+  const buckets = f.samples.filter((s) => s.name === `${family}_bucket` && match(s)).map((s) => [parseValue(s.labels.le, 'le'), s.value] as [number, number]);
+  const one = (suffix: string) => {
+    const hits = f.samples.filter((s) => s.name === `${family}${suffix}` && match(s));
+    if (hits.length !== 1) throw new Error(`${family}${suffix}${JSON.stringify(labels)}: ${hits.length} samples match`);
+    return hits[0].value;
+  };
+  return { buckets, sum: one('_sum'), count: one('_count') };
 }
 
 /** The one sample of `family` whose labels include `labels` (throws if none or several match). */

@@ -243,7 +243,7 @@ for (const workers of [1, 3]) {
       // A file that does not parse: the rules stay, the log says why with the line.
       fs.writeFileSync(file, 'user alice\ntopic read news/#\ntopic maybe x\n');
       b.proc.kill('SIGHUP');
-      await b.waitForOutput(/SIGHUP: acl file not reloaded, the previous one stays in force: .*line 3: access must be read, write, readwrite or deny, got "maybe"/);
+      await b.waitForOutput(/SIGHUP: acl file not reloaded, the previous one stays in force: .*line 3: access must be read, write, readwrite or deny, got \\?"maybe\\?"/); // the record's msg is JSON-escaped
       assert.deepEqual(await subscribeCodes(fresh, ['news/#', 'z/#'], 8), [0x80, 1]);
       assert.ok(!alice.closed && !bob.closed, 'reloads dropped no connection');
     } finally {

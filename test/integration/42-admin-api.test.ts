@@ -10,15 +10,15 @@
 // - Banned: client id from --banned-file (v5 0x8A, v3 5), username / client id / CIDR added
 //   through the API (a connected client the new ban names is disconnected with 0x98), removed
 //   again; a username added to the file and picked up by SIGHUP; counted in /metrics.
-// - POST reload reads a key added to the file since; PUT log-level answers 501 until a logger
-//   is wired. (/readyz 503 while draining: test 32.)
+// - POST reload reads a key added to the file since; PUT log-level changes what is logged (a
+//   connect is an info record: gone at warn, back at info). (/readyz 503 while draining: test 32.)
 import { describe, test, before, after } from 'node:test';
 import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { IConnackPacket } from 'mqtt-packet';
 import { launchBroker, runCli, makeTempDir, removeDir, Broker, HTTP_LISTEN_RE } from '../helpers/broker';
-import { clientPool, subscribe, publish } from '../helpers/clients';
+import { clientPool, subscribe, publish, end } from '../helpers/clients';
 import { request, basic, type HttpAnswer } from '../helpers/http';
 import { connackCode } from '../helpers/raw-client';
 import { parsePromText, sampleValue } from '../helpers/prom-text';
@@ -256,7 +256,7 @@ describe('42 admin API with --api-keys-file and --banned-file, --workers 2', () 
     assert.ok(sampleValue(metrics, 'fleetmq_api_failures_total') > 0);
   });
 
-  test('SIGHUP reloads --banned-file (a connected client it names is disconnected); POST reload reads a new key; PUT log-level is 501 unwired', { timeout: 60000 }, async () => {
+  test('SIGHUP reloads --banned-file (a connected client it names is disconnected); POST reload reads a new key; PUT log-level changes what every thread logs', { timeout: 60000 }, async () => {
     const user = uid('fileuser');
     const { client } = await pool.connect(b, { clientId: uid('fu'), username: user, protocolVersion: 5 });
     const gone = onceEvent<{ reasonCode?: number }>(emitter(client), 'disconnect', 'DISCONNECT after the reload');
@@ -274,8 +274,16 @@ describe('42 admin API with --api-keys-file and --banned-file, --workers 2', () 
     assert.ok(r.lines.some((l: string) => /API keys reloaded: 3 keys/.test(l)), JSON.stringify(r));
     assert.equal((await api('stats', { key: late })).status, 200);
 
-    const lvl = await api('log-level', { method: 'PUT', body: { level: 'debug' } });
-    assert.equal(lvl.status, 501, lvl.body);
+    // Connect records are info, written by the worker threads: the level reaches them.
+    const connectedAs = (id: string) => b.output().split('\n').some((l) => l.includes('client connected') && l.includes(id));
+    assert.equal((await api('log-level', { method: 'PUT', body: { level: 'warn' } })).status, 200);
+    const quiet = uid('quiet');
+    await end((await pool.connect(b, { clientId: quiet })).client);
+    const loud = uid('loud');
+    assert.equal((await api('log-level', { method: 'PUT', body: { level: 'info' } })).status, 200);
+    await end((await pool.connect(b, { clientId: loud })).client);
+    await waitUntil(() => connectedAs(loud), 'the info record of a connect at level info');
+    assert.equal(connectedAs(quiet), false, 'no info record while the level was warn');
     assert.equal((await api('log-level', { method: 'PUT', body: { level: 'loud' } })).status, 400);
   });
 });

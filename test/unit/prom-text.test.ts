@@ -3,7 +3,7 @@
 // integration test that "parses" the broker's exposition proves nothing.
 import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
-import { parsePromText, sampleValue, PromParseError } from '../helpers/prom-text';
+import { parsePromText, sampleValue, histogramOf, PromParseError } from '../helpers/prom-text';
 
 const GOOD = [
   '# A plain comment',
@@ -61,7 +61,35 @@ const BAD: Array<[string, string]> = [
   ['a third token', 'a 1 2 3\n'],
   ['an invalid metric name', '1a 1\n'],
   ['no space before the value', 'a{x="1"}1\n'],
+  ['a histogram bucket without le', '# TYPE h histogram\nh_bucket 1\nh_sum 1\nh_count 1\n'],
+  ['a histogram without +Inf', '# TYPE h histogram\nh_bucket{le="1"} 1\nh_sum 1\nh_count 1\n'],
+  ['a histogram whose buckets are not cumulative', '# TYPE h histogram\nh_bucket{le="1"} 2\nh_bucket{le="+Inf"} 1\nh_sum 1\nh_count 1\n'],
+  ['a histogram whose le goes down', '# TYPE h histogram\nh_bucket{le="2"} 1\nh_bucket{le="1"} 1\nh_bucket{le="+Inf"} 1\nh_sum 1\nh_count 1\n'],
+  ['a histogram whose _count is not the +Inf bucket', '# TYPE h histogram\nh_bucket{le="+Inf"} 2\nh_sum 1\nh_count 3\n'],
+  ['a histogram without _sum', '# TYPE h histogram\nh_bucket{le="+Inf"} 2\nh_count 2\n'],
+  ['a bare sample in a histogram', '# TYPE h histogram\nh 1\nh_bucket{le="+Inf"} 1\nh_sum 1\nh_count 1\n'],
 ];
+
+test('reads the format\'s histogram example: cumulative buckets, +Inf, _sum, _count', () => {
+  const f = parsePromText([
+    '# HELP http_request_duration_seconds A histogram of the request duration.',
+    '# TYPE http_request_duration_seconds histogram',
+    'http_request_duration_seconds_bucket{le="0.05"} 24054',
+    'http_request_duration_seconds_bucket{le="0.1"} 33444',
+    'http_request_duration_seconds_bucket{le="0.2"} 100392',
+    'http_request_duration_seconds_bucket{le="0.5"} 129389',
+    'http_request_duration_seconds_bucket{le="1"} 133988',
+    'http_request_duration_seconds_bucket{le="+Inf"} 144320',
+    'http_request_duration_seconds_sum 53423',
+    'http_request_duration_seconds_count 144320',
+    '',
+  ].join('\n'));
+  const h = histogramOf(f, 'http_request_duration_seconds');
+  assert.equal(h.count, 144320);
+  assert.equal(h.sum, 53423);
+  assert.deepEqual(h.buckets[0], [0.05, 24054]);
+  assert.deepEqual(h.buckets[h.buckets.length - 1], [Infinity, 144320]);
+});
 
 for (const [what, text] of BAD) {
   test(`refuses ${what}`, () => {

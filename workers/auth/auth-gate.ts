@@ -20,7 +20,7 @@ import type { TransportName } from '../../src/shared/messages';
 import { N_HTTP_REQUEST, N_HTTP_ERROR, N_HTTP_HIT, N_HTTP_COALESCED, N_HTTP_FULL, N_HTTP_EVICTED } from '../../src/auth/http-callout';
 import { N_JWT_REFUSED } from '../../src/auth/chain';
 import * as K from '../../src/shared/counters';
-import { C_AUTH_BUSY, C_AUTH_REFUSED } from '../../src/shared/counters';
+import { C_AUTH_BUSY, C_AUTH_REFUSED, C_AUTH_ALLOW_PASSWORD, C_AUTH_ALLOW_ANONYMOUS, C_AUTH_ALLOW_CERTIFICATE, C_AUTH_DENY_ANONYMOUS, C_AUTH_DENY_CERTIFICATE } from '../../src/shared/counters';
 import { RC, V3 } from '../protocol/constants';
 
 /** The CONNACK codes of a refusal. */
@@ -167,8 +167,9 @@ export class AuthGate {
     // --use-identity-as-username: the certificate the TLS handshake verified against --ca is the
     // credential (as Mosquitto); one without a CN names nobody and is refused.
     if (c.identity !== null) {
-      if (c.identity !== '') return null;
+      if (c.identity !== '') { this.count(C_AUTH_ALLOW_CERTIFICATE, 1); return null; }
       this.count(C_AUTH_REFUSED, 1);
+      this.count(C_AUTH_DENY_CERTIFICATE, 1);
       link.note(clientAddress(c), null, 'the client certificate has no CN (--use-identity-as-username)');
       return Promise.resolve(NOT_AUTHORIZED);
     }
@@ -176,15 +177,16 @@ export class AuthGate {
     // Without a password file no credentials are checked (Mosquitto: no password_file).
     const needsPassword = p.username !== undefined && !!config.passwordFile;
     if (!needsPassword) {
-      if (anonymousAllowed(config)) return null;
+      if (anonymousAllowed(config)) { this.count(C_AUTH_ALLOW_ANONYMOUS, 1); return null; }
       this.count(C_AUTH_REFUSED, 1);
+      this.count(C_AUTH_DENY_ANONYMOUS, 1);
       link.note(clientAddress(c), p.username ?? null, p.username === undefined ? 'anonymous clients are not allowed' : 'no password file to check against');
       return Promise.resolve(NOT_AUTHORIZED);
     }
     const password = p.password === undefined ? undefined : Buffer.isBuffer(p.password) ? p.password : Buffer.from(p.password);
-    if (link.cached(p.username!, password)) return null;
+    if (link.cached(p.username!, password)) { this.count(C_AUTH_ALLOW_PASSWORD, 1); return null; }
     return link.check(p.username!, password, clientAddress(c)).then((v) => {
-      if (v === Verdict.OK) return null;
+      if (v === Verdict.OK) { this.count(C_AUTH_ALLOW_PASSWORD, 1); return null; }
       if (v === Verdict.BUSY) { this.count(C_AUTH_BUSY, 1); return BUSY; }
       this.count(C_AUTH_REFUSED, 1);
       return BAD_CREDENTIALS;

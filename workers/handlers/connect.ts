@@ -16,6 +16,7 @@ import { C_CLUSTER_REFUSED, C_BANNED_REFUSED } from '../../src/shared/counters';
 import type { Grant } from '../../src/auth/messages';
 import { applyGrantAcl, armExpiry } from '../auth/token-expiry';
 import { ClientAcl } from '../auth/client-acl';
+import { tlog } from '../../src/log/thread';
 
 /** Reads protocol name and level from the raw frame, before trusting mqtt-packet with it. */
 function peekVersion(buf: Buffer, start: number, end: number): { name: string; level: number } | null {
@@ -144,6 +145,11 @@ function claim(d: HandlerDeps, c: Connection, p: IConnectPacket, clientId: strin
     }
     c.state = ConnState.CONNECTED;
     c.connectedAt = Date.now();
+    c.username = p.username ?? null;
+    tlog().info('client connected', () => ({
+      clientId, username: c.username, address: c.address(), transport: c.kind,
+      protocol: c.version === 5 ? 'mqtt5' : c.version === 4 ? 'mqtt3.1.1' : 'mqtt3.1', cleanStart: !!p.clean, keepalive: c.keepaliveMs / 1000, sessionPresent: present,
+    }));
     sendConnack(c, present, 0, ack);
     if (expiresAt > 0) armExpiry(c, expiresAt, d.count);
     d.sessions.online(c);

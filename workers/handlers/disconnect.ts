@@ -3,6 +3,7 @@
 import type { IDisconnectPacket } from 'mqtt-packet';
 import type { Connection } from '../net/connection';
 import { RC } from '../protocol/constants';
+import { DR } from '../../src/shared/disconnect-reasons';
 import { hasRepeatedProperty } from '../protocol/validate';
 
 export function handleDisconnect(c: Connection, p: IDisconnectPacket): void {
@@ -15,5 +16,6 @@ export function handleDisconnect(c: Connection, p: IDisconnectPacket): void {
   }
   const reason = p.reasonCode ?? 0;
   c.normalDisconnect = reason !== RC.DISCONNECT_WITH_WILL;
+  c.endReason(DR.client_disconnect);
   c.close();
 }

@@ -6,6 +6,7 @@ import { parsePublish, PublishFrame, PubError, forwardedProps, encodeAck } from 
 import { validTopicName } from '../protocol/validate';
 import { PUBACK, PUBREC, RC, SERVER_TOPIC_ALIAS_MAX } from '../protocol/constants';
 import { C_MSGS_RECEIVED, C_DROPPED_NOT_AUTHORISED, C_PAYLOAD_TOO_LARGE } from '../../src/shared/counters';
+import { limitedLog } from '../../src/log/thread';
 import type { HandlerDeps } from './deps';
 
 const f = new PublishFrame();
@@ -42,7 +43,11 @@ export function handlePublish(d: HandlerDeps, c: Connection, first: number, buf:
   if (!denied && c.acl !== null) {
     topicStr = c.acl.topicOf(topic);
     denied = !c.acl.mayWrite(topicStr);
-    if (denied) { d.count(C_DROPPED_NOT_AUTHORISED, 1); if (f.qos === 0) return; }
+    if (denied) {
+      d.count(C_DROPPED_NOT_AUTHORISED, 1);
+      limitedLog().warn('dropped-not-authorised', 'PUBLISH dropped: the ACL does not let this client write the topic', () => ({ clientId: c.clientId, username: c.username, address: c.address(), topic: topicStr }));
+      if (f.qos === 0) return;
+    }
   }
   if (!denied && d.testHook(c, topic)) return;
   const expiryAt = f.expiryInterval >= 0 ? Date.now() + f.expiryInterval * 1000 : 0;

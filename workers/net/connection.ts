@@ -11,6 +11,9 @@ import { readVarint } from '../protocol/varint';
 import { DISCONNECT, RC } from '../protocol/constants';
 import type { ClientRate } from './client-rate';
 import { C_BYTES_RECEIVED, C_BYTES_SENT, C_DROPPED_SLOW_QOS0, C_CLOSED_UNREAD } from '../../src/shared/counters';
+import { DR } from '../../src/shared/disconnect-reasons';
+import { limitedLog } from '../../src/log/thread';
+import { reasonOfCode } from './close-reason';
 
 export const enum ConnState { NEW, CONNECTING, CONNECTED, CLOSED }
 
@@ -84,6 +87,8 @@ export class Connection {
   expiryTimer: NodeJS.Timeout | null = null;
   /** Set when the client sent DISCONNECT 0x00: the will is discarded [MQTT-3.14.4-3]. */
   normalDisconnect = false;
+  /** For logs and metrics: why it ended (-1: not yet); username and connectedAt are above. */
+  closeReason = -1;
 
   /** v5 limits the client announced in CONNECT. */
   clientReceiveMax = 65535;
@@ -255,7 +260,21 @@ export class Connection {
     return this.outBytes + this.socket.writableLength > this.env.config.outputHighWater;
   }
 
-  dropSlow(): void { this.env.count(C_DROPPED_SLOW_QOS0, 1); }
+  dropSlow(): void {
+    this.env.count(C_DROPPED_SLOW_QOS0, 1);
+    limitedLog().warn('dropped-slow-consumer', 'message dropped: QoS 0 to a slow consumer (--output-high-water)', () => ({ clientId: this.clientId, username: this.username, address: this.address }));
+  }
+
+  /** The first reason given is the one that counts (a close after a DISCONNECT is still the client's). */
+  endReason(r: number): void { if (this.closeReason < 0) this.closeReason = r; }
+
+  /** tcp, tls or websocket, for logs and the transport gauges (a relay's end: the relaying worker's). */
+  get kind(): string {
+    if (this.transport !== null) return this.transport === 'tls' ? 'tls' : this.transport === 'tcp' ? 'tcp' : 'websocket';
+    if (this.plain) return 'tcp';
+    const name = (this.socket as object).constructor?.name;
+    return name === 'TLSSocket' ? 'tls' : 'websocket';
+  }
 
   flush(): void {
     this.dirty = false;
@@ -289,6 +308,7 @@ export class Connection {
   /** The client does not read: nothing more is written, the socket is destroyed (its will goes). */
   private abandon(): void {
     this.env.count(C_CLOSED_UNREAD, 1);
+    this.endReason(DR.output_limit);
     this.out = [];
     this.outBytes = 0;
     this.state = ConnState.CLOSED;
@@ -299,6 +319,7 @@ export class Connection {
   /** v5: DISCONNECT with `reason`, then close; v3: just close [MQTT-4.13.1-1]. */
   protocolClose(reason: number): void {
     if (this.state === ConnState.CLOSED) return;
+    this.endReason(reasonOfCode(reason));
     if (this.v5 && this.state === ConnState.CONNECTED) this.write(disconnectPacket(reason));
     this.close();
   }
@@ -315,6 +336,7 @@ export class Connection {
 
   private onClose(): void {
     if (this.state !== ConnState.CLOSED) {
+      this.endReason(DR.connection_lost);
       this.state = ConnState.CLOSED;
       this.out.length = 0;
       this.env.closed(this);

@@ -5,15 +5,23 @@ import { Connection, ConnState, type ConnectionEnv, type Transport } from './con
 import { RC } from '../protocol/constants';
 import { ClientRate } from './client-rate';
 import type { ConnOrigin } from '../../src/shared/messages';
-import { C_ACCEPTED, C_CONNECTIONS_TOTAL, C_CONNECTIONS_OPEN } from '../../src/shared/counters';
+import { C_ACCEPTED, C_CONNECTIONS_TOTAL, C_CONNECTIONS_OPEN, C_DISCONNECT_BASE } from '../../src/shared/counters';
+import { DR, DISCONNECT_REASONS } from '../../src/shared/disconnect-reasons';
+import { tlog } from '../../src/log/thread';
+import { transportGauge } from '../../src/shared/worker-gauges';
 
 export class Connections {
   readonly all = new Set<Connection>();
   private readonly created = new WeakMap<Connection, number>();
   private stopping = false;
 
+  /** Open connections by transport, this worker's row of src/shared/worker-gauges.ts (null: not kept). */
+  private gauges: Float64Array | null = null;
+
   /** `env.closed` must call `closed` here (the worker adds what else a close means). */
   constructor(private readonly env: ConnectionEnv) {}
+
+  keepGauges(row: Float64Array): void { this.gauges = row; }
 
   /** Wraps an fd this worker now owns; null if it is no longer a usable socket. */
   adopt(fd: number, identity: string | null = null): Connection | null {
@@ -39,6 +47,7 @@ export class Connections {
     c.listener = listener;
     this.limit(c);
     this.all.add(c);
+    if (this.gauges) this.gauges[transportGauge(c.kind)] += 1;
     this.created.set(c, Date.now());
     this.env.count(C_CONNECTIONS_OPEN, 1);
     if (this.stopping) c.close();
@@ -62,6 +71,7 @@ export class Connections {
     c.peer = peer;
     this.limit(c);
     this.all.add(c);
+    if (this.gauges) this.gauges[transportGauge(c.kind)] += 1;
     this.created.set(c, Date.now());
     this.env.count(C_CONNECTIONS_OPEN, 1);
     if (this.stopping) c.close();
@@ -88,7 +98,19 @@ export class Connections {
   closed(c: Connection): boolean {
     if (!this.all.delete(c)) return false;
     this.env.count(C_CONNECTIONS_OPEN, -1);
+    if (this.gauges) this.gauges[transportGauge(c.kind)] -= 1;
+    if (c.connectedAt > 0) this.disconnected(c);
     return true;
+  }
+
+  /** A connected client's connection ended: counted by reason, logged with it. */
+  private disconnected(c: Connection): void {
+    const r = c.closeReason < 0 ? DR.connection_lost : c.closeReason;
+    this.env.count(C_DISCONNECT_BASE + r, 1);
+    tlog().info('client disconnected', () => ({
+      clientId: c.clientId, username: c.username, address: c.address(), transport: c.kind,
+      reason: DISCONNECT_REASONS[r], connectedSeconds: Math.round((Date.now() - c.connectedAt) / 100) / 10,
+    }));
   }
 
   /**
@@ -102,6 +124,7 @@ export class Connections {
       if (c.state === ConnState.CONNECTED) {
         if (c.keepaliveMs > 0 && now - c.lastRecv > c.keepaliveMs * 1.5) c.protocolClose(RC.KEEP_ALIVE_TIMEOUT);
       } else if (c.state === ConnState.NEW && now - (this.created.get(c) ?? now) > this.env.config.connectTimeoutMs) {
+        tlog().debug('no CONNECT in time: connection closed', () => ({ address: c.address(), transport: c.kind }));
         c.close();
       }
     }

@@ -7,6 +7,7 @@ import type { HeldPublish } from '../persist/held-publish';
 import { encodePublish, NO_EXTRAS, OutboundExtras } from '../protocol/publish-codec';
 import { OUTBOUND_ALIAS_CAP } from '../protocol/constants';
 import { C_DROPPED_TOO_LARGE, C_MSGS_SENT, C_WITHHELD_NOT_AUTHORISED } from '../../src/shared/counters';
+import { limitedLog } from '../../src/log/thread';
 
 /**
  * One delivery to a session: queued (QoS 0 too, while it waits behind a retained feed), then, for
@@ -59,6 +60,7 @@ export function writePublish(env: { count(counter: number, n: number): void }, c
     // Never send more than the client allows [MQTT-3.1.2-24]; the message is discarded.
     if (newAlias) c.outAliases!.delete(newAlias);
     env.count(C_DROPPED_TOO_LARGE, 1);
+    limitedLog().warn('dropped-too-large', 'message dropped: larger than the client\'s Maximum Packet Size', () => ({ clientId: c.clientId, address: c.address(), bytes: buf.length, max: c.clientMaxPacket }));
     return false;
   }
   c.write(buf);

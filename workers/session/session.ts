@@ -14,6 +14,7 @@ import { Message, NO_ORIGIN } from '../protocol/message';
 import { encodeAck } from '../protocol/publish-codec';
 import { PUBREL, RC } from '../protocol/constants';
 import { C_DROPPED_EXPIRED, C_DROPPED_QUEUE_FULL } from '../../src/shared/counters';
+import { limitedLog } from '../../src/log/thread';
 
 type Inflight = Outgoing;
 
@@ -104,10 +105,6 @@ export class Session {
 
   get online(): boolean { return this.conn !== null; }
 
-  /** For the admin API: messages queued beyond the window, and in flight. */
-  get queuedCount(): number { return this.queueLength; }
-  get inflightCount(): number { return this.inflight.size; }
-
   /** The client's window: its Receive Maximum, capped by --max-inflight. */
   private get window(): number {
     const c = this.conn;
@@ -139,11 +136,15 @@ export class Session {
   }
 
   private get queueLength(): number { return this.queue.length - this.queueHead; }
+  /** For the once-a-second gauges (src/shared/worker-gauges.ts) and the admin API. */
+  get queuedCount(): number { return this.queueLength; }
+  get inflightCount(): number { return this.inflight.size; }
 
   private enqueue(o: Outgoing): void {
     const cfg = this.env.config;
     const size = o.msg!.size;
     while (this.queueLength >= cfg.maxQueuedMessages || (this.queuedBytes + size > cfg.maxQueuedBytes && this.queueLength > 0)) {
+      limitedLog().warn('dropped-queue-full', 'message dropped: session queue full (--max-queued-messages, --queue-policy)', () => ({ clientId: this.conn?.clientId ?? null, policy: cfg.queuePolicy }));
       if (cfg.queuePolicy === 'drop-new' || cfg.maxQueuedMessages === 0) { this.env.count(C_DROPPED_QUEUE_FULL, 1); this.unstore(o); return; }
       if (cfg.queuePolicy === 'disconnect' && this.conn) {
         this.env.count(C_DROPPED_QUEUE_FULL, 1);

@@ -7,7 +7,9 @@ import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
 import type { BrokerConfig } from '../config';
 import { advertisedAddress } from '../config';
 import { Etcd3Client } from './etcd-client';
-import { Membership, type ClusterView, type FencedEvent, type JoinedEvent } from './membership';
+import { Membership, type ClusterView, type FencedEvent, type JoinedEvent, type MemberInfo } from './membership';
+import { PeerServer } from './peer-server';
+import { PeerLinks } from './peer-links';
 
 export interface ClusterNodeEvents {
   /** The member set changed (sorted node ids), while this node is a member. */
@@ -16,6 +18,11 @@ export interface ClusterNodeEvents {
   fenced(ev: FencedEvent): void;
   /** Registered again after fencing (a new incarnation), with the view it sees. */
   rejoined(ev: JoinedEvent, members: string[]): void;
+  /**
+   * The full member records this node acts on: every view while it is a member, [] when it
+   * is fenced or leaves. PeerLinks follows it (called before `view` / `rejoined`).
+   */
+  members?(members: MemberInfo[]): void;
   log(line: string): void;
 }
 
@@ -23,7 +30,14 @@ export class ClusterNode {
   readonly cluster: string;
   readonly nodeId: string;
   private readonly client: Etcd3Client;
-  private readonly membership: Membership;
+  private membership!: Membership;
+  /**
+   * The gRPC server on --cluster-port: services are added before join(), which binds it before
+   * registering, so the member record announces the bound port (peer-server.ts).
+   */
+  readonly peerServer = new PeerServer();
+  /** A channel per other member, following the views this node acts on (peer-links.ts). */
+  readonly peers: PeerLinks;
   /** True from a (re)join until fenced: views are reported only then. */
   private member = false;
   /**
@@ -36,16 +50,22 @@ export class ClusterNode {
   private loopMaxMs = 0;
   private loopWarnedAt = -Infinity;
 
-  constructor(config: BrokerConfig, private readonly on: ClusterNodeEvents) {
+  constructor(private readonly config: BrokerConfig, private readonly on: ClusterNodeEvents) {
     this.cluster = config.clusterName;
     this.nodeId = config.nodeId!;
     this.client = new Etcd3Client({ endpoints: config.etcd! });
+    this.peers = new PeerLinks(this.nodeId);
+  }
+
+  /** Built once the peer server is bound: the member record carries the bound port. */
+  private makeMembership(config: BrokerConfig, clusterPort: number): void {
+    const on = this.on;
     this.membership = new Membership({
       client: this.client,
       cluster: this.cluster,
       nodeId: this.nodeId,
       advertise: advertisedAddress(config),
-      clusterPort: config.clusterPort,
+      clusterPort,
       ttlSec: config.leaseTtl,
       startTimeoutMs: config.clusterJoinTimeoutMs,
       log: (line) => on.log(line),
@@ -55,14 +75,20 @@ export class ClusterNode {
     // without this node comes just before the fencing its own key's deletion causes.
     m.on('view', (v: ClusterView) => {
       const members = ids(v);
-      if (this.member && members.includes(this.nodeId)) on.view(members, v.revision);
+      if (this.member && members.includes(this.nodeId)) { this.tellMembers(v.members); on.view(members, v.revision); }
     });
-    m.on('fenced', (ev: FencedEvent) => { this.member = false; on.fenced(ev); });
+    m.on('fenced', (ev: FencedEvent) => { this.member = false; this.tellMembers([]); on.fenced(ev); });
     m.on('joined', (ev: JoinedEvent) => {
       if (!ev.rejoin) return; // the first join is join()'s answer
       this.member = true;
+      this.tellMembers(m.view().members);
       on.rejoined(ev, ids(m.view()));
     });
+  }
+
+  private tellMembers(members: MemberInfo[]): void {
+    this.peers.update(members);
+    this.on.members?.(members);
   }
 
   /**
@@ -71,12 +97,16 @@ export class ClusterNode {
    */
   async join(): Promise<{ incarnation: string; members: string[] }> {
     try {
+      const port = await this.peerServer.start(this.config.host, this.config.clusterPort);
+      this.makeMembership(this.config, port);
       await this.membership.join();
     } catch (err) {
       this.client.close();
+      await this.peerServer.stop();
       throw err;
     }
     this.member = true;
+    this.tellMembers(this.membership.view().members);
     this.loopDelay.enable();
     this.loopCheck = setInterval(() => this.checkLoop(), 1000);
     this.loopCheck.unref();
@@ -95,7 +125,10 @@ export class ClusterNode {
     }
   }
 
-  get incarnation(): string | null { return this.membership.self()?.incarnation ?? null; }
+  get incarnation(): string | null { return this.membership?.self()?.incarnation ?? null; }
+
+  /** The port the peer server is bound to (0 before join). */
+  get clusterPort(): number { return this.peerServer.port; }
 
   /** Revokes the lease (peers see this node gone at once) and closes the client. Never throws. */
   async leave(): Promise<void> {
@@ -103,8 +136,10 @@ export class ClusterNode {
     if (this.loopCheck) { clearInterval(this.loopCheck); this.loopCheck = null; }
     this.loopDelay.disable();
     const loopMax = Math.max(this.loopMaxMs, this.loopDelay.count > 0 ? this.loopDelay.max / 1e6 : 0);
+    this.tellMembers([]);
     await this.membership.leave();
     this.client.close();
+    await this.peerServer.stop();
     this.on.log(`left the cluster (largest gap between acknowledged keepalives ${Math.round(gap)} ms, ` +
       `fencing window ${this.membership.ttlMs - this.membership.marginMs} ms, margin ${this.membership.marginMs} ms; ` +
       `largest coordinator event-loop delay ${Math.round(loopMax)} ms)`);

@@ -106,6 +106,7 @@ export class Coordinator {
       },
     });
     const joined = await node.join();
+    note({ ev: 'log', line: `peer server listening on ${this.opts.config.host}:${node.clusterPort}` });
     this.cluster = node;
     this.clusterInfo = { node: node.nodeId, ...joined };
     note({ ev: 'joined', incarnation: joined.incarnation, members: joined.members, rejoin: false });

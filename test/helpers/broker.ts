@@ -158,7 +158,9 @@ export async function launch(args: string[], opts: LaunchOptions = {}): Promise<
   const named = args.some((a) => a === '--data-dir' || a.startsWith('--data-dir='));
   const dataDir = (opts.ownDataDir ?? true) && !named ? makeTempDir('fleetmq-broker-') : undefined;
   const httpNamed = args.some((a) => a === '--http-port' || a.startsWith('--http-port='));
-  const fullArgs = [...args, ...(dataDir ? ['--data-dir', dataDir] : []), ...(httpNamed ? [] : ['--http-port', '0'])];
+  // A cluster member's peer server binds --cluster-port (default 7883): a free one unless named.
+  const clusterPort = args.includes('--etcd') && !args.some((a) => a === '--cluster-port' || a.startsWith('--cluster-port=')) ? ['--cluster-port', '0'] : [];
+  const fullArgs = [...args, ...(dataDir ? ['--data-dir', dataDir] : []), ...(httpNamed ? [] : ['--http-port', '0']), ...clusterPort];
   const proc = spawn(process.execPath, [BIN, ...fullArgs], { cwd: opts.cwd, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...opts.env } });
   track(proc);
   if (dataDir) proc.on('exit', () => removeDir(dataDir));
@@ -215,7 +217,8 @@ export function runCli(args: string[], opts: { cwd?: string; env?: NodeJS.Proces
   // port, never the fixed default; `passwd` takes no broker flags.
   const httpNamed = args[0] === 'passwd' || args.some((a) => a === '--http-port' || a.startsWith('--http-port='));
   // In front: a test may end with a flag that lacks its value on purpose.
-  const fullArgs = httpNamed ? args : ['--http-port', '0', ...args];
+  const clusterPort = args.includes('--etcd') && !args.some((a) => a === '--cluster-port' || a.startsWith('--cluster-port=')) ? ['--cluster-port', '0'] : [];
+  const fullArgs = [...(httpNamed ? [] : ['--http-port', '0']), ...clusterPort, ...args];
   return new Promise((resolve, reject) => {
     const proc = spawn(process.execPath, [BIN, ...fullArgs], { cwd: opts.cwd, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...opts.env } });
     track(proc);

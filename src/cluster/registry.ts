@@ -99,6 +99,7 @@ export class ClusterRegistry {
     });
   }
 
+  get nodeId(): string { return this.opts.nodeId; }
   get members(): RegistryView | null { return this.view; }
   /** Sessions this node holds as the registry knows them (tests, diagnostics). */
   get tracked(): number { return this.recs.size; }
@@ -192,12 +193,17 @@ export class ClusterRegistry {
     await this.waitView(() => this.view !== v, Math.min(100, Math.max(1, deadline - this.now())));
   }
 
-  /** Waits until this node's view is at `rev` or later (bounded by the deadline). */
+  /**
+   * The home is at a later view: waits until this node's view moves (to `rev` or to any other
+   * view: a listing can name the same member set at a later revision than the watch event
+   * that made it, so the next try may already match), bounded by the deadline.
+   */
   private async viewAfter(rev: bigint, deadline: number): Promise<void> {
-    const ok = () => this.view === null || this.view.rev >= rev;
-    if (ok()) return;
-    await this.waitView(ok, Math.max(1, deadline - this.now()));
-    if (!ok()) { this.opts.counts.timedOut(); throw new ClaimRefused(`timed out waiting for view ${rev}`, true); }
+    const v = this.view;
+    const moved = () => this.view !== v || (v !== null && v.rev >= rev);
+    if (moved()) return;
+    await this.waitView(moved, Math.max(1, deadline - this.now()));
+    if (!moved()) { this.opts.counts.timedOut(); throw new ClaimRefused(`timed out waiting for view ${rev}`, true); }
   }
 
   private waitView(done: () => boolean, ms: number): Promise<void> {
@@ -340,8 +346,18 @@ export class ClusterRegistry {
     this.syncedVid = view.vid;
     const synced: SyncedReq = { node: this.opts.nodeId, inc, vid: view.vid, rev: view.rev.toString() };
     this.home.synced(synced);
+    // Retried while the view holds, up to the barrier: a link still connecting must not cost
+    // the others a whole barrier.
+    const until = this.now() + this.opts.barrierMs;
     for (const node of view.members.keys()) {
-      if (node !== this.opts.nodeId) this.opts.transport.synced(node, synced).catch(() => undefined);
+      if (node === this.opts.nodeId) continue;
+      void (async () => {
+        while (current() && !this.closed) {
+          try { await this.opts.transport.synced(node, synced); return; } catch { /* again below */ }
+          if (this.now() >= until) return;
+          await this.waitView(() => !current(), 100);
+        }
+      })();
     }
   }
 

@@ -60,8 +60,24 @@ export const C_HANDSHAKE_TIMEOUT = 29;
 export const C_WS_REFUSED = 30;
 /** TLS / WebSocket connections relayed to the worker that owns their session (workers/net/relay.ts), total. */
 export const C_RELAYED = 31;
+// -- Cluster client-id registry (src/cluster/registry.ts): written by the coordinator thread, in
+// worker 0's row (these slots are no worker's; 88–95 fill one cache line of their own).
+/** Claims of a client id granted by its home node (one per CONNECT on a cluster member). */
+export const C_CLUSTER_REGISTRATIONS = 88;
+/** Sessions on another node ended for a CONNECT here (cross-node takeovers). */
+export const C_CLUSTER_TAKEOVERS = 89;
+/** CONNECTs refused by the registry (this node not a member, a home that refused). */
+export const C_CLUSTER_REGISTRY_REFUSED = 90;
+/** CONNECTs refused because the registry did not settle in time (home or previous owner unreachable). */
+export const C_CLUSTER_REGISTRY_TIMEOUTS = 91;
+/** Client ids re-registered with a new home after a view change or a rejoin. */
+export const C_CLUSTER_REASSERTED = 92;
+/** Sessions ended here because, at a view change or rejoin, another node owned their id. */
+export const C_CLUSTER_REASSERT_LOST = 93;
+/** Client ids this node is the home of now (a gauge). */
+export const C_CLUSTER_HOME_ENTRIES = 94;
 /** Counters in use in a row (the next free index). */
-export const COUNTERS_USED = 32;
+export const COUNTERS_USED = 96;
 /**
  * Row stride, in doubles. Each worker writes its row on every message from its own core; rows
  * that shared a 64-byte cache line would bounce it between cores (false sharing). A
@@ -101,6 +117,13 @@ export const COUNTER_NAMES: Record<number, string> = {
   [C_HANDSHAKE_TIMEOUT]: 'clients/refused/handshake-timeout',
   [C_WS_REFUSED]: 'clients/refused/websocket',
   [C_RELAYED]: 'clients/relayed',
+  [C_CLUSTER_REGISTRATIONS]: 'cluster/registry/registrations',
+  [C_CLUSTER_TAKEOVERS]: 'cluster/registry/takeovers',
+  [C_CLUSTER_REGISTRY_REFUSED]: 'cluster/registry/refused',
+  [C_CLUSTER_REGISTRY_TIMEOUTS]: 'cluster/registry/timeouts',
+  [C_CLUSTER_REASSERTED]: 'cluster/registry/reasserted',
+  [C_CLUSTER_REASSERT_LOST]: 'cluster/registry/lost',
+  [C_CLUSTER_HOME_ENTRIES]: 'cluster/registry/home-entries',
 };
 
 export function createCounters(workers: number): SharedArrayBuffer {

@@ -13,6 +13,7 @@ import { NEVER_EXPIRES } from '../session/session';
 import type { Will } from '../session/will';
 import type { HandlerDeps } from './deps';
 import { C_CLUSTER_REFUSED } from '../../src/shared/counters';
+import { ClaimRefused } from '../session/lifecycle';
 
 /** Reads protocol name and level from the raw frame, before trusting mqtt-packet with it. */
 function peekVersion(buf: Buffer, start: number, end: number): { name: string; level: number } | null {
@@ -120,7 +121,11 @@ function claim(d: HandlerDeps, c: Connection, p: IConnectPacket, clientId: strin
     sendConnack(c, present, 0, ack);
     d.sessions.online(c);
     c.resume();
-  }, () => c.close());
+  }, (err) => {
+    // The cluster could not say who owns the id: "server busy", so the client tries again.
+    if (err instanceof ClaimRefused && c.state !== ConnState.CLOSED) reject(c, RC.SERVER_BUSY, V3.SERVER_UNAVAILABLE);
+    else c.close();
+  });
 }
 
 /**

@@ -39,6 +39,9 @@ export interface LifecycleDeps {
   relay(t: Transport): number;
 }
 
+/** The cluster's client-id registry refused the claim (not a member now, or no answer in time). */
+export class ClaimRefused extends Error {}
+
 export class SessionLifecycle {
   /**
    * Wills that fell due while the broker was down wait until every worker has restored its
@@ -65,6 +68,7 @@ export class SessionLifecycle {
    */
   async claim(c: Connection, clientId: string, clean: boolean, expiry: number): Promise<boolean | null> {
     const grant = await this.deps.registry.claim(clientId, clean);
+    if (grant.refused !== undefined) throw new ClaimRefused(grant.refused);
     if (grant.redirect !== undefined) { this.moveConnection(c, grant.redirect); return null; }
     if (grant.local) {
       const present = this.takeOverLocally(c, clientId, clean, expiry);

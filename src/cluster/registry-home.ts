@@ -193,7 +193,6 @@ export class RegistryHome {
     if (this.timer) clearTimeout(this.timer);
     this.timerAt = at;
     this.timer = setTimeout(() => { this.timer = null; this.wake(); }, Math.max(1, at - this.now()));
-    this.timer.unref?.();
   }
 
   close(): void {

@@ -61,6 +61,8 @@ export class RegistryHome {
    * every other member said "synced" for this view, or `barrierMs`.
    */
   setView(view: RegistryView): void {
+    // The same member set listed again (a re-list after a cancelled watch): nothing moved, no barrier.
+    if (this.view && this.view.vid === view.vid) { this.view = view; this.wake(); return; }
     this.view = view;
     this.scored = salted([...view.members.keys()]);
     for (const [id, o] of this.entries) {

@@ -64,6 +64,12 @@ interface Rec {
   supersededUpTo: number;
   /** Claims of this id on this node run one after another. */
   chain: Promise<unknown>;
+  /**
+   * The home (`node@incarnation`) known to hold the granted registration; null once a view made
+   * another node the primary, even for a moment (that home dropped the entry then), until the id
+   * is re-registered.
+   */
+  homeAt: string | null;
   /** The claim running now (not the ones queued behind it). */
   current: Promise<void> | null;
   pending: number;
@@ -79,11 +85,8 @@ export class ClusterRegistry {
   private inc: string | null = null;
   private seq = 0;
   private readonly recs = new Map<string, Rec>();
-  /** Releases asked of previous owners, by client id; they outlive a claim that timed out. */
+  /** Releases asked of previous owners, by id and previous registration; they outlive a claim that timed out. */
   private readonly releasing = new Map<string, Promise<void>>();
-  /** Homes (node@incarnation) of held ids as of the last view whose re-registration finished. */
-  private syncedScored: Scored[] = [];
-  private syncedVid = '';
   private syncEpoch = 0;
   private readonly viewWaiters = new Set<() => void>();
   private readonly unregisterBatch = new Map<string, Array<{ id: string; seq: number }>>();
@@ -114,8 +117,16 @@ export class ClusterRegistry {
     this.view = view;
     this.scored = salted([...view.members.keys()]);
     this.home.setView(view);
+    for (const [id, rec] of this.recs) {
+      if (rec.homeAt !== null && (reassertAll || rec.homeAt !== this.homeOf(id, view))) rec.homeAt = null;
+    }
     for (const w of [...this.viewWaiters]) w();
     void this.resync(view, reassertAll);
+  }
+
+  private homeOf(id: string, view: RegistryView): string {
+    const h = primary(id, this.scored)!;
+    return `${h}@${view.members.get(h)}`;
   }
 
   /** Not a member any more: claims are refused, the home table is dropped. */
@@ -135,7 +146,7 @@ export class ClusterRegistry {
    */
   claim(id: string, proceed: (r: ClaimResult) => Promise<void> | void): Promise<void> {
     let rec = this.recs.get(id);
-    if (!rec) this.recs.set(id, (rec = { sent: 0, granted: 0, supersededUpTo: 0, chain: Promise.resolve(), current: null, pending: 0 }));
+    if (!rec) this.recs.set(id, (rec = { sent: 0, granted: 0, supersededUpTo: 0, chain: Promise.resolve(), current: null, pending: 0, homeAt: null }));
     const r = rec;
     r.pending++;
     const run: Promise<void> = r.chain.then(async () => {
@@ -183,6 +194,7 @@ export class ClusterRegistry {
       // at once (its client sees CONNACK, then 0x8E), and holds nothing afterwards.
       if (rec.supersededUpTo >= seq) return { superseded: true };
       rec.granted = seq;
+      rec.homeAt = `${home}@${v.members.get(home)}`;
       return { superseded: false };
     }
   }
@@ -222,10 +234,12 @@ export class ClusterRegistry {
    * leaves the view, so a refused claim never leaves the old connection unnoticed.
    */
   private async releasePrevious(id: string, prev: Owner, by: Owner, deadline: number): Promise<void> {
-    let job = this.releasing.get(id);
+    // One job per previous registration (not per id: a later claim may find another owner).
+    const key = `${id}\0${prev.node}\0${prev.inc}\0${prev.seq}`;
+    let job = this.releasing.get(key);
     if (!job) {
-      job = this.askRelease(id, prev, by).finally(() => { if (this.releasing.get(id) === job) this.releasing.delete(id); });
-      this.releasing.set(id, job);
+      job = this.askRelease(id, prev, by).finally(() => { if (this.releasing.get(key) === job) this.releasing.delete(key); });
+      this.releasing.set(key, job);
     }
     let timer: NodeJS.Timeout | undefined;
     const late = new Promise<'late'>((resolve) => { timer = setTimeout(() => resolve('late'), Math.max(1, deadline - this.now())); });
@@ -295,8 +309,9 @@ export class ClusterRegistry {
 
   /**
    * Re-registers what this node holds with the homes of `view`, then tells every member
-   * "synced". A newer view (or fencing) interrupts it; the newer one starts over from the homes
-   * of the last view that finished, so nothing is skipped. An id whose new home has another
+   * "synced". A newer view (or fencing) interrupts it; an id whose primary moved in any view
+   * since it was last registered stays marked (homeAt null) until re-registered, so a view that
+   * only flickered past (its home dropped the entry) is not skipped. An id whose new home has another
    * owner, or that cannot be told within the barrier, is ended here: its owner is elsewhere, or
    * may be soon.
    */
@@ -307,17 +322,14 @@ export class ClusterRegistry {
     if (all) {
       for (const id of this.opts.local.held()) {
         const rec = this.recs.get(id);
-        if (!rec) this.recs.set(id, { sent: 0, granted: ++this.seq, supersededUpTo: 0, chain: Promise.resolve(), current: null, pending: 0 });
+        if (!rec) this.recs.set(id, { sent: 0, granted: ++this.seq, supersededUpTo: 0, chain: Promise.resolve(), current: null, pending: 0, homeAt: null });
         else if (rec.granted === 0 && rec.pending === 0) rec.granted = ++this.seq;
       }
     }
     const groups = new Map<string, Array<{ id: string; seq: number }>>();
-    const incOf = view.members;
     for (const [id, rec] of this.recs) {
-      if (rec.granted === 0) continue;
+      if (rec.granted === 0 || rec.homeAt !== null) continue;
       const h = primary(id, this.scored)!;
-      const before = all || this.syncedVid === '' ? null : primary(id, this.syncedScored);
-      if (before === h && this.syncedVid.split(',').includes(`${h}@${incOf.get(h)}`)) continue;
       let g = groups.get(h);
       if (!g) groups.set(h, (g = []));
       g.push({ id, seq: rec.granted });
@@ -331,7 +343,17 @@ export class ClusterRegistry {
         let ans: AssertAns | null = null;
         try { ans = node === this.opts.nodeId ? await this.home.assert(req) : await this.opts.transport.assert(node, req); } catch { /* retried below */ }
         if (!current()) return;
-        if (ans?.s === 'ok') { lost = ans.taken; this.opts.counts.reasserted(items.length - lost.length); break; }
+        if (ans?.s === 'ok') {
+          lost = ans.taken;
+          this.opts.counts.reasserted(items.length - lost.length);
+          const gone = new Set(lost);
+          const at = `${node}@${view.members.get(node)}`;
+          for (const it of items) {
+            const rec = this.recs.get(it.id);
+            if (rec && rec.granted === it.seq && !gone.has(it.id)) rec.homeAt = at;
+          }
+          break;
+        }
         if (this.now() >= deadline) { lost = items.map((i) => i.id); break; }
         await this.waitView(() => !current(), 100);
       }
@@ -342,8 +364,6 @@ export class ClusterRegistry {
       }
     }));
     if (!current()) return;
-    this.syncedScored = this.scored;
-    this.syncedVid = view.vid;
     const synced: SyncedReq = { node: this.opts.nodeId, inc, vid: view.vid, rev: view.rev.toString() };
     this.home.synced(synced);
     // Retried while the view holds, up to the barrier: a link still connecting must not cost

@@ -289,6 +289,9 @@ export class SessionLifecycle {
     this.disconnectOld(s, clean, null);
     s.cancelTimers();
     this.dropSession(s);
+    // Ended, not moved: the store forgets it too (a cluster takeover leaves no copy here that a
+    // restart could bring back; a local clean start rewrites the record anyway).
+    if (clean) this.deps.persister.op({ o: 'delSession', clientId });
     this.deps.persister.flush(true); // all store ops of the old owner (held ones too) land before the new owner's
     this.deps.registry.released(req);
   }

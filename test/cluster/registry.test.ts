@@ -246,6 +246,25 @@ describe('cluster registry (three instances, in-process transport)', () => {
     net.close();
   });
 
+  it('a member that joins and leaves at once: ids whose home flickered to it are re-registered with their home again', async () => {
+    const net = new Net();
+    for (const n of ['n1', 'n2', 'n3']) net.add(n);
+    net.setView(5);
+    const held = Array.from({ length: 200 }, (_, i) => `f-${i}`);
+    await Promise.all(held.map((id) => net.claim('n1', id)));
+    // n4 appears (its ids' old homes drop their entries) and is gone before anyone re-registered.
+    net.add('n4');
+    net.setView(6);
+    net.nodes.get('n4')!.reg.close();
+    net.nodes.delete('n4');
+    net.setView(7);
+    const flickered = held.filter((id) => primary(id, salted(['n1', 'n2', 'n3', 'n4'])) === 'n4');
+    assert.ok(flickered.length > 0);
+    await Promise.all(held.map((id) => net.claim(id.length % 2 ? 'n2' : 'n3', id)));
+    for (const id of held) assert.equal(net.holders(id).length, 1, `${id}: ${net.holders(id).join(', ')}`);
+    net.close();
+  });
+
   it('a home that cannot be reached: the claim is refused after its timeout, nothing is held', async () => {
     const net = new Net();
     for (const n of ['n1', 'n2']) net.add(n);
@@ -255,5 +274,63 @@ describe('cluster registry (three instances, in-process transport)', () => {
     assert.equal(await net.claim('n1', id), false);
     assert.deepEqual(net.holders(id), []);
     net.close();
+  });
+});
+
+describe('cluster registry under churn', () => {
+  it('churn: nodes fenced and rejoining (new incarnations) while every id is claimed again and again on every node: never two holders once it settles', async () => {
+    const nodes = new Map<string, { reg: ClusterRegistry; held: Set<string>; inc: number; up: boolean }>();
+    const names = ['n1', 'n2', 'n3'];
+    // Calls and views arrive with random delays (0–20 ms), so views, claims and releases interleave.
+    let rev = 1;
+    const hop = <T>(node: string, f: (r: ClusterRegistry) => Promise<T> | T): Promise<T> => new Promise<T>((resolve, reject) => setTimeout(() => {
+      const n = nodes.get(node);
+      if (!n || !n.up) { reject(new Error('down')); return; }
+      Promise.resolve(f(n.reg)).then((v) => setTimeout(() => resolve(v), Math.random() * 3), reject);
+    }, Math.random() * 3));
+    const transport: RegistryTransport = {
+      register: (node, req) => hop(node, (r) => r.onRegister(req)),
+      assert: (node, req) => hop(node, (r) => r.onAssert(req)),
+      release: (node, req) => hop(node, (r) => r.onRelease(req)),
+      synced: (node, req) => hop(node, (r) => r.onSynced(req)),
+      unregister: (node, req) => hop(node, (r) => r.onUnregister(req)),
+    };
+    for (const n of names) {
+      const held = new Set<string>();
+      const local: LocalSessions = { evict: async (id) => { held.delete(id); }, held: () => held.values() };
+      const counts = { registered() {}, takeover() {}, refused() {}, timedOut() {}, reasserted() {}, lost() {} };
+      nodes.set(n, { reg: new ClusterRegistry({ nodeId: n, transport, local, counts, barrierMs: 300, claimTimeoutMs: 2000 }), held, inc: 1, up: true });
+    }
+    const publish = () => {
+      rev++;
+      const members = [...nodes].filter(([, x]) => x.up).map(([n, x]) => ({ nodeId: n, incarnation: `${n}-${x.inc}` }));
+      const v = registryView(BigInt(rev), members);
+      for (const [n, x] of nodes) if (x.up) setTimeout(() => x.reg.setView(v, `${n}-${x.inc}`), Math.random() * 20);
+    };
+    publish();
+    const ids = Array.from({ length: 100 }, (_, i) => `c-${i}`);
+    let stop = false;
+    const clients = ids.flatMap((id) => names.map(async (n) => {
+      while (!stop) {
+        const x = nodes.get(n)!;
+        if (!x.up) { await new Promise((r) => setTimeout(r, 20)); continue; }
+        try { await x.reg.claim(id, ({ superseded }) => { if (x.up) x.held.add(id); if (superseded) x.held.delete(id); }); } catch (e) { if (!(e instanceof ClaimRefused)) throw e; }
+        await new Promise((r) => setTimeout(r, 50 + Math.random() * 300));
+      }
+    }));
+    for (let k = 0; k < 6; k++) {
+      await new Promise((r) => setTimeout(r, 150));
+      const victim = nodes.get(names[k % 3])!;
+      victim.up = false; victim.held.clear(); victim.reg.fenced(); publish();
+      await new Promise((r) => setTimeout(r, 100));
+      victim.up = true; victim.inc++; publish();
+    }
+    await new Promise((r) => setTimeout(r, 500));
+    stop = true;
+    await Promise.all(clients);
+    await new Promise((r) => setTimeout(r, 1500));
+    const bad = ids.filter((id) => names.filter((n) => nodes.get(n)!.held.has(id)).length > 1);
+    for (const x of nodes.values()) x.reg.close();
+    assert.deepEqual(bad.map((id) => `${id}: ${names.filter((n) => nodes.get(n)!.held.has(id))}`), []);
   });
 });

@@ -13,7 +13,11 @@
 //  - flapping: one id connecting alternately to two nodes: every connection but the last ends
 //    with 0x8E, no node dies, one owner at the end;
 //  - a node joining mid-race: its ids' homes move; exactly one live connection per id at the end,
-//    and a second round of claims (on all four nodes) takes every id over cleanly.
+//    and a second round of claims (on all four nodes) takes every id over cleanly;
+//  - a node cut off from etcd (through test/helpers/tcp-proxy.ts) fences and drops its persistent
+//    client, which connects to the other node (session present 0: its session stayed on the cut
+//    node); healed, the cut node re-registers what it kept, finds the id owned, ends its copy
+//    (counted), leaves the live connection alone, and a later CONNECT there finds no session.
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { Etcd3 } from 'etcd3';
@@ -21,6 +25,7 @@ import type { IConnackPacket, IDisconnectPacket } from 'mqtt-packet';
 import { startEtcdRetrying, type EtcdCluster } from '../helpers/etcd';
 import { launchBroker, HTTP_LISTEN_RE, type Broker } from '../helpers/broker';
 import { RawClient } from '../helpers/raw-client';
+import { startTcpProxy, type TcpProxy } from '../helpers/tcp-proxy';
 import { request } from '../helpers/http';
 import { parsePromText, sampleValue } from '../helpers/prom-text';
 import { waitUntil, mapLimit } from '../helpers/wait';
@@ -34,6 +39,7 @@ describe('3w cluster: one owner per client id across nodes (real etcd, 3 broker 
   let etcd: EtcdCluster;
   const brokers: Broker[] = [];
   const raws: RawClient[] = [];
+  let proxy: TcpProxy | undefined;
 
   before(async () => {
     etcd = await startEtcdRetrying(1);
@@ -45,11 +51,12 @@ describe('3w cluster: one owner per client id across nodes (real etcd, 3 broker 
     if (process.env.DUMP_3W) for (const b of brokers) console.error(b.output());
     for (const r of raws) r.socket.destroy();
     for (const b of brokers) await b.kill();
+    await proxy?.close();
     await etcd?.stop();
   });
 
-  async function node(nodeId: string): Promise<Broker> {
-    const b = await launchBroker(1, ['--etcd', etcd.endpoints().join(','), '--node-id', nodeId, '--cluster-name', 'reg',
+  async function node(nodeId: string, endpoints = etcd.endpoints().join(','), cluster = 'reg'): Promise<Broker> {
+    const b = await launchBroker(1, ['--etcd', endpoints, '--node-id', nodeId, '--cluster-name', cluster,
       '--lease-ttl', String(TTL_SEC), '--durability', 'none']);
     brokers.push(b);
     return b;
@@ -191,6 +198,41 @@ describe('3w cluster: one owner per client id across nodes (real etcd, 3 broker 
     for (const w of winners) assert.equal(await w.a!.client.waitClosed(10_000), true, `${w.id}'s first-round connection closed`);
     for (const w of winners) if (w.a!.client.packets.every((p) => p.cmd !== 'disconnect' || (p as IDisconnectPacket).reasonCode !== 0x9c)) assert.ok(taken(w.a!), `${w.id}'s first-round connection was taken over: ${w.a!.client.describe()}`);
     assert.ok(again.every(liveSlot), 'every second-round connection lives');
+  });
+
+  it('a node cut off from etcd: its client moves (session present 0); back, it takes back nothing another node owns', async () => {
+    proxy = await startTcpProxy('127.0.0.1', Number(new URL(etcd.endpoints()[0]).port));
+    const a = await node('fa', etcd.endpoints().join(','), 'reg2');
+    const b = await node('fb', proxy.url, 'reg2');
+    await waitUntil(() => /members: fa, fb/.test(a.output()) && /members: fa, fb/.test(b.output()), 'fa and fb to see each other', 30_000);
+    const persistent = { clientId: 'moving', clean: false, properties: { sessionExpiryInterval: 300 } };
+    const onB = await open(b, 5);
+    const c1 = await onB.handshake(persistent);
+    assert.equal(c1.reasonCode ?? c1.returnCode, 0);
+    proxy.setMode('blackhole');
+    assert.equal(await onB.waitClosed(30_000), true, 'fb fenced itself and dropped its client');
+    assert.ok(onB.packets.some((p) => p.cmd === 'disconnect' && (p as IDisconnectPacket).reasonCode === 0x9c), onB.describe());
+    await waitUntil(() => /members: fa \(-fb\)/.test(a.output()), "fb's key to expire in fa's view", 30_000);
+    // The session lives on fb, which is out of the view: fa starts a new one.
+    const onA = await open(a, 5);
+    const c2 = await onA.handshake(persistent);
+    assert.equal(c2.reasonCode ?? c2.returnCode, 0, onA.describe());
+    assert.equal(c2.sessionPresent, false, 'a session on a node out of the view does not come along');
+    proxy.setMode('pass');
+    await waitUntil(() => /rejoined as fb/.test(b.output()) && /members: fa, fb/.test(b.output().slice(b.output().lastIndexOf('rejoined as fb'))), 'fb to rejoin', 30_000);
+    // fb re-registered what it kept; fa owns "moving" now, so fb's copy ends.
+    const lost = async () => metric(b, 'fleetmq_cluster_reassert_lost_total');
+    const t0 = Date.now();
+    while ((await lost()) < 1 && Date.now() - t0 < 20_000) await new Promise((r) => setTimeout(r, 200));
+    assert.ok((await lost()) >= 1, 'fb counted the session it lost');
+    assert.equal(onA.closed, false, "fb did not take back fa's client");
+    // Connecting on fb again takes the id over from fa; fb has no session left to resume.
+    const again = await open(b, 5);
+    const c3 = await again.handshake(persistent);
+    assert.equal(c3.reasonCode ?? c3.returnCode, 0, again.describe());
+    assert.equal(c3.sessionPresent, false, "fb discarded its stale copy");
+    assert.equal(await onA.waitClosed(10_000), true);
+    assert.ok(onA.packets.some((p) => p.cmd === 'disconnect' && (p as IDisconnectPacket).reasonCode === 0x8e), onA.describe());
   });
 
   it('an id taken on another node: the old v5 connection gets 0x8E before the new CONNACK; a v3.1.1 one is closed', async () => {

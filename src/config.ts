@@ -39,6 +39,8 @@ export interface BrokerConfig {
   nodeId?: string;
   clusterName: string;
   clusterPort: number;
+  clusterForwardQueueBytes: number;
+  clusterAdvertisePort?: number;
   advertise?: string;
   leaseTtl: number;
   clusterJoinTimeoutMs: number;
@@ -126,6 +128,8 @@ export const SETTINGS: readonly Setting[] = [
   { key: 'nodeId', flag: '--node-id', kind: 'string', default: () => undefined, help: 'this node\'s id in the cluster (letters, digits, \'.\', \'_\', \'-\'); a node id already registered is refused at startup' },
   { key: 'clusterName', flag: '--cluster-name', kind: 'string', default: () => 'fleetmq', help: 'the cluster to join: members register under /fleetmq/<name>/members/ in etcd' },
   { key: 'clusterPort', flag: '--cluster-port', kind: 'int', min: 0, max: 65535, default: () => 7883, help: 'port of the node-to-node gRPC server (route sync, forwarding), on --host; 0 = any free port; the member record in etcd announces the bound port' },
+  { key: 'clusterAdvertisePort', flag: '--cluster-advertise-port', kind: 'int', min: 1, max: 65535, default: () => undefined, help: 'port peers use to reach this node\'s cluster port, when it differs from --cluster-port (a port mapping or proxy in between); default: the bound --cluster-port' },
+  { key: 'clusterForwardQueueBytes', flag: '--cluster-forward-queue-bytes', kind: 'int', min: 65536, max: 4 * 1024 * 1024 * 1024, default: () => 64 * 1024 * 1024, help: 'bytes of messages queued for one peer node and not yet acknowledged by it; beyond it QoS 0 is dropped (counted) and QoS >= 1 waits, up to twice the bound, then its publisher is disconnected without an acknowledgement' },
   { key: 'advertise', flag: '--advertise', kind: 'string', default: () => undefined, help: 'address peers use to reach this node (default: --host when it is a specific address, else this machine\'s hostname)' },
   { key: 'leaseTtl', flag: '--lease-ttl', kind: 'int', min: 2, max: 3600, default: () => 10, help: 'etcd lease TTL, seconds: a node that cannot renew it for TTL - max(0.5 s, TTL/5) fences itself (refuses CONNECT, disconnects its clients) and rejoins; the others see it gone after TTL' },
   { key: 'clusterJoinTimeoutMs', flag: '--cluster-join-timeout-ms', kind: 'int', min: 1, max: 86_400_000, default: () => 15_000, help: 'how long startup waits for an unreachable etcd (a line every 3 s) before it fails with exit code 1' },

@@ -16,6 +16,8 @@ import type { Connection } from './net/connection';
 import { dispatch } from './handlers/dispatch';
 import type { HandlerDeps } from './handlers/deps';
 import { Router } from './routing/router';
+import { Forwarder } from './cluster/forwarder';
+import { subscriberSlot } from '../src/shared/topic-index';
 import { LocalDelivery } from './routing/local-delivery';
 import { PeerLinks } from './routing/peers';
 import { Persister } from './persist/persister';
@@ -67,7 +69,15 @@ const coord = new CoordinatorClient(wiring.coordinator,
 const local = new LocalDelivery(index, table);
 const peers = new PeerLinks(wiring, local, count, schedule);
 const retain = (msg: Message): void => { const w = msg.toWire(); coord.retain(w); persister.retain(w); };
-const router = new Router({ index, trieId, local, peers, retain });
+// Cross-node forwarding, only in a cluster member (workers/cluster/forwarder.ts).
+const forwarder = config.etcd !== undefined ? new Forwarder({
+  index, port: coord.port, count,
+  publish: (msg) => router.publish(msg),
+  flush: () => { router.flushBatch(); schedule(); },
+  clientIdOf: (sub) => { const s = table.get(subscriberSlot(sub)); return s !== undefined && s.subscriber === sub ? s.clientId : ''; },
+}) : null;
+if (forwarder) coord.onForward = (m) => forwarder.onMessage(m);
+const router = new Router({ index, trieId, local, peers, retain, forwarder });
 const durability = new DurableRouting({
   index, persister, storeIds, workers: wiring.outbound.length, count,
   connected: (w) => peers.connected(w),

@@ -98,7 +98,7 @@ export class ClusterNode {
   async join(): Promise<{ incarnation: string; members: string[] }> {
     try {
       const port = await this.peerServer.start(this.config.host, this.config.clusterPort);
-      this.makeMembership(this.config, port);
+      this.makeMembership(this.config, this.config.clusterAdvertisePort ?? port);
       await this.membership.join();
     } catch (err) {
       this.client.close();

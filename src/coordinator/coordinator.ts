@@ -17,6 +17,7 @@ import { BellWaiter } from '../shared/ring';
 import { ClusterState } from '../shared/cluster-state';
 import type { ClusterNode } from '../cluster/node';
 import type { RegistryNode } from '../cluster/registry-node';
+import type { ClusterDataPlane } from '../cluster/data-plane';
 
 export interface CoordinatorOptions {
   workers: number;
@@ -26,7 +27,7 @@ export interface CoordinatorOptions {
   coordBell: SharedArrayBuffer;
   /** src/shared/cluster-state.ts: this coordinator writes it, workers read it. */
   clusterState: SharedArrayBuffer;
-  /** The workers' counters: the cluster registry counts in worker 0's row (src/shared/counters.ts). */
+  /** The counter rows (src/shared/counters.ts): the cluster gauges go in row 0. */
   counters?: SharedArrayBuffer;
 }
 
@@ -63,6 +64,8 @@ export class Coordinator {
   private clusterRegistry: RegistryNode | null = null;
   /** Restored sessions the cluster registry ended before their worker attached. */
   private readonly evictOnAdopt = new Set<string>();
+  /** Routes and forwarding between nodes (a cluster member only). */
+  private dataPlane: ClusterDataPlane | null = null;
   /** What worker 0 publishes in $SYS/broker/cluster/ (null: not a cluster member). */
   private clusterInfo: { node: string; incarnation: string; members: string[] } | null = null;
 
@@ -92,6 +95,7 @@ export class Coordinator {
   private async joinCluster(): Promise<void> {
     const { ClusterNode } = await import('../cluster/node');
     const { RegistryNode } = await import('../cluster/registry-node');
+    const { ClusterDataPlane } = await import('../cluster/data-plane');
     const note = (n: ClusterNote) => this.toMain({ t: 'cluster', note: n });
     const node = new ClusterNode(this.opts.config, {
       log: (line) => note({ ev: 'log', line }),
@@ -118,6 +122,15 @@ export class Coordinator {
       nodeId: node.nodeId, ttlMs: this.opts.config.leaseTtl * 1000, counters: this.opts.counters ?? null,
       log: (line) => note({ ev: 'log', line }),
       local: { evict: (id) => this.evictLocal(id), held: () => this.heldIds() },
+    });
+    // Its services are on the peer server before the node joins (peer-server.ts).
+    this.dataPlane = new ClusterDataPlane(node, {
+      trieId: this.opts.trieId,
+      workers: this.opts.workers,
+      queueBytes: this.opts.config.clusterForwardQueueBytes,
+      counters: this.opts.counters ?? null,
+      post: (w, m, transfer) => { const port = this.ports[w]; if (!port) return false; port.postMessage(m satisfies FromCoordinator, transfer ?? []); return true; },
+      log: (line) => note({ ev: 'log', line }),
     });
     const joined = await node.join();
     note({ ev: 'log', line: `peer server listening on ${this.opts.config.host}:${node.clusterPort}` });
@@ -188,8 +201,19 @@ export class Coordinator {
       case 'released': this.registry.released(index, m.req); break;
       case 'ended': if (this.registry.ended(index, m.clientId)) this.clusterRegistry?.ended(m.clientId); break;
       case 'retain': this.retained.set(m.msg); break;
-      case 'sub': { let f = this.journal.get(m.sub); if (!f) this.journal.set(m.sub, (f = new Set())); f.add(m.filter); break; }
-      case 'unsub': { const f = this.journal.get(m.sub); if (f) { f.delete(m.filter); if (f.size === 0) this.journal.delete(m.sub); } break; }
+      case 'sub': {
+        let f = this.journal.get(m.sub);
+        if (!f) this.journal.set(m.sub, (f = new Set()));
+        if (!f.has(m.filter)) { f.add(m.filter); this.dataPlane?.routes.localSub(m.filter); }
+        break;
+      }
+      case 'unsub': {
+        const f = this.journal.get(m.sub);
+        if (f?.delete(m.filter)) { this.dataPlane?.routes.localUnsub(m.filter); if (f.size === 0) this.journal.delete(m.sub); }
+        break;
+      }
+      case 'cluster-fwd': this.dataPlane?.forwarding.fromWorker(index, m.buf); break;
+      case 'cluster-fwd-done': this.dataPlane?.forwarding.workerDone(m.batch); break;
       case 'retained?': {
         const now = Date.now();
         const page = m.cursor === 0 ? this.cursors.first(index, m.filter, now) : this.cursors.next(index, m.cursor, now);
@@ -251,11 +275,15 @@ export class Coordinator {
       this.inboxes[index] = null;
     }
     for (const id of this.registry.workerDied(index)) this.clusterRegistry?.ended(id);
+    this.dataPlane?.forwarding.workerDied(index);
     this.cursors.workerDied(index);
     let removed = 0;
     for (const [sub, filters] of this.journal) {
       if (subscriberWorker(sub) !== index) continue;
-      for (const f of filters) if (topicIndex.unsubscribe(this.opts.trieId, f, sub)) removed++;
+      for (const f of filters) {
+        if (topicIndex.unsubscribe(this.opts.trieId, f, sub)) removed++;
+        this.dataPlane?.routes.localUnsub(f);
+      }
       this.journal.delete(sub);
     }
     this.toMain({ t: 'purged', index, removed });
@@ -265,6 +293,7 @@ export class Coordinator {
   async close(): Promise<void> {
     for (let i = 0; i < this.opts.workers; i++) this.takePosted(i);
     this.clusterRegistry?.close();
+    this.dataPlane?.close();
     await this.cluster?.leave();
     await this.persistence?.close();
   }

@@ -107,6 +107,25 @@ export async function renderMetrics(src: MetricsSources): Promise<string> {
     [{ reason: 'unread_output' }, sum(K.C_CLOSED_UNREAD)],
     [{ reason: 'fenced' }, sum(K.C_CLUSTER_DROPPED)],
   ]);
+  // Cluster data plane (src/cluster/README.md): workers count forwarding, the coordinator the rest (row 0).
+  e.family('fleetmq_cluster_forwarded_messages_total', 'counter', 'Messages forwarded between nodes: out = sent to a peer node (one per target node), in = received from peers and routed here.', [
+    [{ direction: 'out' }, sum(K.C_CLUSTER_FWD_OUT)],
+    [{ direction: 'in' }, sum(K.C_CLUSTER_FWD_IN)],
+  ]);
+  e.family('fleetmq_cluster_forward_dropped_total', 'counter', 'Forwarded messages not delivered to a peer: queue_full = QoS 0 at a full peer queue (--cluster-forward-queue-bytes), refused = QoS >= 1 over twice that bound (publisher disconnected without an acknowledgement).', [
+    [{ reason: 'queue_full' }, sum(K.C_CLUSTER_FWD_DROPPED)],
+    [{ reason: 'refused' }, sum(K.C_CLUSTER_FWD_FAILED)],
+  ]);
+  e.one('fleetmq_cluster_forward_resent_total', 'counter', 'QoS >= 1 forwarded messages sent again after a forward stream reset.', sum(K.C_CLUSTER_FWD_RESENT));
+  e.one('fleetmq_cluster_forward_duplicates_total', 'counter', 'Forwarded messages received again after a resend and not routed twice.', sum(K.C_CLUSTER_FWD_DUPLICATES));
+  e.one('fleetmq_cluster_routes_remote', 'gauge', 'Routes (peer node, filter) held from peers, as node tokens in the trie.', sum(K.C_CLUSTER_ROUTES_REMOTE));
+  e.one('fleetmq_cluster_routes_local', 'gauge', 'Filters with local subscribers announced to peers.', sum(K.C_CLUSTER_ROUTES_LOCAL));
+  e.one('fleetmq_cluster_route_snapshots_total', 'counter', 'Route snapshots received from peers (link start, stream reset, version gap).', sum(K.C_CLUSTER_ROUTE_SNAPSHOTS));
+  e.family('fleetmq_cluster_routes_hash', 'gauge', 'XOR of hash(node, filter) over the routes: local = announced by this node, remote = held from peers. A peer\'s remote hash equals the XOR of the other nodes\' local hashes once routes converged.', [
+    [{ table: 'local' }, sum(K.C_CLUSTER_ROUTES_LOCAL_HASH)],
+    [{ table: 'remote' }, sum(K.C_CLUSTER_ROUTES_REMOTE_HASH)],
+  ]);
+  e.one('fleetmq_cluster_peers_connected', 'gauge', 'Peer nodes this node has a forward stream open to.', sum(K.C_CLUSTER_PEERS_CONNECTED));
   e.one('fleetmq_cluster_registrations_total', 'counter', 'Client-id claims granted by their home node (one per CONNECT on a cluster member).', sum(K.C_CLUSTER_REGISTRATIONS));
   e.one('fleetmq_cluster_takeovers_total', 'counter', 'Sessions on another node ended for a CONNECT on this one (cross-node takeovers).', sum(K.C_CLUSTER_TAKEOVERS));
   e.family('fleetmq_cluster_registry_refused_total', 'counter', 'CONNECTs the client-id registry refused: refused = not a member or the home refused, timeout = home or previous owner did not answer in time.', [

@@ -60,6 +60,32 @@ export const C_HANDSHAKE_TIMEOUT = 29;
 export const C_WS_REFUSED = 30;
 /** TLS / WebSocket connections relayed to the worker that owns their session (workers/net/relay.ts), total. */
 export const C_RELAYED = 31;
+// Cluster data plane (src/cluster/README.md, "Forwarding", "Routes"). 76-79 are written by
+// workers in their own rows; 80-87 by the coordinator, in row 0 only (workers never write them).
+/** Messages forwarded to peer nodes (one per target node). */
+export const C_CLUSTER_FWD_OUT = 76;
+/** Messages peer nodes forwarded here, routed to local subscribers. */
+export const C_CLUSTER_FWD_IN = 77;
+/** QoS 0 messages not forwarded because a peer queue (or the way to the coordinator) was full. */
+export const C_CLUSTER_FWD_DROPPED = 78;
+/** QoS >= 1 messages refused because a peer queue was over its hard bound: the publisher got no acknowledgement and was disconnected. */
+export const C_CLUSTER_FWD_FAILED = 79;
+/** Gauge: routes (node, filter) this node holds from its peers, in the trie as node tokens. */
+export const C_CLUSTER_ROUTES_REMOTE = 80;
+/** Gauge: filters with local subscribers this node announces to its peers. */
+export const C_CLUSTER_ROUTES_LOCAL = 81;
+/** Route snapshots received from peers (at link start, after a stream reset, after a version gap). */
+export const C_CLUSTER_ROUTE_SNAPSHOTS = 82;
+/** Gauge: XOR of hash(node, filter) over this node's announced routes (compare with the peers' remote hash). */
+export const C_CLUSTER_ROUTES_LOCAL_HASH = 83;
+/** Gauge: XOR of hash(node, filter) over the routes held from peers. */
+export const C_CLUSTER_ROUTES_REMOTE_HASH = 84;
+/** Gauge: peer nodes whose forward stream is open. */
+export const C_CLUSTER_PEERS_CONNECTED = 85;
+/** QoS >= 1 forwarded messages sent again after a forward stream reset. */
+export const C_CLUSTER_FWD_RESENT = 86;
+/** Forwarded messages received twice (a resend after a stream reset) and not routed again. */
+export const C_CLUSTER_FWD_DUPLICATES = 87;
 // -- Cluster client-id registry (src/cluster/registry.ts): written by the coordinator thread, in
 // worker 0's row (these slots are no worker's; 88–95 fill one cache line of their own).
 /** Claims of a client id granted by its home node (one per CONNECT on a cluster member). */
@@ -117,6 +143,18 @@ export const COUNTER_NAMES: Record<number, string> = {
   [C_HANDSHAKE_TIMEOUT]: 'clients/refused/handshake-timeout',
   [C_WS_REFUSED]: 'clients/refused/websocket',
   [C_RELAYED]: 'clients/relayed',
+  [C_CLUSTER_FWD_OUT]: 'cluster/forwarded/out',
+  [C_CLUSTER_FWD_IN]: 'cluster/forwarded/in',
+  [C_CLUSTER_FWD_DROPPED]: 'cluster/forwarded/dropped',
+  [C_CLUSTER_FWD_FAILED]: 'cluster/forwarded/failed',
+  [C_CLUSTER_ROUTES_REMOTE]: 'cluster/routes/remote',
+  [C_CLUSTER_ROUTES_LOCAL]: 'cluster/routes/local',
+  [C_CLUSTER_ROUTE_SNAPSHOTS]: 'cluster/routes/snapshots',
+  [C_CLUSTER_ROUTES_LOCAL_HASH]: 'cluster/routes/local-hash',
+  [C_CLUSTER_ROUTES_REMOTE_HASH]: 'cluster/routes/remote-hash',
+  [C_CLUSTER_PEERS_CONNECTED]: 'cluster/peers/connected',
+  [C_CLUSTER_FWD_RESENT]: 'cluster/forwarded/resent',
+  [C_CLUSTER_FWD_DUPLICATES]: 'cluster/forwarded/duplicates',
   [C_CLUSTER_REGISTRATIONS]: 'cluster/registry/registrations',
   [C_CLUSTER_TAKEOVERS]: 'cluster/registry/takeovers',
   [C_CLUSTER_REGISTRY_REFUSED]: 'cluster/registry/refused',

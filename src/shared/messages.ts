@@ -112,7 +112,11 @@ export type ToCoordinator =
   | { t: 'move'; to: number; fd: number; bytes: Uint8Array; identity?: string | null }
   /** Subscription journal: lets the coordinator drop a dead worker's subscriptions from the trie. */
   | { t: 'sub'; sub: number; filter: string }
-  | { t: 'unsub'; sub: number; filter: string };
+  | { t: 'unsub'; sub: number; filter: string }
+  /** Cross-node forwarding (workers/cluster/forwarder.ts): one routed batch's messages for peer nodes (src/cluster/forward-wire.ts). */
+  | { t: 'cluster-fwd'; buf: Uint8Array }
+  /** The forwarded batch `batch` this worker was handed is routed. */
+  | { t: 'cluster-fwd-done'; batch: number };
 // Store requests do not travel here: each worker has a store ring (src/shared/store-wire.ts).
 
 export type FromCoordinator =
@@ -132,4 +136,16 @@ export type FromCoordinator =
   /** To every worker: this node fenced itself; drop every client (src/cluster/README.md). */
   | { t: 'cluster-fenced' }
   /** To worker 0: this node's id and the member list, for $SYS/broker/cluster/. */
-  | { t: 'cluster-view'; node: string; incarnation: string; members: string[] };
+  | { t: 'cluster-view'; node: string; incarnation: string; members: string[] }
+  | ClusterForwardMsg;
+
+/** Coordinator -> worker about cross-node forwarding (workers/cluster/forwarder.ts). */
+export type ClusterForwardMsg =
+  /**
+   * `taken`: bytes of this worker's batches now queued per peer; `ok` / `failed`: forward ids
+   * every target node acknowledged (or that need no more waiting) / that were refused;
+   * `dropped`: QoS 0 messages dropped at a full peer queue.
+   */
+  | { t: 'cluster-fwd-acks'; taken: number; ok: number[]; failed: number[]; dropped: number }
+  /** Messages peers forwarded, to route here: entries `u32 len | wire entry`. */
+  | { t: 'cluster-fwd-in'; batch: number; buf: Uint8Array };

@@ -1,7 +1,7 @@
 // The worker's side of the coordinator conversation: requests with promises, and the
 // coordinator's own requests (release a session for takeover) passed to a handler.
 import type { MessagePort } from 'node:worker_threads';
-import type { FromCoordinator, ToCoordinator, WireMessage, RestoredSession, PersistResult } from '../../src/shared/messages';
+import type { FromCoordinator, ToCoordinator, WireMessage, RestoredSession, PersistResult, ClusterForwardMsg } from '../../src/shared/messages';
 
 type Pending = { resolve: (v: never) => void; reject: (e: Error) => void };
 
@@ -14,6 +14,8 @@ export interface Grant { existed: boolean; local?: boolean; redirect?: number; r
 export class CoordinatorClient {
   private nextReq = 1;
   private readonly pending = new Map<number, Pending>();
+  /** Cross-node forwarding (a cluster member's workers/cluster/forwarder.ts), set once at start. */
+  onForward: ((m: ClusterForwardMsg) => void) | null = null;
 
   constructor(
     readonly port: MessagePort,
@@ -35,6 +37,7 @@ export class CoordinatorClient {
     if (m.t === 'conn') { this.onConn(m.fd, m.bytes, m.identity ?? null); return; }
     if (m.t === 'adopt-done') { this.onAdoptDone(); return; }
     if (m.t === 'cluster-fenced' || m.t === 'cluster-view') { this.onCluster(m); return; }
+    if (m.t === 'cluster-fwd-acks' || m.t === 'cluster-fwd-in') { this.onForward?.(m); return; }
     const p = this.pending.get(m.req);
     if (!p) return;
     this.pending.delete(m.req);

@@ -28,6 +28,7 @@ import { FLAG_HELD, FLAG_SETTLE } from '../routing/peer-record';
 import { subscriberWorker, OPT_QOS_MASK, OPT_NO_LOCAL, OPT_RETAIN_AS_PUBLISHED, OPT_SHARED, OPT_PERSISTENT } from '../../src/shared/topic-index';
 import { PUBREC } from '../protocol/constants';
 import { C_STORE_HELD_REMOTE } from '../../src/shared/counters';
+import { hasNodeTarget } from '../../src/cluster/node-tokens';
 
 /** A connection's PUBLISHes that wait for its store requests (created on its first one). */
 export class StoreWait {
@@ -113,6 +114,9 @@ export class DurableRouting implements Durability {
   private writeBehind(item: Pending, out: Uint32Array, from: number, count: number): boolean {
     const msg = item.msg;
     if (msg.qos !== 1 || msg.retain) return false;
+    // Peer nodes want it too: store first, so one acknowledgement path (Router.complete) waits
+    // for the store and for the peer nodes.
+    if (hasNodeTarget(out, from, count)) return false;
     const targets = persistTargets(msg, out, from, count);
     // Only persistent subscriptions the message skips (No Local): nothing to store.
     if (targets.length === 0) { this.sink.complete(item, out, from, count, null); return true; }

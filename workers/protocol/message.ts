@@ -12,6 +12,13 @@ export class Message {
   enc5r: Buffer | null = null;
   /** The ACL refused its publisher this topic: only acknowledged, never routed (handlers/publish.ts). */
   denied = false;
+  /**
+   * Forwarded by a peer node (workers/cluster/forwarder.ts): delivered to this node's
+   * subscribers only, never forwarded again, never stored as retained here.
+   */
+  fromPeer = false;
+  /** A forwarded message's publisher client id (null: none or local): No Local by client id. */
+  originId: string | null = null;
 
   constructor(
     readonly topic: Buffer,

@@ -30,12 +30,16 @@ export class LocalDelivery {
       const opts = out[at + 1];
       const subId = out[at + 2];
       if (opts & OPT_SHARED) {
+        // Shared groups are served by the publisher's node (src/cluster/README.md, "Limits"):
+        // a forwarded message came here for other subscribers.
+        if (msg.fromPeer) continue;
         // A shared subscription is its own delivery; No Local does not apply [MQTT5-3.8.3-4].
         const seq = stored ? stored.seqOf(sub) : 0;
         s.deliver(msg, Math.min(msg.qos, opts & OPT_QOS_MASK), false, subId ? [subId] : null, seq ? stored!.msgId : 0, seq, seq ? stored!.held : null);
         continue;
       }
-      if ((opts & OPT_NO_LOCAL) && sub === msg.origin) continue; // [MQTT5-3.8.3-3]
+      // [MQTT5-3.8.3-3]; from a peer node, the publisher is known by its client id.
+      if ((opts & OPT_NO_LOCAL) && (sub === msg.origin || (msg.originId !== null && s.clientId === msg.originId))) continue;
       if (s.stamp !== stamp) { s.stamp = stamp; s.accQos = -1; s.accRap = false; s.accIds = null; touched.push(s); }
       const q = opts & OPT_QOS_MASK;
       if (q > s.accQos) s.accQos = q;

@@ -10,6 +10,7 @@ import type { Pending, Stored, Durability, RouteSink } from './pending';
 import type { LocalDelivery } from './local-delivery';
 import type { PeerLinks } from './peers';
 import { acknowledge } from './ack-order';
+import type { Forwarder } from '../cluster/forwarder';
 
 /** v5 reason code Not authorized (PUBACK / PUBREC of a PUBLISH the ACL refused). */
 const NOT_AUTHORIZED = 0x87;
@@ -24,6 +25,8 @@ export interface RouterDeps {
   readonly peers: PeerLinks;
   /** The retained index and the store learn of a retained PUBLISH. */
   retain(msg: Message): void;
+  /** Cross-node forwarding (a cluster member only). */
+  readonly forwarder?: Forwarder | null;
 }
 
 export class Router implements RouteSink {
@@ -37,10 +40,12 @@ export class Router implements RouteSink {
   private durability: Durability | null = null;
   private readonly local: LocalDelivery;
   private readonly peers: PeerLinks;
+  private readonly forwarder: Forwarder | null;
 
   constructor(private readonly deps: RouterDeps) {
     this.local = deps.local;
     this.peers = deps.peers;
+    this.forwarder = deps.forwarder ?? null;
   }
 
   /** Persistence takes what must be durable first (set once at start). */
@@ -99,6 +104,7 @@ export class Router implements RouteSink {
       p += count * 3;
     }
     this.peers.flush();
+    this.forwarder?.flush();
     d.endBatch();
   }
 
@@ -119,14 +125,30 @@ export class Router implements RouteSink {
       acknowledge(c, item.ack, item.pid, c.v5 ? NOT_AUTHORIZED : 0);
       return;
     }
-    if (msg.retain && !item.retained) this.deps.retain(msg);
-    this.route(msg, out, from, count, stored, 0, 0);
+    if (msg.retain && !item.retained && !msg.fromPeer) this.deps.retain(msg);
+    // Peer nodes first, into locals: delivering below can close a connection and publish its
+    // will, which routes (and forwards) another message before this one is acknowledged.
+    const f = this.forwarder;
+    let fwdId = 0;
+    let targets = 0;
+    if (f !== null) { f.collect(msg, out, from, count); fwdId = f.lastFwdId; targets = f.lastTargets; }
+    this.deliver(msg, out, from, count, stored, 0, 0);
     const c = item.conn;
-    if (item.ack !== 0 && c !== null) acknowledge(c, item.ack, item.pid);
+    if (item.ack !== 0 && c !== null) {
+      // QoS >= 1 sent to peer nodes: acknowledged once every one of them has it.
+      if (fwdId !== 0) f!.waitAck(fwdId, targets, c, item.ack, item.pid);
+      else acknowledge(c, item.ack, item.pid);
+    }
   }
 
   /** `held`/`heldId`: other workers hold the message for their sessions (write-behind). */
   route(msg: Message, out: Uint32Array, from: number, count: number, stored: Stored | null, held: number, heldId: number): void {
+    this.forwarder?.collect(msg, out, from, count);
+    this.deliver(msg, out, from, count, stored, held, heldId);
+  }
+
+  /** This worker's sessions and the other workers'. */
+  private deliver(msg: Message, out: Uint32Array, from: number, count: number, stored: Stored | null, held: number, heldId: number): void {
     const remote = this.peers.collect(out, from, count, this.deps.index);
     this.local.deliver(msg, out, from, count, true, stored);
     if (remote) this.peers.add(msg, out, held ? null : stored, held, heldId);
@@ -134,6 +156,7 @@ export class Router implements RouteSink {
 
   afterStore(): void {
     this.peers.flush();
+    this.forwarder?.flush();
     this.flushBatch();
   }
 

@@ -68,8 +68,10 @@ export class RegistryHome {
     for (const [id, o] of this.entries) {
       if (view.members.get(o.node) !== o.inc || primary(id, this.scored) !== this.opts.nodeId) this.entries.delete(id);
     }
+    // "synced" heard early for this view counts; for other views it is kept (bounded): a view
+    // passed through on the way must not lose what was said about the one after it.
     const heard = this.early.get(view.vid);
-    this.early.clear();
+    this.early.delete(view.vid);
     this.waitingFor = new Set([...view.members.keys()].filter((n) => !heard?.has(n)));
     this.barrierUntil = this.now() + this.opts.barrierMs;
     if (this.waitingFor.size > 0) this.arm(this.barrierUntil);

@@ -31,7 +31,7 @@ import { parsePromText, sampleValue } from '../helpers/prom-text';
 import { waitUntil, mapLimit } from '../helpers/wait';
 
 const TTL_SEC = 5;
-const RACE_IDS = 200;
+const RACE_IDS = Number(process.env.FLEETMQ_3W_IDS ?? 300);
 
 interface Attempt { id: string; node: number; client: RawClient; connack: IConnackPacket | null }
 

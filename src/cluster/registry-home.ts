@@ -28,8 +28,12 @@ interface Parked {
   until: number;
 }
 
+const own = (o: Owner): Owner => ({ node: o.node, inc: o.inc, seq: o.seq });
+
 export class RegistryHome {
   private readonly entries = new Map<string, Owner>();
+  /** The owner each entry's registration replaced (what its answer named), for a repeated registration. */
+  private readonly replaced = new Map<string, Owner>();
   private view: RegistryView | null = null;
   private scored: Scored[] = [];
   /** Members of the current view that have not said "synced" for it yet (empty: no barrier). */
@@ -66,7 +70,7 @@ export class RegistryHome {
     this.view = view;
     this.scored = salted([...view.members.keys()]);
     for (const [id, o] of this.entries) {
-      if (view.members.get(o.node) !== o.inc || primary(id, this.scored) !== this.opts.nodeId) this.entries.delete(id);
+      if (view.members.get(o.node) !== o.inc || primary(id, this.scored) !== this.opts.nodeId) { this.entries.delete(id); this.replaced.delete(id); }
     }
     // "synced" heard early for this view counts; for other views it is kept (bounded): a view
     // passed through on the way must not lose what was said about the one after it.
@@ -82,6 +86,7 @@ export class RegistryHome {
   clear(): void {
     this.view = null;
     this.entries.clear();
+    this.replaced.clear();
     this.waitingFor.clear();
     this.wake();
   }
@@ -105,15 +110,22 @@ export class RegistryHome {
         if (a === 'wait') return false;
         if (a !== null) { resolve(a); return true; }
         if (primary(req.id, this.scored) !== this.opts.nodeId) { resolve({ s: 'refused', why: 'not the home' }); return true; }
-        const prev = this.entries.get(req.id) ?? null;
-        // One node's claims for an id come in order (registry.ts chains them), so a lower seq
-        // from the same incarnation is a duplicate: keep the newer.
-        if (prev && prev.node === req.owner.node && prev.inc === req.owner.inc && prev.seq > req.owner.seq) {
-          resolve({ s: 'granted', prev });
+        const cur = this.entries.get(req.id);
+        const o = req.owner;
+        if (cur && cur.node === o.node && cur.inc === o.inc && cur.seq >= o.seq) {
+          // The same registration again (its answer was lost: a call past its deadline) gets the
+          // same answer, so the previous owner it names is still asked to let go. One node's
+          // claims of an id come in order (registry.ts chains them): a lower seq is a duplicate.
+          resolve({ s: 'granted', prev: cur.seq === o.seq ? this.replaced.get(req.id) ?? null : own(cur) });
           return true;
         }
-        this.entries.set(req.id, { ...req.owner });
-        resolve({ s: 'granted', prev });
+        // Replacing this node's own earlier registration: the owner that one replaced may not
+        // have been asked yet (that claim may have lost its answer), so it is named again
+        // (asking twice is harmless: a release names the registration it ends).
+        const prev = cur && cur.node === o.node && cur.inc === o.inc ? this.replaced.get(req.id) ?? null : cur ?? null;
+        this.entries.set(req.id, { node: o.node, inc: o.inc, seq: o.seq });
+        if (prev) this.replaced.set(req.id, own(prev)); else this.replaced.delete(req.id);
+        resolve({ s: 'granted', prev: prev ? own(prev) : null });
         return true;
       };
       if (!attempt()) this.park(attempt, () => resolve({ s: 'refused', why: 'timeout' }));
@@ -131,7 +143,8 @@ export class RegistryHome {
         for (const it of req.items) {
           if (primary(it.id, this.scored) !== this.opts.nodeId) { taken.push(it.id); continue; }
           const cur = this.entries.get(it.id);
-          if (!cur || (cur.node === req.node && cur.inc === req.inc)) this.entries.set(it.id, { node: req.node, inc: req.inc, seq: Math.max(it.seq, cur?.seq ?? 0) });
+          if (!cur) { this.entries.set(it.id, { node: req.node, inc: req.inc, seq: it.seq }); this.replaced.delete(it.id); }
+          else if (cur.node === req.node && cur.inc === req.inc) this.entries.set(it.id, { node: req.node, inc: req.inc, seq: Math.max(it.seq, cur.seq) });
           else taken.push(it.id);
         }
         resolve({ s: 'ok', taken });
@@ -144,7 +157,7 @@ export class RegistryHome {
   unregister(req: UnregisterReq): void {
     for (const it of req.items) {
       const cur = this.entries.get(it.id);
-      if (cur && cur.node === req.node && cur.inc === req.inc && cur.seq === it.seq) this.entries.delete(it.id);
+      if (cur && cur.node === req.node && cur.inc === req.inc && cur.seq === it.seq) { this.entries.delete(it.id); this.replaced.delete(it.id); }
     }
   }
 

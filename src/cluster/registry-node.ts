@@ -34,7 +34,9 @@ export class RegistryNode {
     // a claim may wait for a barrier, a stale view and a takeover: two TTLs and a margin.
     const barrierMs = deps.ttlMs;
     const claimTimeoutMs = 2 * deps.ttlMs + 2000;
-    const transport = new GrpcRegistryTransport(node.peers, barrierMs + 1000, claimTimeoutMs);
+    // A registration can wait a barrier at its home: its call outlives that, so its answer (which
+    // names the previous owner) is not lost to a deadline.
+    const transport = new GrpcRegistryTransport(node.peers, claimTimeoutMs, claimTimeoutMs);
     this.registry = new ClusterRegistry({
       nodeId: deps.nodeId, transport, local: deps.local, barrierMs, claimTimeoutMs, log: deps.log,
       counts: {

@@ -70,7 +70,15 @@ export class RegistryHome {
     this.view = view;
     this.scored = salted([...view.members.keys()]);
     for (const [id, o] of this.entries) {
-      if (view.members.get(o.node) !== o.inc || primary(id, this.scored) !== this.opts.nodeId) { this.entries.delete(id); this.replaced.delete(id); }
+      if (primary(id, this.scored) !== this.opts.nodeId) { this.entries.delete(id); this.replaced.delete(id); continue; }
+      if (view.members.get(o.node) === o.inc) continue;
+      // Its owner left (fenced: its connections are closed). The owner it replaced may never have
+      // been asked to let go (the leaver's claim stopped at its fencing): that one is the owner
+      // again, so the next claim of the id asks it.
+      const r = this.replaced.get(id);
+      this.replaced.delete(id);
+      if (r && view.members.get(r.node) === r.inc) this.entries.set(id, r);
+      else this.entries.delete(id);
     }
     // "synced" heard early for this view counts; for other views it is kept (bounded): a view
     // passed through on the way must not lose what was said about the one after it.

@@ -185,7 +185,8 @@ export class ClusterRegistry {
         this.opts.counts.refused();
         throw new ClaimRefused(`home ${home} refused: ${ans.why}`);
       }
-      if (this.view !== v) continue; // the homes moved while we asked: register again at the new one
+      // The previous owner is asked even if the view moved meanwhile: the home put this claim
+      // after it, and nobody else will ask it (then the claim registers again at the new home).
       const prev = ans.prev;
       if (prev && !(prev.node === this.opts.nodeId && prev.inc === inc)) await this.releasePrevious(id, prev, owner, deadline);
       if (this.view !== v) continue;

@@ -123,9 +123,12 @@ describe('registry home', () => {
     assert.equal(answered, false, 'still waiting for c');
     h.synced({ node: 'c', inc: 'c1', ...at2 });
     assert.deepEqual(await reg, { s: 'granted', prev: { node: 'b', inc: 'b1', seq: 7 } });
-    // An owner that leaves the view loses its entries.
+    // An owner that leaves the view loses its entries; the owner its registration replaced (b,
+    // which c may not have reached before it left) is the owner again.
     h.setView(view(13, [['a', 'a1'], ['b', 'b1']]));
-    assert.equal(h.entry(id), undefined, "c's entry dropped with c");
+    assert.deepEqual(h.entry(id), { node: 'b', inc: 'b1', seq: 7 }, "c's entry dropped with c, b's back");
+    h.setView(view(14, [['a', 'a1']]));
+    assert.equal(h.entry(id), undefined, "b's dropped with b");
     h.close();
   });
 

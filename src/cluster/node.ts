@@ -23,7 +23,7 @@ export interface ClusterNodeEvents {
    * The full member records this node acts on: every view while it is a member, [] when it
    * is fenced or leaves. PeerLinks follows it (called before `view` / `rejoined`).
    */
-  members?(members: MemberInfo[]): void;
+  members?(members: MemberInfo[], revision: bigint): void;
   log(line: string): void;
 }
 
@@ -76,20 +76,20 @@ export class ClusterNode {
     // without this node comes just before the fencing its own key's deletion causes.
     m.on('view', (v: ClusterView) => {
       const members = ids(v);
-      if (this.member && members.includes(this.nodeId)) { this.tellMembers(v.members); on.view(members, v.revision); }
+      if (this.member && members.includes(this.nodeId)) { this.tellMembers(v.members, v.revision); on.view(members, v.revision); }
     });
     m.on('fenced', (ev: FencedEvent) => { this.member = false; this.tellMembers([]); on.fenced(ev); });
     m.on('joined', (ev: JoinedEvent) => {
       if (!ev.rejoin) return; // the first join is join()'s answer
       this.member = true;
-      this.tellMembers(m.view().members);
+      this.tellMembers(m.view().members, m.view().revision);
       on.rejoined(ev, ids(m.view()));
     });
   }
 
-  private tellMembers(members: MemberInfo[]): void {
+  private tellMembers(members: MemberInfo[], revision = 0n): void {
     this.peers.update(members);
-    this.on.members?.(members);
+    this.on.members?.(members, revision);
   }
 
   /**
@@ -107,7 +107,7 @@ export class ClusterNode {
       throw err;
     }
     this.member = true;
-    this.tellMembers(this.membership.view().members);
+    this.tellMembers(this.membership.view().members, this.membership.view().revision);
     this.loopDelay.enable();
     this.loopCheck = setInterval(() => this.checkLoop(), 1000);
     this.loopCheck.unref();

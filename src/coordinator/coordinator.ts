@@ -22,6 +22,7 @@ import { BellWaiter } from '../shared/ring';
 import { ClusterState } from '../shared/cluster-state';
 import type { ClusterNode } from '../cluster/node';
 import type { CoordinatorAnswer, CoordinatorQuery, RetainedInfo } from '../shared/admin-messages';
+import type { RegistryNode } from '../cluster/registry-node';
 import type { ClusterDataPlane } from '../cluster/data-plane';
 
 export interface CoordinatorOptions {
@@ -67,6 +68,10 @@ export class Coordinator {
   private readonly toAdopt: RestoredSession[][];
   private readonly clusterState: ClusterState;
   private cluster: ClusterNode | null = null;
+  /** With --etcd: who owns each client id across the nodes (src/cluster/registry.ts). */
+  private clusterRegistry: RegistryNode | null = null;
+  /** Restored sessions the cluster registry ended before their worker attached. */
+  private readonly evictOnAdopt = new Set<string>();
   /** Routes and forwarding between nodes (a cluster member only). */
   private dataPlane: ClusterDataPlane | null = null;
   /** What worker 0 publishes in $SYS/broker/cluster/ (null: not a cluster member). */
@@ -99,12 +104,14 @@ export class Coordinator {
    */
   private async joinCluster(): Promise<void> {
     const { ClusterNode } = await import('../cluster/node');
+    const { RegistryNode } = await import('../cluster/registry-node');
     const c = this.opts.config;
     tlog().info(`fleetmq: cluster ${c.clusterName}: joining as ${c.nodeId} through etcd ${c.etcd}`, { cluster: c.clusterName, node: c.nodeId });
     const { ClusterDataPlane } = await import('../cluster/data-plane');
     const note = (n: ClusterNote) => this.toMain({ t: 'cluster', note: n });
     const node = new ClusterNode(this.opts.config, {
       log: (line) => note({ ev: 'log', line }),
+      members: (list, revision) => this.clusterRegistry?.members(list, revision),
       view: (members) => {
         if (this.clusterInfo) this.clusterInfo.members = members;
         this.tellSys();
@@ -123,6 +130,11 @@ export class Coordinator {
         note({ ev: 'joined', incarnation: ev.incarnation, members, rejoin: true });
       },
     });
+    this.clusterRegistry = new RegistryNode(node, {
+      nodeId: node.nodeId, ttlMs: this.opts.config.leaseTtl * 1000, counters: this.opts.counters ?? null,
+      log: (line) => note({ ev: 'log', line }),
+      local: { evict: (id) => this.evictLocal(id), held: () => this.heldIds() },
+    });
     // Its services are on the peer server before the node joins (peer-server.ts).
     this.dataPlane = new ClusterDataPlane(node, {
       trieId: this.opts.trieId,
@@ -139,6 +151,32 @@ export class Coordinator {
     note({ ev: 'joined', incarnation: joined.incarnation, members: joined.members, rejoin: false });
   }
 
+  /** The cluster registry gave `id` to another node: the session here ends. */
+  private evictLocal(id: string): Promise<void> {
+    if (this.toAdopt.some((list) => list.some((s) => s.clientId === id))) { this.evictOnAdopt.add(id); return Promise.resolve(); }
+    return this.registry.evict(id);
+  }
+
+  private *heldIds(): Iterable<string> {
+    yield* this.registry.held();
+    for (const list of this.toAdopt) for (const s of list) yield s.clientId;
+  }
+
+  /**
+   * A CONNECT's claim on a cluster member: the cluster registry first (the previous owner on
+   * another node ends its session), then this node's registry as on a single node.
+   */
+  private clusterClaim(index: number, port: MessagePort, m: Extract<ToCoordinator, { t: 'claim' }>): void {
+    this.clusterRegistry!.claim(m.clientId, ({ superseded }) => {
+      if (this.ports[index] !== port) return undefined;
+      this.registry.claim(index, m.req, m.clientId, m.clean);
+      // Taken over before it connected: it connects, then ends at once (CONNACK, then 0x8E).
+      return superseded ? this.registry.evict(m.clientId) : undefined;
+    }).catch((err: Error) => {
+      if (this.ports[index] === port) port.postMessage({ t: 'granted', req: m.req, existed: false, refused: err.message } satisfies FromCoordinator);
+    });
+  }
+
   /** Worker 0 publishes $SYS/broker/cluster/ (workers/sys/sys-topics.ts). */
   private tellSys(): void {
     const info = this.clusterInfo;
@@ -151,11 +189,14 @@ export class Coordinator {
     this.ports[index] = port;
     this.inboxes[index] = new StoreInbox(storeRing);
     port.on('message', (msg: ToCoordinator) => this.onWorkerMessage(index, port, msg));
+    const evicted: string[] = [];
     for (const session of this.toAdopt[index].splice(0)) {
       this.registry.own(session.clientId, index);
       port.postMessage({ t: 'adopt', session } satisfies FromCoordinator);
+      if (this.evictOnAdopt.delete(session.clientId)) evicted.push(session.clientId);
     }
     port.postMessage({ t: 'adopt-done' } satisfies FromCoordinator);
+    for (const id of evicted) void this.registry.evict(id);
     if (index === 0) this.tellSys();
   }
 
@@ -165,9 +206,12 @@ export class Coordinator {
     // ops of a session's old owner before its connection moves).
     this.drainStore(index);
     switch (m.t) {
-      case 'claim': this.registry.claim(index, m.req, m.clientId, m.clean); break;
+      case 'claim':
+        if (this.clusterRegistry) this.clusterClaim(index, port, m);
+        else this.registry.claim(index, m.req, m.clientId, m.clean);
+        break;
       case 'released': this.registry.released(index, m.req); break;
-      case 'ended': this.registry.ended(index, m.clientId); break;
+      case 'ended': if (this.registry.ended(index, m.clientId)) this.clusterRegistry?.ended(m.clientId); break;
       case 'retain': this.retained.set(m.msg); break;
       case 'retain-batch': readRetainedBatch(m.bytes, (w) => this.retained.set(w)); break;
       case 'sub': {
@@ -243,7 +287,7 @@ export class Coordinator {
       this.ports[index] = null;
       this.inboxes[index] = null;
     }
-    this.registry.workerDied(index);
+    for (const id of this.registry.workerDied(index)) this.clusterRegistry?.ended(id);
     this.dataPlane?.forwarding.workerDied(index);
     this.cursors.workerDied(index);
     let removed = 0;
@@ -289,6 +333,7 @@ export class Coordinator {
   /** Store operations workers posted before they exited land before the store closes. */
   async close(): Promise<void> {
     for (let i = 0; i < this.opts.workers; i++) this.takePosted(i);
+    this.clusterRegistry?.close();
     this.dataPlane?.close();
     await this.cluster?.leave();
     await this.persistence?.close();

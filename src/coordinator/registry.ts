@@ -13,8 +13,10 @@ interface Entry {
 interface PendingRelease {
   clientId: string;
   from: number;
-  claimer: number;
+  /** null: an eviction for the cluster registry (the session ends, nobody here takes the id). */
+  claimer: number | null;
   claimReq: number;
+  evicted?: () => void;
 }
 
 export class Registry {
@@ -31,6 +33,7 @@ export class Registry {
   claim(worker: number, req: number, clientId: string, clean: boolean): void {
     const e = this.entries.get(clientId);
     if (!e) {
+      if (!this.ports[worker]) return; // the claimer died while the cluster registry answered
       this.entries.set(clientId, { owner: worker, busy: false, waiting: [] });
       this.send(worker, { t: 'granted', req, existed: false });
       return;
@@ -55,6 +58,13 @@ export class Registry {
   private finishRelease(req: number, p: PendingRelease): void {
     this.releases.delete(req);
     const e = this.entries.get(p.clientId)!;
+    if (p.claimer === null) {
+      this.entries.delete(p.clientId);
+      p.evicted!();
+      // What waited on the ended session starts over against no entry, in order.
+      for (const w of e.waiting.splice(0)) w();
+      return;
+    }
     e.owner = p.claimer;
     e.busy = false;
     this.send(p.claimer, { t: 'granted', req: p.claimReq, existed: true });
@@ -70,20 +80,46 @@ export class Registry {
     while (!e.busy && e.waiting.length > 0) e.waiting.shift()!();
   }
 
+  /**
+   * The cluster registry gave the id to another node: this node's session ends (its connection
+   * closes with 0x8E, its will follows MQTT 5 §3.1.2.5 as for a clean start elsewhere). After a
+   * claim in progress for the id, never in the middle of one.
+   */
+  evict(clientId: string): Promise<void> {
+    return new Promise((resolve) => {
+      const run = (): void => {
+        const e = this.entries.get(clientId);
+        if (!e) { resolve(); return; }
+        if (e.busy) { e.waiting.push(run); return; }
+        e.busy = true;
+        const id = this.nextReq++;
+        this.releases.set(id, { clientId, from: e.owner, claimer: null, claimReq: 0, evicted: resolve });
+        this.send(e.owner, { t: 'release', req: id, clientId, clean: true });
+      };
+      run();
+    });
+  }
+
+  /** Client ids with a session here (connected or not). */
+  held(): IterableIterator<string> { return this.entries.keys(); }
+
   /** A session restored from the store at start is owned by the worker it was handed to. */
   own(clientId: string, worker: number): void {
     this.entries.set(clientId, { owner: worker, busy: false, waiting: [] });
   }
 
   /** The session is gone (clean disconnect, expiry) — only its current owner may say so. */
-  ended(worker: number, clientId: string): void {
+  ended(worker: number, clientId: string): boolean {
     const e = this.entries.get(clientId);
-    if (e && e.owner === worker && !e.busy && e.waiting.length === 0) this.entries.delete(clientId);
+    if (e && e.owner === worker && !e.busy && e.waiting.length === 0) { this.entries.delete(clientId); return true; }
+    return false;
   }
 
-  /** A worker died: its sessions are lost (in memory), and releases it owed resolve empty. */
-  workerDied(worker: number): void {
+  /** A worker died: its sessions are lost (in memory), and releases it owed resolve empty. Returns the ids dropped. */
+  workerDied(worker: number): string[] {
     for (const [req, p] of this.releases) if (p.from === worker) this.finishRelease(req, p);
-    for (const [id, e] of this.entries) if (e.owner === worker && !e.busy) this.entries.delete(id);
+    const dropped: string[] = [];
+    for (const [id, e] of this.entries) if (e.owner === worker && !e.busy) { this.entries.delete(id); dropped.push(id); }
+    return dropped;
   }
 }

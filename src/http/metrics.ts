@@ -153,6 +153,15 @@ export async function renderMetrics(src: MetricsSources): Promise<string> {
     [{ table: 'remote' }, sum(K.C_CLUSTER_ROUTES_REMOTE_HASH)],
   ]);
   e.one('fleetmq_cluster_peers_connected', 'gauge', 'Peer nodes this node has a forward stream open to.', sum(K.C_CLUSTER_PEERS_CONNECTED));
+  e.one('fleetmq_cluster_registrations_total', 'counter', 'Client-id claims granted by their home node (one per CONNECT on a cluster member).', sum(K.C_CLUSTER_REGISTRATIONS));
+  e.one('fleetmq_cluster_takeovers_total', 'counter', 'Sessions on another node ended for a CONNECT on this one (cross-node takeovers).', sum(K.C_CLUSTER_TAKEOVERS));
+  e.family('fleetmq_cluster_registry_refused_total', 'counter', 'CONNECTs the client-id registry refused: refused = not a member or the home refused, timeout = home or previous owner did not answer in time.', [
+    [{ reason: 'refused' }, sum(K.C_CLUSTER_REGISTRY_REFUSED)],
+    [{ reason: 'timeout' }, sum(K.C_CLUSTER_REGISTRY_TIMEOUTS)],
+  ]);
+  e.one('fleetmq_cluster_reasserted_total', 'counter', 'Client ids re-registered with a new home after a view change or a rejoin.', sum(K.C_CLUSTER_REASSERTED));
+  e.one('fleetmq_cluster_reassert_lost_total', 'counter', 'Sessions ended on this node because another node owned their id at a view change or rejoin.', sum(K.C_CLUSTER_REASSERT_LOST));
+  e.one('fleetmq_cluster_home_entries', 'gauge', 'Client ids this node is the home (registry primary) of now.', sum(K.C_CLUSTER_HOME_ENTRIES));
   e.one('fleetmq_connections_relayed_total', 'counter', 'TLS / WebSocket connections relayed to the worker that owns their session.', sum(K.C_RELAYED));
   e.one('fleetmq_sessions', 'gauge', 'Sessions held now (connected or not).', sum(K.C_SESSIONS));
   e.one('fleetmq_subscriptions', 'gauge', 'Subscriptions held now.', sum(K.C_SUBSCRIPTIONS));

@@ -150,6 +150,22 @@ export const C_AUTH_ALLOW_CERTIFICATE = 73;
 export const C_AUTH_DENY_ANONYMOUS = 74;
 export const C_AUTH_DENY_CERTIFICATE = 75;
 
+// -- Cluster client-id registry (src/cluster/registry.ts): written by the coordinator thread, in
+// worker 0's row (these slots are no worker's; 88–95 fill one cache line of their own).
+/** Claims of a client id granted by its home node (one per CONNECT on a cluster member). */
+export const C_CLUSTER_REGISTRATIONS = 88;
+/** Sessions on another node ended for a CONNECT here (cross-node takeovers). */
+export const C_CLUSTER_TAKEOVERS = 89;
+/** CONNECTs refused by the registry (this node not a member, a home that refused). */
+export const C_CLUSTER_REGISTRY_REFUSED = 90;
+/** CONNECTs refused because the registry did not settle in time (home or previous owner unreachable). */
+export const C_CLUSTER_REGISTRY_TIMEOUTS = 91;
+/** Client ids re-registered with a new home after a view change or a rejoin. */
+export const C_CLUSTER_REASSERTED = 92;
+/** Sessions ended here because, at a view change or rejoin, another node owned their id. */
+export const C_CLUSTER_REASSERT_LOST = 93;
+/** Client ids this node is the home of now (a gauge). */
+export const C_CLUSTER_HOME_ENTRIES = 94;
 /** Counters in use in a row (the next free index). */
 export const COUNTERS_USED = 101;
 /**
@@ -228,6 +244,13 @@ export const COUNTER_NAMES: Record<number, string> = {
   [C_AUTH_ALLOW_CERTIFICATE]: 'clients/auth/allowed/certificate',
   [C_AUTH_DENY_ANONYMOUS]: 'clients/auth/denied/anonymous',
   [C_AUTH_DENY_CERTIFICATE]: 'clients/auth/denied/certificate',
+  [C_CLUSTER_REGISTRATIONS]: 'cluster/registry/registrations',
+  [C_CLUSTER_TAKEOVERS]: 'cluster/registry/takeovers',
+  [C_CLUSTER_REGISTRY_REFUSED]: 'cluster/registry/refused',
+  [C_CLUSTER_REGISTRY_TIMEOUTS]: 'cluster/registry/timeouts',
+  [C_CLUSTER_REASSERTED]: 'cluster/registry/reasserted',
+  [C_CLUSTER_REASSERT_LOST]: 'cluster/registry/lost',
+  [C_CLUSTER_HOME_ENTRIES]: 'cluster/registry/home-entries',
 };
 
 for (const [i, r] of DISCONNECT_REASONS.entries()) COUNTER_NAMES[C_DISCONNECT_BASE + i] = `clients/disconnected/${r.replace(/_/g, '-')}`;

@@ -122,8 +122,11 @@ export type ToCoordinator =
 // Store requests do not travel here: each worker has a store ring (src/shared/store-wire.ts).
 
 export type FromCoordinator =
-  /** local: this worker owns the session already; redirect: move the connection to that worker. */
-  | { t: 'granted'; req: number; existed: boolean; local?: boolean; redirect?: number }
+  /**
+   * local: this worker owns the session already; redirect: move the connection to that worker;
+   * refused: the cluster's client-id registry could not settle the claim (CONNACK "server busy").
+   */
+  | { t: 'granted'; req: number; existed: boolean; local?: boolean; redirect?: number; refused?: string }
   | { t: 'conn'; fd: number; bytes: Uint8Array; identity?: string | null; origin?: ConnOrigin }
   /** Every restored session for this worker has been sent. */
   | { t: 'adopt-done' }

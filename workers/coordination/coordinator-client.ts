@@ -9,7 +9,8 @@ type Pending = { resolve: (v: never) => void; reject: (e: Error) => void };
 /** `cursor` is 0 when `msgs` was the last page. */
 export interface RetainedPage { cursor: number; msgs: WireMessage[] }
 
-export interface Grant { existed: boolean; local?: boolean; redirect?: number }
+/** refused: the cluster's client-id registry could not settle the claim (why). */
+export interface Grant { existed: boolean; local?: boolean; redirect?: number; refused?: string }
 
 export class CoordinatorClient {
   private nextReq = 1;
@@ -44,7 +45,7 @@ export class CoordinatorClient {
     const p = this.pending.get(m.req);
     if (!p) return;
     this.pending.delete(m.req);
-    if (m.t === 'granted') (p.resolve as (v: Grant) => void)({ existed: m.existed, local: m.local, redirect: m.redirect });
+    if (m.t === 'granted') (p.resolve as (v: Grant) => void)({ existed: m.existed, local: m.local, redirect: m.redirect, refused: m.refused });
     else if (m.t === 'retained') (p.resolve as (v: RetainedPage) => void)({ cursor: m.cursor, msgs: m.msgs });
   }
 

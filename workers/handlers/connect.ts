@@ -17,6 +17,7 @@ import type { Grant } from '../../src/auth/messages';
 import { applyGrantAcl, armExpiry } from '../auth/token-expiry';
 import { ClientAcl } from '../auth/client-acl';
 import { tlog } from '../../src/log/thread';
+import { ClaimRefused } from '../session/lifecycle';
 
 /** Reads protocol name and level from the raw frame, before trusting mqtt-packet with it. */
 function peekVersion(buf: Buffer, start: number, end: number): { name: string; level: number } | null {
@@ -154,7 +155,11 @@ function claim(d: HandlerDeps, c: Connection, p: IConnectPacket, clientId: strin
     if (expiresAt > 0) armExpiry(c, expiresAt, d.count);
     d.sessions.online(c);
     c.resume();
-  }, () => c.close());
+  }, (err) => {
+    // The cluster could not say who owns the id: "server busy", so the client tries again.
+    if (err instanceof ClaimRefused && c.state !== ConnState.CLOSED) reject(c, RC.SERVER_BUSY, V3.SERVER_UNAVAILABLE);
+    else c.close();
+  });
 }
 
 /**

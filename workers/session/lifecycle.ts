@@ -40,6 +40,9 @@ export interface LifecycleDeps {
   relay(t: Transport): number;
 }
 
+/** The cluster's client-id registry refused the claim (not a member now, or no answer in time). */
+export class ClaimRefused extends Error {}
+
 export class SessionLifecycle {
   /**
    * Wills that fell due while the broker was down wait until every worker has restored its
@@ -66,6 +69,7 @@ export class SessionLifecycle {
    */
   async claim(c: Connection, clientId: string, clean: boolean, expiry: number): Promise<boolean | null> {
     const grant = await this.deps.registry.claim(clientId, clean);
+    if (grant.refused !== undefined) throw new ClaimRefused(grant.refused);
     if (grant.redirect !== undefined) { this.moveConnection(c, grant.redirect); return null; }
     if (grant.local) {
       const present = this.takeOverLocally(c, clientId, clean, expiry);
@@ -289,6 +293,9 @@ export class SessionLifecycle {
     this.disconnectOld(s, clean, null);
     s.cancelTimers();
     this.dropSession(s);
+    // Ended, not moved: the store forgets it too (a cluster takeover leaves no copy here that a
+    // restart could bring back; a local clean start rewrites the record anyway).
+    if (clean) this.deps.persister.op({ o: 'delSession', clientId });
     this.deps.persister.flush(true); // all store ops of the old owner (held ones too) land before the new owner's
     this.deps.registry.released(req);
   }

@@ -97,7 +97,7 @@ function admit(d: HandlerDeps, c: Connection, p: IConnectPacket): void {
   // --use-identity-as-username: the client certificate's CN is the username, whatever CONNECT
   // says, and no password is asked (as Mosquitto's use_identity_as_username; auth/auth-gate.ts).
   if (c.identity !== null) { p.username = c.identity; p.password = undefined; }
-  c.username = p.username ?? null;
+  c.username = shownUsername(d, p);
   // The banned list (admin/admin.ts): Map lookups plus a short prefix / CIDR list, before any
   // password is hashed. v5 0x8A "banned" [MQTT5-3.2.2.2]; v3 has no such code: 5 "not authorised".
   if (d.banned.match(clientId, c.username, c.socket.remoteAddress) !== null) {
@@ -146,7 +146,6 @@ function claim(d: HandlerDeps, c: Connection, p: IConnectPacket, clientId: strin
     }
     c.state = ConnState.CONNECTED;
     c.connectedAt = Date.now();
-    c.username = p.username ?? null;
     tlog().info('client connected', () => ({
       clientId, username: c.username, address: c.address(), transport: c.kind,
       protocol: c.version === 5 ? 'mqtt5' : c.version === 4 ? 'mqtt3.1.1' : 'mqtt3.1', cleanStart: !!p.clean, keepalive: c.keepaliveMs / 1000, sessionPresent: present,
@@ -167,6 +166,15 @@ function claim(d: HandlerDeps, c: Connection, p: IConnectPacket, clientId: strin
  * "server busy", v5 0x89 [MQTT5-3.2.2.2] / v3 3 "server unavailable" [MQTT-3.2.2.3], so the
  * client tries again, here or on another node. One shared-memory read per CONNECT.
  */
+/**
+ * The username logs, the admin API and the banned list see. With --jwt-from username the
+ * username is the token: a credential, never shown (as the main thread's refusal log does).
+ */
+function shownUsername(d: HandlerDeps, p: IConnectPacket): string | null {
+  if (p.username === undefined) return null;
+  return d.config.jwtFrom === 'username' ? '(a token)' : p.username;
+}
+
 function refusedWhileFenced(d: HandlerDeps, c: Connection): boolean {
   if (!d.cluster.refusing) return false;
   d.count(C_CLUSTER_REFUSED, 1);

@@ -20,7 +20,7 @@
 //   3. otherwise refused. So a `deny` wins within its tier, and a user's own allow is decided
 //      before any pattern is looked at.
 // A topic starting with $ matches only rules starting with $ (as subscriptions, [MQTT-4.7.2-1]).
-import * as fs from 'node:fs';
+import { readTextFile } from '../shared/operator-files';
 
 export const READ = 1;
 export const WRITE = 2;
@@ -40,7 +40,7 @@ export interface AclRules {
 export class AclFileError extends Error {}
 
 /** A topic filter Mosquitto accepts in an ACL (mosquitto_sub_topic_check). */
-function validAclTopic(t: string): string | null {
+export function validAclTopic(t: string): string | null {
   if (t === '') return 'the topic is empty';
   if (t.includes('\0')) return 'the topic holds a NUL character';
   if (Buffer.byteLength(t) > 65535) return 'the topic is longer than MQTT allows';
@@ -99,13 +99,7 @@ export function parseAclFile(text: string, name: string): AclRules {
 }
 
 export function readAclFile(file: string): AclRules {
-  let text: string;
-  try {
-    text = fs.readFileSync(file, 'utf8');
-  } catch (err) {
-    throw new AclFileError(`${file}: cannot read: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
-  }
-  return parseAclFile(text, file);
+  return parseAclFile(readTextFile(file, AclFileError), file);
 }
 
 export function ruleCount(r: AclRules): number {

@@ -17,6 +17,7 @@
 // Parsed and checked on the main thread (a bad list refuses the CONNECT there); plain data, so it
 // crosses to the worker by structured clone; decided in the worker (workers/auth/client-acl.ts).
 import { READ, WRITE } from './acl';
+import { validAclTopic } from './acl';
 
 export interface ClientRule {
   allow: boolean;
@@ -91,22 +92,9 @@ function rule(allow: boolean, access: number, t: unknown, at: string): ClientRul
   if (typeof t !== 'string') throw new ClientRulesError(`${at}: a topic must be a string`);
   const eq = t.startsWith('eq ');
   const topic = eq ? t.slice(3) : t;
-  const bad = filterProblem(topic);
+  const bad = validAclTopic(topic);
   if (bad) throw new ClientRulesError(`${at}: invalid topic ${JSON.stringify(topic.slice(0, 80))}: ${bad}`);
   return { allow, access, topic, eq };
-}
-
-function filterProblem(t: string): string | null {
-  if (t === '') return 'empty';
-  if (t.includes('\0')) return 'holds a NUL character';
-  if (Buffer.byteLength(t) > 65535) return 'longer than MQTT allows';
-  const levels = t.split('/');
-  for (let i = 0; i < levels.length; i++) {
-    const l = levels[i];
-    if (l.includes('#') && (l !== '#' || i !== levels.length - 1)) return '# must be a whole level and the last one';
-    if (l.includes('+') && l !== '+') return '+ must be a whole level';
-  }
-  return null;
 }
 
 const PLACEHOLDER = /\$\{clientid\}|\$\{username\}|%c|%u/g;

@@ -5,8 +5,7 @@
 //   $6$<salt b64>$<hash b64>               SHA-512(password bytes, then salt bytes) (mosquitto_passwd 1.x)
 // Parsing never echoes a hash: an error names the file, the line number and what is wrong.
 import * as crypto from 'node:crypto';
-import * as fs from 'node:fs';
-import * as path from 'node:path';
+import { readTextFile, setLine } from '../shared/operator-files';
 
 export const HASH_BYTES = 64;
 /** What `fleetmq passwd` writes: Mosquitto 2.0 reads only 12-byte salts, any iteration count. */
@@ -73,13 +72,7 @@ export function parsePasswordFile(text: string, name: string): Map<string, Passw
 }
 
 export function readPasswordFile(file: string): Map<string, PasswordEntry> {
-  let text: string;
-  try {
-    text = fs.readFileSync(file, 'utf8');
-  } catch (err) {
-    throw new PasswordFileError(`${file}: cannot read: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
-  }
-  return parsePasswordFile(text, file);
+  return parsePasswordFile(readTextFile(file, PasswordFileError), file);
 }
 
 /** The 64-byte digest of `password` under an entry's salt and cost (the CPU-heavy part). */
@@ -115,22 +108,7 @@ export function validUsername(user: string): string | null {
 export function setPassword(file: string, user: string, password: Buffer, iterations = NEW_ITERATIONS): 'added' | 'updated' {
   const bad = validUsername(user);
   if (bad) throw new PasswordFileError(bad);
-  let text = '';
-  let mode = 0o600;
-  try {
-    text = fs.readFileSync(file, 'utf8');
-    mode = fs.statSync(file).mode & 0o777;
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw new PasswordFileError(`${file}: cannot read: ${(err as NodeJS.ErrnoException).code}`);
-  }
-  parsePasswordFile(text, file); // refuse to rewrite a file the broker could not read
   const line = `${user}:${hashPassword(password, iterations)}`;
-  const lines = text === '' ? [] : text.replace(/\n$/, '').split('\n');
-  const at = lines.findIndex((l) => !l.startsWith('#') && l.slice(0, l.indexOf(':')) === user && l.indexOf(':') > 0);
-  if (at >= 0) lines[at] = line;
-  else lines.push(line);
-  const tmp = path.join(path.dirname(file), `.${path.basename(file)}.${process.pid}.tmp`);
-  fs.writeFileSync(tmp, lines.join('\n') + '\n', { mode });
-  fs.renameSync(tmp, file);
-  return at >= 0 ? 'updated' : 'added';
+  const isUser = (l: string) => l.indexOf(':') > 0 && l.slice(0, l.indexOf(':')) === user;
+  return setLine(file, PasswordFileError, (text) => parsePasswordFile(text, file), line, isUser) ? 'updated' : 'added';
 }

@@ -9,9 +9,8 @@
 // every second costs one hash per reload, not one per request. Checks in flight are bounded
 // (more answer 503) and identical ones share one hash.
 import * as crypto from 'node:crypto';
-import * as fs from 'node:fs';
-import * as path from 'node:path';
 import { parseHash, hashPassword, HASH_BYTES, NEW_ITERATIONS, type PasswordEntry } from '../auth/password-file';
+import { readTextFile, setLine } from '../shared/operator-files';
 
 export type ApiRole = 'read' | 'admin';
 export const API_ROLES: readonly ApiRole[] = ['read', 'admin'];
@@ -51,13 +50,7 @@ export function parseApiKeys(text: string, name: string): Map<string, ApiKey> {
 }
 
 export function readApiKeys(file: string): Map<string, ApiKey> {
-  let text: string;
-  try {
-    text = fs.readFileSync(file, 'utf8');
-  } catch (err) {
-    throw new ApiKeysError(`${file}: cannot read: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
-  }
-  return parseApiKeys(text, file);
+  return parseApiKeys(readTextFile(file, ApiKeysError), file);
 }
 
 export type KeyCheck = { ok: true; name: string; role: ApiRole } | { ok: false; why: 'none' | 'bad' | 'busy' };
@@ -145,27 +138,12 @@ export function setApiKey(file: string, name: string, role: ApiRole): { secret: 
   const bad = validKeyName(name);
   if (bad) throw new ApiKeysError(bad);
   if (!API_ROLES.includes(role)) throw new ApiKeysError(`the role must be ${API_ROLES.join(' or ')}, got ${JSON.stringify(role)}`);
-  let text = '';
-  let mode = 0o600;
-  try {
-    text = fs.readFileSync(file, 'utf8');
-    mode = fs.statSync(file).mode & 0o777;
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw new ApiKeysError(`${file}: cannot read: ${(err as NodeJS.ErrnoException).code}`);
-  }
-  parseApiKeys(text, file); // refuse to rewrite a file the broker could not read
   // 192 random bits: a secret this long needs no slow hash for strength; PBKDF2 keeps the file's
   // format and makes a leaked file useless anyway.
   const secret = crypto.randomBytes(24).toString('base64url');
   const line = `${name}:${role}:${hashPassword(Buffer.from(secret, 'utf8'))}`;
-  const lines = text === '' ? [] : text.replace(/\n$/, '').split('\n');
-  const at = lines.findIndex((l) => !l.startsWith('#') && l.split(':')[0] === name);
-  if (at >= 0) lines[at] = line;
-  else lines.push(line);
-  const tmp = path.join(path.dirname(file), `.${path.basename(file)}.${process.pid}.tmp`);
-  fs.writeFileSync(tmp, lines.join('\n') + '\n', { mode });
-  fs.renameSync(tmp, file);
-  return { secret, what: at >= 0 ? 'replaced' : 'added' };
+  const replaced = setLine(file, ApiKeysError, (text) => parseApiKeys(text, file), line, (l) => l.split(':')[0] === name);
+  return { secret, what: replaced ? 'replaced' : 'added' };
 }
 
 const USAGE = `Usage: fleetmq apikey FILE NAME ROLE

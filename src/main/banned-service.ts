@@ -3,21 +3,15 @@
 // entries in force) and added through the admin API (kept in memory until removed, expired or
 // the broker stops). Every change is posted to every worker (src/shared/banned.ts says why
 // posted); a worker started later gets the list in force with its first message.
-import * as fs from 'node:fs';
 import type { BrokerConfig } from '../config';
 import { BanEntry, BanKind, BannedError, MAX_BANS, MAX_CIDRS, MAX_PREFIXES, normalBan, parseBannedConfig, parseBannedFile } from '../shared/banned';
+import { readTextFile } from '../shared/operator-files';
 
 /** How often expired API entries are dropped from the list (they stop matching at once anyway). */
 const PRUNE_MS = 10_000;
 
 export function readBannedFile(file: string): BanEntry[] {
-  let text: string;
-  try {
-    text = fs.readFileSync(file, 'utf8');
-  } catch (err) {
-    throw new BannedError(`${file}: cannot read: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
-  }
-  return parseBannedFile(text, file);
+  return parseBannedFile(readTextFile(file, BannedError), file);
 }
 
 export class BannedService {

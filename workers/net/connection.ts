@@ -268,9 +268,12 @@ export class Connection {
   /** The first reason given is the one that counts (a close after a DISCONNECT is still the client's). */
   endReason(r: number): void { if (this.closeReason < 0) this.closeReason = r; }
 
-  /** tcp, tls or websocket, for logs and the transport gauges (a relay's end: the relaying worker's). */
+  /**
+   * tcp, tls or websocket: this socket's own, for logs and the transport gauges (a relay's end
+   * counts as tcp). It never changes over the connection's life, so the gauge a connection
+   * raised is the one its close lowers.
+   */
   get kind(): string {
-    if (this.transport !== null) return this.transport === 'tls' ? 'tls' : this.transport === 'tcp' ? 'tcp' : 'websocket';
     if (this.plain) return 'tcp';
     const name = (this.socket as object).constructor?.name;
     return name === 'TLSSocket' ? 'tls' : 'websocket';

@@ -42,24 +42,24 @@ export class Connections {
    * listener takes one, is read: `peer` is the client it named).
    */
   adoptSocket(socket: net.Socket, identity: string | null, peer: string | null, listener: number): Connection {
-    const c = new Connection(socket, this.env, true, identity);
-    c.peer = peer;
+    const c = this.track(new Connection(socket, this.env, true, identity), peer);
     c.listener = listener;
-    this.limit(c);
-    this.all.add(c);
-    if (this.gauges) this.gauges[transportGauge(c.kind)] += 1;
-    this.created.set(c, Date.now());
-    this.env.count(C_CONNECTIONS_OPEN, 1);
     if (this.stopping) c.close();
     // Paused after a PROXY header; a fresh socket flows from its 'data' listener anyway.
     else socket.resume();
     return c;
   }
 
-  /** Per-client rates, when configured (net/client-rate.ts). */
-  private limit(c: Connection): void {
+  /** A new connection from its start: per-client rates when configured (net/client-rate.ts), counted open. */
+  private track(c: Connection, peer: string | null): Connection {
+    c.peer = peer;
     const cfg = this.env.config;
     if (cfg.maxClientMsgRate > 0 || cfg.maxClientByteRate > 0) c.rate = new ClientRate(cfg.maxClientMsgRate, cfg.maxClientByteRate, this.env.count);
+    this.all.add(c);
+    if (this.gauges) this.gauges[transportGauge(c.kind)] += 1;
+    this.created.set(c, Date.now());
+    this.env.count(C_CONNECTIONS_OPEN, 1);
+    return c;
   }
 
   /**
@@ -67,13 +67,7 @@ export class Connections {
    * as accepted); from here on it is a connection like a TCP one.
    */
   adoptStream(t: Transport, identity: string | null, peer: string | null = null): Connection {
-    const c = new Connection(t, this.env, false, identity);
-    c.peer = peer;
-    this.limit(c);
-    this.all.add(c);
-    if (this.gauges) this.gauges[transportGauge(c.kind)] += 1;
-    this.created.set(c, Date.now());
-    this.env.count(C_CONNECTIONS_OPEN, 1);
+    const c = this.track(new Connection(t, this.env, false, identity), peer);
     if (this.stopping) c.close();
     return c;
   }

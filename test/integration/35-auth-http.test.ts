@@ -22,17 +22,16 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import type { IConnackPacket, IPubackPacket, IPublishPacket } from 'mqtt-packet';
-import { launchBroker, freePort, HTTP_LISTEN_RE, Broker } from '../helpers/broker';
+import { launchBroker, freePort, Broker } from '../helpers/broker';
 import { RawClient, rawSession } from '../helpers/raw-client';
 import { AuthServer, type CalloutBody, type Answer } from '../helpers/auth-server';
-import { request } from '../helpers/http';
-import { parsePromText, sampleValue } from '../helpers/prom-text';
 import { waitUntil, onceEvent } from '../helpers/wait';
 import { connectClient, end } from '../helpers/clients';
 import { makeCa, issue } from '../helpers/certs';
 import * as net from 'node:net';
 import { hashPassword } from '../../src/auth/password-file';
 import { findRecords } from '../helpers/log-lines';
+import { metric } from '../helpers/metrics';
 
 const fleetmqPasswdLine = (user: string, password: string): string => `${user}:${hashPassword(Buffer.from(password))}`;
 
@@ -52,12 +51,6 @@ async function code(port: number, version: 4 | 5, creds: Creds): Promise<number>
   } finally { c.destroy(); }
 }
 
-async function metric(b: Broker, name: string): Promise<number> {
-  const m = b.output().match(HTTP_LISTEN_RE);
-  assert.ok(m, `no http listener line:\n${b.output()}`);
-  const r = await request(Number(m[2]), '/metrics');
-  return sampleValue(parsePromText(r.body), name);
-}
 
 /** What the test server answers, by username. */
 function answers(b: CalloutBody): Answer {

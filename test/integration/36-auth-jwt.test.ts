@@ -19,11 +19,10 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import * as jose from 'jose';
 import type { IConnackPacket, IDisconnectPacket, IPubackPacket, IPublishPacket } from 'mqtt-packet';
-import { launchBroker, HTTP_LISTEN_RE, Broker } from '../helpers/broker';
+import { launchBroker, Broker } from '../helpers/broker';
 import { RawClient, rawSession } from '../helpers/raw-client';
-import { request } from '../helpers/http';
-import { parsePromText, sampleValue } from '../helpers/prom-text';
 import { findRecords } from '../helpers/log-lines';
+import { metric } from '../helpers/metrics';
 
 let dir: string;
 before(() => { dir = fs.mkdtempSync(path.join(os.tmpdir(), 'fleetmq-auth-jwt-')); });
@@ -49,11 +48,6 @@ async function code(port: number, version: 4 | 5, username: string | undefined, 
   } finally { c.destroy(); }
 }
 
-async function metric(b: Broker, name: string): Promise<number> {
-  const m = b.output().match(HTTP_LISTEN_RE);
-  assert.ok(m, `no http listener line:\n${b.output()}`);
-  return sampleValue(parsePromText((await request(Number(m[2]), '/metrics')).body), name);
-}
 
 function assertNoToken(b: Broker): void {
   const out = b.output();

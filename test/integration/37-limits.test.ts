@@ -21,29 +21,14 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import assert from 'node:assert/strict';
 import type { ISubackPacket, ISubscribePacket, IPubackPacket, IPublishPacket } from 'mqtt-packet';
-import { launchBroker, runCli, type Broker, HTTP_LISTEN_RE } from '../helpers/broker';
+import { launchBroker, runCli, type Broker } from '../helpers/broker';
 import { RawClient, rawSession, connackCode, encode } from '../helpers/raw-client';
-import { request } from '../helpers/http';
-import { parsePromText, sampleValue } from '../helpers/prom-text';
 import { uid, utopic } from '../helpers/ids';
 import { delay, WAIT_MS } from '../helpers/wait';
 import { SysWatcher } from '../helpers/sys-watcher';
+import { metric, metricAtLeast } from '../helpers/metrics';
 
-/** One /metrics sample of a running broker. */
-async function metric(b: Broker, family: string, labels: Record<string, string> = {}): Promise<number> {
-  const port = Number((await b.waitForOutput(HTTP_LISTEN_RE))[2]);
-  const r = await request(port, '/metrics');
-  return sampleValue(parsePromText(r.body), family, labels);
-}
 
-/** Polls `family` until it reaches `atLeast` (bounded); returns the value seen. */
-async function metricAtLeast(b: Broker, family: string, labels: Record<string, string>, atLeast: number): Promise<number> {
-  const deadline = Date.now() + WAIT_MS;
-  let v = await metric(b, family, labels);
-  while (v < atLeast && Date.now() < deadline) { await delay(50); v = await metric(b, family, labels); }
-  assert.ok(v >= atLeast, `${family}${JSON.stringify(labels)} reached ${v}, expected at least ${atLeast}`);
-  return v;
-}
 
 /** Connects and CONNECTs; 'refused' when the broker closes the connection without a CONNACK. */
 async function tryConnect(port: number): Promise<RawClient | 'refused'> {

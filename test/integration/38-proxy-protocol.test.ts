@@ -20,14 +20,13 @@ import * as net from 'node:net';
 import * as path from 'node:path';
 import * as tls from 'node:tls';
 import type { IPublishPacket } from 'mqtt-packet';
-import { launchBroker, makeTempDir, removeDir, runCli, type Broker, HTTP_LISTEN_RE } from '../helpers/broker';
+import { launchBroker, makeTempDir, removeDir, runCli, type Broker } from '../helpers/broker';
 import { RawClient, connackCode, connectPacket, encode, decodeAll } from '../helpers/raw-client';
-import { request } from '../helpers/http';
-import { parsePromText, sampleValue } from '../helpers/prom-text';
 import { makeCa, issue, type Ca, type Issued } from '../helpers/certs';
 import { uid, utopic } from '../helpers/ids';
 import { delay, onceEvent, WAIT_MS } from '../helpers/wait';
 import { findRecords } from '../helpers/log-lines';
+import { metric, metricAtLeast } from '../helpers/metrics';
 
 const V2_SIG = Buffer.from([0x0d, 0x0a, 0x0d, 0x0a, 0x00, 0x0d, 0x0a, 0x51, 0x55, 0x49, 0x54, 0x0a]);
 
@@ -67,18 +66,7 @@ function expand6(a: string): number[] {
   return [...hs, ...Array(zeros).fill('0'), ...ts].map((g) => parseInt(g, 16));
 }
 
-async function metric(b: Broker, family: string, labels: Record<string, string> = {}): Promise<number> {
-  const port = Number((await b.waitForOutput(HTTP_LISTEN_RE))[2]);
-  return sampleValue(parsePromText((await request(port, '/metrics')).body), family, labels);
-}
 
-async function metricAtLeast(b: Broker, family: string, labels: Record<string, string>, atLeast: number): Promise<number> {
-  const deadline = Date.now() + WAIT_MS;
-  let v = await metric(b, family, labels);
-  while (v < atLeast && Date.now() < deadline) { await delay(50); v = await metric(b, family, labels); }
-  assert.ok(v >= atLeast, `${family}${JSON.stringify(labels)} reached ${v}, expected at least ${atLeast}`);
-  return v;
-}
 
 /** The broker's line for a refused anonymous CONNECT names `addr` (the address the broker believes). */
 async function refusedFrom(b: Broker, addr: string): Promise<void> {

@@ -24,12 +24,11 @@ import assert from 'node:assert/strict';
 import { Etcd3 } from 'etcd3';
 import type { IConnackPacket, IDisconnectPacket } from 'mqtt-packet';
 import { startEtcdRetrying, type EtcdCluster } from '../helpers/etcd';
-import { launchBroker, HTTP_LISTEN_RE, type Broker } from '../helpers/broker';
+import { launchBroker, type Broker } from '../helpers/broker';
 import { RawClient } from '../helpers/raw-client';
 import { startTcpProxy, type TcpProxy } from '../helpers/tcp-proxy';
-import { request } from '../helpers/http';
-import { parsePromText, sampleValue } from '../helpers/prom-text';
 import { waitUntil, mapLimit } from '../helpers/wait';
+import { metric } from '../helpers/metrics';
 
 const TTL_SEC = 5;
 const RACE_IDS = Number(process.env.FLEETMQ_3W_IDS ?? 300);
@@ -77,12 +76,6 @@ describe('3w cluster: one owner per client id across nodes (real etcd, 3 broker 
     return { id, node, client, connack };
   }
 
-  async function metric(b: Broker, family: string, labels: Record<string, string> = {}): Promise<number> {
-    const m = b.output().match(HTTP_LISTEN_RE);
-    assert.ok(m, 'the broker printed its HTTP address');
-    const res = await request(Number(m[2]), '/metrics');
-    return sampleValue(parsePromText(res.body), family, labels);
-  }
 
   const ok = (a: Attempt) => a.connack !== null && (a.connack.reasonCode ?? a.connack.returnCode) === 0;
   const taken = (a: Attempt) => a.client.packets.some((p) => p.cmd === 'disconnect' && (p as IDisconnectPacket).reasonCode === 0x8e);

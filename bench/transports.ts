@@ -8,7 +8,9 @@
 // slower load means smaller reads, and a broker's cost per message rises as its batches shrink);
 // --rate 0 publishes as fast as the window allows.
 //
-//   node dist/bench/transports.js [--seconds 5] [--runs 3] [--rate 8000]
+// --kinds tcp,ws measures only those transports (TCP first: it is the ÷ TCP column's base).
+//
+//   node dist/bench/transports.js [--seconds 5] [--runs 3] [--rate 8000] [--kinds tcp,tls,ws,wss]
 import { spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -25,6 +27,7 @@ const AHEAD = 2000;
 const BURST = 64;
 const PAYLOAD = Buffer.alloc(64, 0x61);
 const RATE = arg('--rate', 8000);
+const KINDS_ARG = process.argv.indexOf('--kinds');
 
 type Kind = 'tcp' | 'tls' | 'ws' | 'wss';
 
@@ -102,7 +105,9 @@ async function main(): Promise<void> {
   const c = certs(dir);
   const b = await startBroker(c);
   try {
-    const kinds: Kind[] = ['tcp', 'tls', 'ws', 'wss'];
+    const all: Kind[] = ['tcp', 'tls', 'ws', 'wss'];
+    const kinds: Kind[] = KINDS_ARG > 0 ? all.filter((k) => process.argv[KINDS_ARG + 1].split(',').includes(k)) : all;
+    if (!kinds.includes('tcp')) throw new Error('--kinds must include tcp (the base of the ÷ TCP column)');
     const results: Record<Kind, { rate: number; perCpu: number; cpu: number }[]> = { tcp: [], tls: [], ws: [], wss: [] };
     for (let r = 0; r < RUNS; r++) for (const k of kinds) results[k].push(await measure(k, b.ports[k], b.proc.pid!, c.cert));
     const median = (xs: number[]) => [...xs].sort((a, z) => a - z)[Math.floor(xs.length / 2)];

@@ -12,9 +12,9 @@
 // `ws1` is WebSocket with mqtt.js over a stream that sends what one tick wrote as one frame:
 // mqtt.js corks a TCP socket per tick, so over TCP a burst of publishes is one write, but its
 // stock WebSocket stream sends every piece of every packet as its own frame and TCP segment (a
-// PUBLISH is ~4); `ws1` shows the broker's cost at equal client behaviour.
+// PUBLISH is ~4); `ws1` shows the broker's cost at equal client behaviour (`wss1`: the same over TLS).
 //
-//   node dist/bench/transports.js [--seconds 5] [--runs 3] [--rate 8000] [--kinds tcp,tls,ws,wss,ws1]
+//   node dist/bench/transports.js [--seconds 5] [--runs 3] [--rate 8000] [--kinds tcp,tls,ws,wss,ws1,wss1]
 import { spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -35,7 +35,7 @@ const PAYLOAD = Buffer.alloc(64, 0x61);
 const RATE = arg('--rate', 8000);
 const KINDS_ARG = process.argv.indexOf('--kinds');
 
-type Kind = 'tcp' | 'tls' | 'ws' | 'wss' | 'ws1';
+type Kind = 'tcp' | 'tls' | 'ws' | 'wss' | 'ws1' | 'wss1';
 
 function certs(dir: string): { cert: string; key: string } {
   const cert = path.join(dir, 'server.crt');
@@ -57,12 +57,13 @@ async function startBroker(c: { cert: string; key: string }) {
   const port = (k: string) => Number(new RegExp(`${k} listener on [^\\s:]+:(\\d+)`).exec(out)?.[1]);
   const main = Number(/fleetmq listening on [^\s:]+:(\d+)/.exec(out)?.[1]);
   if (!main) { proc.kill('SIGKILL'); throw new Error(`fleetmq did not start: ${out}`); }
-  return { proc, ports: { tcp: main, tls: port('tls'), ws: port('ws'), wss: port('wss'), ws1: port('ws') } as Record<Kind, number> };
+  return { proc, ports: { tcp: main, tls: port('tls'), ws: port('ws'), wss: port('wss'), ws1: port('ws'), wss1: port('wss') } as Record<Kind, number> };
 }
 
 /** mqtt.js's stream for `ws1`: the chunks of one write batch (mqtt-packet corks per tick) as one binary frame. */
-function batchedWs(port: number): Duplex {
-  const ws = new WebSocket(`ws://127.0.0.1:${port}/mqtt`, 'mqtt');
+function batchedWs(port: number, cert: string | null): Duplex {
+  const ws = cert === null ? new WebSocket(`ws://127.0.0.1:${port}/mqtt`, 'mqtt')
+    : new WebSocket(`wss://127.0.0.1:${port}/mqtt`, 'mqtt', { ca: fs.readFileSync(cert) });
   const d = new Duplex({
     read() { /* pushed from 'message' */ },
     write(chunk: Buffer, _e, cb) { ws.send(chunk, { binary: true }, cb); },
@@ -78,12 +79,12 @@ function batchedWs(port: number): Duplex {
 }
 
 function client(kind: Kind, port: number, cert: string): Promise<mqtt.MqttClient> {
-  if (kind === 'ws1') {
-    const c1 = new mqtt.MqttClient(() => batchedWs(port), { reconnectPeriod: 0 });
+  if (kind === 'ws1' || kind === 'wss1') {
+    const c1 = new mqtt.MqttClient(() => batchedWs(port, kind === 'wss1' ? cert : null), { reconnectPeriod: 0 });
     return new Promise((resolve, reject) => { c1.once('connect', () => resolve(c1)); c1.once('error', reject); });
   }
   const secure = kind === 'tls' || kind === 'wss' ? { ca: fs.readFileSync(cert), servername: 'localhost' } : {};
-  const protocol = ({ tcp: 'mqtt', tls: 'mqtts', ws: 'ws', wss: 'wss' } as const)[kind as Exclude<Kind, 'ws1'>];
+  const protocol = ({ tcp: 'mqtt', tls: 'mqtts', ws: 'ws', wss: 'wss' } as const)[kind as Exclude<Kind, 'ws1' | 'wss1'>];
   const c = mqtt.connect({ protocol, host: '127.0.0.1', port, path: '/mqtt', reconnectPeriod: 0, ...secure });
   return new Promise((resolve, reject) => { c.once('connect', () => resolve(c)); c.once('error', reject); });
 }
@@ -132,10 +133,10 @@ async function main(): Promise<void> {
   const c = certs(dir);
   const b = await startBroker(c);
   try {
-    const all: Kind[] = ['tcp', 'tls', 'ws', 'wss', 'ws1'];
+    const all: Kind[] = ['tcp', 'tls', 'ws', 'wss', 'ws1', 'wss1'];
     const kinds: Kind[] = KINDS_ARG > 0 ? all.filter((k) => process.argv[KINDS_ARG + 1].split(',').includes(k)) : all;
     if (!kinds.includes('tcp')) throw new Error('--kinds must include tcp (the base of the ÷ TCP column)');
-    const results: Record<Kind, { rate: number; perCpu: number; cpu: number }[]> = { tcp: [], tls: [], ws: [], wss: [], ws1: [] };
+    const results: Record<Kind, { rate: number; perCpu: number; cpu: number }[]> = { tcp: [], tls: [], ws: [], wss: [], ws1: [], wss1: [] };
     for (let r = 0; r < RUNS; r++) for (const k of kinds) results[k].push(await measure(k, b.ports[k], b.proc.pid!, c.cert));
     const median = (xs: number[]) => [...xs].sort((a, z) => a - z)[Math.floor(xs.length / 2)];
     const tcp = median(results.tcp.map((x) => x.perCpu));

@@ -1,6 +1,8 @@
 // 34b: MQTT over WebSocket at the frame level (workers/net/ws-frames.ts, ws-stream.ts), with
 // raw sockets that do the opening handshake and build every frame by hand (helpers/ws-raw.ts).
 //
+// - The opening handshake by hand: version 13 only (426), a 16-byte key (400), the RFC's
+//   example accept value, subprotocol mqtt preferred, no extension.
 // - MQTT is a byte stream over binary frames [MQTT-6.0.0-2]: a CONNECT fragmented over
 //   continuation frames with a ping between them (the pong carries the ping's payload back), one
 //   PUBLISH over many frames, several packets in one frame, a 64-bit length frame, over ws://
@@ -97,6 +99,39 @@ describe('34b WebSocket frames, 1 worker', () => {
     await r.until(() => r.closed, `${what}: the broker to close the socket`);
   };
 
+  it('the opening handshake: version other than 13 is 426 naming 13; a missing or malformed key is 400 (RFC 6455 §4.2.1, §4.4)', async () => {
+    const ask = async (headers: string): Promise<string> => {
+      const s = net.connect(ports.ws, '127.0.0.1');
+      sockets.push(s);
+      await once(s, 'connect');
+      let got = '';
+      s.on('data', (d: Buffer) => { got += d.toString('latin1'); });
+      const closed = once(s, 'close');
+      s.write(`GET /mqtt HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Protocol: mqtt\r\n${headers}\r\n`);
+      await closed;
+      return got;
+    };
+    const key = 'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n';
+    const v8 = await ask(`${key}Sec-WebSocket-Version: 8\r\n`);
+    assert.match(v8, /^HTTP\/1\.1 426 /);
+    assert.match(v8, /Sec-WebSocket-Version: 13\r\n/);
+    assert.match(await ask('Sec-WebSocket-Version: 13\r\n'), /^HTTP\/1\.1 400 /, 'no key');
+    assert.match(await ask('Sec-WebSocket-Key: short\r\nSec-WebSocket-Version: 13\r\n'), /^HTTP\/1\.1 400 /, 'a key that is not 16 bytes');
+    // The RFC's own example: key "dGhlIHNhbXBsZSBub25jZQ==" is answered "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=".
+    const ok = await new Promise<string>((resolve, reject) => {
+      const s = net.connect(ports.ws, '127.0.0.1');
+      sockets.push(s);
+      let got = '';
+      s.on('data', (d: Buffer) => { got += d.toString('latin1'); if (got.includes('\r\n\r\n')) { s.destroy(); resolve(got); } });
+      s.on('error', reject);
+      s.write(`GET /mqtt HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Protocol: mqttv3.1, mqtt\r\n${key}Sec-WebSocket-Version: 13\r\n\r\n`);
+    });
+    assert.match(ok, /^HTTP\/1\.1 101 /);
+    assert.match(ok, /Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK\+xOo=\r\n/);
+    assert.match(ok, /Sec-WebSocket-Protocol: mqtt\r\n/, 'mqtt preferred when both are offered');
+    assert.doesNotMatch(ok, /Sec-WebSocket-Extensions/i, 'no extension accepted');
+  });
+
   for (const kind of ['ws', 'wss'] as const) {
     it(`${kind}: a CONNECT fragmented over continuation frames with a ping between them; the pong echoes the ping`, async () => {
       const r = await open(kind);
@@ -127,6 +162,9 @@ describe('34b WebSocket frames, 1 worker', () => {
     // A frame with a 64-bit length (forced for 100 KiB, and the 16-bit form for 30 bytes).
     const p2 = crypto.randomBytes(100 * KiB);
     r.send(clientFrame(BIN, encode({ cmd: 'publish', topic: t, payload: p2, qos: 0, retain: false, dup: false }), { lengthBits: 64 }));
+    // Taken in before the next: while 100 KiB wait in the socket, this connection is over
+    // --output-high-water and a QoS 0 message to it would be dropped (as over TCP).
+    await r.until(() => cmds(r).filter((c) => c === 'publish').length === 2, 'the 100 KiB PUBLISH back');
     r.send(clientFrame(BIN, encode({ cmd: 'publish', topic: t, payload: Buffer.from('short'), qos: 0, retain: false, dup: false }), { lengthBits: 16 }));
     await r.until(() => cmds(r).filter((c) => c === 'publish').length === 3, 'three PUBLISHes back');
     const got = packetsOf(r).filter((p) => p.cmd === 'publish').map((p) => (p as { payload: Buffer }).payload);

@@ -8,12 +8,20 @@
 // slower load means smaller reads, and a broker's cost per message rises as its batches shrink);
 // --rate 0 publishes as fast as the window allows.
 //
-//   node dist/bench/transports.js [--seconds 5] [--runs 3] [--rate 8000]
+// --kinds tcp,ws measures only those transports (TCP first: it is the ÷ TCP column's base).
+// `ws1` is WebSocket with mqtt.js over a stream that sends what one tick wrote as one frame:
+// mqtt.js corks a TCP socket per tick, so over TCP a burst of publishes is one write, but its
+// stock WebSocket stream sends every piece of every packet as its own frame and TCP segment (a
+// PUBLISH is ~4); `ws1` shows the broker's cost at equal client behaviour (`wss1`: the same over TLS).
+//
+//   node dist/bench/transports.js [--seconds 5] [--runs 3] [--rate 8000] [--kinds tcp,tls,ws,wss,ws1,wss1]
 import { spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { Duplex } from 'node:stream';
 import * as mqtt from 'mqtt';
+import WebSocket from 'ws';
 import { cpuSeconds, hasTaskset, pinSelf } from './proc';
 
 const ROOT = path.resolve(__dirname, '..', '..');
@@ -25,8 +33,9 @@ const AHEAD = 2000;
 const BURST = 64;
 const PAYLOAD = Buffer.alloc(64, 0x61);
 const RATE = arg('--rate', 8000);
+const KINDS_ARG = process.argv.indexOf('--kinds');
 
-type Kind = 'tcp' | 'tls' | 'ws' | 'wss';
+type Kind = 'tcp' | 'tls' | 'ws' | 'wss' | 'ws1' | 'wss1';
 
 function certs(dir: string): { cert: string; key: string } {
   const cert = path.join(dir, 'server.crt');
@@ -48,12 +57,34 @@ async function startBroker(c: { cert: string; key: string }) {
   const port = (k: string) => Number(new RegExp(`${k} listener on [^\\s:]+:(\\d+)`).exec(out)?.[1]);
   const main = Number(/fleetmq listening on [^\s:]+:(\d+)/.exec(out)?.[1]);
   if (!main) { proc.kill('SIGKILL'); throw new Error(`fleetmq did not start: ${out}`); }
-  return { proc, ports: { tcp: main, tls: port('tls'), ws: port('ws'), wss: port('wss') } as Record<Kind, number> };
+  return { proc, ports: { tcp: main, tls: port('tls'), ws: port('ws'), wss: port('wss'), ws1: port('ws'), wss1: port('wss') } as Record<Kind, number> };
+}
+
+/** mqtt.js's stream for `ws1`: the chunks of one write batch (mqtt-packet corks per tick) as one binary frame. */
+function batchedWs(port: number, cert: string | null): Duplex {
+  const ws = cert === null ? new WebSocket(`ws://127.0.0.1:${port}/mqtt`, 'mqtt')
+    : new WebSocket(`wss://127.0.0.1:${port}/mqtt`, 'mqtt', { ca: fs.readFileSync(cert) });
+  const d = new Duplex({
+    read() { /* pushed from 'message' */ },
+    write(chunk: Buffer, _e, cb) { ws.send(chunk, { binary: true }, cb); },
+    writev(chunks, cb) { ws.send(Buffer.concat(chunks.map((c) => c.chunk as Buffer)), { binary: true }, cb); },
+    destroy(err, cb) { ws.terminate(); cb(err); },
+  });
+  d.cork();
+  ws.once('open', () => d.uncork());
+  ws.on('message', (m: Buffer) => d.push(m));
+  ws.on('close', () => d.push(null));
+  ws.on('error', (err) => d.destroy(err));
+  return d;
 }
 
 function client(kind: Kind, port: number, cert: string): Promise<mqtt.MqttClient> {
+  if (kind === 'ws1' || kind === 'wss1') {
+    const c1 = new mqtt.MqttClient(() => batchedWs(port, kind === 'wss1' ? cert : null), { reconnectPeriod: 0 });
+    return new Promise((resolve, reject) => { c1.once('connect', () => resolve(c1)); c1.once('error', reject); });
+  }
   const secure = kind === 'tls' || kind === 'wss' ? { ca: fs.readFileSync(cert), servername: 'localhost' } : {};
-  const protocol = ({ tcp: 'mqtt', tls: 'mqtts', ws: 'ws', wss: 'wss' } as const)[kind];
+  const protocol = ({ tcp: 'mqtt', tls: 'mqtts', ws: 'ws', wss: 'wss' } as const)[kind as Exclude<Kind, 'ws1' | 'wss1'>];
   const c = mqtt.connect({ protocol, host: '127.0.0.1', port, path: '/mqtt', reconnectPeriod: 0, ...secure });
   return new Promise((resolve, reject) => { c.once('connect', () => resolve(c)); c.once('error', reject); });
 }
@@ -102,8 +133,10 @@ async function main(): Promise<void> {
   const c = certs(dir);
   const b = await startBroker(c);
   try {
-    const kinds: Kind[] = ['tcp', 'tls', 'ws', 'wss'];
-    const results: Record<Kind, { rate: number; perCpu: number; cpu: number }[]> = { tcp: [], tls: [], ws: [], wss: [] };
+    const all: Kind[] = ['tcp', 'tls', 'ws', 'wss', 'ws1', 'wss1'];
+    const kinds: Kind[] = KINDS_ARG > 0 ? all.filter((k) => process.argv[KINDS_ARG + 1].split(',').includes(k)) : all;
+    if (!kinds.includes('tcp')) throw new Error('--kinds must include tcp (the base of the ÷ TCP column)');
+    const results: Record<Kind, { rate: number; perCpu: number; cpu: number }[]> = { tcp: [], tls: [], ws: [], wss: [], ws1: [], wss1: [] };
     for (let r = 0; r < RUNS; r++) for (const k of kinds) results[k].push(await measure(k, b.ports[k], b.proc.pid!, c.cert));
     const median = (xs: number[]) => [...xs].sort((a, z) => a - z)[Math.floor(xs.length / 2)];
     const tcp = median(results.tcp.map((x) => x.perCpu));

@@ -58,7 +58,7 @@ export const C_CLUSTER_DROPPED = 27;
 export const C_TLS_FAILED = 28;
 /** TLS handshakes or WebSocket upgrades not finished within --tls-handshake-timeout-ms. */
 export const C_HANDSHAKE_TIMEOUT = 29;
-/** WebSocket requests refused (wrong path, no MQTT subprotocol, plain HTTP) and connections closed for a text frame. */
+/** WebSocket requests refused (wrong path, no MQTT subprotocol, plain HTTP) and connections closed for a text frame or a frame that breaks RFC 6455. */
 export const C_WS_REFUSED = 30;
 /** TLS / WebSocket connections relayed to the worker that owns their session (workers/net/relay.ts), total. */
 export const C_RELAYED = 31;

@@ -2,20 +2,18 @@
 // from a TLS, WS or WSS listener becomes a net.Socket here as a TCP one does, then goes
 // through a tls.Server and/or an http.Server that never listen (they are fed the socket with
 // emit('connection')), and what comes out, a TLSSocket or a WsStream, becomes a Connection
-// like any other. Plain TCP never comes here (Connections.adopt).
+// like any other. Plain TCP never comes here (Connections.adopt). The http.Server only parses
+// the upgrade request: ws-upgrade.ts answers it, and ws-stream.ts frames over the socket itself.
 import * as net from 'node:net';
 import * as tls from 'node:tls';
 import * as http from 'node:http';
 import type { Duplex } from 'node:stream';
-import { WebSocketServer } from 'ws';
 import type { BrokerConfig } from '../../src/config';
 import type { ListenerSpec, TlsMaterial } from '../../src/shared/listeners';
 import type { Transport } from './connection';
 import { WsStream } from './ws-stream';
+import { upgrade, pathOf } from './ws-upgrade';
 import { C_TLS_FAILED, C_HANDSHAKE_TIMEOUT, C_WS_REFUSED } from '../../src/shared/counters';
-
-/** The WebSocket subprotocols MQTT clients offer: 'mqtt' [MQTT-6.0.0-3], and 'mqttv3.1' for MQTT 3.1 clients. */
-const SUBPROTOCOLS = ['mqtt', 'mqttv3.1'];
 
 export interface TransportsEnv {
   readonly config: BrokerConfig;
@@ -38,22 +36,17 @@ interface Endpoint {
 
 export class Transports {
   private readonly endpoints: (Endpoint | null)[];
-  private readonly wss: WebSocketServer;
+  /** The largest WebSocket frame or message a client may send (larger: close 1009). */
+  private readonly maxMessage: number;
   /** Sockets waiting for their WebSocket upgrade, and since when (swept: a bound in time). */
   private readonly upgrading = new Map<net.Socket, number>();
   /** The client a PROXY header named, by the socket made from the fd. */
   private readonly peers = new WeakMap<net.Socket, string>();
 
   constructor(private readonly env: TransportsEnv) {
-    this.wss = new WebSocketServer({
-      noServer: true,
-      clientTracking: false,
-      perMessageDeflate: false,
-      // One WebSocket message is buffered whole before it is pushed on: at most one packet's
-      // worth (plus its frame header), as --max-packet-size bounds a packet; larger closes 1009.
-      maxPayload: env.config.maxPacketSize + 8,
-      handleProtocols: (offered) => SUBPROTOCOLS.find((p) => offered.has(p)) ?? false,
-    });
+    // Messages are not buffered (ws-stream.ts), so this is no memory bound; it keeps what one
+    // message may hold to one packet's worth (plus a little framing), as before.
+    this.maxMessage = env.config.maxPacketSize + 8;
     this.endpoints = env.specs.map((spec, i) => {
       if (spec.transport === 'tcp') return null;
       const e: Endpoint = { spec, tls: null, http: null };
@@ -130,19 +123,19 @@ export class Transports {
 
   private onUpgrade(e: Endpoint, req: http.IncomingMessage, socket: net.Socket, head: Buffer): void {
     if (!this.upgrading.delete(socket)) { socket.destroy(); return; } // timed out meanwhile
-    const refuse = (status: string) => {
+    const u = upgrade(req, e.spec.path);
+    if ('refuse' in u) {
       this.env.count(C_WS_REFUSED, 1);
-      socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
-    };
-    if (pathOf(req.url) !== e.spec.path) { refuse('404 Not Found'); return; }
-    // A client that offers no MQTT subprotocol is refused before the upgrade [MQTT-6.0.0-3]
-    // (ws would otherwise accept it without one).
-    const offered = String(req.headers['sec-websocket-protocol'] ?? '').split(',').map((p) => p.trim());
-    if (!SUBPROTOCOLS.some((p) => offered.includes(p))) { refuse('400 Bad Request'); return; }
-    this.wss.handleUpgrade(req, socket, head, (ws) => {
-      const stream = new WsStream(ws, socket, () => this.env.count(C_WS_REFUSED, 1));
-      this.env.ready(stream, socket instanceof tls.TLSSocket ? this.identity(e.spec, socket) : null, this.peerOf(socket));
-    });
+      socket.end(`HTTP/1.1 ${u.refuse}\r\nConnection: close\r\n${u.headers ?? ''}Content-Length: 0\r\n\r\n`);
+      return;
+    }
+    socket.write(u.accept);
+    // Frames go out as soon as they are written, as over TCP (the fd's own TCP socket may not
+    // have it set when it came through a TLSSocket).
+    socket.setNoDelay(true);
+    const stream = new WsStream(socket, this.maxMessage, () => this.env.count(C_WS_REFUSED, 1));
+    this.env.ready(stream, socket instanceof tls.TLSSocket ? this.identity(e.spec, socket) : null, this.peerOf(socket));
+    stream.start(head);
   }
 
   /** A PROXY header's client for this TLS socket or the socket it wraps, else null. */
@@ -191,10 +184,4 @@ function secureOptions(m: TlsMaterial): tls.SecureContextOptions {
   // A CRL makes OpenSSL check every client certificate against it (X509_V_FLAG_CRL_CHECK):
   // a revoked one fails the handshake.
   return { cert: m.cert, key: m.key, ...(m.ca ? { ca: m.ca } : {}), ...(m.crl ? { crl: m.crl } : {}), minVersion: 'TLSv1.2', ticketKeys: Buffer.from(m.ticketKeys, 'base64') };
-}
-
-function pathOf(url: string | undefined): string {
-  const u = url ?? '';
-  const q = u.indexOf('?');
-  return q < 0 ? u : u.slice(0, q);
 }

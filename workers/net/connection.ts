@@ -49,8 +49,11 @@ export interface ConnectionEnv {
   count(counter: number, n: number): void;
   /** Handles one complete frame (handlers/dispatch.ts). */
   dispatch(c: Connection, first: number, buf: Buffer, frameStart: number, start: number, end: number): void;
-  /** A read chunk is processed: route the PUBLISHes it batched. */
-  endOfRead(): void;
+  /**
+   * A read chunk of `bytes` is processed. What it batched is routed at the turn's end with the
+   * other connections' (routing/router.ts), or earlier if the batch holds too much.
+   */
+  endOfRead(bytes: number): void;
   /** The connection has output for this turn's write. */
   markDirty(c: Connection): void;
   /** The connection is closed (or lives on in another worker). */
@@ -181,7 +184,7 @@ export class Connection {
       this.env.dispatch(this, buf[pos], buf, pos, bodyStart, bodyStart + len);
       pos = bodyStart + len;
     }
-    this.env.endOfRead();
+    this.env.endOfRead(end);
     if (this.state === ConnState.CLOSED) return;
     if (this.state === ConnState.CONNECTING) {
       if (pos < end) this.held = buf.subarray(pos);

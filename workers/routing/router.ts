@@ -1,5 +1,6 @@
 // The publish path inside a worker (workers/README.md, "The path of a PUBLISH"), as a few
-// named steps: batch the PUBLISHes of a read chunk, match them with ONE native call, then for
+// named steps: batch the PUBLISHes of a loop turn (every connection that read in it), match
+// them with ONE native call, then for
 // each: let persistence take what must be durable first (Durability), else retain, deliver to
 // this worker's sessions (LocalDelivery), note what other workers get (PeerLinks) and
 // acknowledge (in the publisher's order, ack-order.ts).
@@ -14,6 +15,12 @@ import type { Forwarder } from '../cluster/forwarder';
 
 /** Publishes matched per native call; also bounds the scratch buffers. */
 const BATCH = 256;
+/**
+ * Bytes of read chunks a batch may keep alive (its messages' topics and payloads are views of
+ * them, so a batch spanning many connections' reads pins all of those): past it the batch is
+ * routed early, whatever the turn still reads.
+ */
+const MAX_PINNED = 4 * 1024 * 1024;
 
 export interface RouterDeps {
   readonly index: number;
@@ -24,6 +31,8 @@ export interface RouterDeps {
   retain(msg: Message): void;
   /** Cross-node forwarding (a cluster member only). */
   readonly forwarder?: Forwarder | null;
+  /** Asks for this turn's end (turn.ts), where what is batched gets routed. */
+  schedule?(): void;
 }
 
 export class Router implements RouteSink {
@@ -35,6 +44,8 @@ export class Router implements RouteSink {
   private flushing = false;
   private out = new Uint32Array(64 * 1024);
   private durability: Durability | null = null;
+  /** Bytes of the read chunks the batch holds views into (MAX_PINNED). */
+  private pinned = 0;
   private readonly local: LocalDelivery;
   private readonly peers: PeerLinks;
   private readonly forwarder: Forwarder | null;
@@ -49,7 +60,10 @@ export class Router implements RouteSink {
   bind(d: Durability): void { this.durability = d; }
 
   /**
-   * Step 1: queue a PUBLISH; matching waits for the end of the read chunk (or a full batch).
+   * Step 1: queue a PUBLISH; matching waits for the end of the loop turn (or a full batch), so
+   * many connections that each sent a few messages share one native match. Order still holds
+   * per publisher: the batch is one FIFO and every reply a connection gets (any non-PUBLISH
+   * packet routes the batch first, handlers/dispatch.ts) comes after what it published before.
    * While an earlier PUBLISH of the same connection waits for the store, later ones queue
    * behind it so routing and acknowledgements keep the connection's order [MQTT-4.6.0-2].
    */
@@ -68,6 +82,17 @@ export class Router implements RouteSink {
     this.spans[i * 2 + 1] = tlen;
     this.scratchUsed += msg.topic.copy(this.scratch, this.scratchUsed);
     this.batch.push(item);
+    if (i === 0) this.deps.schedule?.();
+  }
+
+  /**
+   * A connection has processed a read chunk of `bytes`: while anything is batched the chunk may
+   * be referenced by it (MAX_PINNED).
+   */
+  noteRead(bytes: number): void {
+    if (this.batch.length === 0) return;
+    this.pinned += bytes;
+    if (this.pinned > MAX_PINNED) this.flushBatch();
   }
 
   /** Steps 3-6 for everything queued: one native match call per batch. */
@@ -76,6 +101,7 @@ export class Router implements RouteSink {
     // `out` while the outer loop still reads it.
     if (this.flushing) return;
     this.flushing = true;
+    this.pinned = 0;
     try {
       while (this.batch.length > 0) this.flushOnce();
     } finally {

@@ -14,6 +14,7 @@ import { C_BYTES_RECEIVED, C_BYTES_SENT, C_DROPPED_SLOW_QOS0, C_CLOSED_UNREAD } 
 import { DR } from '../../src/shared/disconnect-reasons';
 import { limitedLog } from '../../src/log/thread';
 import { reasonOfCode } from './close-reason';
+import { attachReads } from './plain-read';
 
 export const enum ConnState { NEW, CONNECTING, CONNECTED, CLOSED }
 
@@ -117,7 +118,8 @@ export class Connection {
    * --use-identity-as-username ('' when it has none), else null.
    */
   constructor(readonly socket: Transport, private readonly env: ConnectionEnv, readonly plain = true, readonly identity: string | null = null) {
-    socket.on('data', this.handlers.data);
+    // A plain socket made by net/plain-read.ts hands its reads over directly; others emit 'data'.
+    if (!(plain && attachReads(socket, this.handlers.data))) socket.on('data', this.handlers.data);
     socket.on('error', this.handlers.error);
     socket.on('close', this.handlers.close);
     socket.on('drain', this.handlers.drain);

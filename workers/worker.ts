@@ -97,7 +97,7 @@ const forwarder = config.etcd !== undefined ? new Forwarder({
   clientIdOf: (sub) => { const s = table.get(subscriberSlot(sub)); return s !== undefined && s.subscriber === sub ? s.clientId : ''; },
 }) : null;
 if (forwarder) coord.onForward = (m) => forwarder.onMessage(m);
-const router = new Router({ index, trieId, local, peers, retain, forwarder, schedule });
+const router = new Router({ index, trieId, local, peers, retain, forwarder, schedule, count });
 const durability = new DurableRouting({
   index, persister, storeIds, workers: wiring.outbound.length, count,
   connected: (w) => peers.connected(w),

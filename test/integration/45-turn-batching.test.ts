@@ -10,6 +10,7 @@ import { encode, connectPacket, RawClient } from '../helpers/raw-client';
 import { clientPool } from '../helpers/clients';
 import { eachWorkerCount, VERSIONS } from '../helpers/suite';
 import { waitUntil } from '../helpers/wait';
+import { metric } from '../helpers/metrics';
 
 const yieldTurn = (): Promise<void> => new Promise((r) => setImmediate(r));
 
@@ -53,6 +54,12 @@ eachWorkerCount('45 turn batching', (broker) => {
         }
         const want = [...Array(ROUNDS * PER).keys()];
         for (let p = 0; p < P; p++) assert.deepEqual(seen.get(p), want, `publisher ${p}: every message once, in order`);
+        if (qos === 0) {
+          // The routing passes are counted: each carried more than one message on average here.
+          const received = await metric(broker(), 'fleetmq_messages_received_total');
+          const passes = await metric(broker(), 'fleetmq_routing_passes_total');
+          assert.ok(passes >= 1 && passes < received, `routing passes ${passes} for ${received} messages received`);
+        }
         if (qos === 1) {
           for (let p = 0; p < P; p++) {
             const raw = pubs[p];

@@ -12,6 +12,7 @@ import type { LocalDelivery } from './local-delivery';
 import type { PeerLinks } from './peers';
 import { acknowledge } from './ack-order';
 import type { Forwarder } from '../cluster/forwarder';
+import { C_ROUTE_PASSES, C_ROUTED_EARLY } from '../../src/shared/counters';
 
 /** Publishes matched per native call; also bounds the scratch buffers. */
 const BATCH = 256;
@@ -33,6 +34,8 @@ export interface RouterDeps {
   readonly forwarder?: Forwarder | null;
   /** Asks for this turn's end (turn.ts), where what is batched gets routed. */
   schedule?(): void;
+  /** Shared counters (routing passes, early ones). */
+  count?(counter: number, n: number): void;
 }
 
 export class Router implements RouteSink {
@@ -72,7 +75,7 @@ export class Router implements RouteSink {
     // A full batch is matched first; it may start a store write for this connection, and then
     // this message must queue behind it like the ones after it (it was once added to the next
     // batch instead and overtook them: out of order per topic [MQTT-4.6.0-6]).
-    if (this.batch.length === BATCH || this.scratchUsed + tlen > this.scratch.length) this.flushBatch();
+    if (this.batch.length === BATCH || this.scratchUsed + tlen > this.scratch.length) this.routeEarly();
     const item: Pending = { msg, conn, ack, pid };
     if (conn !== null && conn.storeWait !== null && this.durability!.queueBehind(item)) return;
     if (this.scratchUsed + tlen > this.scratch.length) this.growScratch(tlen);
@@ -92,7 +95,13 @@ export class Router implements RouteSink {
   noteRead(bytes: number): void {
     if (this.batch.length === 0) return;
     this.pinned += bytes;
-    if (this.pinned > MAX_PINNED) this.flushBatch();
+    if (this.pinned > MAX_PINNED) this.routeEarly();
+  }
+
+  /** The batch is full before its turn ends: routed now (counted). */
+  private routeEarly(): void {
+    if (!this.flushing) this.deps.count?.(C_ROUTED_EARLY, 1);
+    this.flushBatch();
   }
 
   /** Steps 3-6 for everything queued: one native match call per batch. */
@@ -111,6 +120,7 @@ export class Router implements RouteSink {
 
   private flushOnce(): void {
     const n = this.batch.length;
+    this.deps.count?.(C_ROUTE_PASSES, 1);
     let words = topicIndex.match(this.deps.trieId, this.scratch, this.spans, n, this.out);
     if (words < 0) {
       this.out = new Uint32Array(Math.max(-words, this.out.length * 2));

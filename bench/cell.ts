@@ -4,7 +4,7 @@
 import { BrokerName, startBroker } from './brokers';
 import { BrokerProcess, excerpt } from './brokers/process';
 import { LoadResult, runLoad } from './load/generator';
-import { busyPct, cpuJiffies, cpuSeconds, rssKiB } from './proc';
+import { busyPct, cpuJiffies, cpuSeconds, rssKiB, userSeconds } from './proc';
 import type { CpuJiffies } from './proc';
 import type { Scenario, ScenarioOptions } from './scenarios';
 
@@ -32,6 +32,12 @@ export interface CellResult {
   /** Headline: deliveries (or connections) per broker CPU-second. */
   perCore: number;
   brokerCpuPct: number;
+  /** The broker's CPU split: user space and kernel (system), % of one CPU. */
+  brokerUserPct: number;
+  brokerSysPct: number;
+  /** Broker CPU per delivered message, µs: user and system (pub/sub scenarios). */
+  userUsPerMsg: number;
+  sysUsPerMsg: number;
   loadCpuPct: number;
   /** CPU other processes took on the broker's / the load's CPUs in the window (% of one CPU). */
   otherOnBrokerPct: number;
@@ -52,7 +58,7 @@ export interface CellResult {
 function emptyRow(broker: BrokerName, s: Scenario, workers: number, repeat: number, error: string): CellResult {
   return {
     broker, scenario: s.name, unit: s.unit, workers, repeat, ok: false, error, rate: NaN, perCore: NaN,
-    brokerCpuPct: NaN, loadCpuPct: NaN, otherOnBrokerPct: NaN, otherOnLoadPct: NaN, p50: NaN, p99: NaN, p999: NaN, published: 0, lost: 0, outOfOrder: 0,
+    brokerCpuPct: NaN, brokerUserPct: NaN, brokerSysPct: NaN, userUsPerMsg: NaN, sysUsPerMsg: NaN, loadCpuPct: NaN, otherOnBrokerPct: NaN, otherOnLoadPct: NaN, p50: NaN, p99: NaN, p999: NaN, published: 0, lost: 0, outOfOrder: 0,
     rssMiB: NaN, rssPerConnKiB: NaN, connections: 0, flags: '',
   };
 }
@@ -97,6 +103,9 @@ function fill(row: CellResult, r: LoadResult, s: Scenario, cfg: CellConfig, plan
   const cpu = b.broker.cpuSeconds - a.broker.cpuSeconds;
   row.loadCpuPct = ((b.loadCpuMicros - a.loadCpuMicros) / 1e6 / seconds) * 100;
   row.brokerCpuPct = (cpu / seconds) * 100;
+  const user = b.broker.userSeconds - a.broker.userSeconds;
+  row.brokerUserPct = (user / seconds) * 100;
+  row.brokerSysPct = ((cpu - user) / seconds) * 100;
   row.rssMiB = b.broker.rssKiB / 1024;
   if (plan.kind === 'idle') {
     const setupCpu = r.afterSetup.broker.cpuSeconds - r.beforeSetup.broker.cpuSeconds;
@@ -115,6 +124,8 @@ function fill(row: CellResult, r: LoadResult, s: Scenario, cfg: CellConfig, plan
     const delivered = b.received - a.received;
     row.rate = delivered / seconds;
     row.perCore = delivered / cpu;
+    row.userUsPerMsg = (user / delivered) * 1e6;
+    row.sysUsPerMsg = ((cpu - user) / delivered) * 1e6;
     row.p50 = r.latencyMs.p50;
     row.p99 = r.latencyMs.p99;
     row.p999 = r.latencyMs.p999;
@@ -151,7 +162,7 @@ export async function runCell(broker: BrokerName, s: Scenario, workers: number, 
     const pid = proc.pid;
     const plan = s.build(cfg.scenario);
     const budget = 60000 + cfg.warmupMs + cfg.measureMs + cfg.drainMs + (plan.kind === 'idle' ? plan.count * 10 : 0);
-    const r = await withTimeout(runLoad(plan, proc.host, proc.port, cfg, () => ({ cpuSeconds: cpuSeconds(pid), rssKiB: rssKiB(pid), machine: cpuJiffies() })), budget, 'cell');
+    const r = await withTimeout(runLoad(plan, proc.host, proc.port, cfg, () => ({ cpuSeconds: cpuSeconds(pid), userSeconds: userSeconds(pid), rssKiB: rssKiB(pid), machine: cpuJiffies() })), budget, 'cell');
     fill(row, r, s, cfg, plan);
     if (proc.exited()) { row.ok = false; row.error = `broker exited: ${excerpt(proc.output())}`; }
   } catch (err) {

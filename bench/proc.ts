@@ -25,6 +25,16 @@ export function cpuSeconds(pid: number): number {
   }
 }
 
+/** utime of every thread of `pid`, in seconds (NaN once the process is gone): the user-space part of cpuSeconds. */
+export function userSeconds(pid: number): number {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[11]) / clockTicks();
+  } catch {
+    return NaN;
+  }
+}
+
 export function rssKiB(pid: number): number {
   try {
     const m = /VmRSS:\s+(\d+)\s+kB/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));

@@ -164,7 +164,7 @@ async function main(): Promise<void> {
   for (const [i, c] of cells.entries()) {
     const row = await runCell(c.broker, c.scenario, c.workers, c.repeat, cfg);
     rows.push(row);
-    const what = row.ok ? `${row.perCore.toFixed(0)} ${c.scenario.unit}/CPU-s, ${row.rate.toFixed(0)} ${c.scenario.unit}/s, broker ${row.brokerCpuPct.toFixed(0)}% load ${row.loadCpuPct.toFixed(0)}% ${row.flags}` : `FAILED: ${row.error}`;
+    const what = row.ok ? `${row.perCore.toFixed(0)} ${c.scenario.unit}/CPU-s, ${row.rate.toFixed(0)} ${c.scenario.unit}/s, broker ${row.brokerCpuPct.toFixed(0)}% (usr ${row.brokerUserPct.toFixed(0)} sys ${row.brokerSysPct.toFixed(0)}${Number.isFinite(row.userUsPerMsg) ? `, ${row.userUsPerMsg.toFixed(2)} + ${row.sysUsPerMsg.toFixed(2)} µs/msg` : ''}) load ${row.loadCpuPct.toFixed(0)}% ${row.flags}` : `FAILED: ${row.error}`;
     console.error(`[${i + 1}/${cells.length}] ${c.scenario.name} ${c.broker}${c.broker === 'fleetmq' ? ` w${c.workers}` : ''} #${c.repeat}: ${what}`);
   }
   const summaries = summarize(rows);

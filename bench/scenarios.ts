@@ -59,11 +59,19 @@ function wildcard(o: ScenarioOptions): PubSubPlan {
 }
 
 export const FIXED_RATE = 40000;
+/** fan-in-1k: messages each publisher may have unseen (the many-small-publishers shape: a few each). */
+export const MANY_WINDOW = 5;
 
 export const SCENARIOS: Scenario[] = [
   {
     name: 'fan-in', unit: 'msg', describe: '16 publishers → 1 subscriber on bench/in/+, QoS 0, closed loop',
     build: (o) => pubsub(o, 0, 1, 0, pubs(16, (p) => [`bench/in/${pad(p, 2)}`]), subs(1, () => ['bench/in/+'])),
+  },
+  {
+    // Many small publishers: every broker read carries a few messages of one connection, so
+    // what is per read (wake-up, syscall, batch, match call) is what gets measured.
+    name: 'fan-in-1k', unit: 'msg', describe: `1,000 publishers (one topic each, ≤ ${MANY_WINDOW} unseen messages each) → 1 subscriber on bench/fi/+, QoS 0, closed loop`,
+    build: (o) => ({ ...pubsub(o, 0, 1, 0, pubs(1000, (p) => [`bench/fi/${pad(p, 4)}`]), subs(1, () => ['bench/fi/+'])), window: MANY_WINDOW }),
   },
   {
     name: 'fan-out', unit: 'msg', describe: '1 publisher → 16 subscribers of one topic, QoS 0, closed loop',

@@ -97,7 +97,7 @@ const forwarder = config.etcd !== undefined ? new Forwarder({
   clientIdOf: (sub) => { const s = table.get(subscriberSlot(sub)); return s !== undefined && s.subscriber === sub ? s.clientId : ''; },
 }) : null;
 if (forwarder) coord.onForward = (m) => forwarder.onMessage(m);
-const router = new Router({ index, trieId, local, peers, retain, forwarder });
+const router = new Router({ index, trieId, local, peers, retain, forwarder, schedule, count });
 const durability = new DurableRouting({
   index, persister, storeIds, workers: wiring.outbound.length, count,
   connected: (w) => peers.connected(w),
@@ -160,7 +160,7 @@ const connections = new Connections({
       c.protocolClose(RC.IMPLEMENTATION_SPECIFIC_ERROR);
     }
   },
-  endOfRead: () => router.flushBatch(),
+  endOfRead: (bytes) => router.noteRead(bytes),
   markDirty: (c: Connection) => turn.markDirty(c),
   closed: (c: Connection) => { disarmExpiry(c); if (connections.closed(c)) lifecycle.connectionClosed(c); },
 });

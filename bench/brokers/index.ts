@@ -33,7 +33,8 @@ export const FLEETMQ_DEFAULT_ARGS = ['--durability', 'none'];
 const nodeArgs = (): string[] => (process.env.FLEETMQ_NODE_ARGS ?? '').split(' ').filter(Boolean);
 
 function fleetmq(opts: LaunchOptions, workers: number, extra: string[]): Promise<BrokerProcess> {
-  const bin = path.join(ROOT, 'bin', 'fleetmq.js');
+  // FLEETMQ_BIN=/other/tree/bin/fleetmq.js runs another build under the same load (before / after).
+  const bin = process.env.FLEETMQ_BIN ?? path.join(ROOT, 'bin', 'fleetmq.js');
   return launch({
     name: 'fleetmq', command: process.execPath,
     // FLEETMQ_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" profiles every broker thread

@@ -153,13 +153,46 @@ function pump(plan: PubSubPlan): void {
   schedulePump(full);
 }
 
-// Immediately when there is more to send now; otherwise a 1 ms timer, which is also the
-// fixed-rate clock. Several wake-up reasons in one turn collapse into one pump.
+// Closed loop: immediately when there is more to send now; otherwise a 1 ms timer. Several
+// wake-up reasons in one turn collapse into one pump. A fixed rate has no shared pump: each
+// publisher is on its own timer (pace).
 function schedulePump(immediate: boolean): void {
   const plan = init.plan as PubSubPlan;
-  if (publishers.length === 0 || started === 0) return;
+  if (publishers.length === 0 || started === 0 || plan.rate > 0) return;
   if (immediate && !pumpImmediate) pumpImmediate = setImmediate(pump, plan);
   else if (!immediate && !pumpTimer && !pumpImmediate) pumpTimer = setTimeout(pump, 1, plan);
+}
+
+/**
+ * Fixed rate: every publisher on its own timer, one period (1 / its share of the rate, at least
+ * the 1 ms timer resolution) apart, the publishers' phases spread evenly over the period. So
+ * they send as independent devices do, not in one synchronized burst per tick, which would hand
+ * the broker one big read per connection per tick (its most efficient shape, not the common
+ * one). Each tick sends what the publisher's schedule owes (usually one message; more when its
+ * share exceeds 1,000 msg/s, or to catch up after a blocked socket or a full QoS window).
+ */
+function pace(plan: PubSubPlan): void {
+  const periodMs = Math.max(1, 1000 / (plan.rate / init.publisherCount));
+  for (const pub of publishers) {
+    let due = started + (pub.index / init.publisherCount) * periodMs;
+    const tick = (): void => {
+      if (phase() >= Phase.DRAIN) return;
+      const now = performance.now();
+      if (!pub.blocked) {
+        const n = allowance(pub, plan, now - started);
+        if (n > 0) {
+          pub.sendBatch(n, nowMicros());
+          dbg.batches++;
+          dbg.sent += n;
+          Atomics.store(shared.all, sentIndex(shared, pub.index), pub.sent);
+          Atomics.add(shared.all, stat(Stat.PUBLISHED), n);
+        }
+      }
+      due = Math.max(due + periodMs, now);
+      setTimeout(tick, due - now);
+    };
+    setTimeout(tick, Math.max(0, due - performance.now()));
+  }
 }
 
 // ---- idle connections and churn --------------------------------------------------------------
@@ -227,7 +260,10 @@ port.on('message', (msg: { type: string }) => {
   } else if (msg.type === 'start') {
     started = performance.now();
     if (init.plan.kind === 'churn') churn(init.plan);
-    else if (init.plan.kind === 'pubsub') pump(init.plan);
+    else if (init.plan.kind === 'pubsub') {
+      if (init.plan.rate > 0) pace(init.plan);
+      else pump(init.plan);
+    }
   } else if (msg.type === 'report') {
     port.postMessage({ type: 'report', histogram: Array.from(tally.histogram) });
   } else if (msg.type === 'close') {

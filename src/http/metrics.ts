@@ -168,6 +168,8 @@ export async function renderMetrics(src: MetricsSources): Promise<string> {
 
   e.one('fleetmq_messages_received_total', 'counter', 'PUBLISH packets received from clients.', sum(K.C_MSGS_RECEIVED));
   e.one('fleetmq_messages_sent_total', 'counter', 'PUBLISH packets sent to clients.', sum(K.C_MSGS_SENT));
+  e.one('fleetmq_routing_passes_total', 'counter', 'Routing passes: one native topic match over a batch of PUBLISHes, normally one per worker loop turn across all its connections (messages received / passes = batch size).', sum(K.C_ROUTE_PASSES));
+  e.one('fleetmq_routing_early_total', 'counter', 'Batches routed before their loop turn ended because they were full (256 messages, or 4 MiB of read chunks held).', sum(K.C_ROUTED_EARLY));
   e.one('fleetmq_bytes_received_total', 'counter', 'Bytes read from client sockets.', sum(K.C_BYTES_RECEIVED));
   e.one('fleetmq_bytes_sent_total', 'counter', 'Bytes written to client sockets.', sum(K.C_BYTES_SENT));
   e.family('fleetmq_messages_dropped_total', 'counter', 'Messages not delivered to a subscriber: slow_consumer = QoS 0 to a socket over --output-high-water, queue_full = a full session queue (--queue-policy), expired = Message Expiry Interval passed while queued, too_large = over the client\'s Maximum Packet Size.', [

@@ -166,8 +166,13 @@ export const C_CLUSTER_REASSERTED = 92;
 export const C_CLUSTER_REASSERT_LOST = 93;
 /** Client ids this node is the home of now (a gauge). */
 export const C_CLUSTER_HOME_ENTRIES = 94;
+// The publish path's batches (workers/routing/router.ts): one per loop turn across connections.
+/** Routing passes: native match calls over a batch of PUBLISHes (messages received ÷ this = batch size). */
+export const C_ROUTE_PASSES = 116;
+/** Of those, batches routed before their turn's end because they were full (256 messages, or 4 MiB of read chunks held). */
+export const C_ROUTED_EARLY = 117;
 /** Counters in use in a row (the next free index). */
-export const COUNTERS_USED = 101;
+export const COUNTERS_USED = 118;
 /**
  * Row stride, in doubles. Each worker writes its row on every message from its own core; rows
  * that shared a 64-byte cache line would bounce it between cores (false sharing). A
@@ -251,6 +256,8 @@ export const COUNTER_NAMES: Record<number, string> = {
   [C_CLUSTER_REASSERTED]: 'cluster/registry/reasserted',
   [C_CLUSTER_REASSERT_LOST]: 'cluster/registry/lost',
   [C_CLUSTER_HOME_ENTRIES]: 'cluster/registry/home-entries',
+  [C_ROUTE_PASSES]: 'routing/passes',
+  [C_ROUTED_EARLY]: 'routing/early',
 };
 
 for (const [i, r] of DISCONNECT_REASONS.entries()) COUNTER_NAMES[C_DISCONNECT_BASE + i] = `clients/disconnected/${r.replace(/_/g, '-')}`;

@@ -9,6 +9,7 @@ import { OpenConnections } from '../../src/shared/open-connections';
 import { AddressList } from '../../src/shared/cidr';
 import { parseProxyHeader, NEED_MORE, BAD, PROXY_MAX_BYTES } from '../protocol/proxy-protocol';
 import { C_ACCEPTED, C_CONNECTIONS_TOTAL, C_PROXY_REFUSED } from '../../src/shared/counters';
+import { plainSocket } from './plain-read';
 
 export interface AdmissionEnv {
   readonly index: number;
@@ -37,16 +38,19 @@ export class Admission {
     const env = this.env;
     env.count(C_ACCEPTED, 1);
     env.count(C_CONNECTIONS_TOTAL, 1);
+    const trusted = this.trusted[listener] ?? null;
+    const spec = env.specs[listener];
     let socket: net.Socket;
     try {
-      socket = new net.Socket({ fd, readable: true, writable: true });
+      // Plain TCP straight to MQTT reads into the worker's buffer (net/plain-read.ts); a PROXY
+      // header, TLS and WebSocket read the socket as a stream.
+      socket = trusted === null && (spec === undefined || spec.transport === 'tcp') ? plainSocket(fd) : new net.Socket({ fd, readable: true, writable: true });
     } catch {
       env.open.add(env.index, listener, -1);
       return;
     }
     socket.setNoDelay(true);
     this.track(socket, listener);
-    const trusted = this.trusted[listener] ?? null;
     if (trusted !== null) this.readProxy(socket, listener, trusted);
     else this.next(socket, null, listener);
   }

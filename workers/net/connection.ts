@@ -14,6 +14,7 @@ import { C_BYTES_RECEIVED, C_BYTES_SENT, C_DROPPED_SLOW_QOS0, C_CLOSED_UNREAD } 
 import { DR } from '../../src/shared/disconnect-reasons';
 import { limitedLog } from '../../src/log/thread';
 import { reasonOfCode } from './close-reason';
+import { attachReads } from './plain-read';
 
 export const enum ConnState { NEW, CONNECTING, CONNECTED, CLOSED }
 
@@ -49,8 +50,11 @@ export interface ConnectionEnv {
   count(counter: number, n: number): void;
   /** Handles one complete frame (handlers/dispatch.ts). */
   dispatch(c: Connection, first: number, buf: Buffer, frameStart: number, start: number, end: number): void;
-  /** A read chunk is processed: route the PUBLISHes it batched. */
-  endOfRead(): void;
+  /**
+   * A read chunk of `bytes` is processed. What it batched is routed at the turn's end with the
+   * other connections' (routing/router.ts), or earlier if the batch holds too much.
+   */
+  endOfRead(bytes: number): void;
   /** The connection has output for this turn's write. */
   markDirty(c: Connection): void;
   /** The connection is closed (or lives on in another worker). */
@@ -114,7 +118,8 @@ export class Connection {
    * --use-identity-as-username ('' when it has none), else null.
    */
   constructor(readonly socket: Transport, private readonly env: ConnectionEnv, readonly plain = true, readonly identity: string | null = null) {
-    socket.on('data', this.handlers.data);
+    // A plain socket made by net/plain-read.ts hands its reads over directly; others emit 'data'.
+    if (!(plain && attachReads(socket, this.handlers.data))) socket.on('data', this.handlers.data);
     socket.on('error', this.handlers.error);
     socket.on('close', this.handlers.close);
     socket.on('drain', this.handlers.drain);
@@ -181,7 +186,7 @@ export class Connection {
       this.env.dispatch(this, buf[pos], buf, pos, bodyStart, bodyStart + len);
       pos = bodyStart + len;
     }
-    this.env.endOfRead();
+    this.env.endOfRead(end);
     if (this.state === ConnState.CLOSED) return;
     if (this.state === ConnState.CONNECTING) {
       if (pos < end) this.held = buf.subarray(pos);

@@ -1,6 +1,7 @@
 // The connections this worker owns: made from the file descriptors the main thread hands over
 // (or another worker moves here), swept for keep-alive and CONNECT timeouts, closed on shutdown.
-import * as net from 'node:net';
+import type * as net from 'node:net';
+import { plainSocket } from './plain-read';
 import { Connection, ConnState, type ConnectionEnv, type Transport } from './connection';
 import { RC } from '../protocol/constants';
 import { ClientRate } from './client-rate';
@@ -29,7 +30,7 @@ export class Connections {
     this.env.count(C_CONNECTIONS_TOTAL, 1);
     let socket: net.Socket;
     try {
-      socket = new net.Socket({ fd, readable: true, writable: true });
+      socket = plainSocket(fd);
     } catch {
       return null;
     }

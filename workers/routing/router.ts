@@ -1,5 +1,6 @@
 // The publish path inside a worker (workers/README.md, "The path of a PUBLISH"), as a few
-// named steps: batch the PUBLISHes of a read chunk, match them with ONE native call, then for
+// named steps: batch the PUBLISHes of a loop turn (every connection that read in it), match
+// them with ONE native call, then for
 // each: let persistence take what must be durable first (Durability), else retain, deliver to
 // this worker's sessions (LocalDelivery), note what other workers get (PeerLinks) and
 // acknowledge (in the publisher's order, ack-order.ts).
@@ -11,9 +12,16 @@ import type { LocalDelivery } from './local-delivery';
 import type { PeerLinks } from './peers';
 import { acknowledge } from './ack-order';
 import type { Forwarder } from '../cluster/forwarder';
+import { C_ROUTE_PASSES, C_ROUTED_EARLY } from '../../src/shared/counters';
 
 /** Publishes matched per native call; also bounds the scratch buffers. */
 const BATCH = 256;
+/**
+ * Bytes of read chunks a batch may keep alive (its messages' topics and payloads are views of
+ * them, so a batch spanning many connections' reads pins all of those): past it the batch is
+ * routed early, whatever the turn still reads.
+ */
+const MAX_PINNED = 4 * 1024 * 1024;
 
 export interface RouterDeps {
   readonly index: number;
@@ -24,6 +32,10 @@ export interface RouterDeps {
   retain(msg: Message): void;
   /** Cross-node forwarding (a cluster member only). */
   readonly forwarder?: Forwarder | null;
+  /** Asks for this turn's end (turn.ts), where what is batched gets routed. */
+  schedule?(): void;
+  /** Shared counters (routing passes, early ones). */
+  count?(counter: number, n: number): void;
 }
 
 export class Router implements RouteSink {
@@ -35,6 +47,8 @@ export class Router implements RouteSink {
   private flushing = false;
   private out = new Uint32Array(64 * 1024);
   private durability: Durability | null = null;
+  /** Bytes of the read chunks the batch holds views into (MAX_PINNED). */
+  private pinned = 0;
   private readonly local: LocalDelivery;
   private readonly peers: PeerLinks;
   private readonly forwarder: Forwarder | null;
@@ -49,7 +63,10 @@ export class Router implements RouteSink {
   bind(d: Durability): void { this.durability = d; }
 
   /**
-   * Step 1: queue a PUBLISH; matching waits for the end of the read chunk (or a full batch).
+   * Step 1: queue a PUBLISH; matching waits for the end of the loop turn (or a full batch), so
+   * many connections that each sent a few messages share one native match. Order still holds
+   * per publisher: the batch is one FIFO and every reply a connection gets (any non-PUBLISH
+   * packet routes the batch first, handlers/dispatch.ts) comes after what it published before.
    * While an earlier PUBLISH of the same connection waits for the store, later ones queue
    * behind it so routing and acknowledgements keep the connection's order [MQTT-4.6.0-2].
    */
@@ -58,7 +75,7 @@ export class Router implements RouteSink {
     // A full batch is matched first; it may start a store write for this connection, and then
     // this message must queue behind it like the ones after it (it was once added to the next
     // batch instead and overtook them: out of order per topic [MQTT-4.6.0-6]).
-    if (this.batch.length === BATCH || this.scratchUsed + tlen > this.scratch.length) this.flushBatch();
+    if (this.batch.length === BATCH || this.scratchUsed + tlen > this.scratch.length) this.routeEarly();
     const item: Pending = { msg, conn, ack, pid };
     if (conn !== null && conn.storeWait !== null && this.durability!.queueBehind(item)) return;
     if (this.scratchUsed + tlen > this.scratch.length) this.growScratch(tlen);
@@ -68,6 +85,23 @@ export class Router implements RouteSink {
     this.spans[i * 2 + 1] = tlen;
     this.scratchUsed += msg.topic.copy(this.scratch, this.scratchUsed);
     this.batch.push(item);
+    if (i === 0) this.deps.schedule?.();
+  }
+
+  /**
+   * A connection has processed a read chunk of `bytes`: while anything is batched the chunk may
+   * be referenced by it (MAX_PINNED).
+   */
+  noteRead(bytes: number): void {
+    if (this.batch.length === 0) return;
+    this.pinned += bytes;
+    if (this.pinned > MAX_PINNED) this.routeEarly();
+  }
+
+  /** The batch is full before its turn ends: routed now (counted). */
+  private routeEarly(): void {
+    if (!this.flushing) this.deps.count?.(C_ROUTED_EARLY, 1);
+    this.flushBatch();
   }
 
   /** Steps 3-6 for everything queued: one native match call per batch. */
@@ -76,6 +110,7 @@ export class Router implements RouteSink {
     // `out` while the outer loop still reads it.
     if (this.flushing) return;
     this.flushing = true;
+    this.pinned = 0;
     try {
       while (this.batch.length > 0) this.flushOnce();
     } finally {
@@ -85,6 +120,7 @@ export class Router implements RouteSink {
 
   private flushOnce(): void {
     const n = this.batch.length;
+    this.deps.count?.(C_ROUTE_PASSES, 1);
     let words = topicIndex.match(this.deps.trieId, this.scratch, this.spans, n, this.out);
     if (words < 0) {
       this.out = new Uint32Array(Math.max(-words, this.out.length * 2));

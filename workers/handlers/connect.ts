@@ -133,7 +133,13 @@ function granted(d: HandlerDeps, c: Connection, p: IConnectPacket, grant: Grant)
 function claim(d: HandlerDeps, c: Connection, p: IConnectPacket, clientId: string, expiry: number, assigned: string, serverKeepAlive: number, expiresAt = 0): void {
   const v5 = c.v5;
   const props = p.properties ?? {};
-  d.sessions.claim(c, clientId, !!p.clean, expiry).then((present) => {
+  d.sessions.claim(c, clientId, !!p.clean, expiry, (present, err) => {
+    if (err !== null) {
+      // The cluster could not say who owns the id: "server busy", so the client tries again.
+      if (err instanceof ClaimRefused && c.state !== ConnState.CLOSED) reject(c, RC.SERVER_BUSY, V3.SERVER_UNAVAILABLE);
+      else { tlog().error('claim failed', { clientId, error: err.message }); c.close(); }
+      return;
+    }
     if (present === null || c.state === ConnState.CLOSED) return; // moved to the session's worker, or gone
     const ack: IConnackPacket['properties'] = {};
     if (v5) {
@@ -154,10 +160,6 @@ function claim(d: HandlerDeps, c: Connection, p: IConnectPacket, clientId: strin
     if (expiresAt > 0) armExpiry(c, expiresAt, d.count);
     d.sessions.online(c);
     c.resume();
-  }, (err) => {
-    // The cluster could not say who owns the id: "server busy", so the client tries again.
-    if (err instanceof ClaimRefused && c.state !== ConnState.CLOSED) reject(c, RC.SERVER_BUSY, V3.SERVER_UNAVAILABLE);
-    else c.close();
   });
 }
 

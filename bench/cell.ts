@@ -4,7 +4,7 @@
 import { BrokerName, startBroker } from './brokers';
 import { BrokerProcess, excerpt } from './brokers/process';
 import { LoadResult, runLoad } from './load/generator';
-import { busyPct, cpuJiffies, cpuSeconds, rssKiB } from './proc';
+import { busyPct, cpuJiffies, cpuSplit, rssKiB } from './proc';
 import type { CpuJiffies } from './proc';
 import type { Scenario, ScenarioOptions } from './scenarios';
 
@@ -32,6 +32,9 @@ export interface CellResult {
   /** Headline: deliveries (or connections) per broker CPU-second. */
   perCore: number;
   brokerCpuPct: number;
+  /** brokerCpuPct split: user space and kernel (% of one CPU). */
+  brokerUserPct: number;
+  brokerSysPct: number;
   loadCpuPct: number;
   /** CPU other processes took on the broker's / the load's CPUs in the window (% of one CPU). */
   otherOnBrokerPct: number;
@@ -52,7 +55,7 @@ export interface CellResult {
 function emptyRow(broker: BrokerName, s: Scenario, workers: number, repeat: number, error: string): CellResult {
   return {
     broker, scenario: s.name, unit: s.unit, workers, repeat, ok: false, error, rate: NaN, perCore: NaN,
-    brokerCpuPct: NaN, loadCpuPct: NaN, otherOnBrokerPct: NaN, otherOnLoadPct: NaN, p50: NaN, p99: NaN, p999: NaN, published: 0, lost: 0, outOfOrder: 0,
+    brokerCpuPct: NaN, brokerUserPct: NaN, brokerSysPct: NaN, loadCpuPct: NaN, otherOnBrokerPct: NaN, otherOnLoadPct: NaN, p50: NaN, p99: NaN, p999: NaN, published: 0, lost: 0, outOfOrder: 0,
     rssMiB: NaN, rssPerConnKiB: NaN, connections: 0, flags: '',
   };
 }
@@ -97,13 +100,18 @@ function fill(row: CellResult, r: LoadResult, s: Scenario, cfg: CellConfig, plan
   const cpu = b.broker.cpuSeconds - a.broker.cpuSeconds;
   row.loadCpuPct = ((b.loadCpuMicros - a.loadCpuMicros) / 1e6 / seconds) * 100;
   row.brokerCpuPct = (cpu / seconds) * 100;
+  row.brokerUserPct = ((b.broker.userSeconds - a.broker.userSeconds) / seconds) * 100;
+  row.brokerSysPct = ((b.broker.sysSeconds - a.broker.sysSeconds) / seconds) * 100;
   row.rssMiB = b.broker.rssKiB / 1024;
   if (plan.kind === 'idle') {
     const setupCpu = r.afterSetup.broker.cpuSeconds - r.beforeSetup.broker.cpuSeconds;
     row.connections = r.afterSetup.connects;
     row.rate = row.connections / (r.setupMs / 1000);
     row.perCore = row.connections / setupCpu;
-    row.brokerCpuPct = (setupCpu / ((r.afterSetup.atMs - r.beforeSetup.atMs) / 1000)) * 100;
+    const setupSeconds = (r.afterSetup.atMs - r.beforeSetup.atMs) / 1000;
+    row.brokerCpuPct = (setupCpu / setupSeconds) * 100;
+    row.brokerUserPct = ((r.afterSetup.broker.userSeconds - r.beforeSetup.broker.userSeconds) / setupSeconds) * 100;
+    row.brokerSysPct = ((r.afterSetup.broker.sysSeconds - r.beforeSetup.broker.sysSeconds) / setupSeconds) * 100;
     row.loadCpuPct = ((r.afterSetup.loadCpuMicros - r.beforeSetup.loadCpuMicros) / 1e6 / ((r.afterSetup.atMs - r.beforeSetup.atMs) / 1000)) * 100;
     row.rssMiB = r.afterSetup.broker.rssKiB / 1024;
     row.rssPerConnKiB = (r.afterSetup.broker.rssKiB - r.beforeSetup.broker.rssKiB) / row.connections;
@@ -151,7 +159,7 @@ export async function runCell(broker: BrokerName, s: Scenario, workers: number, 
     const pid = proc.pid;
     const plan = s.build(cfg.scenario);
     const budget = 60000 + cfg.warmupMs + cfg.measureMs + cfg.drainMs + (plan.kind === 'idle' ? plan.count * 10 : 0);
-    const r = await withTimeout(runLoad(plan, proc.host, proc.port, cfg, () => ({ cpuSeconds: cpuSeconds(pid), rssKiB: rssKiB(pid), machine: cpuJiffies() })), budget, 'cell');
+    const r = await withTimeout(runLoad(plan, proc.host, proc.port, cfg, () => { const c = cpuSplit(pid); return { cpuSeconds: c.user + c.sys, userSeconds: c.user, sysSeconds: c.sys, rssKiB: rssKiB(pid), machine: cpuJiffies() }; }), budget, 'cell');
     fill(row, r, s, cfg, plan);
     if (proc.exited()) { row.ok = false; row.error = `broker exited: ${excerpt(proc.output())}`; }
   } catch (err) {

@@ -25,6 +25,17 @@ export function cpuSeconds(pid: number): number {
   }
 }
 
+/** utime and stime of every thread of `pid`, in seconds, apart (NaN once the process is gone). */
+export function cpuSplit(pid: number): { user: number; sys: number } {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return { user: Number(fields[11]) / clockTicks(), sys: Number(fields[12]) / clockTicks() };
+  } catch {
+    return { user: NaN, sys: NaN };
+  }
+}
+
 export function rssKiB(pid: number): number {
   try {
     const m = /VmRSS:\s+(\d+)\s+kB/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));

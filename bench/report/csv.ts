@@ -3,7 +3,7 @@
 import type { CellResult } from '../cell';
 
 export const COLUMNS: Array<keyof CellResult> = ['broker', 'scenario', 'unit', 'workers', 'repeat', 'ok', 'rate', 'perCore',
-  'brokerCpuPct', 'loadCpuPct', 'otherOnBrokerPct', 'otherOnLoadPct', 'p50', 'p99', 'p999', 'published', 'lost', 'outOfOrder', 'rssMiB', 'rssPerConnKiB',
+  'brokerCpuPct', 'brokerUserPct', 'brokerSysPct', 'loadCpuPct', 'otherOnBrokerPct', 'otherOnLoadPct', 'p50', 'p99', 'p999', 'published', 'lost', 'outOfOrder', 'rssMiB', 'rssPerConnKiB',
   'connections', 'flags', 'error'];
 
 function cell(v: unknown): string {

@@ -15,6 +15,8 @@ export interface Summary {
   perCoreMax: number;
   spreadPct: number;
   brokerCpuPct: number;
+  brokerUserPct: number;
+  brokerSysPct: number;
   loadCpuPct: number;
   otherOnBrokerPct: number;
   otherOnLoadPct: number;
@@ -57,7 +59,7 @@ export function summarize(rows: readonly CellResult[]): Summary[] {
       rate: pick((r) => r.rate), perCore,
       perCoreMin: ok.length ? Math.min(...perCores) : NaN, perCoreMax: ok.length ? Math.max(...perCores) : NaN,
       spreadPct: ok.length ? ((Math.max(...perCores) - Math.min(...perCores)) / perCore) * 100 : NaN,
-      brokerCpuPct: pick((r) => r.brokerCpuPct), loadCpuPct: pick((r) => r.loadCpuPct),
+      brokerCpuPct: pick((r) => r.brokerCpuPct), brokerUserPct: pick((r) => r.brokerUserPct), brokerSysPct: pick((r) => r.brokerSysPct), loadCpuPct: pick((r) => r.loadCpuPct),
       otherOnBrokerPct: pick((r) => r.otherOnBrokerPct), otherOnLoadPct: pick((r) => r.otherOnLoadPct),
       p50: pick((r) => r.p50), p99: pick((r) => r.p99), p999: pick((r) => r.p999),
       lost: ok.reduce((a, r) => a + r.lost, 0), outOfOrder: ok.reduce((a, r) => a + r.outOfOrder, 0),

@@ -78,9 +78,15 @@ export class Listener {
     h.onconnection = (err, client) => {
       if (err || client === undefined || this.rate !== null || typeof client.fd !== 'number' || client.fd < 0) { nodeOwn.call(h, err, client); return; }
       if (this.full()) { client.close(); return; }
-      this.handOffFd(client.fd, () => client.close());
+      this.handOffFd(client.fd, () => client.close(), true);
+      // libuv accepts until the backlog is empty, one call each: the turn's hand-offs are
+      // published (and a sleeping worker woken) once, after them.
+      if (!this.publishQueued) { this.publishQueued = true; setImmediate(this.publishBound); }
     };
   }
+
+  private publishQueued = false;
+  private readonly publishBound = (): void => { this.publishQueued = false; this.supervisor.publishHandOffs(); };
 
   /** At a bound (see admit): counted, and the caller closes the connection unread. */
   private full(): boolean {
@@ -108,7 +114,7 @@ export class Listener {
   }
 
   /** A copy of `fd` goes to a worker; `close` closes this thread's own (after the copy is made). */
-  private handOffFd(fd: number, close: () => void): void {
+  private handOffFd(fd: number, close: () => void, defer = false): void {
     let copy: number;
     try {
       copy = native.dupFd(fd);
@@ -118,7 +124,7 @@ export class Listener {
       return;
     }
     close();
-    if (!this.supervisor.handOff(copy, this.index)) {
+    if (!this.supervisor.handOff(copy, this.index, defer)) {
       native.closeFd(copy);
       this.refused++;
     }

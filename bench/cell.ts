@@ -4,7 +4,7 @@
 import { BrokerName, startBroker } from './brokers';
 import { BrokerProcess, excerpt } from './brokers/process';
 import { LoadResult, runLoad } from './load/generator';
-import { busyPct, cpuJiffies, cpuSeconds, rssKiB, userSeconds } from './proc';
+import { busyPct, cpuJiffies, cpuSplit, rssKiB } from './proc';
 import type { CpuJiffies } from './proc';
 import type { Scenario, ScenarioOptions } from './scenarios';
 
@@ -104,15 +104,19 @@ function fill(row: CellResult, r: LoadResult, s: Scenario, cfg: CellConfig, plan
   row.loadCpuPct = ((b.loadCpuMicros - a.loadCpuMicros) / 1e6 / seconds) * 100;
   row.brokerCpuPct = (cpu / seconds) * 100;
   const user = b.broker.userSeconds - a.broker.userSeconds;
+  const sys = b.broker.sysSeconds - a.broker.sysSeconds;
   row.brokerUserPct = (user / seconds) * 100;
-  row.brokerSysPct = ((cpu - user) / seconds) * 100;
+  row.brokerSysPct = (sys / seconds) * 100;
   row.rssMiB = b.broker.rssKiB / 1024;
   if (plan.kind === 'idle') {
     const setupCpu = r.afterSetup.broker.cpuSeconds - r.beforeSetup.broker.cpuSeconds;
     row.connections = r.afterSetup.connects;
     row.rate = row.connections / (r.setupMs / 1000);
     row.perCore = row.connections / setupCpu;
-    row.brokerCpuPct = (setupCpu / ((r.afterSetup.atMs - r.beforeSetup.atMs) / 1000)) * 100;
+    const setupSeconds = (r.afterSetup.atMs - r.beforeSetup.atMs) / 1000;
+    row.brokerCpuPct = (setupCpu / setupSeconds) * 100;
+    row.brokerUserPct = ((r.afterSetup.broker.userSeconds - r.beforeSetup.broker.userSeconds) / setupSeconds) * 100;
+    row.brokerSysPct = ((r.afterSetup.broker.sysSeconds - r.beforeSetup.broker.sysSeconds) / setupSeconds) * 100;
     row.loadCpuPct = ((r.afterSetup.loadCpuMicros - r.beforeSetup.loadCpuMicros) / 1e6 / ((r.afterSetup.atMs - r.beforeSetup.atMs) / 1000)) * 100;
     row.rssMiB = r.afterSetup.broker.rssKiB / 1024;
     row.rssPerConnKiB = (r.afterSetup.broker.rssKiB - r.beforeSetup.broker.rssKiB) / row.connections;
@@ -125,7 +129,7 @@ function fill(row: CellResult, r: LoadResult, s: Scenario, cfg: CellConfig, plan
     row.rate = delivered / seconds;
     row.perCore = delivered / cpu;
     row.userUsPerMsg = (user / delivered) * 1e6;
-    row.sysUsPerMsg = ((cpu - user) / delivered) * 1e6;
+    row.sysUsPerMsg = (sys / delivered) * 1e6;
     row.p50 = r.latencyMs.p50;
     row.p99 = r.latencyMs.p99;
     row.p999 = r.latencyMs.p999;
@@ -162,7 +166,7 @@ export async function runCell(broker: BrokerName, s: Scenario, workers: number, 
     const pid = proc.pid;
     const plan = s.build(cfg.scenario);
     const budget = 60000 + cfg.warmupMs + cfg.measureMs + cfg.drainMs + (plan.kind === 'idle' ? plan.count * 10 : 0);
-    const r = await withTimeout(runLoad(plan, proc.host, proc.port, cfg, () => ({ cpuSeconds: cpuSeconds(pid), userSeconds: userSeconds(pid), rssKiB: rssKiB(pid), machine: cpuJiffies() })), budget, 'cell');
+    const r = await withTimeout(runLoad(plan, proc.host, proc.port, cfg, () => { const c = cpuSplit(pid); return { cpuSeconds: c.user + c.sys, userSeconds: c.user, sysSeconds: c.sys, rssKiB: rssKiB(pid), machine: cpuJiffies() }; }), budget, 'cell');
     fill(row, r, s, cfg, plan);
     if (proc.exited()) { row.ok = false; row.error = `broker exited: ${excerpt(proc.output())}`; }
   } catch (err) {

@@ -25,13 +25,14 @@ export function cpuSeconds(pid: number): number {
   }
 }
 
-/** utime of every thread of `pid`, in seconds (NaN once the process is gone): the user-space part of cpuSeconds. */
-export function userSeconds(pid: number): number {
+/** utime and stime of every thread of `pid`, in seconds, apart (NaN once the process is gone). */
+export function cpuSplit(pid: number): { user: number; sys: number } {
   try {
     const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[11]) / clockTicks();
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return { user: Number(fields[11]) / clockTicks(), sys: Number(fields[12]) / clockTicks() };
   } catch {
-    return NaN;
+    return { user: NaN, sys: NaN };
   }
 }
 

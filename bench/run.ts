@@ -16,7 +16,8 @@ import { findScenarios, Scenario } from './scenarios';
 
 const HELP = `usage: npm run bench -- [options]
   --broker LIST        fleetmq,mosquitto,aedes (default: all three)
-  --scenario LIST      all | fan-in,fan-out,pairs,qos1-pairs,wildcard,pairs-fixed,idle,churn (default: all)
+  --scenario LIST      all | fan-in,fan-out,pairs,qos1-pairs,wildcard,pairs-fixed,idle,churn,churn-v5,
+                       churn-persistent,churn-persistent-v5 (default: all)
   --repeat N           runs per cell, median and spread reported (default 3)
   --warmup S           seconds before the measured window (default 2)
   --duration S         measured window in seconds (default 3)

@@ -99,8 +99,20 @@ export const SCENARIOS: Scenario[] = [
     build: (o): IdlePlan => ({ kind: 'idle', version: o.version, count: o.idleCount, concurrency: 64 }),
   },
   {
-    name: 'churn', unit: 'conn', describe: 'connect → CONNACK → DISCONNECT in a loop, 16 lanes per load thread: connects/s',
+    name: 'churn', unit: 'conn', describe: 'connect → CONNACK → DISCONNECT in a loop, 16 lanes per load thread, clean sessions: connects/s',
     build: (o): ChurnPlan => ({ kind: 'churn', version: o.version, concurrency: 16 }),
+  },
+  {
+    name: 'churn-v5', unit: 'conn', describe: 'churn with MQTT 5 clean starts (whatever --protocol says)',
+    build: (): ChurnPlan => ({ kind: 'churn', version: 5, concurrency: 16 }),
+  },
+  {
+    name: 'churn-persistent', unit: 'conn', describe: 'churn, each lane reconnecting under one client id with Clean Session 0 (MQTT 3.1.1): the session is present every time',
+    build: (): ChurnPlan => ({ kind: 'churn', version: 4, concurrency: 16, persistent: true }),
+  },
+  {
+    name: 'churn-persistent-v5', unit: 'conn', describe: 'the same with MQTT 5: Clean Start 0, Session Expiry Interval 1 h',
+    build: (): ChurnPlan => ({ kind: 'churn', version: 5, concurrency: 16, persistent: true }),
   },
 ];
 

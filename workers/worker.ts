@@ -183,7 +183,7 @@ const inbound = new Inbound(wiring.acceptRing, wiring.bell, peers, (fd, listener
 function shutdown(done: () => void): void {
   inbound.stop();
   transports?.closeAll();
-  connections.closeAll(() => { router.flushBatch(); persister.flush(true); done(); });
+  connections.closeAll(() => { router.flushBatch(); persister.flush(true); coord.flushSoon(); done(); });
 }
 
 // The parentPort listener is the ref'd handle that keeps this loop alive while the doorbell

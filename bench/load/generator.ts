@@ -11,8 +11,9 @@ import { createShared, Phase, sentIndex, SharedView, Stat, sumStat, view } from 
 
 export interface BrokerSample {
   cpuSeconds: number;
-  /** The user-space part of cpuSeconds (the rest is the kernel's, system time). */
+  /** The same CPU, apart: user space and kernel (utime, stime). */
   userSeconds: number;
+  sysSeconds: number;
   rssKiB: number;
   /** Per-CPU busy time of the whole machine: shows what other processes took meanwhile. */
   machine: CpuJiffies;

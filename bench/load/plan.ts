@@ -48,6 +48,11 @@ export interface ChurnPlan {
   version: MqttVersion;
   /** Connect/disconnect loops running at once per load thread. */
   concurrency: number;
+  /**
+   * Each loop reconnects under one client id with a session the broker keeps (Clean Session 0,
+   * v5 Session Expiry 1 h): every CONNACK after the first finds the session present.
+   */
+  persistent?: boolean;
 }
 
 export type LoadPlan = PubSubPlan | IdlePlan | ChurnPlan;

@@ -46,9 +46,14 @@ function utf8(s: string): Buffer {
   return out;
 }
 
-export function encodeConnect(clientId: string, version: MqttVersion, keepAlive: number, cleanStart = true): Buffer {
+/** `sessionExpiry` (v5 only, > 0): the Session Expiry Interval property, so the session outlives the connection. */
+export function encodeConnect(clientId: string, version: MqttVersion, keepAlive: number, cleanStart = true, sessionExpiry = 0): Buffer {
   const parts: Buffer[] = [utf8('MQTT'), Buffer.from([version, cleanStart ? 0x02 : 0x00, keepAlive >> 8, keepAlive & 0xff])];
-  if (version === 5) parts.push(Buffer.from([0])); // no properties
+  if (version === 5 && sessionExpiry > 0) {
+    const e = Buffer.from([5, 0x11, 0, 0, 0, 0]);
+    e.writeUInt32BE(sessionExpiry, 2);
+    parts.push(e);
+  } else if (version === 5) parts.push(Buffer.from([0])); // no properties
   parts.push(utf8(clientId));
   return packet(PacketType.CONNECT << 4, Buffer.concat(parts));
 }

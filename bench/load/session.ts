@@ -21,7 +21,7 @@ export interface SessionOptions {
   qos: number;
   timeoutMs: number;
   keepAlive?: number;
-  /** Clean Session 0: a session the broker keeps (3.1.1; a v5 session would also need an expiry). */
+  /** Clean Session 0 (v3.1.1) / Clean Start 0 with a Session Expiry of an hour (v5): a session the broker keeps. */
   persistent?: boolean;
 }
 
@@ -107,6 +107,6 @@ export function openSession(o: SessionOptions): Promise<Session> {
     socket.on('data', (chunk: Buffer) => {
       try { framer.push(chunk, sink); } catch (err) { finish(err as Error); }
     });
-    socket.on('connect', () => socket.write(encodeConnect(o.clientId, o.version, o.keepAlive ?? 0, !o.persistent)));
+    socket.on('connect', () => socket.write(encodeConnect(o.clientId, o.version, o.keepAlive ?? 0, !o.persistent, o.persistent ? 3600 : 0)));
   });
 }

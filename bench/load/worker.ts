@@ -214,7 +214,8 @@ function churn(plan: ChurnPlan): void {
   let n = 0;
   const loop = (lane: number) => {
     if (phase() >= Phase.DRAIN) return;
-    openSession({ host: init.host, port: init.port, clientId: `churn-${init.thread}-${lane}-${n++}`, version: plan.version, filters: [], qos: 0, timeoutMs: 5000 })
+    const clientId = plan.persistent ? `churn-${init.thread}-${lane}` : `churn-${init.thread}-${lane}-${n++}`;
+    openSession({ host: init.host, port: init.port, clientId, version: plan.version, filters: [], qos: 0, timeoutMs: 5000, persistent: plan.persistent })
       .then((s) => {
         Atomics.add(shared.all, stat(Stat.CONNECTS), 1);
         s.socket.on('error', () => { /* the broker may reset after DISCONNECT */ });

@@ -21,14 +21,19 @@ export function messageTable(summaries: readonly Summary[]): string {
     'latency p50/p99/p999 ms', 'lost', 'out of order', 'RSS MiB', 'ok', 'notes'], rows);
 }
 
+/** Broker CPU per connection in µs, from a share of one CPU (%) and connections per second. */
+function perConnUs(pct: number, rate: number): string {
+  return Number.isFinite(pct) && rate > 0 ? fixed((pct / 100 / rate) * 1e6, 0) : '—';
+}
+
 export function connectionTable(summaries: readonly Summary[]): string {
   const rows = summaries.filter((s) => s.unit === 'conn').map((s) => [
     s.scenario, s.broker + (s.broker === 'fleetmq' ? ` w${s.workers}` : ''), s.ok === 0 ? 'FAILED' : si(s.rate),
     s.ok === 0 ? '—' : si(s.perCore), s.ok === 0 ? '—' : `±${fixed(s.spreadPct / 2, 0)}%`, fixed(s.brokerCpuPct, 0),
-    fixed(s.loadCpuPct, 0), `${fixed(s.otherOnBrokerPct, 0)} / ${fixed(s.otherOnLoadPct, 0)}`, s.scenario === 'idle' ? fixed(s.rssPerConnKiB, 2) : '—', fixed(s.rssMiB, 0), `${s.ok}/${s.runs}`,
+    `${perConnUs(s.brokerUserPct, s.rate)} / ${perConnUs(s.brokerSysPct, s.rate)}`, fixed(s.loadCpuPct, 0), `${fixed(s.otherOnBrokerPct, 0)} / ${fixed(s.otherOnLoadPct, 0)}`, s.scenario === 'idle' ? fixed(s.rssPerConnKiB, 2) : '—', fixed(s.rssMiB, 0), `${s.ok}/${s.runs}`,
     [s.flags, s.errors].filter(Boolean).join('; ').slice(0, 120),
   ]);
-  return render(['scenario', 'broker', 'connects/s', 'connects per CPU-s', 'spread', 'broker CPU %', 'load CPU %',
+  return render(['scenario', 'broker', 'connects/s', 'connects per CPU-s', 'spread', 'broker CPU %', 'user / sys µs per connect', 'load CPU %',
     'others % b/l', 'RSS KiB per conn', 'RSS MiB', 'ok', 'notes'], rows);
 }
 

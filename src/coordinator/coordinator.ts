@@ -205,6 +205,7 @@ export class Coordinator {
     // What the worker wrote to its store ring before posting this comes first (e.g. the store
     // ops of a session's old owner before its connection moves).
     this.drainStore(index);
+    if (m.t === 'batch') { for (const x of m.msgs) this.onWorkerMessage(index, port, x); return; }
     switch (m.t) {
       case 'claim':
         if (this.clusterRegistry) this.clusterClaim(index, port, m);

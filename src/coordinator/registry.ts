@@ -24,10 +24,32 @@ export class Registry {
   private readonly releases = new Map<number, PendingRelease>();
   private nextReq = 1;
 
-  constructor(private readonly ports: (MessagePort | null)[]) {}
+  /** `later`: when send()'s answers go out (the end of this turn; tests may say "now"). */
+  constructor(private readonly ports: (MessagePort | null)[], private readonly later: (fn: () => void) => void = setImmediate) {}
+
+  /**
+   * Answers per worker, posted once the turn ends (setImmediate): one post per CONNECT was a
+   * large part of a connect storm's cost. Bounded by what one turn's claims and releases produce.
+   */
+  private outbox: FromCoordinator[][] = [];
+  private flushQueued = false;
+  private readonly flushBound = () => this.flush();
 
   private send(worker: number, msg: FromCoordinator): void {
-    this.ports[worker]?.postMessage(msg);
+    if (!this.ports[worker]) return;
+    (this.outbox[worker] ??= []).push(msg);
+    if (!this.flushQueued) { this.flushQueued = true; this.later(this.flushBound); }
+  }
+
+  /** Posts what send() holds, one message per worker. */
+  flush(): void {
+    this.flushQueued = false;
+    for (let w = 0; w < this.outbox.length; w++) {
+      const msgs = this.outbox[w];
+      if (msgs === undefined || msgs.length === 0) continue;
+      this.outbox[w] = [];
+      this.ports[w]?.postMessage(msgs.length === 1 ? msgs[0] : ({ t: 'batch', msgs } satisfies FromCoordinator));
+    }
   }
 
   claim(worker: number, req: number, clientId: string, clean: boolean): void {
@@ -117,6 +139,7 @@ export class Registry {
 
   /** A worker died: its sessions are lost (in memory), and releases it owed resolve empty. Returns the ids dropped. */
   workerDied(worker: number): string[] {
+    this.outbox[worker] = []; // answers to the dead worker must not reach its replacement
     for (const [req, p] of this.releases) if (p.from === worker) this.finishRelease(req, p);
     const dropped: string[] = [];
     for (const [id, e] of this.entries) if (e.owner === worker && !e.busy) { this.entries.delete(id); dropped.push(id); }

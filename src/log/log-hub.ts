@@ -11,7 +11,7 @@ import { createRingBuffer, createBell, RingConsumer } from '../shared/ring';
 import type { LogLevel } from '../config';
 import { LEVELS } from './levels';
 import { createLogState, ringDrops, S_WRITER_DROPPED } from './log-state';
-import { registerLogState, writeRecord, writerDrops, log } from './logger';
+import { registerLogState, writeRecord, writerDrops, writeBatch, log } from './logger';
 import type { Fields, LogWiring } from './thread-log';
 
 /** Per thread: a 256 KiB ring holds ~1,000 records of a few hundred bytes. */
@@ -55,7 +55,7 @@ export class LogHub {
   }
 
   drain(): void {
-    for (const t of this.threads) if (t) this.drainOne(t, DRAIN_MAX);
+    writeBatch(() => { for (const t of this.threads) if (t) this.drainOne(t, DRAIN_MAX); });
     Atomics.store(this.view, S_WRITER_DROPPED, Math.min(writerDrops(), 0x7fffffff));
   }
 

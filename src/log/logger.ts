@@ -113,6 +113,28 @@ export function announce(msg: string, fields: Fields = {}): void {
 /** Records the writer dropped because stdout did not keep up (or was closed). */
 export function writerDrops(): number { return writerDropped; }
 
+/** What a batch of records may gather before it is written (sonic-boom writes in chunks of 16 KiB). */
+const BATCH_BYTES = 64 * 1024;
+
+/**
+ * Runs `fn`, which writes many records, and writes them to stdout together at its end (or each
+ * BATCH_BYTES): the log hub's drain of the threads' rings. One write per record (sonic-boom
+ * with minLength 0 starts one as soon as it is idle) was a syscall and a thread-pool wake-up
+ * per connect and per disconnect under a connect storm.
+ */
+export function writeBatch(fn: () => void): void {
+  const d = dest as unknown as { minLength: number; _len: number; _writing: boolean; write(s: string): boolean } | null;
+  if (d === null) { fn(); return; }
+  d.minLength = BATCH_BYTES;
+  try {
+    fn();
+  } finally {
+    d.minLength = 0;
+    // Starts the write of what gathered: sonic-boom writes on write() when idle and _len >= minLength.
+    if (d._len > 0 && !d._writing) d.write('');
+  }
+}
+
 /** Writes one record from another thread, under that thread's name. */
 export function writeRecord(thread: string, lvl: number, msg: string, fields: Fields | null): void {
   const c = child(thread);

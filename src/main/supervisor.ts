@@ -241,7 +241,19 @@ export class Supervisor {
    * worker still starting (a replacement) is used only when no other is ready: its ring
    * holds the fd until it runs, so a client reconnecting at once is not refused.
    */
-  handOff(fd: number, listener = 0): boolean {
+  /** Accept rings written by handOff(…, true) and not yet published. */
+  private unpublished: RingProducer[] = [];
+
+  /** Publishes what handOff(…, true) wrote: one tail store, and one doorbell per sleeping worker. */
+  publishHandOffs(): void {
+    const rings = this.unpublished;
+    if (rings.length === 0) return;
+    this.unpublished = [];
+    for (const r of rings) r.commit();
+  }
+
+  /** `defer`: the record is published by publishHandOffs() (a listener's turn of accepts), not now. */
+  handOff(fd: number, listener = 0, defer = false): boolean {
     const n = this.slots.length;
     let best = -1;
     let bestLoad = Infinity;
@@ -259,7 +271,8 @@ export class Supervisor {
     if (at < 0) return false;
     s.accept.dataView.setInt32(at, fd, true);
     s.accept.dataView.setInt32(at + 4, listener, true);
-    s.accept.commit();
+    if (!defer) s.accept.commit();
+    else if (!this.unpublished.includes(s.accept)) this.unpublished.push(s.accept);
     s.handed++;
     this.open.add(best, listener, 1);
     return true;
@@ -368,6 +381,7 @@ export class Supervisor {
    * even that ring is full (src/README.md, "Measured": never leak an fd).
    */
   private carryQueuedFds(dead: Slot, next: Slot, index: number): void {
+    this.publishHandOffs(); // what this turn wrote to the dead ring is carried too
     new RingConsumer(dead.acceptSab).drain((_d, view, off) => {
       const fd = view.getInt32(off, true);
       const at = next.accept.reserve(ACCEPT_RECORD_BYTES);

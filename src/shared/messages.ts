@@ -118,7 +118,9 @@ export type ToCoordinator =
   /** Cross-node forwarding (workers/cluster/forwarder.ts): one routed batch's messages for peer nodes (src/cluster/forward-wire.ts). */
   | { t: 'cluster-fwd'; buf: Uint8Array }
   /** The forwarded batch `batch` this worker was handed is routed. */
-  | { t: 'cluster-fwd-done'; batch: number };
+  | { t: 'cluster-fwd-done'; batch: number }
+  /** A turn's claims and ends in one post (workers/coordination/coordinator-client.ts), in order. */
+  | { t: 'batch'; msgs: ToCoordinator[] };
 // Store requests do not travel here: each worker has a store ring (src/shared/store-wire.ts).
 
 export type FromCoordinator =
@@ -139,6 +141,8 @@ export type FromCoordinator =
   | { t: 'cluster-fenced' }
   /** To worker 0: this node's id and the member list, for $SYS/broker/cluster/. */
   | { t: 'cluster-view'; node: string; incarnation: string; members: string[] }
+  /** A turn's registry answers for one worker in one post (src/coordinator/registry.ts), in order. */
+  | { t: 'batch'; msgs: FromCoordinator[] }
   | ClusterForwardMsg;
 
 /**

@@ -6,6 +6,9 @@ import type { MessagePort } from 'node:worker_threads';
 import { Registry } from '../../src/coordinator/registry';
 import type { FromCoordinator } from '../../src/shared/messages';
 
+/** Answers go out at once (the broker sends a turn's answers at its end). */
+const now = (fn: () => void): void => fn();
+
 /** One inbox per worker: what the registry posted to it. */
 function workers(n: number): { ports: MessagePort[]; inbox: FromCoordinator[][] } {
   const inbox: FromCoordinator[][] = Array.from({ length: n }, () => []);
@@ -23,7 +26,7 @@ function take(box: FromCoordinator[], t: string): Answer {
 
 test('claims queued behind a takeover all get an answer, also behind one granted at once', () => {
   const { ports, inbox } = workers(2);
-  const r = new Registry(ports);
+  const r = new Registry(ports, now);
   r.claim(0, 1, 'x', true);
   assert.equal(take(inbox[0], 'granted').req, 1);
   // Worker 1 takes over with a clean start: worker 0 must release first.
@@ -47,7 +50,7 @@ test('claims queued behind a takeover all get an answer, also behind one granted
 
 test('a continuing session redirected to its owner does not hold the claims behind it', () => {
   const { ports, inbox } = workers(3);
-  const r = new Registry(ports);
+  const r = new Registry(ports, now);
   r.claim(0, 1, 'y', false);
   take(inbox[0], 'granted');
   r.claim(1, 2, 'y', true);

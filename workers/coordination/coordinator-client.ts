@@ -5,6 +5,7 @@ import type { FromCoordinator, ToCoordinator, WireMessage, RestoredSession, Pers
 import { RetainedBatchWriter, RETAINED_BATCH_BYTES } from '../../src/shared/retained-batch';
 
 type Pending = { resolve: (v: never) => void; reject: (e: Error) => void };
+const noReject = (): void => { /* claims are always answered */ };
 
 /** `cursor` is 0 when `msgs` was the last page. */
 export interface RetainedPage { cursor: number; msgs: WireMessage[] }
@@ -18,6 +19,14 @@ export class CoordinatorClient {
   /** Retained updates of this turn, sent in one buffer at its end (src/shared/retained-batch.ts). */
   private batch: RetainedBatchWriter | null = null;
   private batchQueued = false;
+  /**
+   * Claims and ends of this turn, posted together once it ends: a postMessage costs a clone, a
+   * wake-up and a message event on each side, and one per CONNECT and per DISCONNECT was the
+   * largest cost of a connect storm. Bounded by the turn (every CONNECT of one read pass).
+   */
+  private soon: ToCoordinator[] = [];
+  private soonQueued = false;
+  private readonly flushSoonBound = () => this.flushSoon();
   /** Cross-node forwarding (a cluster member's workers/cluster/forwarder.ts), set once at start. */
   onForward: ((m: ClusterForwardMsg) => void) | null = null;
 
@@ -35,6 +44,7 @@ export class CoordinatorClient {
   }
 
   private onMessage(m: FromCoordinator): void {
+    if (m.t === 'batch') { for (const x of m.msgs) this.onMessage(x); return; }
     if (m.t === 'release') { this.onRelease(m.req, m.clientId, m.clean); return; }
     if (m.t === 'adopt') { this.onAdopt(m.session); return; }
     if (m.t === 'stored') { this.onStored(m.req, m.results, m.error); return; }
@@ -57,8 +67,15 @@ export class CoordinatorClient {
     });
   }
 
-  claim(clientId: string, clean: boolean): Promise<Grant> {
-    return this.request((req) => ({ t: 'claim', req, clientId, clean }));
+  /**
+   * `done` runs inside the message that answers, not a promise job later: answers arrive in
+   * batches, and a takeover needs each claim's CONNACK to have gone (the session online)
+   * before the next answer for the same client id is looked at.
+   */
+  claim(clientId: string, clean: boolean, done: (g: Grant) => void): void {
+    const req = this.nextReq++;
+    this.pending.set(req, { resolve: done as (v: never) => void, reject: noReject });
+    this.postSoon({ t: 'claim', req, clientId, clean });
   }
 
   /** A page of `filter`'s retained messages: from a new cursor (0) or the open one named. */
@@ -75,7 +92,7 @@ export class CoordinatorClient {
   }
 
   ended(clientId: string): void {
-    this.post({ t: 'ended', clientId } satisfies ToCoordinator);
+    this.postSoon({ t: 'ended', clientId });
   }
 
   /** Hands a connection (a dup'd fd and the bytes read so far) to the worker that owns its session. */
@@ -104,7 +121,23 @@ export class CoordinatorClient {
     this.port.postMessage(m);
   }
 
+  /** Sent at the end of the turn (setImmediate), in order with every other post. */
+  private postSoon(m: ToCoordinator): void {
+    this.soon.push(m);
+    if (!this.soonQueued) { this.soonQueued = true; setImmediate(this.flushSoonBound); }
+  }
+
+  /** What postSoon holds goes now (before any later post, which keeps the order). */
+  flushSoon(): void {
+    this.soonQueued = false;
+    const s = this.soon;
+    if (s.length === 0) return;
+    this.soon = [];
+    this.port.postMessage(s.length === 1 ? s[0] : ({ t: 'batch', msgs: s } satisfies ToCoordinator));
+  }
+
   private flushRetained(): void {
+    this.flushSoon();
     this.batchQueued = false;
     const b = this.batch;
     if (b === null) return;

@@ -133,7 +133,13 @@ function granted(d: HandlerDeps, c: Connection, p: IConnectPacket, grant: Grant)
 function claim(d: HandlerDeps, c: Connection, p: IConnectPacket, clientId: string, expiry: number, assigned: string, serverKeepAlive: number, expiresAt = 0): void {
   const v5 = c.v5;
   const props = p.properties ?? {};
-  d.sessions.claim(c, clientId, !!p.clean, expiry).then((present) => {
+  d.sessions.claim(c, clientId, !!p.clean, expiry, (present, err) => {
+    if (err !== null) {
+      // The cluster could not say who owns the id: "server busy", so the client tries again.
+      if (err instanceof ClaimRefused && c.state !== ConnState.CLOSED) reject(c, RC.SERVER_BUSY, V3.SERVER_UNAVAILABLE);
+      else { tlog().error('claim failed', { clientId, error: err.message }); c.close(); }
+      return;
+    }
     if (present === null || c.state === ConnState.CLOSED) return; // moved to the session's worker, or gone
     const ack: IConnackPacket['properties'] = {};
     if (v5) {
@@ -154,10 +160,6 @@ function claim(d: HandlerDeps, c: Connection, p: IConnectPacket, clientId: strin
     if (expiresAt > 0) armExpiry(c, expiresAt, d.count);
     d.sessions.online(c);
     c.resume();
-  }, (err) => {
-    // The cluster could not say who owns the id: "server busy", so the client tries again.
-    if (err instanceof ClaimRefused && c.state !== ConnState.CLOSED) reject(c, RC.SERVER_BUSY, V3.SERVER_UNAVAILABLE);
-    else c.close();
   });
 }
 
@@ -195,10 +197,37 @@ function reject(c: Connection, v5Reason: number, v3Code: number): void {
   c.close();
 }
 
+/** v3.1 / v3.1.1 CONNACK "accepted", without and with Session Present: four fixed bytes [MQTT-3.2.2]. */
+const CONNACK_V3_ACCEPTED = [Buffer.from([0x20, 2, 0, 0]), Buffer.from([0x20, 2, 1, 0])];
+/**
+ * v5 "success" CONNACKs that carry only the broker's limits, by those limits and Session Present:
+ * every CONNACK of a connect storm is one of these, encoded once. At most CONNACK_CACHE_MAX
+ * (the limits change only on SIGHUP); past it the cache starts over.
+ */
+const connackCache = new Map<string, Buffer>();
+const CONNACK_CACHE_MAX = 16;
+
 function sendConnack(c: Connection, sessionPresent: boolean, code: number, properties: IConnackPacket['properties']): void {
+  if (code === 0 && !c.v5) { c.write(CONNACK_V3_ACCEPTED[sessionPresent ? 1 : 0]); return; }
+  if (code === 0 && properties && onlyLimits(properties)) {
+    const key = `${sessionPresent ? 1 : 0}/${properties.receiveMaximum}/${properties.maximumPacketSize}/${properties.topicAliasMaximum}`;
+    let bytes = connackCache.get(key);
+    if (bytes === undefined) {
+      if (connackCache.size >= CONNACK_CACHE_MAX) connackCache.clear();
+      bytes = encode({ cmd: 'connack', sessionPresent, returnCode: 0, reasonCode: 0, properties }, 5);
+      connackCache.set(key, bytes);
+    }
+    c.write(bytes);
+    return;
+  }
   const packet: IConnackPacket = { cmd: 'connack', sessionPresent, returnCode: code };
   if (c.v5) { packet.reasonCode = code; if (properties && Object.keys(properties).length) packet.properties = properties; }
   c.write(encode(packet, c.version));
+}
+
+function onlyLimits(p: NonNullable<IConnackPacket['properties']>): boolean {
+  for (const k in p) if (k !== 'receiveMaximum' && k !== 'maximumPacketSize' && k !== 'topicAliasMaximum') return false;
+  return true;
 }
 
 /** The will from CONNECT; undefined (after rejecting) if its topic is invalid [MQTT-3.1.3-11]. */

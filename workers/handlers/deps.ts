@@ -19,7 +19,7 @@ export interface HandlerDeps {
   };
   /** Claims and online/offline (session/lifecycle.ts). */
   readonly sessions: {
-    claim(c: Connection, clientId: string, clean: boolean, expiry: number): Promise<boolean | null>;
+    claim(c: Connection, clientId: string, clean: boolean, expiry: number, done: (present: boolean | null, err: Error | null) => void): void;
     online(c: Connection): void;
   };
   /** session/subscriptions.ts */

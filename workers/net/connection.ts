@@ -338,7 +338,10 @@ export class Connection {
     this.state = ConnState.CLOSED;
     this.socket.end();
     // A peer that never reads must not keep the fd open: give the FIN a moment, then destroy.
-    setTimeout(() => this.socket.destroy(), 2000).unref();
+    // Cleared at 'close': a timer left to run would keep every connection closed in the last
+    // 2 s alive, and under churn they outlive the young generation (old-space collections).
+    const t = setTimeout(() => this.socket.destroy(), 2000).unref();
+    this.socket.once('close', () => clearTimeout(t));
     this.env.closed(this);
   }
 

@@ -30,7 +30,7 @@ export interface LifecycleDeps {
   count(counter: number, n: number): void;
   /** The coordinator's registry. */
   readonly registry: {
-    claim(clientId: string, clean: boolean): Promise<Grant>;
+    claim(clientId: string, clean: boolean, done: (g: Grant) => void): void;
     released(req: number): void;
     ended(clientId: string): void;
     move(to: number, fd: number, bytes: Uint8Array, identity: string | null, origin: ConnOrigin | null): void;
@@ -64,18 +64,23 @@ export class SessionLifecycle {
   }
 
   /**
-   * Claims the client id; resolves to whether a session was present, or null when the
-   * connection was moved to the worker that owns the session.
+   * Claims the client id; `done` gets whether a session was present, or null when the
+   * connection was moved to the worker that owns the session, or the error (ClaimRefused: the
+   * cluster could not settle it). Runs synchronously with the coordinator's answer.
    */
-  async claim(c: Connection, clientId: string, clean: boolean, expiry: number): Promise<boolean | null> {
-    const grant = await this.deps.registry.claim(clientId, clean);
-    if (grant.refused !== undefined) throw new ClaimRefused(grant.refused);
-    if (grant.redirect !== undefined) { this.moveConnection(c, grant.redirect); return null; }
-    if (grant.local) {
-      const present = this.takeOverLocally(c, clientId, clean, expiry);
-      if (present !== null) return present;
-    }
-    return this.newSession(c, clientId, expiry);
+  claim(c: Connection, clientId: string, clean: boolean, expiry: number, done: (present: boolean | null, err: Error | null) => void): void {
+    this.deps.registry.claim(clientId, clean, (grant) => {
+      let present: boolean | null;
+      try {
+        if (grant.refused !== undefined) throw new ClaimRefused(grant.refused);
+        if (grant.redirect !== undefined) { this.moveConnection(c, grant.redirect); present = null; }
+        else {
+          present = grant.local ? this.takeOverLocally(c, clientId, clean, expiry) : null;
+          if (present === null) present = this.newSession(c, clientId, expiry);
+        }
+      } catch (err) { done(null, err as Error); return; }
+      done(present, null);
+    });
   }
 
   /**

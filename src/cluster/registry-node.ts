@@ -60,7 +60,7 @@ export class RegistryNode {
     this.registry.setView(registryView(revision, list), self.incarnation);
   }
 
-  claim(id: string, proceed: (r: ClaimResult) => Promise<void> | void): Promise<void> { return this.registry.claim(id, proceed); }
+  claim(id: string, proceed: (r: ClaimResult) => Promise<void> | void, keep = false): Promise<void> { return this.registry.claim(id, proceed, keep); }
   ended(id: string): void { this.registry.ended(id); }
 
   close(): void {

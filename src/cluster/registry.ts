@@ -173,6 +173,10 @@ export class ClusterRegistry {
     const deadline = this.now() + this.opts.claimTimeoutMs;
     const seq = ++this.seq;
     rec.sent = seq;
+    // A session handed over by a previous owner stays this claim's across a retry at a new home
+    // (its old node waits for it), and that owner is not asked again for that registration.
+    let handover: ClaimResult['handover'];
+    let releasedPrev = '';
     for (;;) {
       const v = this.view;
       const inc = this.inc;
@@ -196,19 +200,18 @@ export class ClusterRegistry {
       // The previous owner is asked even if the view moved meanwhile: the home put this claim
       // after it, and nobody else will ask it (then the claim registers again at the new home).
       const prev = ans.prev;
-      let handover: ClaimResult['handover'];
-      if (prev && !(prev.node === this.opts.nodeId && prev.inc === inc)) {
-        const rel = await this.releasePrevious(id, prev, owner, deadline, keep);
-        if (rel?.handover) handover = { ...rel.handover, from: prev.node };
+      const prevKey = prev ? `${prev.node}\0${prev.inc}\0${prev.seq}` : '';
+      if (prev && !(prev.node === this.opts.nodeId && prev.inc === inc) && prevKey !== releasedPrev) {
+        const rel = await this.releasePrevious(id, prev, owner, deadline, keep && !handover);
+        if (rel?.handover) { handover = { ...rel.handover, from: prev.node }; releasedPrev = prevKey; }
       }
-      // A session handed over is this claim's even if the view moved: the old node waits for it.
-      if (this.view !== v && !handover) continue;
+      if (this.view !== v) continue;
       this.opts.counts.registered();
       // Superseded: granted, then taken over before it was let through; it connects and is ended
       // at once (its client sees CONNACK, then 0x8E), and holds nothing afterwards.
       if (rec.supersededUpTo >= seq) return { superseded: true, handover };
       rec.granted = seq;
-      rec.homeAt = this.view === v ? `${home}@${v.members.get(home)}` : null;
+      rec.homeAt = `${home}@${v.members.get(home)}`;
       return { superseded: false, handover };
     }
   }

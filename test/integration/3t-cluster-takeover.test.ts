@@ -14,12 +14,14 @@
 //    resumed on n2 -> never published; delay > 0 and clean start on n2 -> published at once;
 //  - under load: a persistent QoS 1 subscriber moves between the nodes every second while 1,000
 //    numbered messages flow at ~1 kHz: every number arrives, first arrivals in order, every
-//    repeat has DUP set.
+//    repeat has DUP set; again with every call n2 makes to n1 delayed by a proxy (Release,
+//    Finish, routes and forwarding: the phases of the moves both ways).
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import type { IConnackPacket, IDisconnectPacket, IPublishPacket } from 'mqtt-packet';
 import { startEtcdRetrying, type EtcdCluster } from '../helpers/etcd';
-import { launchBroker, HTTP_LISTEN_RE, type Broker } from '../helpers/broker';
+import { launchBroker, freePort, HTTP_LISTEN_RE, type Broker } from '../helpers/broker';
+import { startTcpProxy, type TcpProxy } from '../helpers/tcp-proxy';
 import { Clients, subscribeOk, publish, end, type Connected, type Received } from '../helpers/clients';
 import { RawClient } from '../helpers/raw-client';
 import { request } from '../helpers/http';
@@ -37,12 +39,17 @@ describe('3t cluster: a session follows its client id across nodes (real etcd, 2
   const clients = new Clients();
   const raws: RawClient[] = [];
   const cluster = `takeover${process.pid}`;
+  let proxy: TcpProxy | undefined;
 
   before(async () => {
     etcd = await startEtcdRetrying(1);
-    for (const [id, workers] of [['n1', 1], ['n2', 2]] as const) {
+    // n1 announces a proxy's port: every call n2 makes to n1 (registry, handover, routes,
+    // forwarding) goes through it, so a test can delay the phases of a takeover.
+    const n1Port = await freePort();
+    proxy = await startTcpProxy('127.0.0.1', n1Port);
+    for (const [id, workers, extra] of [['n1', 1, ['--cluster-port', String(n1Port), '--cluster-advertise-port', String(proxy.port)]], ['n2', 2, []]] as const) {
       const b = await launchBroker(workers, ['--etcd', etcd.endpoints().join(','), '--node-id', id, '--cluster-name', cluster,
-        '--lease-ttl', String(TTL_SEC), '--durability', 'none']);
+        '--lease-ttl', String(TTL_SEC), '--durability', 'none', ...extra]);
       nodes.push({ id, b, http: Number((await b.waitForOutput(HTTP_LISTEN_RE))[2]) });
     }
     await waitUntil(() => nodes.every((n) => /members: n1, n2/.test(n.b.output())), 'both nodes to see n1, n2', 20_000);
@@ -53,6 +60,7 @@ describe('3t cluster: a session follows its client id across nodes (real etcd, 2
     await clients.closeAll();
     if (process.env.DUMP_3T) for (const n of nodes) console.error(n.b.output());
     for (const n of nodes) await n.b.kill();
+    await proxy?.close();
     await etcd?.stop();
   });
 
@@ -234,7 +242,14 @@ describe('3t cluster: a session follows its client id across nodes (real etcd, 2
     await end(r.watcher.client);
   });
 
-  it('under load: a QoS 1 subscriber moving between the nodes every second loses nothing, keeps order, repeats only with DUP', async () => {
+  for (const delayMs of [0, 40]) {
+    it(`under load${delayMs ? `, every call n2 makes to n1 delayed ${delayMs} ms` : ''}: a QoS 1 subscriber moving between the nodes every second loses nothing, keeps order, repeats only with DUP`, async () => {
+      proxy!.setMode(delayMs ? 'delay' : 'pass', delayMs);
+      try { await loadRun(); } finally { proxy!.setMode('pass'); }
+    });
+  }
+
+  async function loadRun(): Promise<void> {
     const id = uid('load');
     const topic = utopic('load');
     const N = Number(process.env.FLEETMQ_3T_MESSAGES ?? 1000);
@@ -271,5 +286,5 @@ describe('3t cluster: a session follows its client id across nodes (real etcd, 2
     assert.deepEqual(firsts, Array.from({ length: N }, (_, i) => i), 'every number, first arrivals in order');
     await end(sub.client, { reasonCode: 0 });
     await end(pub.client);
-  });
+  }
 });

@@ -15,18 +15,22 @@
 //  - under load: a persistent QoS 1 subscriber moves between the nodes every second while 1,000
 //    numbered messages flow at ~1 kHz: every number arrives, first arrivals in order, every
 //    repeat has DUP set; again with every call n2 makes to n1 delayed by a proxy (Release,
-//    Finish, routes and forwarding: the phases of the moves both ways).
+//    Finish, routes and forwarding: the phases of the moves both ways);
+//  - with --durability process: the old node's stored copy is deleted once the new node has the
+//    session (restarted with its data dir, it restores none), and the new node stores it (record
+//    and subscription: restarted, it restores it and its subscription works).
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import type { IConnackPacket, IDisconnectPacket, IPublishPacket } from 'mqtt-packet';
 import { startEtcdRetrying, type EtcdCluster } from '../helpers/etcd';
-import { launchBroker, freePort, HTTP_LISTEN_RE, type Broker } from '../helpers/broker';
+import { launchBroker, freePort, makeTempDir, removeDir, HTTP_LISTEN_RE, type Broker } from '../helpers/broker';
 import { startTcpProxy, type TcpProxy } from '../helpers/tcp-proxy';
 import { Clients, subscribeOk, publish, end, type Connected, type Received } from '../helpers/clients';
 import { RawClient } from '../helpers/raw-client';
 import { request } from '../helpers/http';
 import { parsePromText, sampleValue } from '../helpers/prom-text';
 import { waitUntil, delay } from '../helpers/wait';
+import { metricAtLeast } from '../helpers/metrics';
 import { utopic, uid } from '../helpers/ids';
 
 const TTL_SEC = 3;
@@ -287,4 +291,56 @@ describe('3t cluster: a session follows its client id across nodes (real etcd, 2
     await end(sub.client, { reasonCode: 0 });
     await end(pub.client);
   }
+});
+
+describe('3t cluster: the stored copy follows the session (real etcd, --durability process)', () => {
+  let etcd: EtcdCluster;
+  const brokers: Broker[] = [];
+  const dirs: string[] = [];
+  const clients = new Clients();
+
+  before(async () => { etcd = await startEtcdRetrying(1); });
+  after(async () => {
+    await clients.closeAll();
+    for (const b of brokers) await b.kill();
+    await etcd?.stop();
+    for (const d of dirs) removeDir(d);
+  });
+
+  it("the old node's store forgets the session once the new node has it; the new node's store keeps it", async () => {
+    const common = ['--etcd', etcd.endpoints().join(','), '--cluster-name', `stored${process.pid}`, '--lease-ttl', String(TTL_SEC), '--durability', 'process'];
+    const dir1 = makeTempDir('fleetmq-3t-');
+    const dir2 = makeTempDir('fleetmq-3t-');
+    dirs.push(dir1, dir2);
+    const start = async (id: string, dir: string) => { const b = await launchBroker(1, [...common, '--node-id', id, '--data-dir', dir]); brokers.push(b); return b; };
+    let d1 = await start('d1', dir1);
+    let d2 = await start('d2', dir2);
+    await waitUntil(() => [d1, d2].every((b) => /members: d1, d2/.test(b.output())), 'd1 and d2 to see each other', 30_000);
+    const id = uid('stored');
+    const topic = utopic('stored');
+    const opts = { protocolVersion: 5 as const, clientId: id, clean: false, properties: { sessionExpiryInterval: 600 } };
+    const first = await clients.mqtt(d1.port, opts);
+    await subscribeOk(first.client, { [topic]: { qos: 1 } });
+    await end(first.client);
+    const moved = await clients.mqtt(d2.port, opts);
+    assert.equal(moved.connack.sessionPresent, true);
+    // The handover is complete once d1 counted it (its copy is deleted before it answers the queue).
+    await metricAtLeast(d1, 'fleetmq_cluster_handovers_total', { dir: 'out' }, 1);
+    await end(moved.client);
+    // Both stop (SIGTERM: the lease goes at once) and restart with their data dirs.
+    assert.equal(await d1.stop(), 0);
+    assert.equal(await d2.stop(), 0);
+    d1 = await start('d1', dir1);
+    assert.match((await d1.waitForOutput(/store: restored (\d+) sessions/))[0], /restored 0 sessions/, 'd1 deleted its copy');
+    d2 = await start('d2', dir2);
+    assert.match((await d2.waitForOutput(/store: restored (\d+) sessions/))[0], /restored 1 sessions/, 'd2 stored the session it took');
+    await waitUntil(() => [d1, d2].every((b) => /members: d1, d2/.test(b.output())), 'd1 and d2 (restarted) to see each other', 30_000);
+    // The restored subscription works: a message published on d2 reaches the session on d2.
+    const back = await clients.mqtt(d2.port, opts);
+    assert.equal(back.connack.sessionPresent, true, 'd2 restored the session');
+    const pub = await clients.mqtt(d2.port, { protocolVersion: 5 });
+    await publish(pub.client, topic, 'after-restart', { qos: 1 });
+    await back.inbox.waitForPayload('after-restart', 20_000);
+    for (const c of [back, pub]) await end(c.client);
+  });
 });

@@ -287,6 +287,7 @@ describe('3t cluster: a session follows its client id across nodes (real etcd, 2
     await waitUntil(() => new Set(got.map((m) => m.payload.toString())).size >= N,
       () => `all ${N} numbers (got ${new Set(got.map((m) => m.payload.toString())).size} distinct of ${got.length})`, 60_000);
     const firsts = firstArrivals(got).map(Number);
+    console.log(`# 3t: ${got.length - N} repeat(s) with DUP over ${MOVES} moves`);
     assert.deepEqual(firsts, Array.from({ length: N }, (_, i) => i), 'every number, first arrivals in order');
     await end(sub.client, { reasonCode: 0 });
     await end(pub.client);

@@ -19,9 +19,9 @@
 //    with DUP (QoS 0: not again).
 //
 // A dies or does not answer Finish: B goes on without the queue (counted failed; as for a dead
-// node, what A held is lost). B does not call Finish in time: A puts the session back offline
-// (its expiry starts again); its id stays registered to B, so the session lives on A only until
-// it expires or a claim elsewhere asks A for it (README.md here, "Session handover").
+// node, what A held is lost). B does not call Finish in time (or says not ok): A puts the
+// session back offline and registers the id again; if its home has another owner by then, that
+// one wins and A's copy ends (README.md here, "Session handover").
 import * as grpc from '@grpc/grpc-js';
 import { bytesMethod, type PeerServer } from './peer-server';
 import type { PeerLinks } from './peer-links';
@@ -42,11 +42,15 @@ export interface HandoverLocal {
   ownerOf(id: string): number | null;
 }
 
+/** The cluster registry, for a session that comes back to this node after a handover was given up. */
+export interface HandoverRegistry { reown(id: string): void }
+
 export interface HandoverDeps {
   peers: PeerLinks;
   server: PeerServer;
   routes: RouteSync;
   local: HandoverLocal;
+  registry: HandoverRegistry;
   post(worker: number, m: HandoverToWorker): boolean;
   /** Counter row 0 (written by this thread), or null. */
   counters: SharedArrayBuffer | null;
@@ -159,7 +163,12 @@ export class ClusterHandover {
     clearTimeout(out.timer);
     const ans = await this.ask(out.worker, (req) => ({ t: 'handover-finish', req, clientId: out.id, ok }));
     this.d.local.handOutEnd(out.id, ok);
-    if (!ok) { this.count(K.C_CLUSTER_HANDOVERS_FAILED); this.d.log(`handover of ${JSON.stringify(out.id)} to ${out.to} not finished: the session stays here, offline`); return null; }
+    if (!ok) {
+      this.count(K.C_CLUSTER_HANDOVERS_FAILED);
+      this.d.log(`handover of ${JSON.stringify(out.id)} to ${out.to} not finished: the session is offline here again, registered again unless its id is owned elsewhere now`);
+      this.d.registry.reown(out.id);
+      return null;
+    }
     this.count(K.C_CLUSTER_HANDOVERS_OUT);
     return ans?.t === 'handover-queue' ? ans.queue : [];
   }

@@ -400,6 +400,35 @@ export class ClusterRegistry {
     }
   }
 
+  /**
+   * A session this node released (handed over) is back here: its handover was given up
+   * (handover.ts). It is registered again as a re-registration is: if the id's home has an owner
+   * now (the node it was handed to, or a later claim), that one wins and the copy here ends;
+   * otherwise (that node died) this node owns it again. Not answered within the barrier: the
+   * next view change asserts it (homeAt null).
+   */
+  async reown(id: string): Promise<void> {
+    if (this.recs.get(id)) return; // claimed here again meanwhile: that claim decides
+    const rec: Rec = { sent: 0, granted: ++this.seq, supersededUpTo: 0, chain: Promise.resolve(), current: null, pending: 0, homeAt: null };
+    this.recs.set(id, rec);
+    const deadline = this.now() + this.opts.barrierMs;
+    while (!this.closed && this.now() < deadline && this.recs.get(id) === rec && rec.homeAt === null) {
+      const v = this.view;
+      const inc = this.inc;
+      if (!v || !inc) return;
+      const node = primary(id, this.scored)!;
+      const req: AssertReq = { node: this.opts.nodeId, inc, vid: v.vid, rev: v.rev.toString(), items: [{ id, seq: rec.granted }] };
+      let ans: AssertAns | null = null;
+      try { ans = node === this.opts.nodeId ? await this.home.assert(req) : await this.opts.transport.assert(node, req); } catch { /* again below */ }
+      if (ans?.s === 'ok' && this.view === v) {
+        if (ans.taken.length > 0) { this.opts.counts.lost(1); await this.dropHeld(id, rec.granted); return; }
+        rec.homeAt = `${node}@${v.members.get(node)}`;
+        return;
+      }
+      await this.waitView(() => this.view !== v, 100);
+    }
+  }
+
   private async dropHeld(id: string, seq: number): Promise<void> {
     const rec = this.recs.get(id);
     if (!rec || rec.granted !== seq) return; // claimed again meanwhile: that claim decides

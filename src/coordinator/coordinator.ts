@@ -150,7 +150,7 @@ export class Coordinator {
     const { ClusterHandover } = await import('../cluster/handover');
     const ttlMs = this.opts.config.leaseTtl * 1000;
     this.handover = new ClusterHandover({
-      peers: node.peers, server: node.peerServer, routes: this.dataPlane.routes, local: this.registry,
+      peers: node.peers, server: node.peerServer, routes: this.dataPlane.routes, local: this.registry, registry: this.clusterRegistry,
       post: (w, m) => { const port = this.ports[w]; if (!port) return false; port.postMessage(m satisfies FromCoordinator); return true; },
       counters: this.opts.counters ?? null, timeoutMs: 2 * ttlMs + 2000, lingerMs: this.opts.config.clusterHandoverLingerMs,
       maxRouteWaitMs: ttlMs, log: (line) => note({ ev: 'log', line }),

@@ -16,6 +16,9 @@
 //    numbered messages flow at ~1 kHz: every number arrives, first arrivals in order, every
 //    repeat has DUP set; again with every call n2 makes to n1 delayed by a proxy (Release,
 //    Finish, routes and forwarding: the phases of the moves both ways);
+//  - the new node SIGKILLed between the phases (its Finish held in a delaying proxy and lost with
+//    it): the old node gives the handover up and the session is whole there again (session
+//    present = 1 on reconnecting to it, its queue, and what arrived meanwhile, in order);
 //  - with --durability process: the old node's stored copy is deleted once the new node has the
 //    session (restarted with its data dir, it restores none), and the new node stores it (record
 //    and subscription: restarted, it restores it and its subscription works).
@@ -342,6 +345,56 @@ describe('3t cluster: the stored copy follows the session (real etcd, --durabili
     const pub = await clients.mqtt(d2.port, { protocolVersion: 5 });
     await publish(pub.client, topic, 'after-restart', { qos: 1 });
     await back.inbox.waitForPayload('after-restart', 20_000);
+    for (const c of [back, pub]) await end(c.client);
+  });
+});
+
+describe('3t cluster: the new node dies between the phases (real etcd, a proxy in front of the old node)', () => {
+  let etcd: EtcdCluster;
+  const brokers: Broker[] = [];
+  const clients = new Clients();
+  let proxy: TcpProxy | undefined;
+
+  before(async () => { etcd = await startEtcdRetrying(1); });
+  after(async () => {
+    await clients.closeAll();
+    for (const b of brokers) await b.kill();
+    await proxy?.close();
+    await etcd?.stop();
+  });
+
+  it('the old node keeps the whole session when the new one dies before asking for its queue', async () => {
+    const common = ['--etcd', etcd.endpoints().join(','), '--cluster-name', `diehalf${process.pid}`, '--lease-ttl', String(TTL_SEC), '--durability', 'none'];
+    const aPort = await freePort();
+    proxy = await startTcpProxy('127.0.0.1', aPort);
+    const a = await launchBroker(1, [...common, '--node-id', 'a', '--cluster-port', String(aPort), '--cluster-advertise-port', String(proxy.port)]);
+    brokers.push(a);
+    const b = await launchBroker(1, [...common, '--node-id', 'b']);
+    brokers.push(b);
+    await waitUntil(() => [a, b].every((x) => /members: a, b/.test(x.output())), 'a and b to see each other', 30_000);
+    const id = uid('half');
+    const topic = utopic('half');
+    const opts = { protocolVersion: 5 as const, clientId: id, clean: false, properties: { sessionExpiryInterval: 600 } };
+    const first = await clients.mqtt(a.port, opts);
+    await subscribeOk(first.client, { [topic]: { qos: 1 } });
+    await end(first.client);
+    const pub = await clients.mqtt(a.port, { protocolVersion: 5 });
+    for (let i = 0; i < 5; i++) await publish(pub.client, topic, `m${i}`, { qos: 1 });
+    // Every call b makes to a waits 1 s in the proxy: b's Finish is still there when b dies.
+    proxy.setMode('delay', 1000);
+    const moved = await clients.mqtt(b.port, opts);
+    assert.equal(moved.connack.sessionPresent, true, 'b took the snapshot');
+    await b.kill();
+    proxy.setMode('pass');
+    for (let i = 5; i < 8; i++) await publish(pub.client, topic, `m${i}`, { qos: 1 });
+    await waitUntil(() => /members: a \(-b\)/.test(a.output()), "b to leave a's view", 30_000);
+    // a gives the handover up (no Finish within 2 x TTL + 2 s): the session is a's again, whole.
+    await waitUntil(() => /not finished: the session is offline here again/.test(a.output()), 'a to give the handover up', 30_000);
+    await metricAtLeast(a, 'fleetmq_cluster_handovers_total', { dir: 'failed' }, 1);
+    const back = await clients.mqtt(a.port, opts);
+    assert.equal(back.connack.sessionPresent, true, "a's session is back");
+    const got = await back.inbox.waitFor(8, topic, 20_000);
+    assert.deepEqual(got.map((m) => m.payload.toString()), Array.from({ length: 8 }, (_, i) => `m${i}`), 'its queue and what arrived meanwhile, in order');
     for (const c of [back, pub]) await end(c.client);
   });
 });

@@ -63,6 +63,7 @@ export interface BrokerConfig {
   clusterName: string;
   clusterPort: number;
   clusterForwardQueueBytes: number;
+  clusterHandoverLingerMs: number;
   clusterAdvertisePort?: number;
   advertise?: string;
   leaseTtl: number;
@@ -203,6 +204,7 @@ export const SETTINGS: readonly Setting[] = [
   { key: 'clusterPort', flag: '--cluster-port', kind: 'int', min: 0, max: 65535, default: () => 7883, help: 'port of the node-to-node gRPC server (route sync, forwarding), on --host; 0 = any free port; the member record in etcd announces the bound port' },
   { key: 'clusterAdvertisePort', flag: '--cluster-advertise-port', kind: 'int', min: 1, max: 65535, default: () => undefined, help: 'port peers use to reach this node\'s cluster port, when it differs from --cluster-port (a port mapping or proxy in between); default: the bound --cluster-port' },
   { key: 'clusterForwardQueueBytes', flag: '--cluster-forward-queue-bytes', kind: 'int', min: 65536, max: 4 * 1024 * 1024 * 1024, default: () => 64 * 1024 * 1024, help: 'bytes of messages queued for one peer node and not yet acknowledged by it; beyond it QoS 0 is dropped (counted) and QoS >= 1 waits, up to twice the bound, then its publisher is disconnected without an acknowledgement' },
+  { key: 'clusterHandoverLingerMs', flag: '--cluster-handover-linger-ms', kind: 'int', min: 0, max: 60_000, default: () => 200, help: 'when a session moves to another node: how long the old node still takes messages for it (they go over with its queue) after the new node\'s routes reached it, for peers whose routes or frames are slower' },
   { key: 'advertise', flag: '--advertise', kind: 'string', default: () => undefined, help: 'address peers use to reach this node (default: --host when it is a specific address, else this machine\'s hostname)' },
   { key: 'leaseTtl', flag: '--lease-ttl', kind: 'int', min: 2, max: 3600, default: () => 10, help: 'etcd lease TTL, seconds: a node that cannot renew it for TTL - max(0.5 s, TTL/5) fences itself (refuses CONNECT, disconnects its clients) and rejoins; the others see it gone after TTL' },
   { key: 'clusterJoinTimeoutMs', flag: '--cluster-join-timeout-ms', kind: 'int', min: 1, max: 86_400_000, default: () => 15_000, help: 'how long startup waits for an unreachable etcd (a line every 3 s) before it fails with exit code 1' },

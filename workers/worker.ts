@@ -129,6 +129,7 @@ const lifecycle = new SessionLifecycle({
   index, table, subscriptions, persister, count, registry: coord, publishWill, relay,
   sessionEnv: { config, count, store: persister, retained: coord },
 });
+coord.onHandover = (m) => lifecycle.handover(m);
 
 // The admin API's queries and the banned list (admin/admin.ts).
 const admin = new WorkerAdmin({

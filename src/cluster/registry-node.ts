@@ -60,8 +60,10 @@ export class RegistryNode {
     this.registry.setView(registryView(revision, list), self.incarnation);
   }
 
-  claim(id: string, proceed: (r: ClaimResult) => Promise<void> | void): Promise<void> { return this.registry.claim(id, proceed); }
+  claim(id: string, proceed: (r: ClaimResult) => Promise<void> | void, keep = false): Promise<void> { return this.registry.claim(id, proceed, keep); }
   ended(id: string): void { this.registry.ended(id); }
+  /** A session handed over came back (its handover was given up): registered again or ended (registry.ts). */
+  reown(id: string): void { void this.registry.reown(id); }
 
   close(): void {
     clearInterval(this.gauge);

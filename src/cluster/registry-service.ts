@@ -37,7 +37,7 @@ const itemsOk = (x: unknown): boolean => Array.isArray(x) && x.every((i) => rec(
 const valid: Record<keyof typeof M, (r: Record<string, unknown>) => boolean> = {
   Register: () => false, // an array: registerOk
   Assert: (r: Record<string, unknown>) => str(r.node) && str(r.inc) && str(r.vid) && revOk(r.rev) && itemsOk(r.items),
-  Release: (r: Record<string, unknown>) => str(r.id) && ownerOk(r.target) && ownerOk(r.by),
+  Release: (r: Record<string, unknown>) => str(r.id) && ownerOk(r.target) && ownerOk(r.by) && (r.keep === undefined || typeof r.keep === 'boolean'),
   Synced: (r: Record<string, unknown>) => str(r.node) && str(r.inc) && str(r.vid) && revOk(r.rev),
   Unregister: (r: Record<string, unknown>) => str(r.node) && str(r.inc) && itemsOk(r.items),
 };

@@ -45,9 +45,14 @@ export type RegisterAns =
 export interface AssertReq extends At { node: string; inc: string; items: Array<{ id: string; seq: number }> }
 export type AssertAns = { s: 'ok'; taken: string[] } | { s: 'stale'; rev: string } | { s: 'refused'; why: string };
 
-/** "End your session of `id` registered at `seq` or before": from the new owner to the previous one. */
-export interface ReleaseReq { id: string; target: Owner; by: Owner }
-export type ReleaseAns = { s: 'released' | 'stale' | 'not-held' };
+/**
+ * "End your session of `id` registered at `seq` or before": from the new owner to the previous
+ * one. `keep`: the new CONNECT continues the session (clean start 0): hand it over (handover.ts).
+ */
+export interface ReleaseReq { id: string; target: Owner; by: Owner; keep?: boolean }
+/** `handover`: the session's snapshot (handover-wire.ts) and the id to finish the handover with. */
+export type ReleaseAns = { s: 'released' | 'stale' | 'not-held'; handover?: Handed };
+export interface Handed { hid: string; session: string }
 
 /** "I have re-registered what I hold for this view": lifts the homes' barrier for that view. */
 export interface SyncedReq extends At { node: string; inc: string }

@@ -8,7 +8,7 @@
 import { primary, salted, type Scored } from './rendezvous';
 import { RegistryHome } from './registry-home';
 import type {
-  AssertReq, AssertAns, Owner, RegisterAns, RegisterReq, RegistryTransport, RegistryView,
+  AssertReq, AssertAns, Handed, Owner, RegisterAns, RegisterReq, RegistryTransport, RegistryView,
   ReleaseAns, ReleaseReq, SyncedReq, UnregisterReq,
 } from './registry-wire';
 
@@ -18,6 +18,11 @@ export interface LocalSessions {
   evict(id: string): Promise<void>;
   /** Client ids with a session on this node (connected or not). */
   held(): Iterable<string>;
+  /**
+   * Phase 1 of handing this node's session of `id` to node `to` (handover.ts): its connection
+   * closes with 0x8E and its snapshot is answered; null: nothing to hand over (then `evict`).
+   */
+  handOut?(id: string, to: string): Promise<Handed | null>;
 }
 
 /** What the registry counts (src/shared/counters.ts, fleetmq_cluster_*). */
@@ -75,8 +80,11 @@ interface Rec {
   pending: number;
 }
 
-/** The answer to a claim: go on with the local claim, and end the session right after if superseded. */
-export interface ClaimResult { superseded: boolean }
+/**
+ * The answer to a claim: go on with the local claim, and end the session right after if
+ * superseded; `handover`: the previous owner handed its session over (from node `from`).
+ */
+export interface ClaimResult { superseded: boolean; handover?: Handed & { from: string } }
 
 export class ClusterRegistry {
   readonly home: RegistryHome;
@@ -86,7 +94,7 @@ export class ClusterRegistry {
   private seq = 0;
   private readonly recs = new Map<string, Rec>();
   /** Releases asked of previous owners, by id and previous registration; they outlive a claim that timed out. */
-  private readonly releasing = new Map<string, Promise<void>>();
+  private readonly releasing = new Map<string, Promise<ReleaseAns | null>>();
   private syncEpoch = 0;
   private readonly viewWaiters = new Set<() => void>();
   private readonly unregisterBatch = new Map<string, Array<{ id: string; seq: number }>>();
@@ -144,14 +152,14 @@ export class ClusterRegistry {
    * `superseded` the end of that session right after), all before the next claim of the id here
    * starts. Rejects with ClaimRefused (then `proceed` does not run).
    */
-  claim(id: string, proceed: (r: ClaimResult) => Promise<void> | void): Promise<void> {
+  claim(id: string, proceed: (r: ClaimResult) => Promise<void> | void, keep = false): Promise<void> {
     let rec = this.recs.get(id);
     if (!rec) this.recs.set(id, (rec = { sent: 0, granted: 0, supersededUpTo: 0, chain: Promise.resolve(), current: null, pending: 0, homeAt: null }));
     const r = rec;
     r.pending++;
     const run: Promise<void> = r.chain.then(async () => {
       r.current = run.catch(() => undefined);
-      const result = await this.claimStep(id, r);
+      const result = await this.claimStep(id, r, keep);
       await proceed(result);
     });
     r.chain = run.catch(() => undefined);
@@ -161,10 +169,14 @@ export class ClusterRegistry {
     });
   }
 
-  private async claimStep(id: string, rec: Rec): Promise<ClaimResult> {
+  private async claimStep(id: string, rec: Rec, keep: boolean): Promise<ClaimResult> {
     const deadline = this.now() + this.opts.claimTimeoutMs;
     const seq = ++this.seq;
     rec.sent = seq;
+    // A session handed over by a previous owner stays this claim's across a retry at a new home
+    // (its old node waits for it), and that owner is not asked again for that registration.
+    let handover: ClaimResult['handover'];
+    let releasedPrev = '';
     for (;;) {
       const v = this.view;
       const inc = this.inc;
@@ -188,15 +200,19 @@ export class ClusterRegistry {
       // The previous owner is asked even if the view moved meanwhile: the home put this claim
       // after it, and nobody else will ask it (then the claim registers again at the new home).
       const prev = ans.prev;
-      if (prev && !(prev.node === this.opts.nodeId && prev.inc === inc)) await this.releasePrevious(id, prev, owner, deadline);
+      const prevKey = prev ? `${prev.node}\0${prev.inc}\0${prev.seq}` : '';
+      if (prev && !(prev.node === this.opts.nodeId && prev.inc === inc) && prevKey !== releasedPrev) {
+        const rel = await this.releasePrevious(id, prev, owner, deadline, keep && !handover);
+        if (rel?.handover) { handover = { ...rel.handover, from: prev.node }; releasedPrev = prevKey; }
+      }
       if (this.view !== v) continue;
       this.opts.counts.registered();
       // Superseded: granted, then taken over before it was let through; it connects and is ended
       // at once (its client sees CONNACK, then 0x8E), and holds nothing afterwards.
-      if (rec.supersededUpTo >= seq) return { superseded: true };
+      if (rec.supersededUpTo >= seq) return { superseded: true, handover };
       rec.granted = seq;
       rec.homeAt = `${home}@${v.members.get(home)}`;
-      return { superseded: false };
+      return { superseded: false, handover };
     }
   }
 
@@ -234,29 +250,30 @@ export class ClusterRegistry {
    * connections are closed. Asking goes on after a claim times out, until the node answers or
    * leaves the view, so a refused claim never leaves the old connection unnoticed.
    */
-  private async releasePrevious(id: string, prev: Owner, by: Owner, deadline: number): Promise<void> {
+  private async releasePrevious(id: string, prev: Owner, by: Owner, deadline: number, keep: boolean): Promise<ReleaseAns | null> {
     // One job per previous registration (not per id: a later claim may find another owner).
     const key = `${id}\0${prev.node}\0${prev.inc}\0${prev.seq}`;
     let job = this.releasing.get(key);
     if (!job) {
-      job = this.askRelease(id, prev, by).finally(() => { if (this.releasing.get(key) === job) this.releasing.delete(key); });
+      job = this.askRelease(id, prev, by, keep).finally(() => { if (this.releasing.get(key) === job) this.releasing.delete(key); });
       this.releasing.set(key, job);
     }
     let timer: NodeJS.Timeout | undefined;
     const late = new Promise<'late'>((resolve) => { timer = setTimeout(() => resolve('late'), Math.max(1, deadline - this.now())); });
-    const r = await Promise.race([job.then(() => 'done' as const), late]);
+    const r = await Promise.race([job, late]);
     clearTimeout(timer);
     if (r === 'late') { this.opts.counts.timedOut(); throw new ClaimRefused(`previous owner ${prev.node} did not answer`, true); }
+    return r;
   }
 
-  private async askRelease(id: string, prev: Owner, by: Owner): Promise<void> {
+  private async askRelease(id: string, prev: Owner, by: Owner, keep: boolean): Promise<ReleaseAns | null> {
     for (;;) {
       const v = this.view;
-      if (this.closed || !v || v.members.get(prev.node) !== prev.inc) return;
+      if (this.closed || !v || v.members.get(prev.node) !== prev.inc) return null;
       try {
-        const ans = await this.opts.transport.release(prev.node, { id, target: prev, by });
+        const ans = await this.opts.transport.release(prev.node, keep ? { id, target: prev, by, keep } : { id, target: prev, by });
         if (ans.s === 'released') this.opts.counts.takeover();
-        return;
+        return ans;
       } catch {
         await this.waitView(() => this.view !== v, 200);
       }
@@ -273,12 +290,13 @@ export class ClusterRegistry {
       rec.supersededUpTo = Math.max(rec.supersededUpTo, req.target.seq);
       await rec.current;
     }
-    await this.opts.local.evict(req.id);
+    const handover = req.keep && this.opts.local.handOut ? await this.opts.local.handOut(req.id, req.by.node) : null;
+    if (!handover) await this.opts.local.evict(req.id);
     if (rec && rec.granted <= req.target.seq) {
       rec.granted = 0;
       if (rec.pending === 0 && this.recs.get(req.id) === rec) this.recs.delete(req.id);
     }
-    return { s: 'released' };
+    return handover ? { s: 'released', handover } : { s: 'released' };
   }
 
   /** This node's session of `id` ended (clean disconnect, expiry): its home forgets it. */
@@ -379,6 +397,35 @@ export class ClusterRegistry {
           await this.waitView(() => !current(), 100);
         }
       })();
+    }
+  }
+
+  /**
+   * A session this node released (handed over) is back here: its handover was given up
+   * (handover.ts). It is registered again as a re-registration is: if the id's home has an owner
+   * now (the node it was handed to, or a later claim), that one wins and the copy here ends;
+   * otherwise (that node died) this node owns it again. Not answered within the barrier: the
+   * next view change asserts it (homeAt null).
+   */
+  async reown(id: string): Promise<void> {
+    if (this.recs.get(id)) return; // claimed here again meanwhile: that claim decides
+    const rec: Rec = { sent: 0, granted: ++this.seq, supersededUpTo: 0, chain: Promise.resolve(), current: null, pending: 0, homeAt: null };
+    this.recs.set(id, rec);
+    const deadline = this.now() + this.opts.barrierMs;
+    while (!this.closed && this.now() < deadline && this.recs.get(id) === rec && rec.homeAt === null) {
+      const v = this.view;
+      const inc = this.inc;
+      if (!v || !inc) return;
+      const node = primary(id, this.scored)!;
+      const req: AssertReq = { node: this.opts.nodeId, inc, vid: v.vid, rev: v.rev.toString(), items: [{ id, seq: rec.granted }] };
+      let ans: AssertAns | null = null;
+      try { ans = node === this.opts.nodeId ? await this.home.assert(req) : await this.opts.transport.assert(node, req); } catch { /* again below */ }
+      if (ans?.s === 'ok' && this.view === v) {
+        if (ans.taken.length > 0) { this.opts.counts.lost(1); await this.dropHeld(id, rec.granted); return; }
+        rec.homeAt = `${node}@${v.members.get(node)}`;
+        return;
+      }
+      await this.waitView(() => this.view !== v, 100);
     }
   }
 

@@ -90,6 +90,9 @@ export class RouteSync {
     return [{ Sync: ROUTES_SYNC } as grpc.ServiceDefinition, { Sync: (call: grpc.ServerDuplexStream<Buffer, Buffer>) => this.serve(call) }];
   }
 
+  /** Whether `nodeId` has told this node it has subscribers for `filter` (a handover waits for it). */
+  peerHas(nodeId: string, filter: string): boolean { return this.received.get(nodeId)?.filters.has(filter) ?? false; }
+
   // ---- local side -------------------------------------------------------------------------
 
   /** A session subscribed to `filter` (first time for that session). */

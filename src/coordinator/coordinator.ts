@@ -24,6 +24,7 @@ import type { ClusterNode } from '../cluster/node';
 import type { CoordinatorAnswer, CoordinatorQuery, RetainedInfo } from '../shared/admin-messages';
 import type { RegistryNode } from '../cluster/registry-node';
 import type { ClusterDataPlane } from '../cluster/data-plane';
+import type { ClusterHandover } from '../cluster/handover';
 
 export interface CoordinatorOptions {
   workers: number;
@@ -74,6 +75,8 @@ export class Coordinator {
   private readonly evictOnAdopt = new Set<string>();
   /** Routes and forwarding between nodes (a cluster member only). */
   private dataPlane: ClusterDataPlane | null = null;
+  /** Sessions moving between nodes on a takeover (a cluster member only). */
+  private handover: ClusterHandover | null = null;
   /** What worker 0 publishes in $SYS/broker/cluster/ (null: not a cluster member). */
   private clusterInfo: { node: string; incarnation: string; members: string[] } | null = null;
 
@@ -133,7 +136,7 @@ export class Coordinator {
     this.clusterRegistry = new RegistryNode(node, {
       nodeId: node.nodeId, ttlMs: this.opts.config.leaseTtl * 1000, counters: this.opts.counters ?? null,
       log: (line) => note({ ev: 'log', line }),
-      local: { evict: (id) => this.evictLocal(id), held: () => this.heldIds() },
+      local: { evict: (id) => this.evictLocal(id), held: () => this.heldIds(), handOut: (id, to) => this.handover?.handOut(id, to) ?? Promise.resolve(null) },
     });
     // Its services are on the peer server before the node joins (peer-server.ts).
     this.dataPlane = new ClusterDataPlane(node, {
@@ -143,6 +146,14 @@ export class Coordinator {
       counters: this.opts.counters ?? null,
       post: (w, m, transfer) => { const port = this.ports[w]; if (!port) return false; port.postMessage(m satisfies FromCoordinator, transfer ?? []); return true; },
       log: (line) => note({ ev: 'log', line }),
+    });
+    const { ClusterHandover } = await import('../cluster/handover');
+    const ttlMs = this.opts.config.leaseTtl * 1000;
+    this.handover = new ClusterHandover({
+      peers: node.peers, server: node.peerServer, routes: this.dataPlane.routes, local: this.registry, registry: this.clusterRegistry,
+      post: (w, m) => { const port = this.ports[w]; if (!port) return false; port.postMessage(m satisfies FromCoordinator); return true; },
+      counters: this.opts.counters ?? null, timeoutMs: 2 * ttlMs + 2000, lingerMs: this.opts.config.clusterHandoverLingerMs,
+      maxRouteWaitMs: ttlMs, log: (line) => note({ ev: 'log', line }),
     });
     const joined = await node.join();
     note({ ev: 'log', line: `peer server listening on ${this.opts.config.host}:${node.clusterPort}` });
@@ -167,12 +178,18 @@ export class Coordinator {
    * another node ends its session), then this node's registry as on a single node.
    */
   private clusterClaim(index: number, port: MessagePort, m: Extract<ToCoordinator, { t: 'claim' }>): void {
-    this.clusterRegistry!.claim(m.clientId, ({ superseded }) => {
-      if (this.ports[index] !== port) return undefined;
-      this.registry.claim(index, m.req, m.clientId, m.clean);
+    this.clusterRegistry!.claim(m.clientId, ({ superseded, handover }) => {
+      if (this.ports[index] !== port) { if (handover) this.handover!.refuse(handover.from, handover.hid); return undefined; }
+      // The previous owner handed its session over (clean start 0): it comes with the grant.
+      const session = handover ? this.handover!.decode(handover.session) : null;
+      if (handover && session && this.registry.claimHandedIn(index, m.req, m.clientId, session)) this.handover!.expect(m.clientId, handover.from, handover.hid);
+      else {
+        if (handover) this.handover!.refuse(handover.from, handover.hid);
+        this.registry.claim(index, m.req, m.clientId, m.clean);
+      }
       // Taken over before it connected: it connects, then ends at once (CONNACK, then 0x8E).
       return superseded ? this.registry.evict(m.clientId) : undefined;
-    }).catch((err: Error) => {
+    }, !m.clean).catch((err: Error) => {
       if (this.ports[index] === port) port.postMessage({ t: 'granted', req: m.req, existed: false, refused: err.message } satisfies FromCoordinator);
     });
   }
@@ -228,6 +245,7 @@ export class Coordinator {
       }
       case 'cluster-fwd': this.dataPlane?.forwarding.fromWorker(index, m.buf); break;
       case 'cluster-fwd-done': this.dataPlane?.forwarding.workerDone(m.batch); break;
+      case 'handover-snap': case 'handover-queue': case 'handover-installed': this.handover?.fromWorker(m); break;
       case 'retained?': {
         const now = Date.now();
         const page = m.cursor === 0 ? this.cursors.first(index, m.filter, now) : this.cursors.next(index, m.cursor, now);
@@ -335,6 +353,7 @@ export class Coordinator {
   async close(): Promise<void> {
     for (let i = 0; i < this.opts.workers; i++) this.takePosted(i);
     this.clusterRegistry?.close();
+    this.handover?.close();
     this.dataPlane?.close();
     await this.cluster?.leave();
     await this.persistence?.close();

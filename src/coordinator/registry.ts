@@ -1,7 +1,7 @@
 // clientId → owning worker, with takeover (workers/README.md, "Sessions"). Claims for one clientId
 // are serialised: a second claim waits until the first one's takeover has completed.
 import type { MessagePort } from 'node:worker_threads';
-import type { FromCoordinator } from '../shared/messages';
+import type { FromCoordinator, WireSession } from '../shared/messages';
 
 interface Entry {
   owner: number;
@@ -144,5 +144,52 @@ export class Registry {
     const dropped: string[] = [];
     for (const [id, e] of this.entries) if (e.owner === worker && !e.busy) { this.entries.delete(id); dropped.push(id); }
     return dropped;
+  }
+
+  // ---- cross-node handover (src/cluster/handover.ts) ----
+
+  /**
+   * A session handed in from another node goes to the claiming worker with its grant; false
+   * (nothing sent) if this node has a session of the id already: the caller claims as usual.
+   */
+  claimHandedIn(worker: number, req: number, clientId: string, session: WireSession): boolean {
+    if (this.entries.has(clientId) || !this.ports[worker]) return false;
+    this.entries.set(clientId, { owner: worker, busy: true, waiting: [] });
+    this.send(worker, { t: 'granted', req, existed: true, handover: session });
+    return true;
+  }
+
+  /** The handed-in session's queue is in (or will not come): other claims of the id may go on. */
+  handedIn(clientId: string): void {
+    const e = this.entries.get(clientId);
+    if (e?.busy) { e.busy = false; this.drain(e); }
+  }
+
+  /** The worker owning `clientId` now, if any (not in the middle of a takeover). */
+  ownerOf(clientId: string): number | null { return this.entries.get(clientId)?.owner ?? null; }
+
+  /**
+   * The session is being handed to another node: claims of the id here wait until it is gone
+   * or back (handOutEnd). Resolves with its worker, or null without a session here.
+   */
+  handOutStart(clientId: string): Promise<number | null> {
+    return new Promise((resolve) => {
+      const run = (): void => {
+        const e = this.entries.get(clientId);
+        if (!e) { resolve(null); return; }
+        if (e.busy) { e.waiting.push(run); return; }
+        e.busy = true;
+        resolve(e.owner);
+      };
+      run();
+    });
+  }
+
+  handOutEnd(clientId: string, gone: boolean): void {
+    const e = this.entries.get(clientId);
+    if (!e) return;
+    e.busy = false;
+    if (gone) { this.entries.delete(clientId); for (const w of e.waiting.splice(0)) w(); return; }
+    this.drain(e);
   }
 }

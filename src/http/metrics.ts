@@ -162,6 +162,12 @@ export async function renderMetrics(src: MetricsSources): Promise<string> {
   e.one('fleetmq_cluster_reasserted_total', 'counter', 'Client ids re-registered with a new home after a view change or a rejoin.', sum(K.C_CLUSTER_REASSERTED));
   e.one('fleetmq_cluster_reassert_lost_total', 'counter', 'Sessions ended on this node because another node owned their id at a view change or rejoin.', sum(K.C_CLUSTER_REASSERT_LOST));
   e.one('fleetmq_cluster_home_entries', 'gauge', 'Client ids this node is the home (registry primary) of now.', sum(K.C_CLUSTER_HOME_ENTRIES));
+  e.family('fleetmq_cluster_handovers_total', 'counter', 'Sessions moved between nodes on a takeover: out = handed to another node, in = taken from one, failed = not completed (the other side died or did not answer).', [
+    [{ dir: 'out' }, sum(K.C_CLUSTER_HANDOVERS_OUT)],
+    [{ dir: 'in' }, sum(K.C_CLUSTER_HANDOVERS_IN)],
+    [{ dir: 'failed' }, sum(K.C_CLUSTER_HANDOVERS_FAILED)],
+  ]);
+  e.one('fleetmq_cluster_handover_dropped_total', 'counter', 'Queued messages left out of a session handover (over the bytes one handover carries).', sum(K.C_CLUSTER_HANDOVER_DROPPED));
   e.one('fleetmq_connections_relayed_total', 'counter', 'TLS / WebSocket connections relayed to the worker that owns their session.', sum(K.C_RELAYED));
   e.one('fleetmq_sessions', 'gauge', 'Sessions held now (connected or not).', sum(K.C_SESSIONS));
   e.one('fleetmq_subscriptions', 'gauge', 'Subscriptions held now.', sum(K.C_SUBSCRIPTIONS));

@@ -171,8 +171,18 @@ export const C_CLUSTER_HOME_ENTRIES = 94;
 export const C_ROUTE_PASSES = 116;
 /** Of those, batches routed before their turn's end because they were full (256 messages, or 4 MiB of read chunks held). */
 export const C_ROUTED_EARLY = 117;
+// -- Cross-node session handover (src/cluster/handover.ts): written by the coordinator thread, in
+// worker 0's row.
+/** Sessions handed to another node (phase 2 done: the copy here is deleted). */
+export const C_CLUSTER_HANDOVERS_OUT = 136;
+/** Sessions taken from another node (session present = 1 on a CONNECT here). */
+export const C_CLUSTER_HANDOVERS_IN = 137;
+/** Handovers that did not complete (the other side died or did not answer in time). */
+export const C_CLUSTER_HANDOVERS_FAILED = 138;
+/** Queued messages left out of a handover: over the size one handover may carry. */
+export const C_CLUSTER_HANDOVER_DROPPED = 139;
 /** Counters in use in a row (the next free index). */
-export const COUNTERS_USED = 118;
+export const COUNTERS_USED = 140;
 /**
  * Row stride, in doubles. Each worker writes its row on every message from its own core; rows
  * that shared a 64-byte cache line would bounce it between cores (false sharing). A
@@ -258,6 +268,10 @@ export const COUNTER_NAMES: Record<number, string> = {
   [C_CLUSTER_HOME_ENTRIES]: 'cluster/registry/home-entries',
   [C_ROUTE_PASSES]: 'routing/passes',
   [C_ROUTED_EARLY]: 'routing/early',
+  [C_CLUSTER_HANDOVERS_OUT]: 'cluster/handover/out',
+  [C_CLUSTER_HANDOVERS_IN]: 'cluster/handover/in',
+  [C_CLUSTER_HANDOVERS_FAILED]: 'cluster/handover/failed',
+  [C_CLUSTER_HANDOVER_DROPPED]: 'cluster/handover/dropped',
 };
 
 for (const [i, r] of DISCONNECT_REASONS.entries()) COUNTER_NAMES[C_DISCONNECT_BASE + i] = `clients/disconnected/${r.replace(/_/g, '-')}`;

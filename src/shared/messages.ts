@@ -120,7 +120,8 @@ export type ToCoordinator =
   /** The forwarded batch `batch` this worker was handed is routed. */
   | { t: 'cluster-fwd-done'; batch: number }
   /** A turn's claims and ends in one post (workers/coordination/coordinator-client.ts), in order. */
-  | { t: 'batch'; msgs: ToCoordinator[] };
+  | { t: 'batch'; msgs: ToCoordinator[] }
+  | HandoverFromWorker;
 // Store requests do not travel here: each worker has a store ring (src/shared/store-wire.ts).
 
 export type FromCoordinator =
@@ -128,7 +129,7 @@ export type FromCoordinator =
    * local: this worker owns the session already; redirect: move the connection to that worker;
    * refused: the cluster's client-id registry could not settle the claim (CONNACK "server busy").
    */
-  | { t: 'granted'; req: number; existed: boolean; local?: boolean; redirect?: number; refused?: string }
+  | { t: 'granted'; req: number; existed: boolean; local?: boolean; redirect?: number; refused?: string; handover?: WireSession }
   | { t: 'conn'; fd: number; bytes: Uint8Array; identity?: string | null; origin?: ConnOrigin }
   /** Every restored session for this worker has been sent. */
   | { t: 'adopt-done' }
@@ -143,7 +144,27 @@ export type FromCoordinator =
   | { t: 'cluster-view'; node: string; incarnation: string; members: string[] }
   /** A turn's registry answers for one worker in one post (src/coordinator/registry.ts), in order. */
   | { t: 'batch'; msgs: FromCoordinator[] }
-  | ClusterForwardMsg;
+  | ClusterForwardMsg
+  | HandoverToWorker;
+
+/**
+ * A session moving to another node (src/cluster/handover.ts). On the old node: 'handover-out'
+ * ends the connection and answers a snapshot (subscriptions, in-flight, expiry; the queue stays
+ * and keeps filling); 'handover-finish' ok answers the whole queue and drops the session, not ok
+ * puts it back offline. On the new node: the session comes with the 'granted' and holds its
+ * queue until 'handover-rest' brings the old node's queue (null: none came).
+ */
+export type HandoverToWorker =
+  | { t: 'handover-out'; req: number; clientId: string }
+  | { t: 'handover-finish'; req: number; clientId: string; ok: boolean }
+  | { t: 'handover-rest'; clientId: string; queue: WireQueued[] | null };
+
+export type HandoverFromWorker =
+  /** null: no session here to hand over (or one that ends with its connection): end it as before. */
+  | { t: 'handover-snap'; req: number; session: WireSession | null }
+  | { t: 'handover-queue'; req: number; queue: WireQueued[] }
+  /** The handed-in session is installed (its subscriptions journaled before this). */
+  | { t: 'handover-installed'; clientId: string };
 
 /**
  * Where a moved connection came from: the listener that counts it open (-1: none, a relay's

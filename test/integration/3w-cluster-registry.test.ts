@@ -18,7 +18,8 @@
 //  - a node cut off from etcd (through test/helpers/tcp-proxy.ts) fences and drops its persistent
 //    client, which connects to the other node (session present 0: its session stayed on the cut
 //    node); healed, the cut node re-registers what it kept, finds the id owned, ends its copy
-//    (counted), leaves the live connection alone, and a later CONNECT there finds no session.
+//    (counted), leaves the live connection alone, and a later CONNECT there (clean start 0)
+//    brings the other node's session over, not its own stale copy.
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { Etcd3 } from 'etcd3';
@@ -212,6 +213,7 @@ describe('3w cluster: one owner per client id across nodes (real etcd, 3 broker 
     const c2 = await onA.handshake(persistent);
     assert.equal(c2.reasonCode ?? c2.returnCode, 0, onA.describe());
     assert.equal(c2.sessionPresent, false, 'a session on a node out of the view does not come along');
+    await onA.subscribe('moving/fa', 1);
     proxy.setMode('pass');
     await waitUntil(() => /rejoined as fb/.test(b.output()) && /members: fa, fb/.test(b.output().slice(b.output().lastIndexOf('rejoined as fb'))), 'fb to rejoin', 30_000);
     // fb re-registered what it kept; fa owns "moving" now, so fb's copy ends.
@@ -220,11 +222,16 @@ describe('3w cluster: one owner per client id across nodes (real etcd, 3 broker 
     while ((await lost()) < 1 && Date.now() - t0 < 20_000) await new Promise((r) => setTimeout(r, 200));
     assert.ok((await lost()) >= 1, 'fb counted the session it lost');
     assert.equal(onA.closed, false, "fb did not take back fa's client");
-    // Connecting on fb again takes the id over from fa; fb has no session left to resume.
+    // Connecting on fb again takes the id over from fa, and fa's session (clean start 0) comes
+    // along (src/cluster/handover.ts): session present 1, with fa's subscription, not fb's stale copy.
     const again = await open(b, 5);
     const c3 = await again.handshake(persistent);
     assert.equal(c3.reasonCode ?? c3.returnCode, 0, again.describe());
-    assert.equal(c3.sessionPresent, false, "fb discarded its stale copy");
+    assert.equal(c3.sessionPresent, true, "fa's session moved to fb");
+    const pub = await open(b, 5);
+    await pub.handshake({ clientId: 'moving-pub' });
+    pub.send({ cmd: 'publish', topic: 'moving/fa', payload: Buffer.from('hi'), qos: 0, retain: false, dup: false });
+    await again.waitFor((p) => p.cmd === 'publish' && p.topic === 'moving/fa', "a message through fa's subscription, now on fb", 20_000);
     assert.equal(await onA.waitClosed(10_000), true);
     assert.ok(onA.packets.some((p) => p.cmd === 'disconnect' && (p as IDisconnectPacket).reasonCode === 0x8e), onA.describe());
   });

@@ -1,7 +1,7 @@
 // The worker's side of the coordinator conversation: requests with promises, and the
 // coordinator's own requests (release a session for takeover) passed to a handler.
 import type { MessagePort } from 'node:worker_threads';
-import type { FromCoordinator, ToCoordinator, WireMessage, RestoredSession, PersistResult, ConnOrigin, ClusterForwardMsg } from '../../src/shared/messages';
+import type { FromCoordinator, ToCoordinator, WireMessage, RestoredSession, PersistResult, ConnOrigin, ClusterForwardMsg, HandoverToWorker, HandoverFromWorker, WireSession } from '../../src/shared/messages';
 import { RetainedBatchWriter, RETAINED_BATCH_BYTES } from '../../src/shared/retained-batch';
 
 type Pending = { resolve: (v: never) => void; reject: (e: Error) => void };
@@ -11,7 +11,7 @@ const noReject = (): void => { /* claims are always answered */ };
 export interface RetainedPage { cursor: number; msgs: WireMessage[] }
 
 /** refused: the cluster's client-id registry could not settle the claim (why). */
-export interface Grant { existed: boolean; local?: boolean; redirect?: number; refused?: string }
+export interface Grant { existed: boolean; local?: boolean; redirect?: number; refused?: string; handover?: WireSession }
 
 export class CoordinatorClient {
   private nextReq = 1;
@@ -29,6 +29,8 @@ export class CoordinatorClient {
   private readonly flushSoonBound = () => this.flushSoon();
   /** Cross-node forwarding (a cluster member's workers/cluster/forwarder.ts), set once at start. */
   onForward: ((m: ClusterForwardMsg) => void) | null = null;
+  /** Cross-node session handover (workers/session/lifecycle.ts), set once at start. */
+  onHandover: ((m: HandoverToWorker) => void) | null = null;
 
   constructor(
     readonly port: MessagePort,
@@ -52,10 +54,11 @@ export class CoordinatorClient {
     if (m.t === 'adopt-done') { this.onAdoptDone(); return; }
     if (m.t === 'cluster-fenced' || m.t === 'cluster-view') { this.onCluster(m); return; }
     if (m.t === 'cluster-fwd-acks' || m.t === 'cluster-fwd-in') { this.onForward?.(m); return; }
+    if (m.t === 'handover-out' || m.t === 'handover-finish' || m.t === 'handover-rest') { this.onHandover?.(m); return; }
     const p = this.pending.get(m.req);
     if (!p) return;
     this.pending.delete(m.req);
-    if (m.t === 'granted') (p.resolve as (v: Grant) => void)({ existed: m.existed, local: m.local, redirect: m.redirect, refused: m.refused });
+    if (m.t === 'granted') (p.resolve as (v: Grant) => void)({ existed: m.existed, local: m.local, redirect: m.redirect, refused: m.refused, handover: m.handover });
     else if (m.t === 'retained') (p.resolve as (v: RetainedPage) => void)({ cursor: m.cursor, msgs: m.msgs });
   }
 
@@ -90,6 +93,9 @@ export class CoordinatorClient {
   released(req: number): void {
     this.post({ t: 'released', req } satisfies ToCoordinator);
   }
+
+  /** Answers and news of a cross-node handover (src/cluster/handover.ts). */
+  postHandover(m: HandoverFromWorker): void { this.post(m); }
 
   ended(clientId: string): void {
     this.postSoon({ t: 'ended', clientId });

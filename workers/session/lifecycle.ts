@@ -8,7 +8,7 @@ import type { Connection, Transport } from '../net/connection';
 import { ConnState } from '../net/connection';
 import type { Persister } from '../persist/persister';
 import type { Grant } from '../coordination/coordinator-client';
-import type { WireSession, RestoredSession, ConnOrigin } from '../../src/shared/messages';
+import type { WireSession, RestoredSession, ConnOrigin, HandoverFromWorker, HandoverToWorker } from '../../src/shared/messages';
 import type { StoredSession } from '../../src/store/types';
 import type { Will } from './will';
 import type { SessionTable } from './session-table';
@@ -32,6 +32,8 @@ export interface LifecycleDeps {
   readonly registry: {
     claim(clientId: string, clean: boolean, done: (g: Grant) => void): void;
     released(req: number): void;
+    /** Cross-node handover answers (src/cluster/handover.ts). */
+    postHandover(m: HandoverFromWorker): void;
     ended(clientId: string): void;
     move(to: number, fd: number, bytes: Uint8Array, identity: string | null, origin: ConnOrigin | null): void;
   };
@@ -74,6 +76,7 @@ export class SessionLifecycle {
       try {
         if (grant.refused !== undefined) throw new ClaimRefused(grant.refused);
         if (grant.redirect !== undefined) { this.moveConnection(c, grant.redirect); present = null; }
+        else if (grant.handover) present = this.handIn(c, grant.handover, expiry);
         else {
           present = grant.local ? this.takeOverLocally(c, clientId, clean, expiry) : null;
           if (present === null) present = this.newSession(c, clientId, expiry);
@@ -303,5 +306,71 @@ export class SessionLifecycle {
     if (clean) this.deps.persister.op({ o: 'delSession', clientId });
     this.deps.persister.flush(true); // all store ops of the old owner (held ones too) land before the new owner's
     this.deps.registry.released(req);
+  }
+
+  // ---- cross-node handover (src/cluster/handover.ts) ----
+
+  /** Sessions of this worker in the middle of being handed to another node. */
+  private readonly handingOut = new Set<Session>();
+
+  handover(m: HandoverToWorker): void {
+    if (m.t === 'handover-out') this.handOut(m.req, m.clientId);
+    else if (m.t === 'handover-finish') this.handOutFinish(m.req, m.clientId, m.ok);
+    else this.deps.table.byClientId.get(m.clientId)?.handoverRest(m.queue);
+  }
+
+  /**
+   * Phase 1 on the old node: the connection closes with 0x8E [MQTT5-3.1.4-3]; its will goes out
+   * now if its delay is 0, else never: the session is resumed on the new node within the delay
+   * [MQTT5-3.1.2-8]. The session stays subscribed and offline, so what arrives meanwhile queues
+   * here (bounded as any offline queue) and goes over in phase 2. A session that lasts only as
+   * long as its connection is not handed over (null: it ends as on any takeover).
+   */
+  private handOut(req: number, clientId: string): void {
+    const s = this.deps.table.byClientId.get(clientId);
+    if (!s || s.expiryInterval === 0 || this.handingOut.has(s)) { this.deps.registry.postHandover({ t: 'handover-snap', req, session: null }); return; }
+    this.disconnectOld(s, false, null);
+    s.cancelTimers();
+    this.handingOut.add(s);
+    const session: WireSession = {
+      clientId, protocolVersion: s.protocolVersion, expiryInterval: s.expiryInterval,
+      subscriptions: [...s.subs].map(([filter, x]) => ({ filter, opts: x.opts, subId: x.subId, retainHandling: x.retainHandling })),
+      inflight: s.exportInflight(), queue: [], inboundQos2: [...s.inboundQos2],
+    };
+    this.deps.registry.postHandover({ t: 'handover-snap', req, session });
+  }
+
+  /** Phase 2: the new node has the session: the queue goes to it and the session ends here (the store's copy too). */
+  private handOutFinish(req: number, clientId: string, ok: boolean): void {
+    const s = this.deps.table.byClientId.get(clientId);
+    if (!s || !this.handingOut.delete(s)) { this.deps.registry.postHandover({ t: 'handover-queue', req, queue: [] }); return; }
+    if (!ok) { s.detach(() => this.expire(s)); this.deps.registry.postHandover({ t: 'handover-queue', req, queue: [] }); return; }
+    const queue = s.exportQueue();
+    this.dropSession(s);
+    this.deps.persister.op({ o: 'delSession', clientId });
+    this.deps.persister.flush(true);
+    this.deps.registry.postHandover({ t: 'handover-queue', req, queue });
+  }
+
+  /**
+   * The new node's side: the session from the old node, with this CONNECT's expiry. Its
+   * in-flight messages go again with DUP once the CONNACK is out (resume); its queue waits for
+   * the old node's (handoverRest). Stored here with its subscriptions if persistent; its
+   * in-flight and queued messages are not (README.md in src/cluster, "Session handover").
+   */
+  private handIn(c: Connection, w: WireSession, expiry: number): boolean {
+    const p = this.deps.persister;
+    const s = this.create(w.clientId, c.version, expiry, p.enabled && expiry > 0);
+    p.op({ o: 'delSession', clientId: w.clientId });
+    if (s.persistent) {
+      p.op({ o: 'session', session: this.storedSession(s, c.will, null) });
+      p.op({ o: 'bind', clientId: w.clientId, sub: s.subscriber });
+    }
+    this.restore(s, w);
+    s.holdForHandover();
+    this.deps.registry.postHandover({ t: 'handover-installed', clientId: w.clientId });
+    c.session = s;
+    if (c.state === ConnState.CLOSED) { c.session = null; this.goOffline(s, null); }
+    return true;
   }
 }

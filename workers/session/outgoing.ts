@@ -19,6 +19,8 @@ export class Outgoing {
   state: 'queued' | 'publish' | 'pubrel' = 'queued';
   /** The store has an in-flight entry for this packet id. */
   stored = false;
+  /** Its first send carries DUP: the client may have had it on another node (a cross-node handover). */
+  dup = false;
   constructor(
     public msg: Message | null,
     readonly qos: number,

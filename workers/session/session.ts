@@ -4,7 +4,7 @@
 // past 300 lines: the queue, the window and the feed meet in pump() and stay in one class.
 import type { Connection } from '../net/connection';
 import type { BrokerConfig } from '../../src/config';
-import type { StoreOp, WireSession } from '../../src/shared/messages';
+import type { StoreOp, WireSession, WireInflight, WireQueued } from '../../src/shared/messages';
 import type { Will } from './will';
 import type { HeldPublish } from '../persist/held-publish';
 import { Outgoing, writePublish } from './outgoing';
@@ -15,6 +15,7 @@ import { encodeAck } from '../protocol/publish-codec';
 import { PUBREL, RC } from '../protocol/constants';
 import { C_DROPPED_EXPIRED, C_DROPPED_QUEUE_FULL } from '../../src/shared/counters';
 import { limitedLog } from '../../src/log/thread';
+import { handoverKey } from './handover';
 
 type Inflight = Outgoing;
 
@@ -185,7 +186,7 @@ export class Session {
   private sendNew(c: Connection, o: Outgoing): void {
     const pid = this.allocPid();
     if (pid === 0) { this.enqueue(o); return; }
-    if (!writePublish(this.env, c, o.msg!, o.qos, o.retain, pid, false, o.subIds)) { this.unstore(o); return; }
+    if (!writePublish(this.env, c, o.msg!, o.qos, o.retain, pid, o.dup, o.subIds)) { this.unstore(o); return; }
     o.state = 'publish';
     o.stored = o.seq !== 0;
     this.inflight.set(pid, o);
@@ -346,5 +347,56 @@ export class Session {
     }
     for (const q of w.queue) this.enqueue(new Outgoing(Message.fromWire(q.msg), q.msg.qos, q.msg.retain, q.subIds, q.msgId, q.seq, null));
     for (const pid of w.inboundQos2) this.inboundQos2.add(pid);
+  }
+
+  // ---- cross-node handover (workers/session/handover.ts) ----
+
+  /** In-flight deliveries as they go to another node (no store ids: that store is not theirs). */
+  exportInflight(): WireInflight[] {
+    const out: WireInflight[] = [];
+    for (const [packetId, f] of this.inflight) {
+      const msg = f.msg ? { ...f.msg.toWire(), qos: f.qos, retain: f.retain } : null;
+      out.push({ packetId, qos: f.qos, state: f.state === 'pubrel' ? 'pubrel' : 'publish', msg, subIds: f.subIds, msgId: 0 });
+    }
+    return out;
+  }
+
+  /** The queue, in order, as it goes to another node (QoS and retain of the delivery). */
+  exportQueue(): WireQueued[] {
+    const out: WireQueued[] = [];
+    for (let i = this.queueHead; i < this.queue.length; i++) {
+      const o = this.queue[i];
+      out.push({ msg: { ...o.msg!.toWire(), qos: o.qos, retain: o.retain }, subIds: o.subIds, msgId: 0, seq: 0 });
+    }
+    return out;
+  }
+
+  private handoverHeld = false;
+
+  /** Handed in from another node: what arrives here waits until that node's queue is in. */
+  holdForHandover(): void { this.handoverHeld = true; this.feedsPending++; }
+
+  /**
+   * The old node's queue: it goes first, then what arrived here meanwhile. A message both nodes
+   * got (routes overlap while they move) goes again with DUP set (QoS 0: not again).
+   */
+  handoverRest(queue: WireQueued[] | null): void {
+    if (!this.handoverHeld) return;
+    this.handoverHeld = false;
+    const here: Outgoing[] = [];
+    for (let o = this.shift(); o !== undefined; o = this.shift()) here.push(o);
+    const seen = new Set<string>();
+    for (const f of this.inflight.values()) if (f.msg) seen.add(handoverKey(f.msg));
+    for (const q of queue ?? []) {
+      const o = new Outgoing(Message.fromWire(q.msg), q.msg.qos, q.msg.retain, q.subIds, 0, 0, null);
+      seen.add(handoverKey(o.msg!));
+      this.enqueue(o);
+    }
+    for (const o of here) {
+      if (seen.has(handoverKey(o.msg!))) { if (o.qos === 0) continue; o.dup = true; }
+      this.enqueue(o);
+    }
+    this.feedsPending--;
+    this.pump();
   }
 }

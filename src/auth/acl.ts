@@ -108,8 +108,8 @@ export function ruleCount(r: AclRules): number {
   return n;
 }
 
-interface Node { lit: Map<string, Node> | null; plus: Node | null; hash: Node | null; flags: number }
-const node = (): Node => ({ lit: null, plus: null, hash: null, flags: 0 });
+interface Node { lit: Map<string, Node> | null; plus: Node | null; hash: Node | null; flags: number; rules: Compiled[] | null }
+const node = (): Node => ({ lit: null, plus: null, hash: null, flags: 0, rules: null });
 
 /**
  * Rules as a trie of their levels, so a decision costs a walk of the topic's levels, not a
@@ -119,7 +119,7 @@ const node = (): Node => ({ lit: null, plus: null, hash: null, flags: 0 });
 class RuleTrie {
   private readonly root = node();
 
-  constructor(rules: readonly { levels: string[]; access: number }[]) {
+  constructor(rules: readonly Compiled[]) {
     for (const r of rules) {
       let n = this.root;
       for (const l of r.levels) {
@@ -128,10 +128,58 @@ class RuleTrie {
         else { const lit = (n.lit ??= new Map()); let c = lit.get(l); if (!c) { c = node(); lit.set(l, c); } n = c; }
       }
       n.flags |= r.access === DENY ? DENY : r.access;
+      (n.rules ??= []).push(r);
     }
   }
 
   match(levels: readonly string[]): number { return walk(this.root, levels, 0); }
+
+  /** Adds to `out` every rule whose filter meets `filter` (some topic matches both), as `intersect` decides. */
+  meeting(filter: readonly string[], out: Set<Compiled>): void { meet(this.root, filter, 0, out); }
+}
+
+const isDollar = (l: string): boolean => l.charCodeAt(0) === 0x24;
+
+function meet(n: Node, f: readonly string[], i: number, out: Set<Compiled>): void {
+  // At the first level, a $ literal meets only itself, and wildcards on either side never meet
+  // a $ literal [MQTT-4.7.2-1].
+  const dollarTop = i === 0 && isDollar(f[0]);
+  const x = f[i];
+  if (x === '#') { all(n, i === 0, out); return; } // 'a/#' meets every rule below a, and a itself
+  if (!dollarTop && n.hash?.rules) for (const r of n.hash.rules) out.add(r); // rule 'p/#' meets everything below p
+  if (x === undefined) { if (n.rules) for (const r of n.rules) out.add(r); return; }
+  if (x === '+') {
+    if (n.lit) for (const [l, c] of n.lit) if (i > 0 || !isDollar(l)) meet(c, f, i + 1, out);
+  } else {
+    const c = n.lit?.get(x);
+    if (c) meet(c, f, i + 1, out);
+  }
+  if (!dollarTop && n.plus) meet(n.plus, f, i + 1, out);
+}
+
+/** Every rule at or below `n` (from the root: none starting with a $ literal). */
+function all(n: Node, top: boolean, out: Set<Compiled>): void {
+  if (n.rules) for (const r of n.rules) out.add(r);
+  if (n.hash) all(n.hash, false, out);
+  if (n.plus) all(n.plus, false, out);
+  if (n.lit) for (const [l, c] of n.lit) if (!top || !isDollar(l)) all(c, false, out);
+}
+
+/** Whether topic name `t` matches `levels` (a rule's filter), without splitting `t` [MQTT-4.7.1-2, MQTT-4.7.2-1]. */
+export function matchesTopic(levels: readonly string[], t: string): boolean {
+  if (isDollar(t) && (levels[0] === '+' || levels[0] === '#')) return false;
+  let pos = 0;
+  const n = t.length;
+  for (let i = 0; i < levels.length; i++) {
+    const l = levels[i];
+    if (l === '#') return true; // also the parent level: 'a/#' matches 'a'
+    if (pos > n) return false;
+    let end = t.indexOf('/', pos);
+    if (end < 0) end = n;
+    if (l !== '+' && (end - pos !== l.length || !t.startsWith(l, pos))) return false;
+    pos = end + 1;
+  }
+  return pos > n;
 }
 
 function walk(n: Node, levels: readonly string[], i: number): number {
@@ -179,7 +227,7 @@ export function covers(d: readonly string[], f: readonly string[]): boolean {
 
 const dollar = (l: readonly string[]): boolean => l[0].charCodeAt(0) === 0x24;
 
-interface Compiled { levels: string[]; access: number }
+export interface Compiled { levels: string[]; access: number }
 const compile = (rules: readonly { topic: string; access: number }[]): Compiled[] => rules.map((r) => ({ levels: r.topic.split('/'), access: r.access }));
 
 /** One section's rules, compiled once per ACL and shared by every client it applies to. */
@@ -191,6 +239,15 @@ class Section {
     this.trie = new RuleTrie(rules);
     this.allows = rules.filter((r) => r.access !== DENY);
     this.denies = rules.filter((r) => r.access === DENY);
+  }
+
+  /** Some deny rule meets filter `f`. */
+  meetsDeny(f: readonly string[]): boolean {
+    if (this.denies.length === 0) return false;
+    const met = new Set<Compiled>();
+    this.trie.meeting(f, met);
+    for (const r of met) if (r.access === DENY) return true;
+    return false;
   }
 }
 
@@ -270,4 +327,71 @@ export class ClientAcl {
     }
     return false;
   }
+
+  /**
+   * Whether every topic `filter` can match may be read, so a delivery through a subscription to
+   * it needs no check. Sufficient, not exact (false means "check each delivery"): one
+   * read-granting rule covers the whole filter, and no `deny` rule a tier decides it by meets it:
+   *   - an own rule covers it and no own `deny` meets it: the own tier allows every topic;
+   *   - else a pattern covers it and no `deny` of either tier meets it: every topic either has
+   *     an own allow or reaches the patterns, which allow it.
+   * A deny rule is any rule with the DENY bit, read or not: Mosquitto's deny refuses both.
+   * $-topics follow [MQTT-4.7.2-1] in `covers` / `intersect`; %c / %u are filled in and a
+   * dangerous id has no patterns here (forClient), so the analysis sees what `allows` sees.
+   */
+  readsWhole(filter: string): boolean {
+    const f = filter.split('/');
+    const own = this.own;
+    if (own && own.meetsDeny(f)) return false;
+    if (own && own.allows.some((r) => (r.access & READ) !== 0 && covers(r.levels, f))) return true;
+    const p = this.patterns;
+    if (!p || p.meetsDeny(f)) return false;
+    return p.allows.some((r) => (r.access & READ) !== 0 && covers(r.levels, f));
+  }
+
+  /**
+   * A checker for the topics that `filters` match, deciding as `allows(topic, READ)` does but
+   * with only the rules that meet one of the filters (no other rule can match such a topic), so
+   * a delivery costs a few string compares, no split, no cache. Null when more than `max` rules
+   * meet them: the caller keeps the cached full decision.
+   */
+  narrow(filters: Iterable<string>, max: number): NarrowReads | null {
+    const own = new Set<Compiled>();
+    const pat = new Set<Compiled>();
+    for (const filter of filters) {
+      const f = filter.split('/');
+      this.own?.trie.meeting(f, own);
+      this.patterns?.trie.meeting(f, pat);
+      if (own.size + pat.size > max) return null;
+    }
+    return new NarrowReads([...own], [...pat], this.patterns !== null);
+  }
+}
+
+/** `ClientAcl.allows(topic, READ)` over a few rules, for topics known to match them or none else. */
+export class NarrowReads {
+  constructor(private readonly own: readonly Compiled[], private readonly pat: readonly Compiled[], private readonly hasPatterns: boolean) {}
+
+  get size(): number { return this.own.length + this.pat.length; }
+
+  reads(t: string): boolean {
+    const own = tierFlags(this.own, t);
+    if (own & DENY) return false;
+    if (own & READ) return true;
+    if (!this.hasPatterns) return false;
+    const p = tierFlags(this.pat, t);
+    return (p & DENY) === 0 && (p & READ) !== 0;
+  }
+}
+
+function tierFlags(rules: readonly Compiled[], t: string): number {
+  let f = 0;
+  for (let i = 0; i < rules.length; i++) {
+    const r = rules[i];
+    if (matchesTopic(r.levels, t)) {
+      if (r.access === DENY) return DENY;
+      f |= r.access;
+    }
+  }
+  return f;
 }

@@ -8,7 +8,7 @@ import { READ, WRITE, covers, intersect } from '../../src/auth/acl';
 import { fillIn, type ClientRules } from '../../src/auth/client-rules';
 import { C_ACL_CACHE_EVICTED } from '../../src/shared/counters';
 import type { Message } from '../protocol/message';
-import type { ConnAuthz } from './acl-gate';
+import { WholeReads, type ConnAuthz, type SessionView } from './acl-gate';
 
 interface Compiled { allow: boolean; access: number; filter: string; levels: string[]; eq: boolean }
 
@@ -22,6 +22,8 @@ export class ClientAcl implements ConnAuthz {
   private readonly rules: Compiled[];
   private readonly cache = new Map<string, number>();
   private lastTopic: string | null = null;
+  /** The delivery skip (acl-gate.ts): these rules never change, the file's checker behind them may. */
+  private readonly whole: WholeReads;
 
   constructor(given: ClientRules, clientId: string, username: string | null,
     private readonly fallback: ConnAuthz | null, private readonly cacheEntries: number,
@@ -31,6 +33,7 @@ export class ClientAcl implements ConnAuthz {
       const filter = fillIn(r, clientId, username);
       if (filter !== null) this.rules.push({ allow: r.allow, access: r.access, filter, levels: filter.split('/'), eq: r.eq });
     }
+    this.whole = new WholeReads(fallback ? fallback.source : FIXED, (f) => this.readsWhole(f), null);
   }
 
   topicOf(bytes: Buffer): string {
@@ -41,6 +44,9 @@ export class ClientAcl implements ConnAuthz {
   }
 
   mayReceive(msg: Message): boolean {
+    const w = this.whole;
+    if (w.skipGen === w.rules.generation) return true;
+    w.plan(); // no narrow checker for these rules: the cached decision below
     let t = msg.topicStringIfMade;
     if (t === null) { t = this.topicOf(msg.topic); msg.knownTopic(t); }
     return this.mayRead(t);
@@ -65,6 +71,30 @@ export class ClientAcl implements ConnAuthz {
     if (this.denyNoMatch) return false;
     return this.fallback ? this.fallback.maySubscribe(filter) : true;
   }
+
+  /**
+   * Sufficient, like the file's: the first rule covering the filter allows, and no deny rule
+   * before it meets the filter; reaching the end, what no rule matches must be allowed whole:
+   * by the file's checker, or by the absence of one (never under the old format, which denies).
+   */
+  readsWhole(filter: string): boolean {
+    const f = filter.split('/');
+    for (const r of this.rules) {
+      if (!(r.access & READ)) continue;
+      // An "eq" rule matches one topic at most: an allow grants it, a deny that might meet the filter stops the test.
+      if (r.eq) { if (!r.allow && intersect(f, r.levels) !== null) return false; continue; }
+      if (covers(r.levels, f)) return r.allow;
+      if (!r.allow && intersect(f, r.levels) !== null) return false;
+    }
+    if (this.denyNoMatch) return false;
+    return this.fallback ? this.fallback.readsWhole(filter) : true;
+  }
+
+  get source(): { readonly generation: number } { return this.whole.rules; }
+
+  attach(session: SessionView): void { this.whole.attach(session); }
+  subscribed(key: string): void { this.whole.subscribed(key); }
+  unsubscribed(key: string): void { this.whole.unsubscribed(key); }
 
   /**
    * What the rules decide is cached; a topic no rule matches is cached as "ask the file's
@@ -99,6 +129,9 @@ export class ClientAcl implements ConnAuthz {
     return this.fallback ? -1 : 1;
   }
 }
+
+/** Without an ACL file behind them, the client's rules are all there is: one generation forever. */
+const FIXED = { generation: 0 } as const;
 
 function sameAscii(b: Buffer, s: string): boolean {
   const n = b.length;

@@ -202,6 +202,9 @@ export class ConnAcl implements ConnAuthz {
   /** The last topic string this connection decided on: a repeat is recognised without making a new one. */
   private lastTopic: string | null = null;
   private readonly whole: WholeReads;
+  private lastWrite: string | null = null;
+  private lastWriteGen = -1;
+  private lastWriteOk = false;
 
   constructor(private readonly gate: AclGate, readonly clientId: string, readonly username: string | null) {
     this.client = gate.acl.forClient(clientId, username);
@@ -246,7 +249,15 @@ export class ConnAcl implements ConnAuthz {
   mayRead(topic: string): boolean { return this.decide(topic, READ, KNOWN_READ, ALLOW_READ); }
 
   /** May this client publish on `topic`? */
-  mayWrite(topic: string): boolean { return this.decide(topic, WRITE, KNOWN_WRITE, ALLOW_WRITE); }
+  mayWrite(topic: string): boolean {
+    // A publisher on one topic (topicOf hands back the same string): the last answer, no Map lookup.
+    if (topic === this.lastWrite && this.lastWriteGen === this.gate.generation) return this.lastWriteOk;
+    const ok = this.decide(topic, WRITE, KNOWN_WRITE, ALLOW_WRITE);
+    this.lastWrite = topic;
+    this.lastWriteGen = this.gate.generation;
+    this.lastWriteOk = ok;
+    return ok;
+  }
 
   /** May this client subscribe to `filter` (can it read anything it matches)? Not cached: SUBSCRIBE is rare. */
   maySubscribe(filter: string): boolean { return this.current().maySubscribe(filter); }

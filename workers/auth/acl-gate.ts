@@ -161,6 +161,27 @@ export class WholeReads {
   }
 }
 
+/** Per cache: decisions not kept since it filled up. */
+const overflow = new WeakMap<Map<string, number>, number>();
+
+/**
+ * Whether a full decision cache may take a new entry. When full, a new decision is not kept
+ * (counted): dropping the oldest instead would make a connection cycling through more topics
+ * than the cache holds (a wildcard publisher) miss every time and pay the eviction on top.
+ * After 4 × `entries` decisions not kept, the cache starts afresh (its entries counted as
+ * dropped), so a connection whose topics changed gets them cached again.
+ */
+export function roomFor(cache: Map<string, number>, entries: number, count: (counter: number, n: number) => void): boolean {
+  if (cache.size < entries) return true;
+  const n = (overflow.get(cache) ?? 0) + 1;
+  count(C_ACL_CACHE_EVICTED, 1);
+  if (n < 4 * entries) { overflow.set(cache, n); return false; }
+  count(C_ACL_CACHE_EVICTED, cache.size);
+  cache.clear();
+  overflow.delete(cache);
+  return true;
+}
+
 /** Cached decision bits: which access was decided, and which was allowed. */
 const KNOWN_READ = 1;
 const KNOWN_WRITE = 2;
@@ -193,7 +214,7 @@ export class AclGate {
 
 /**
  * One connection's authorization, with its decisions cached (topic → bits), at most
- * --acl-cache-entries of them: when full, the oldest goes (counted in acl/cache/evicted).
+ * --acl-cache-entries of them: when full, new ones are not kept, then it starts afresh (roomFor; counted in acl/cache/evicted).
  */
 export class ConnAcl implements ConnAuthz {
   private client: ClientAcl;
@@ -276,11 +297,7 @@ export class ConnAcl implements ConnAuthz {
     const ok = client.allows(topic, access);
     const next = (bits ?? 0) | known | (ok ? allow : 0);
     if (cache === null) cache = this.cache = new Map();
-    if (bits === undefined && cache.size >= this.gate.cacheEntries) {
-      cache.delete(cache.keys().next().value!);
-      this.gate.count(C_ACL_CACHE_EVICTED, 1);
-    }
-    cache.set(topic, next);
+    if (bits !== undefined || roomFor(cache, this.gate.cacheEntries, this.gate.count)) cache.set(topic, next);
     return ok;
   }
 }

@@ -6,9 +6,8 @@
 // are cached per topic like there (one Map lookup for a topic seen before).
 import { READ, WRITE, covers, intersect } from '../../src/auth/acl';
 import { fillIn, type ClientRules } from '../../src/auth/client-rules';
-import { C_ACL_CACHE_EVICTED } from '../../src/shared/counters';
 import type { Message } from '../protocol/message';
-import { WholeReads, type ConnAuthz, type SessionView } from './acl-gate';
+import { WholeReads, roomFor, type ConnAuthz, type SessionView } from './acl-gate';
 
 interface Compiled { allow: boolean; access: number; filter: string; levels: string[]; eq: boolean }
 
@@ -106,12 +105,9 @@ export class ClientAcl implements ConnAuthz {
     let bits = this.cache.get(topic);
     if (bits === undefined || (bits & known) === 0) {
       const r = this.first(topic, access);
-      if (bits === undefined && this.cache.size >= this.cacheEntries) {
-        this.cache.delete(this.cache.keys().next().value!);
-        this.count(C_ACL_CACHE_EVICTED, 1);
-      }
+      const had = bits !== undefined;
       bits = (bits ?? 0) | known | (r === 1 ? allow : r === -1 ? fall : 0);
-      this.cache.set(topic, bits);
+      if (had || roomFor(this.cache, this.cacheEntries, this.count)) this.cache.set(topic, bits);
     }
     if ((bits & fall) === 0) return (bits & allow) !== 0;
     return access === READ ? this.fallback!.mayRead(topic) : this.fallback!.mayWrite(topic);

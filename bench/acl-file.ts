@@ -5,9 +5,12 @@
 //   node dist/bench/acl-file.js [FILE]      (default: $TMPDIR/fleetmq-bench-acl-1000)
 //
 // The rules a bench client matches sit among literal siblings (bench/noise/...) and deny rules
-// under the same prefixes, so a decision walks a realistic trie; the wildcard scenario's
-// subscribers see 625 topics each, more than the default --acl-cache-entries (256): its
-// figure includes the cache misses, the pairs figure is the cached case.
+// under the same prefixes, so a decision walks a realistic trie. The deny rules sit inside the
+// wildcard subscribers' filters (bench/wc/NN/secret/# meets bench/wc/NN/+), so those
+// subscriptions are partial and every delivery is checked (the narrow checker,
+// workers/auth/acl-gate.ts); the pairs subscriptions read whole (deliveries skip the check).
+// Publishers are checked per PUBLISH: a wildcard publisher's 625 topics are more than the
+// default --acl-cache-entries (256), so its figure includes the cache misses.
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';

@@ -108,8 +108,32 @@ export function ruleCount(r: AclRules): number {
   return n;
 }
 
-interface Node { lit: Map<string, Node> | null; plus: Node | null; hash: Node | null; flags: number }
-const node = (): Node => ({ lit: null, plus: null, hash: null, flags: 0 });
+interface Node {
+  lit: Map<string, Node> | null;
+  /** The literal children again, as arrays, when there are few: looked up without making the level's string. */
+  keys: string[] | null;
+  kids: Node[] | null;
+  plus: Node | null;
+  hash: Node | null;
+  flags: number;
+  rules: Compiled[] | null;
+}
+const node = (): Node => ({ lit: null, keys: null, kids: null, plus: null, hash: null, flags: 0, rules: null });
+/**
+ * Up to this many literal children are compared in place (length first, then the characters);
+ * more are looked up in the Map, which costs a substring. 32 measured ~25% cheaper than 8 for a
+ * level with 32 literals (the bench file's bench/wc).
+ */
+const FEW = 32;
+
+function finish(n: Node): void {
+  if (n.lit) {
+    if (n.lit.size <= FEW) { n.keys = [...n.lit.keys()]; n.kids = [...n.lit.values()]; }
+    for (const c of n.lit.values()) finish(c);
+  }
+  if (n.plus) finish(n.plus);
+  if (n.hash) finish(n.hash);
+}
 
 /**
  * Rules as a trie of their levels, so a decision costs a walk of the topic's levels, not a
@@ -119,7 +143,7 @@ const node = (): Node => ({ lit: null, plus: null, hash: null, flags: 0 });
 class RuleTrie {
   private readonly root = node();
 
-  constructor(rules: readonly { levels: string[]; access: number }[]) {
+  constructor(rules: readonly Compiled[]) {
     for (const r of rules) {
       let n = this.root;
       for (const l of r.levels) {
@@ -128,21 +152,124 @@ class RuleTrie {
         else { const lit = (n.lit ??= new Map()); let c = lit.get(l); if (!c) { c = node(); lit.set(l, c); } n = c; }
       }
       n.flags |= r.access === DENY ? DENY : r.access;
+      (n.rules ??= []).push(r);
     }
+    finish(this.root);
   }
 
-  match(levels: readonly string[]): number { return walk(this.root, levels, 0); }
+  /**
+   * The access bits (OR) of every rule matching topic name `t`, without splitting it: no array,
+   * a substring at most at a level with many literal children.
+   */
+  matchTopic(t: string): number { return walkTopic(this.root, t, 0, t.charCodeAt(0) === 0x24); }
+
+  /** Adds to `out` every rule whose filter meets `filter` (some topic matches both), as `intersect` decides. */
+  meeting(filter: readonly string[], out: Set<Compiled>): void { meet(this.root, filter, 0, out); }
 }
 
-function walk(n: Node, levels: readonly string[], i: number): number {
-  // '#' and '+' in the first level never match a topic starting with $ [MQTT-4.7.2-1].
-  const wild = i > 0 || levels[0].charCodeAt(0) !== 0x24;
+const isDollar = (l: string): boolean => l.charCodeAt(0) === 0x24;
+
+function meet(n: Node, f: readonly string[], i: number, out: Set<Compiled>): void {
+  // At the first level, a $ literal meets only itself, and wildcards on either side never meet
+  // a $ literal [MQTT-4.7.2-1].
+  const dollarTop = i === 0 && isDollar(f[0]);
+  const x = f[i];
+  if (x === '#') { all(n, i === 0, out); return; } // 'a/#' meets every rule below a, and a itself
+  if (!dollarTop && n.hash?.rules) for (const r of n.hash.rules) out.add(r); // rule 'p/#' meets everything below p
+  if (x === undefined) { if (n.rules) for (const r of n.rules) out.add(r); return; }
+  if (x === '+') {
+    if (n.lit) for (const [l, c] of n.lit) if (i > 0 || !isDollar(l)) meet(c, f, i + 1, out);
+  } else {
+    const c = n.lit?.get(x);
+    if (c) meet(c, f, i + 1, out);
+  }
+  if (!dollarTop && n.plus) meet(n.plus, f, i + 1, out);
+}
+
+/** Every rule at or below `n` (from the root: none starting with a $ literal). */
+function all(n: Node, top: boolean, out: Set<Compiled>): void {
+  if (n.rules) for (const r of n.rules) out.add(r);
+  if (n.hash) all(n.hash, false, out);
+  if (n.plus) all(n.plus, false, out);
+  if (n.lit) for (const [l, c] of n.lit) if (!top || !isDollar(l)) all(c, false, out);
+}
+
+/** Whether topic name `t` matches `levels` (a rule's filter), without splitting `t` [MQTT-4.7.1-2, MQTT-4.7.2-1]. */
+export function matchesTopic(levels: readonly string[], t: string): boolean {
+  const n = t.length;
+  if (isDollar(t) && (levels[0] === '+' || levels[0] === '#')) return false;
+  let pos = 0;
+  for (let i = 0; i < levels.length; i++) {
+    const l = levels[i];
+    if (l === '#') return true; // also the parent level: 'a/#' matches 'a'
+    if (pos > n) return false;
+    if (l === '+') {
+      while (pos < n && t.charCodeAt(pos) !== 0x2f) pos++;
+      pos++;
+      continue;
+    }
+    const k = l.length;
+    if (pos + k > n) return false;
+    for (let j = 0; j < k; j++) if (t.charCodeAt(pos + j) !== l.charCodeAt(j)) return false;
+    pos += k;
+    if (pos < n && t.charCodeAt(pos) !== 0x2f) return false;
+    pos++;
+  }
+  return pos > n;
+}
+
+/**
+ * One rule's filter made quick to match against topic strings: a rule of literal levels, maybe
+ * ending in #, is one prefix compare (most rules are); others match level by level.
+ */
+export class TopicMatcher {
+  /** The literal levels joined, when the rule has no + and a # at most at the end; else null. */
+  private readonly prefix: string | null;
+  private readonly hash: boolean;
+  readonly access: number;
+
+  constructor(private readonly levels: readonly string[], access: number) {
+    this.access = access;
+    const last = levels.length - 1;
+    this.hash = levels[last] === '#';
+    const lits = this.hash ? levels.slice(0, last) : levels;
+    this.prefix = lits.length > 0 && !lits.includes('+') ? lits.join('/') : null;
+  }
+
+  matches(t: string): boolean {
+    const p = this.prefix;
+    if (p === null) return matchesTopic(this.levels, t);
+    if (!t.startsWith(p)) return false;
+    const k = p.length;
+    return t.length === k || (this.hash && t.charCodeAt(k) === 0x2f);
+  }
+}
+
+function walkTopic(n: Node, t: string, pos: number, dollarTop: boolean): number {
+  const wild = pos > 0 || !dollarTop; // [MQTT-4.7.2-1]
   let f = wild && n.hash ? n.hash.flags : 0; // 'a/#' matches 'a' too [MQTT-4.7.1-2]
-  if (i === levels.length) return f | n.flags;
-  const c = n.lit?.get(levels[i]);
-  if (c) f |= walk(c, levels, i + 1);
-  if (wild && n.plus) f |= walk(n.plus, levels, i + 1);
+  const len = t.length;
+  if (pos > len) return f | n.flags; // every level consumed
+  let end = t.indexOf('/', pos);
+  if (end < 0) end = len;
+  const c = literal(n, t, pos, end);
+  if (c) f |= walkTopic(c, t, end + 1, dollarTop);
+  if (wild && n.plus) f |= walkTopic(n.plus, t, end + 1, dollarTop);
   return f;
+}
+
+/** The literal child of `n` named by t[pos, end). */
+function literal(n: Node, t: string, pos: number, end: number): Node | null | undefined {
+  const keys = n.keys;
+  if (keys !== null) {
+    const k = end - pos;
+    for (let i = 0; i < keys.length; i++) {
+      const key = keys[i];
+      if (key.length === k && t.startsWith(key, pos)) return n.kids![i];
+    }
+    return null;
+  }
+  return n.lit?.get(t.slice(pos, end));
 }
 
 /** a ∩ b of two filters (as level arrays): the filter of the topics both match, or null. */
@@ -179,7 +306,7 @@ export function covers(d: readonly string[], f: readonly string[]): boolean {
 
 const dollar = (l: readonly string[]): boolean => l[0].charCodeAt(0) === 0x24;
 
-interface Compiled { levels: string[]; access: number }
+export interface Compiled { levels: string[]; access: number }
 const compile = (rules: readonly { topic: string; access: number }[]): Compiled[] => rules.map((r) => ({ levels: r.topic.split('/'), access: r.access }));
 
 /** One section's rules, compiled once per ACL and shared by every client it applies to. */
@@ -191,6 +318,13 @@ class Section {
     this.trie = new RuleTrie(rules);
     this.allows = rules.filter((r) => r.access !== DENY);
     this.denies = rules.filter((r) => r.access === DENY);
+  }
+
+  /** The rules that meet filter `f`. */
+  meet(f: readonly string[]): Set<Compiled> {
+    const met = new Set<Compiled>();
+    this.trie.meeting(f, met);
+    return met;
   }
 }
 
@@ -230,14 +364,13 @@ export class ClientAcl {
 
   /** `access` is READ or WRITE; `topic` a topic name (no wildcards). */
   allows(topic: string, access: number): boolean {
-    const levels = topic.split('/');
     if (this.own) {
-      const f = this.own.trie.match(levels);
+      const f = this.own.trie.matchTopic(topic);
       if (f & DENY) return false;
       if (f & access) return true;
     }
     if (this.patterns) {
-      const f = this.patterns.trie.match(levels);
+      const f = this.patterns.trie.matchTopic(topic);
       if (f & DENY) return false;
       if (f & access) return true;
     }
@@ -270,4 +403,86 @@ export class ClientAcl {
     }
     return false;
   }
+
+  /**
+   * Whether every topic `filter` can match may be read, so a delivery through a subscription to
+   * it needs no check. Sufficient, not exact (false means "check each delivery"): one
+   * read-granting rule covers the whole filter, and no `deny` rule a tier decides it by meets it:
+   *   - an own rule covers it and no own `deny` meets it: the own tier allows every topic;
+   *   - else a pattern covers it and no `deny` of either tier meets it: every topic either has
+   *     an own allow or reaches the patterns, which allow it.
+   * A deny rule is any rule with the DENY bit, read or not: Mosquitto's deny refuses both.
+   * $-topics follow [MQTT-4.7.2-1] in `covers` / `intersect`; %c / %u are filled in and a
+   * dangerous id has no patterns here (forClient), so the analysis sees what `allows` sees.
+   */
+  readsWhole(filter: string): boolean {
+    const f = filter.split('/');
+    const own = this.own?.meet(f) ?? NONE;
+    if (hasDeny(own)) return false;
+    if (coveredByRead(own, f)) return true;
+    const p = this.patterns?.meet(f);
+    return p !== undefined && !hasDeny(p) && coveredByRead(p, f);
+  }
+
+  /**
+   * A checker for the topics that `filters` match, deciding as `allows(topic, READ)` does but
+   * with only the rules that meet one of the filters (no other rule can match such a topic), so
+   * a delivery costs a few string compares, no split, no cache. When an own read rule covers
+   * each filter, the own tier decides every such topic and only its deny rules are kept. Null
+   * when more than `max` rules would be: the caller keeps the cached full decision.
+   */
+  narrow(filters: Iterable<string>, max: number): NarrowReads | null {
+    const own = new Set<Compiled>();
+    const pat = new Set<Compiled>();
+    let ownDecides = true;
+    for (const filter of filters) {
+      const f = filter.split('/');
+      const o = this.own?.meet(f) ?? NONE;
+      if (ownDecides && !coveredByRead(o, f)) ownDecides = false;
+      for (const r of o) own.add(r);
+      if (this.patterns) for (const r of this.patterns.meet(f)) pat.add(r);
+    }
+    const met = own.size + pat.size;
+    const keep = ownDecides ? [...own].filter((r) => r.access === DENY) : [...own, ...pat];
+    if (keep.length > max) return null;
+    const m = (rs: Iterable<Compiled>): TopicMatcher[] => [...rs].map((r) => new TopicMatcher(r.levels, r.access));
+    return ownDecides ? new NarrowReads(m(keep), [], false, true, met) : new NarrowReads(m(own), m(pat), this.patterns !== null, false, met);
+  }
+}
+
+const NONE: ReadonlySet<Compiled> = new Set();
+const hasDeny = (rs: ReadonlySet<Compiled>): boolean => { for (const r of rs) if (r.access === DENY) return true; return false; };
+const coveredByRead = (rs: ReadonlySet<Compiled>, f: readonly string[]): boolean => {
+  for (const r of rs) if ((r.access & READ) !== 0 && r.access !== DENY && covers(r.levels, f)) return true;
+  return false;
+};
+
+/** `ClientAcl.allows(topic, READ)` over a few rules, for topics that match the filters it was made for. */
+export class NarrowReads {
+  constructor(private readonly own: readonly TopicMatcher[], private readonly pat: readonly TopicMatcher[],
+    private readonly hasPatterns: boolean, private readonly ownDecides: boolean, readonly met: number) {}
+
+  /** The rules it matches against. */
+  get size(): number { return this.own.length + this.pat.length; }
+
+  reads(t: string): boolean {
+    const own = tierFlags(this.own, t);
+    if (own & DENY) return false;
+    if (this.ownDecides || (own & READ) !== 0) return true;
+    if (!this.hasPatterns) return false;
+    const p = tierFlags(this.pat, t);
+    return (p & DENY) === 0 && (p & READ) !== 0;
+  }
+}
+
+function tierFlags(rules: readonly TopicMatcher[], t: string): number {
+  let f = 0;
+  for (let i = 0; i < rules.length; i++) {
+    const r = rules[i];
+    if (r.matches(t)) {
+      if (r.access === DENY) return DENY;
+      f |= r.access;
+    }
+  }
+  return f;
 }

@@ -6,9 +6,8 @@
 // are cached per topic like there (one Map lookup for a topic seen before).
 import { READ, WRITE, covers, intersect } from '../../src/auth/acl';
 import { fillIn, type ClientRules } from '../../src/auth/client-rules';
-import { C_ACL_CACHE_EVICTED } from '../../src/shared/counters';
 import type { Message } from '../protocol/message';
-import type { ConnAuthz } from './acl-gate';
+import { WholeReads, roomFor, type ConnAuthz, type SessionView } from './acl-gate';
 
 interface Compiled { allow: boolean; access: number; filter: string; levels: string[]; eq: boolean }
 
@@ -22,6 +21,8 @@ export class ClientAcl implements ConnAuthz {
   private readonly rules: Compiled[];
   private readonly cache = new Map<string, number>();
   private lastTopic: string | null = null;
+  /** The delivery skip (acl-gate.ts): these rules never change, the file's checker behind them may. */
+  private readonly whole: WholeReads;
 
   constructor(given: ClientRules, clientId: string, username: string | null,
     private readonly fallback: ConnAuthz | null, private readonly cacheEntries: number,
@@ -31,6 +32,7 @@ export class ClientAcl implements ConnAuthz {
       const filter = fillIn(r, clientId, username);
       if (filter !== null) this.rules.push({ allow: r.allow, access: r.access, filter, levels: filter.split('/'), eq: r.eq });
     }
+    this.whole = new WholeReads(fallback ? fallback.source : FIXED, (f) => this.readsWhole(f), null);
   }
 
   topicOf(bytes: Buffer): string {
@@ -41,6 +43,9 @@ export class ClientAcl implements ConnAuthz {
   }
 
   mayReceive(msg: Message): boolean {
+    const w = this.whole;
+    if (w.skipGen === w.rules.generation) return true;
+    w.plan(); // no narrow checker for these rules: the cached decision below
     let t = msg.topicStringIfMade;
     if (t === null) { t = this.topicOf(msg.topic); msg.knownTopic(t); }
     return this.mayRead(t);
@@ -67,6 +72,30 @@ export class ClientAcl implements ConnAuthz {
   }
 
   /**
+   * Sufficient, like the file's: the first rule covering the filter allows, and no deny rule
+   * before it meets the filter; reaching the end, what no rule matches must be allowed whole:
+   * by the file's checker, or by the absence of one (never under the old format, which denies).
+   */
+  readsWhole(filter: string): boolean {
+    const f = filter.split('/');
+    for (const r of this.rules) {
+      if (!(r.access & READ)) continue;
+      // An "eq" rule matches one topic at most: an allow grants it, a deny that might meet the filter stops the test.
+      if (r.eq) { if (!r.allow && intersect(f, r.levels) !== null) return false; continue; }
+      if (covers(r.levels, f)) return r.allow;
+      if (!r.allow && intersect(f, r.levels) !== null) return false;
+    }
+    if (this.denyNoMatch) return false;
+    return this.fallback ? this.fallback.readsWhole(filter) : true;
+  }
+
+  get source(): { readonly generation: number } { return this.whole.rules; }
+
+  attach(session: SessionView): void { this.whole.attach(session); }
+  subscribed(key: string): void { this.whole.subscribed(key); }
+  unsubscribed(key: string): void { this.whole.unsubscribed(key); }
+
+  /**
    * What the rules decide is cached; a topic no rule matches is cached as "ask the file's
    * checker", never with the file's answer, so an ACL file reload (which that checker follows)
    * is never hidden behind this cache.
@@ -76,12 +105,9 @@ export class ClientAcl implements ConnAuthz {
     let bits = this.cache.get(topic);
     if (bits === undefined || (bits & known) === 0) {
       const r = this.first(topic, access);
-      if (bits === undefined && this.cache.size >= this.cacheEntries) {
-        this.cache.delete(this.cache.keys().next().value!);
-        this.count(C_ACL_CACHE_EVICTED, 1);
-      }
+      const had = bits !== undefined;
       bits = (bits ?? 0) | known | (r === 1 ? allow : r === -1 ? fall : 0);
-      this.cache.set(topic, bits);
+      if (had || roomFor(this.cache, this.cacheEntries, this.count)) this.cache.set(topic, bits);
     }
     if ((bits & fall) === 0) return (bits & allow) !== 0;
     return access === READ ? this.fallback!.mayRead(topic) : this.fallback!.mayWrite(topic);
@@ -99,6 +125,9 @@ export class ClientAcl implements ConnAuthz {
     return this.fallback ? -1 : 1;
   }
 }
+
+/** Without an ACL file behind them, the client's rules are all there is: one generation forever. */
+const FIXED = { generation: 0 } as const;
 
 function sameAscii(b: Buffer, s: string): boolean {
   const n = b.length;

@@ -57,6 +57,7 @@ export function handleSubscribe(d: HandlerDeps, c: Connection, p: ISubscribePack
     const opts = qos | (sub.nl ? OPT_NO_LOCAL : 0) | (sub.rap ? OPT_RETAIN_AS_PUBLISHED : 0);
     const rh = sub.rh ?? 0;
     const isNew = d.subscriptions.subscribe(s, sub.topic, opts, subId, rh);
+    c.acl?.subscribed(sub.topic); // whether its deliveries need the ACL check (auth/acl-gate.ts)
     granted.push(qos);
     // Retained messages are not sent for shared subscriptions [MQTT-3.8.4-? / §4.8.2].
     if (!shared && (rh === 0 || (rh === 1 && isNew))) retainedFor.push({ filter: sub.topic, qos });
@@ -75,7 +76,11 @@ export function handleUnsubscribe(d: HandlerDeps, c: Connection, p: IUnsubscribe
   if (p.unsubscriptions.length === 0 || !p.messageId || hasRepeatedProperty(p.properties)) { c.protocolClose(RC.PROTOCOL_ERROR); return; } // [MQTT-3.10.3-2, MQTT-2.3.1-1]
   const s = c.session!;
   const codes: number[] = [];
-  for (const filter of p.unsubscriptions) codes.push(d.subscriptions.unsubscribe(s, filter) ? RC.SUCCESS : RC.NO_SUBSCRIPTION_EXISTED);
+  for (const filter of p.unsubscriptions) {
+    const removed = d.subscriptions.unsubscribe(s, filter);
+    if (removed) c.acl?.unsubscribed(filter);
+    codes.push(removed ? RC.SUCCESS : RC.NO_SUBSCRIPTION_EXISTED);
+  }
   const unsuback = encode({ cmd: 'unsuback', messageId: p.messageId!, granted: c.v5 ? codes : [] }, c.version);
   d.store.barrier(() => c.write(unsuback));
 }

@@ -249,6 +249,7 @@ export class SessionLifecycle {
   online(c: Connection): void {
     this.deps.count(K.C_CLIENTS_CONNECTED, 1);
     c.session!.resume(c);
+    c.acl?.attach(c.session!); // after the resends and the queue had their go (auth/acl-gate.ts, WholeReads)
   }
 
   /** The connection closed: its session goes offline (or ends). */

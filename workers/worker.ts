@@ -12,6 +12,7 @@ import { ThreadLog, errFields } from '../src/log/thread-log';
 import { DR } from '../src/shared/disconnect-reasons';
 import * as G from '../src/shared/worker-gauges';
 import { testHook } from './test-hooks';
+import { DeadlineHeap } from './session/deadline-heap';
 import { Connections } from './net/connections';
 import { Transports } from './net/transports';
 import { relay } from './net/relay';
@@ -125,9 +126,11 @@ const publishWill = (will: Will): void => {
   router.publish(willMessage(will, Date.now()));
   router.flushBatch();
 };
+// Every session's offline expiry and will delay: one heap, one timer (session/deadline-heap.ts).
+const deadlines = new DeadlineHeap((n) => count(K.C_SESSION_DEADLINES, n));
 const lifecycle = new SessionLifecycle({
   index, table, subscriptions, persister, count, registry: coord, publishWill, relay,
-  sessionEnv: { config, count, store: persister, retained: coord },
+  sessionEnv: { config, count, store: persister, retained: coord, deadlines },
 });
 
 // The admin API's queries and the banned list (admin/admin.ts).
@@ -144,7 +147,7 @@ const handlers: HandlerDeps = {
   acl,
   banned: { match: (id, user, addr) => admin.banned.match(id, user, addr) },
   cluster: clusterState,
-  testHook: wiring.testHooks ? (c, topic) => testHook(index, c, topic) : () => false,
+  testHook: wiring.testHooks ? (c, topic) => testHook(index, c, topic, { deadlines }) : () => false,
 };
 const connections = new Connections({
   config, count,

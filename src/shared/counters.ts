@@ -166,8 +166,11 @@ export const C_CLUSTER_REASSERTED = 92;
 export const C_CLUSTER_REASSERT_LOST = 93;
 /** Client ids this node is the home of now (a gauge). */
 export const C_CLUSTER_HOME_ENTRIES = 94;
+// -- Session state at scale (workers/session/): 128-135.
+/** Gauge: offline-session deadlines (expiries, will delays) pending in the workers' heaps; no Node timer each. */
+export const C_SESSION_DEADLINES = 128;
 /** Counters in use in a row (the next free index). */
-export const COUNTERS_USED = 101;
+export const COUNTERS_USED = 136;
 /**
  * Row stride, in doubles. Each worker writes its row on every message from its own core; rows
  * that shared a 64-byte cache line would bounce it between cores (false sharing). A
@@ -251,6 +254,7 @@ export const COUNTER_NAMES: Record<number, string> = {
   [C_CLUSTER_REASSERTED]: 'cluster/registry/reasserted',
   [C_CLUSTER_REASSERT_LOST]: 'cluster/registry/lost',
   [C_CLUSTER_HOME_ENTRIES]: 'cluster/registry/home-entries',
+  [C_SESSION_DEADLINES]: 'sessions/deadlines',
 };
 
 for (const [i, r] of DISCONNECT_REASONS.entries()) COUNTER_NAMES[C_DISCONNECT_BASE + i] = `clients/disconnected/${r.replace(/_/g, '-')}`;

@@ -9,7 +9,7 @@ import type { Will } from './will';
 import type { HeldPublish } from '../persist/held-publish';
 import { Outgoing, writePublish } from './outgoing';
 import { RetainedFeed, type RetainedSource } from './retained-feed';
-import { LongTimer } from './long-timer';
+import { Deadline, type DeadlineHeap } from './deadline-heap';
 import { Message, NO_ORIGIN } from '../protocol/message';
 import { encodeAck } from '../protocol/publish-codec';
 import { PUBREL, RC } from '../protocol/constants';
@@ -34,6 +34,8 @@ export interface SessionEnv {
   readonly store: { op(o: StoreOp): void };
   /** The coordinator's retained cursors. */
   readonly retained: RetainedSource;
+  /** This worker's one timer for every session's expiry and will delay. */
+  readonly deadlines: DeadlineHeap;
 }
 
 export class Session {
@@ -46,8 +48,11 @@ export class Session {
   readonly inboundQos2 = new Set<number>();
   private nextPid = 1;
   expiryInterval = 0;
-  private expiryTimer: LongTimer | null = null;
-  private willTimer: LongTimer | null = null;
+  /** Offline expiry and will delay in the worker's heap (made on first use, then reused). */
+  private expiryDeadline: Deadline | null = null;
+  private willDeadline: Deadline | null = null;
+  private onExpire: (() => void) | null = null;
+  private onWill: ((w: Will) => void) | null = null;
   pendingWill: Will | null = null;
   /** Kept in the store (durability on and a session that outlives its connection). */
   persistent = false;
@@ -317,21 +322,32 @@ export class Session {
   detach(onExpire: () => void, elapsedMs = 0): void {
     this.conn = null;
     if (this.expiryInterval !== NEVER_EXPIRES) {
-      this.expiryTimer = new LongTimer(onExpire, this.expiryInterval * 1000 - elapsedMs);
+      this.onExpire = onExpire;
+      this.expiryDeadline ??= new Deadline(() => this.onExpire?.());
+      this.env.deadlines.schedule(this.expiryDeadline, this.expiryInterval * 1000 - elapsedMs);
     }
   }
 
   scheduleWill(will: Will, publish: (w: Will) => void, elapsedMs = 0): void {
     this.pendingWill = will;
+    this.onWill = publish;
     const delay = Math.min(will.delay, this.expiryInterval) * 1000 - elapsedMs;
-    this.willTimer = new LongTimer(() => { this.willTimer = null; this.pendingWill = null; publish(will); }, delay);
+    this.willDeadline ??= new Deadline(() => {
+      const w = this.pendingWill;
+      const fn = this.onWill;
+      this.pendingWill = null;
+      this.onWill = null;
+      if (w && fn) fn(w);
+    });
+    this.env.deadlines.schedule(this.willDeadline, delay);
   }
 
   cancelTimers(): void {
-    this.expiryTimer?.cancel();
-    this.expiryTimer = null;
-    this.willTimer?.cancel();
-    this.willTimer = null;
+    const d = this.env.deadlines;
+    if (this.expiryDeadline) d.cancel(this.expiryDeadline);
+    if (this.willDeadline) d.cancel(this.willDeadline);
+    this.onExpire = null;
+    this.onWill = null;
     this.pendingWill = null;
   }
 

@@ -5,11 +5,16 @@
 //   node dist/bench/stalled-subscriber.js [--broker fleetmq,mosquitto] [--messages 480000]
 //     [--payload 64] [--fleetmq-args "--durability none"] [--settle-ms 2000] [--broker-cpus 0]
 //
+// Mosquitto runs with its own default limits (1,000 queued, 20 in flight).
 // Per broker: a fresh broker; a raw v3.1.1 subscriber (clean session) SUBSCRIBEs at QoS 1 to
 // bench/stall and then never reads again; one raw publisher sends N QoS 1 messages with at most 1,000
 // unacknowledged. Broker VmRSS before the first PUBLISH, its peak (sampled every 50 ms) and
 // `--settle-ms` after the last PUBACK: **RSS growth** = after − before, and peak − before.
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
 import { startBroker, FLEETMQ_DEFAULT_ARGS, type BrokerName } from './brokers';
+import { launch, freePort, type BrokerProcess, type LaunchOptions } from './brokers/process';
 import { rssKiB, parseCpuList } from './proc';
 import { RawConn, publishQos1 } from './qos1-load';
 
@@ -19,10 +24,27 @@ function arg(name: string, dflt: string): string {
 }
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-interface Row { broker: string; n: number; beforeMiB: number; growthMiB: number; peakGrowthMiB: number; seconds: number }
+interface Row { broker: string; n: number; beforeMiB: number; growthMiB: number; peakGrowthMiB: number; seconds: number; stalledOpen: boolean }
+
+/**
+ * Mosquitto with ITS default limits (max_queued_messages 1000, max_inflight_messages 20), not
+ * the unbounded ones bench/brokers/mosquitto.conf sets for throughput runs: the comparison is of
+ * default configurations.
+ */
+async function mosquittoDefaults(opts: LaunchOptions): Promise<BrokerProcess> {
+  const port = await freePort();
+  const conf = path.join(os.tmpdir(), `fleetmq-bench-stall-mosquitto-${process.pid}.conf`);
+  fs.writeFileSync(conf, `persistence false\nlog_dest stderr\nlog_type error\nallow_anonymous true\nlistener ${port} 127.0.0.1\n`);
+  try {
+    return await launch({ name: 'mosquitto', command: 'mosquitto', args: ['-c', conf], port }, opts);
+  } finally {
+    setTimeout(() => fs.rmSync(conf, { force: true }), 2000).unref();
+  }
+}
 
 async function cell(name: BrokerName, n: number, payload: Buffer, fleetmqArgs: string[], cpus: number[] | null, settleMs: number): Promise<Row> {
-  const b = await startBroker(name, { cpus, timeoutMs: 120_000 }, 1, fleetmqArgs);
+  const opts = { cpus, timeoutMs: 120_000 };
+  const b = name === 'mosquitto' ? await mosquittoDefaults(opts) : await startBroker(name, opts, 1, fleetmqArgs);
   let peak = 0;
   const sampler = setInterval(() => { try { peak = Math.max(peak, rssKiB(b.pid)); } catch { /* exited */ } }, 50);
   const conns: RawConn[] = [];
@@ -39,7 +61,7 @@ async function cell(name: BrokerName, n: number, payload: Buffer, fleetmqArgs: s
     const seconds = (Date.now() - t) / 1000;
     await sleep(settleMs);
     const rss1 = rssKiB(b.pid);
-    return { broker: name, n, beforeMiB: rss0 / 1024, growthMiB: (rss1 - rss0) / 1024, peakGrowthMiB: (Math.max(peak, rss1) - rss0) / 1024, seconds };
+    return { broker: name, n, beforeMiB: rss0 / 1024, growthMiB: (rss1 - rss0) / 1024, peakGrowthMiB: (Math.max(peak, rss1) - rss0) / 1024, seconds, stalledOpen: !stalled.closed };
   } finally {
     clearInterval(sampler);
     for (const c of conns) c.close();
@@ -55,12 +77,12 @@ async function main(): Promise<void> {
   const cpus = process.argv.includes('--broker-cpus') ? parseCpuList(arg('broker-cpus', '0')) : null;
   const settleMs = Number(arg('settle-ms', '2000'));
   console.log(`stalled-subscriber: ${n} QoS 1 messages of ${payload.length} B past a subscriber that stopped reading; fleetmq ${fleetmqArgs.join(' ')}`);
-  console.log('| broker | messages | RSS before MiB | RSS growth MiB | peak growth MiB | publish s |');
-  console.log('|---|---|---|---|---|---|');
+  console.log('| broker | messages | RSS before MiB | RSS growth MiB | peak growth MiB | publish s | stalled subscriber still connected |');
+  console.log('|---|---|---|---|---|---|---|');
   for (const name of brokers) {
     try {
       const r = await cell(name, n, payload, fleetmqArgs, cpus, settleMs);
-      console.log(`| ${r.broker} | ${r.n} | ${r.beforeMiB.toFixed(1)} | ${r.growthMiB.toFixed(1)} | ${r.peakGrowthMiB.toFixed(1)} | ${r.seconds.toFixed(1)} |`);
+      console.log(`| ${r.broker} | ${r.n} | ${r.beforeMiB.toFixed(1)} | ${r.growthMiB.toFixed(1)} | ${r.peakGrowthMiB.toFixed(1)} | ${r.seconds.toFixed(1)} | ${r.stalledOpen ? 'yes' : 'NO'} |`);
     } catch (err) {
       console.log(`| ${name} | ${n} | failed: ${(err as Error).message.slice(0, 200)} |`);
     }

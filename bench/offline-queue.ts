@@ -17,7 +17,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { startBroker } from './brokers';
 import { cpuSeconds, rssKiB, parseCpuList } from './proc';
-import { publishQos1 } from './qos1-load';
+import { publishQos1 } from '../test/helpers/qos1-load';
 import { burstSessions } from '../test/helpers/session-burst';
 
 function arg(name: string, dflt: string): string {

@@ -16,7 +16,7 @@ import * as path from 'node:path';
 import { startBroker, FLEETMQ_DEFAULT_ARGS, type BrokerName } from './brokers';
 import { launch, freePort, type BrokerProcess, type LaunchOptions } from './brokers/process';
 import { rssKiB, parseCpuList } from './proc';
-import { RawConn, publishQos1 } from './qos1-load';
+import { RawConn, publishQos1 } from '../test/helpers/qos1-load';
 
 function arg(name: string, dflt: string): string {
   const i = process.argv.indexOf(`--${name}`);

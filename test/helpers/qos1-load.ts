@@ -1,9 +1,8 @@
-// Raw MQTT 3.1.1 clients for the state-at-scale benches (stalled-subscriber.ts, offline-queue.ts):
+// Raw MQTT 3.1.1 clients for state at scale (test 14, bench/stalled-subscriber.ts, bench/offline-queue.ts):
 // a QoS 1 publisher that keeps at most `window` PUBLISHes unacknowledged (so the publisher's own
 // backlog is not what the broker's RSS measures), and a subscriber that never reads again.
 import * as net from 'node:net';
-import { Framer } from './load/framer';
-import { encode, connectPacket } from '../test/helpers/raw-client';
+import { encode, connectPacket } from './raw-client';
 
 const PUBACK = 4;
 const CONNACK = 2;
@@ -12,16 +11,31 @@ const SUBACK = 9;
 /** A raw connection that counts the packet types it reads; `until` waits for a count, bounded. */
 export class RawConn {
   readonly counts = new Array<number>(16).fill(0);
-  private readonly framer = new Framer();
+  private pending: Buffer | null = null;
   private wake: (() => void) | null = null;
   closed = false;
   private constructor(readonly sock: net.Socket) {
     sock.on('data', (d: Buffer) => {
-      this.framer.push(d, { onFrame: (_b, first) => { this.counts[first >> 4]++; } });
+      this.count(d);
       this.wake?.();
     });
     sock.on('error', () => undefined);
     sock.on('close', () => { this.closed = true; this.wake?.(); });
+  }
+
+  /** Counts complete frames by type; a frame split across reads waits for its rest. */
+  private count(chunk: Buffer): void {
+    const buf = this.pending ? Buffer.concat([this.pending, chunk]) : chunk;
+    this.pending = null;
+    let off = 0;
+    while (off + 2 <= buf.length) {
+      let len = 0, mul = 1, i = off + 1, ok = false;
+      for (let k = 0; k < 4 && i < buf.length; k++, i++) { len += (buf[i] & 0x7f) * mul; mul *= 128; if ((buf[i] & 0x80) === 0) { ok = true; i++; break; } }
+      if (!ok || i + len > buf.length) break;
+      this.counts[buf[off] >> 4]++;
+      off = i + len;
+    }
+    if (off < buf.length) this.pending = buf.subarray(off);
   }
 
   static async open(port: number, clientId: string, clean: boolean, timeoutMs = 30_000): Promise<RawConn> {

@@ -226,6 +226,9 @@ if (config.metrics !== 'false') {
     gaugeRow[G.G_QUEUED] = queued;
   }, 1000).unref();
 }
+// Session queues that are empty give their ring and arrays back, so a session that once had a
+// backlog costs nothing more when idle (session/queue.ts keeps them between refills meanwhile).
+setInterval(() => { for (const s of table.byClientId.values()) s.trimQueue(); }, 5000).unref();
 // For /livez and /metrics on the main thread: a timer, off the message path.
 startHeartbeat(wiring.heartbeats, index);
 const sys = index === 0 ? startSysTopics({ interval: config.sysInterval, counters: wiring.counters, clusterState, startedAt: wiring.startedAt, router, ringDirty: schedule }) : null;

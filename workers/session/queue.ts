@@ -14,7 +14,8 @@
 //                             ^ off[head]                                    ^ wr
 // An entry that does not fit between `wr` and the end goes to the start (the end's gap is
 // skipped) if the head has moved on far enough; otherwise the ring grows (doubling, entries
-// copied in order). Both the ring and the entry arrays are released when the queue empties.
+// copied in order). When the queue empties a large ring and large arrays are released at once;
+// small ones stay for the next refill until the worker's periodic trim drops the empty queue.
 import { Message } from '../protocol/message';
 import { Outgoing } from './outgoing';
 import type { HeldPublish } from '../persist/held-publish';

@@ -144,6 +144,9 @@ export class Session {
   get queuedCount(): number { return this.queueLength; }
   get inflightCount(): number { return this.inflight.size; }
 
+  /** An empty queue gives its storage back (called every few seconds, not per message: queue.ts). */
+  trimQueue(): void { if (this.queue !== null && this.queue.length === 0) this.queue = null; }
+
   private enqueue(msg: Message, qos: number, retain: boolean, subIds: number[] | null, msgId: number, seq: number, held: HeldPublish | null): void {
     const cfg = this.env.config;
     const q = (this.queue ??= new SessionQueue());

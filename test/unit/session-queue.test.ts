@@ -58,6 +58,7 @@ test('SessionQueue: random push / drop / take match a reference array, across wr
 
 test('DeadlineHeap: fires each deadline once, in order, never before it is due; cancel and move work', async () => {
   const fired: number[] = [];
+  const firedAt: number[] = [];
   let size = 0;
   const heap = new DeadlineHeap((d) => { size += d; });
   const r = rnd(3);
@@ -67,8 +68,9 @@ test('DeadlineHeap: fires each deadline once, in order, never before it is due; 
   for (let i = 0; i < N; i++) {
     const d = new Deadline(() => {
       const now = Date.now();
-      assert.ok(due.get(i)! <= now, `deadline ${i} fired at ${now}, due ${due.get(i)}`);
+      assert.ok(due.get(i)! <= now && ds[i].at <= now, `deadline ${i} fired at ${now}, due ${ds[i].at}`);
       fired.push(i);
+      firedAt.push(ds[i].at);
     });
     ds.push(d);
     const ms = Math.floor(r() * 300);
@@ -84,8 +86,9 @@ test('DeadlineHeap: fires each deadline once, in order, never before it is due; 
   heap.close();
   assert.equal(fired.length, due.size, 'every deadline fired');
   assert.equal(new Set(fired).size, fired.length, 'each once');
-  const order = fired.map((i) => due.get(i)!);
-  for (let k = 1; k < order.length; k++) assert.ok(order[k - 1] <= order[k] + 1, 'in order of their due times');
+  // In order of the times the heap holds (the test's own clock reading before each schedule may
+  // be earlier than the heap's by however long this thread was descheduled in between).
+  for (let k = 1; k < firedAt.length; k++) assert.ok(firedAt[k - 1] <= firedAt[k], `in order of their due times: ${firedAt[k - 1]} then ${firedAt[k]}`);
   assert.equal(size, 0);
   assert.equal(heap.size, 0);
 });

@@ -12,6 +12,7 @@ import { ThreadLog, errFields } from '../src/log/thread-log';
 import { DR } from '../src/shared/disconnect-reasons';
 import * as G from '../src/shared/worker-gauges';
 import { testHook } from './test-hooks';
+import { DeadlineHeap } from './session/deadline-heap';
 import { Connections } from './net/connections';
 import { Transports } from './net/transports';
 import { relay } from './net/relay';
@@ -125,9 +126,11 @@ const publishWill = (will: Will): void => {
   router.publish(willMessage(will, Date.now()));
   router.flushBatch();
 };
+// Every session's offline expiry and will delay: one heap, one timer (session/deadline-heap.ts).
+const deadlines = new DeadlineHeap((n) => count(K.C_SESSION_DEADLINES, n));
 const lifecycle = new SessionLifecycle({
   index, table, subscriptions, persister, count, registry: coord, publishWill, relay,
-  sessionEnv: { config, count, store: persister, retained: coord },
+  sessionEnv: { config, count, store: persister, retained: coord, deadlines },
 });
 coord.onHandover = (m) => lifecycle.handover(m);
 
@@ -145,7 +148,7 @@ const handlers: HandlerDeps = {
   acl,
   banned: { match: (id, user, addr) => admin.banned.match(id, user, addr) },
   cluster: clusterState,
-  testHook: wiring.testHooks ? (c, topic) => testHook(index, c, topic) : () => false,
+  testHook: wiring.testHooks ? (c, topic) => testHook(index, c, topic, { deadlines }) : () => false,
 };
 const connections = new Connections({
   config, count,
@@ -224,6 +227,9 @@ if (config.metrics !== 'false') {
     gaugeRow[G.G_QUEUED] = queued;
   }, 1000).unref();
 }
+// Session queues that are empty give their ring and arrays back, so a session that once had a
+// backlog costs nothing more when idle (session/queue.ts keeps them between refills meanwhile).
+setInterval(() => { for (const s of table.byClientId.values()) s.trimQueue(); }, 5000).unref();
 // For /livez and /metrics on the main thread: a timer, off the message path.
 startHeartbeat(wiring.heartbeats, index);
 const sys = index === 0 ? startSysTopics({ interval: config.sysInterval, counters: wiring.counters, clusterState, startedAt: wiring.startedAt, router, ringDirty: schedule }) : null;

@@ -171,6 +171,7 @@ export async function renderMetrics(src: MetricsSources): Promise<string> {
   e.one('fleetmq_connections_relayed_total', 'counter', 'TLS / WebSocket connections relayed to the worker that owns their session.', sum(K.C_RELAYED));
   e.one('fleetmq_sessions', 'gauge', 'Sessions held now (connected or not).', sum(K.C_SESSIONS));
   e.one('fleetmq_subscriptions', 'gauge', 'Subscriptions held now.', sum(K.C_SUBSCRIPTIONS));
+  e.one('fleetmq_session_deadlines', 'gauge', 'Offline sessions\' expiries and will delays pending (one heap and one timer per worker, not a timer each).', sum(K.C_SESSION_DEADLINES));
 
   e.one('fleetmq_messages_received_total', 'counter', 'PUBLISH packets received from clients.', sum(K.C_MSGS_RECEIVED));
   e.one('fleetmq_messages_sent_total', 'counter', 'PUBLISH packets sent to clients.', sum(K.C_MSGS_SENT));

@@ -171,6 +171,9 @@ export const C_CLUSTER_HOME_ENTRIES = 94;
 export const C_ROUTE_PASSES = 116;
 /** Of those, batches routed before their turn's end because they were full (256 messages, or 4 MiB of read chunks held). */
 export const C_ROUTED_EARLY = 117;
+// -- Session state at scale (workers/session/): 128-135.
+/** Gauge: offline-session deadlines (expiries, will delays) pending in the workers' heaps; no Node timer each. */
+export const C_SESSION_DEADLINES = 128;
 // -- Cross-node session handover (src/cluster/handover.ts): written by the coordinator thread, in
 // worker 0's row.
 /** Sessions handed to another node (phase 2 done: the copy here is deleted). */
@@ -272,6 +275,7 @@ export const COUNTER_NAMES: Record<number, string> = {
   [C_CLUSTER_HANDOVERS_IN]: 'cluster/handover/in',
   [C_CLUSTER_HANDOVERS_FAILED]: 'cluster/handover/failed',
   [C_CLUSTER_HANDOVER_DROPPED]: 'cluster/handover/dropped',
+  [C_SESSION_DEADLINES]: 'sessions/deadlines',
 };
 
 for (const [i, r] of DISCONNECT_REASONS.entries()) COUNTER_NAMES[C_DISCONNECT_BASE + i] = `clients/disconnected/${r.replace(/_/g, '-')}`;

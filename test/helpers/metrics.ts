@@ -19,3 +19,12 @@ export async function metricAtLeast(b: Pick<Broker, 'waitForOutput'>, family: st
   assert.ok(v >= atLeast, `${family}${JSON.stringify(labels)} reached ${v}, expected at least ${atLeast}`);
   return v;
 }
+
+/** Polls `family` (every 200 ms, bounded by `ms`) until `ok` holds; returns the value seen. */
+export async function metricUntil(b: Pick<Broker, 'waitForOutput'>, family: string, ok: (v: number) => boolean, what: string, ms = WAIT_MS): Promise<number> {
+  const deadline = Date.now() + ms;
+  let v = await metric(b, family);
+  while (!ok(v) && Date.now() < deadline) { await delay(200); v = await metric(b, family); }
+  assert.ok(ok(v), `${family} is ${v} after ${ms} ms: expected ${what}`);
+  return v;
+}

@@ -35,6 +35,8 @@ import { launchBroker, Broker } from '../helpers/broker';
 import { RawClient, rawSession } from '../helpers/raw-client';
 import { FrameCounter } from '../helpers/frames';
 import { SysWatcher } from '../helpers/sys-watcher';
+import { RawConn, publishQos1 } from '../helpers/qos1-load';
+import { metric } from '../helpers/metrics';
 
 const MB = 1024 * 1024;
 const Q0_MESSAGES = 1_000_000;
@@ -325,4 +327,41 @@ describe('QoS 1 slow consumer: bounded session queue and --queue-policy', () => 
       await qos1Run(t, c.workers, c);
     });
   }
+});
+
+// A stalled QoS 1 subscriber in the default configuration (10,000 queued, 1,024 in flight,
+// drop-oldest): STALL_MESSAGES QoS 1 messages flow past it. The broker's RSS grows by less than
+// STALL_RSS_BOUND (what queue and window hold, not what passed: before the compact session queue
+// this grew ~60 MiB), every message beyond the window and the queue is dropped and counted once,
+// and the subscriber stays connected.
+const STALL_MESSAGES = 480_000;
+const STALL_RSS_BOUND = 32 * MB;
+describe('QoS 1 stalled subscriber, default limits', () => {
+  test(`${STALL_MESSAGES} QoS 1 messages past it: RSS growth < ${STALL_RSS_BOUND / MB} MiB, drops counted, still connected`, { timeout: 300000 }, async (t) => {
+    const b = await launchBroker(1, []);
+    const conns: RawConn[] = [];
+    try {
+      const stalled = await RawConn.open(b.port, 'stalled-q1', true);
+      conns.push(stalled);
+      await stalled.subscribe('stall/q1', 1);
+      stalled.sock.pause();
+      // Warm up (JIT, pools) past another subscriber-less topic, then measure.
+      await publishQos1(b.port, 20_000, () => 'stall/warm', Buffer.alloc(64, 0x61));
+      const dropped0 = await metric(b, 'fleetmq_messages_dropped_total', { reason: 'queue_full' });
+      const rss = new RssSampler(b.proc.pid!);
+      const before = rss.peak;
+      await publishQos1(b.port, STALL_MESSAGES, () => 'stall/q1', Buffer.alloc(64, 0x61));
+      const peak = rss.stop();
+      assertHealthy(b, 'stalled QoS 1 subscriber');
+      t.diagnostic(`RSS before ${(before / MB).toFixed(1)} MiB, peak growth ${((peak - before) / MB).toFixed(1)} MiB`);
+      assert.ok(peak - before < STALL_RSS_BOUND, `broker RSS grew by ${((peak - before) / MB).toFixed(1)} MiB while ${STALL_MESSAGES} QoS 1 messages passed a stalled subscriber (bound ${STALL_RSS_BOUND / MB} MiB)`);
+      const window = 1024, queue = 10_000; // --max-inflight and --max-queued-messages defaults
+      const dropped = await metric(b, 'fleetmq_messages_dropped_total', { reason: 'queue_full' }) - dropped0;
+      assert.equal(dropped, STALL_MESSAGES - window - queue, 'each message beyond the window and the queue is dropped (drop-oldest) and counted once');
+      assert.ok(!stalled.closed, 'the stalled subscriber stays connected (drop-oldest drops, it does not disconnect)');
+    } finally {
+      for (const c of conns) c.close();
+      await b.kill();
+    }
+  });
 });

@@ -9,7 +9,8 @@ import type { Will } from './will';
 import type { HeldPublish } from '../persist/held-publish';
 import { Outgoing, writePublish } from './outgoing';
 import { RetainedFeed, type RetainedSource } from './retained-feed';
-import { LongTimer } from './long-timer';
+import { SessionQueue } from './queue';
+import { Deadline, type DeadlineHeap } from './deadline-heap';
 import { Message, NO_ORIGIN } from '../protocol/message';
 import { encodeAck } from '../protocol/publish-codec';
 import { PUBREL, RC } from '../protocol/constants';
@@ -35,20 +36,24 @@ export interface SessionEnv {
   readonly store: { op(o: StoreOp): void };
   /** The coordinator's retained cursors. */
   readonly retained: RetainedSource;
+  /** This worker's one timer for every session's expiry and will delay. */
+  readonly deadlines: DeadlineHeap;
 }
 
 export class Session {
   conn: Connection | null = null;
   readonly subs = new Map<string, Subscription>();
   private readonly inflight = new Map<number, Inflight>();
-  private queue: Outgoing[] = [];
-  private queueHead = 0;
-  private queuedBytes = 0;
+  /** Deliveries waiting for room, stored compactly (queue.ts); made on first use. */
+  private queue: SessionQueue | null = null;
   readonly inboundQos2 = new Set<number>();
   private nextPid = 1;
   expiryInterval = 0;
-  private expiryTimer: LongTimer | null = null;
-  private willTimer: LongTimer | null = null;
+  /** Offline expiry and will delay in the worker's heap (made on first use, then reused). */
+  private expiryDeadline: Deadline | null = null;
+  private willDeadline: Deadline | null = null;
+  private onExpire: (() => void) | null = null;
+  private onWill: ((w: Will) => void) | null = null;
   pendingWill: Will | null = null;
   /** Kept in the store (durability on and a session that outlives its connection). */
   persistent = false;
@@ -80,7 +85,7 @@ export class Session {
   private get liveWaits(): boolean { return this.feedsPending > 0 || this.feed !== null; }
 
   /** Messages wait for room on the socket or in the window (what a flush or an ack should move). */
-  get backlogged(): boolean { return this.feed !== null || this.queue.length > this.queueHead || this.resends !== null; }
+  get backlogged(): boolean { return this.feed !== null || this.queueLength > 0 || this.resends !== null; }
 
   /** The session is gone: nothing more is fed. */
   end(): void {
@@ -121,7 +126,7 @@ export class Session {
     const c = this.conn;
     if (this.liveWaits) {
       // Behind retained messages still being fed: queued, within the queue's bounds, QoS 0 too.
-      if (qos > 0 || c) this.enqueue(new Outgoing(msg, qos, retain, subIds, msgId, seq, held));
+      if (qos > 0 || c) this.enqueue(msg, qos, retain, subIds, msgId, seq, held);
       return;
     }
     if (qos === 0) {
@@ -131,47 +136,38 @@ export class Session {
       writePublish(this.env, c, msg, 0, retain, 0, false, subIds);
       return;
     }
-    const out = new Outgoing(msg, qos, retain, subIds, msgId, seq, held);
-    if (c && this.queueLength === 0 && this.resends === null && this.inflight.size < this.window && !c.congested) this.sendNew(c, out);
-    else this.enqueue(out);
+    if (c && this.queueLength === 0 && this.resends === null && this.inflight.size < this.window && !c.congested) this.sendNew(c, new Outgoing(msg, qos, retain, subIds, msgId, seq, held));
+    else this.enqueue(msg, qos, retain, subIds, msgId, seq, held);
   }
 
-  private get queueLength(): number { return this.queue.length - this.queueHead; }
+  private get queueLength(): number { return this.queue === null ? 0 : this.queue.length; }
   /** For the once-a-second gauges (src/shared/worker-gauges.ts) and the admin API. */
   get queuedCount(): number { return this.queueLength; }
   get inflightCount(): number { return this.inflight.size; }
 
-  private enqueue(o: Outgoing): void {
+  /** An empty queue gives its storage back (called every few seconds, not per message: queue.ts). */
+  trimQueue(): void { if (this.queue !== null && this.queue.length === 0) this.queue = null; }
+
+  private enqueue(msg: Message, qos: number, retain: boolean, subIds: number[] | null, msgId: number, seq: number, held: HeldPublish | null, dup = false): void {
     const cfg = this.env.config;
-    const size = o.msg!.size;
-    while (this.queueLength >= cfg.maxQueuedMessages || (this.queuedBytes + size > cfg.maxQueuedBytes && this.queueLength > 0)) {
+    const q = (this.queue ??= new SessionQueue());
+    const size = msg.size;
+    while (q.length >= cfg.maxQueuedMessages || (q.bytes + size > cfg.maxQueuedBytes && q.length > 0)) {
       limitedLog().warn('dropped-queue-full', 'message dropped: session queue full (--max-queued-messages, --queue-policy)', () => ({ clientId: this.conn?.clientId ?? null, policy: cfg.queuePolicy }));
-      if (cfg.queuePolicy === 'drop-new' || cfg.maxQueuedMessages === 0) { this.env.count(C_DROPPED_QUEUE_FULL, 1); this.unstore(o); return; }
+      if (cfg.queuePolicy === 'drop-new' || cfg.maxQueuedMessages === 0) { this.env.count(C_DROPPED_QUEUE_FULL, 1); this.unstoreSlot(seq, held); return; }
       if (cfg.queuePolicy === 'disconnect' && this.conn) {
         this.env.count(C_DROPPED_QUEUE_FULL, 1);
-        this.unstore(o);
+        this.unstoreSlot(seq, held);
         this.conn.protocolClose(RC.QUOTA_EXCEEDED);
         return;
       }
-      this.unstore(this.shift()!);
+      this.unstoreSlot(q.headSeq, q.headHeld);
+      q.drop();
       this.env.count(C_DROPPED_QUEUE_FULL, 1);
     }
     // Queued: no acknowledgement soon, so the store request should not wait for one.
-    if (o.inHeld) o.held!.force();
-    this.queue.push(o);
-    this.queuedBytes += size;
-  }
-
-  private shift(): Outgoing | undefined {
-    if (this.queueHead >= this.queue.length) return undefined;
-    const o = this.queue[this.queueHead];
-    (this.queue as (Outgoing | undefined)[])[this.queueHead++] = undefined;
-    this.queuedBytes -= o.msg!.size;
-    if (this.queueHead > 1024 && this.queueHead * 2 > this.queue.length) {
-      this.queue = this.queue.slice(this.queueHead);
-      this.queueHead = 0;
-    }
-    return o;
+    if (held !== null && !held.posted) held.force();
+    if (!q.push(msg, qos, retain, subIds, msgId, seq, held, dup)) { this.env.count(C_DROPPED_QUEUE_FULL, 1); this.unstoreSlot(seq, held); }
   }
 
   private allocPid(): number {
@@ -185,8 +181,8 @@ export class Session {
 
   private sendNew(c: Connection, o: Outgoing): void {
     const pid = this.allocPid();
-    if (pid === 0) { this.enqueue(o); return; }
-    if (!writePublish(this.env, c, o.msg!, o.qos, o.retain, pid, o.dup, o.subIds)) { this.unstore(o); return; }
+    if (pid === 0) { this.enqueue(o.msg!, o.qos, o.retain, o.subIds, o.msgId, o.seq, o.held, o.dup); return; }
+    if (!writePublish(this.env, c, o.msg!, o.qos, o.retain, pid, o.dup, o.subIds)) { this.unstoreSlot(o.seq, o.held); return; }
     o.state = 'publish';
     o.stored = o.seq !== 0;
     this.inflight.set(pid, o);
@@ -197,9 +193,6 @@ export class Session {
       this.storeInflight(pid, o.msgId, o.qos, 'publish', o.retain, o.subIds);
     }
   }
-
-  /** A queued delivery left the queue without going in flight (dropped or expired). */
-  private unstore(o: Outgoing): void { this.unstoreSlot(o.seq, o.held); }
 
   /** Removes a queue slot from the store: from the held request if it is still here. */
   private unstoreSlot(seq: number, held: HeldPublish | null): void {
@@ -233,11 +226,12 @@ export class Session {
     if (this.resends !== null && !this.resend(c, this.resends)) return;
     if (this.feed !== null && !this.pumpFeed(c, this.feed)) return;
     if (this.feedsPending > 0) return;
-    while (this.queueLength > 0 && !c.congested) {
-      const o = this.queue[this.queueHead];
-      if (o.qos > 0 && this.inflight.size >= this.window) break;
-      this.shift();
-      if (o.msg!.expiryAt !== 0 && o.msg!.expiryAt <= Date.now()) { this.env.count(C_DROPPED_EXPIRED, 1); this.unstore(o); continue; }
+    const q = this.queue;
+    while (q !== null && q.length > 0 && !c.congested) {
+      if (q.headQos > 0 && this.inflight.size >= this.window) break;
+      const exp = q.headExpiryAt;
+      if (exp !== 0 && exp <= Date.now()) { this.env.count(C_DROPPED_EXPIRED, 1); this.unstoreSlot(q.headSeq, q.headHeld); q.drop(); continue; }
+      const o = q.take();
       if (o.qos === 0) writePublish(this.env, c, o.msg!, 0, o.retain, 0, false, o.subIds);
       else this.sendNew(c, o);
     }
@@ -318,21 +312,32 @@ export class Session {
   detach(onExpire: () => void, elapsedMs = 0): void {
     this.conn = null;
     if (this.expiryInterval !== NEVER_EXPIRES) {
-      this.expiryTimer = new LongTimer(onExpire, this.expiryInterval * 1000 - elapsedMs);
+      this.onExpire = onExpire;
+      this.expiryDeadline ??= new Deadline(() => this.onExpire?.());
+      this.env.deadlines.schedule(this.expiryDeadline, this.expiryInterval * 1000 - elapsedMs);
     }
   }
 
   scheduleWill(will: Will, publish: (w: Will) => void, elapsedMs = 0): void {
     this.pendingWill = will;
+    this.onWill = publish;
     const delay = Math.min(will.delay, this.expiryInterval) * 1000 - elapsedMs;
-    this.willTimer = new LongTimer(() => { this.willTimer = null; this.pendingWill = null; publish(will); }, delay);
+    this.willDeadline ??= new Deadline(() => {
+      const w = this.pendingWill;
+      const fn = this.onWill;
+      this.pendingWill = null;
+      this.onWill = null;
+      if (w && fn) fn(w);
+    });
+    this.env.deadlines.schedule(this.willDeadline, delay);
   }
 
   cancelTimers(): void {
-    this.expiryTimer?.cancel();
-    this.expiryTimer = null;
-    this.willTimer?.cancel();
-    this.willTimer = null;
+    const d = this.env.deadlines;
+    if (this.expiryDeadline) d.cancel(this.expiryDeadline);
+    if (this.willDeadline) d.cancel(this.willDeadline);
+    this.onExpire = null;
+    this.onWill = null;
     this.pendingWill = null;
   }
 
@@ -345,7 +350,7 @@ export class Session {
       this.inflight.set(f.packetId, o);
       if (f.packetId >= this.nextPid) this.nextPid = f.packetId === 65535 ? 1 : f.packetId + 1;
     }
-    for (const q of w.queue) this.enqueue(new Outgoing(Message.fromWire(q.msg), q.msg.qos, q.msg.retain, q.subIds, q.msgId, q.seq, null));
+    for (const q of w.queue) this.enqueue(Message.fromWire(q.msg), q.msg.qos, q.msg.retain, q.subIds, q.msgId, q.seq, null);
     for (const pid of w.inboundQos2) this.inboundQos2.add(pid);
   }
 
@@ -361,11 +366,15 @@ export class Session {
     return out;
   }
 
-  /** The queue, in order, as it goes to another node (QoS and retain of the delivery). */
+  /**
+   * The queue, in order, as it goes to another node (QoS and retain of the delivery). Empties
+   * it: the session ends here right after.
+   */
   exportQueue(): WireQueued[] {
     const out: WireQueued[] = [];
-    for (let i = this.queueHead; i < this.queue.length; i++) {
-      const o = this.queue[i];
+    const q = this.queue;
+    while (q !== null && q.length > 0) {
+      const o = q.take();
       out.push({ msg: { ...o.msg!.toWire(), qos: o.qos, retain: o.retain }, subIds: o.subIds, msgId: 0, seq: 0 });
     }
     return out;
@@ -384,17 +393,19 @@ export class Session {
     if (!this.handoverHeld) return;
     this.handoverHeld = false;
     const here: Outgoing[] = [];
-    for (let o = this.shift(); o !== undefined; o = this.shift()) here.push(o);
+    const q = this.queue;
+    while (q !== null && q.length > 0) here.push(q.take());
     const seen = new Set<string>();
     for (const f of this.inflight.values()) if (f.msg) seen.add(handoverKey(f.msg));
-    for (const q of queue ?? []) {
-      const o = new Outgoing(Message.fromWire(q.msg), q.msg.qos, q.msg.retain, q.subIds, 0, 0, null);
-      seen.add(handoverKey(o.msg!));
-      this.enqueue(o);
+    for (const w of queue ?? []) {
+      const msg = Message.fromWire(w.msg);
+      seen.add(handoverKey(msg));
+      this.enqueue(msg, w.msg.qos, w.msg.retain, w.subIds, 0, 0, null);
     }
     for (const o of here) {
-      if (seen.has(handoverKey(o.msg!))) { if (o.qos === 0) continue; o.dup = true; }
-      this.enqueue(o);
+      let dup = o.dup;
+      if (seen.has(handoverKey(o.msg!))) { if (o.qos === 0) continue; dup = true; }
+      this.enqueue(o.msg!, o.qos, o.retain, o.subIds, o.msgId, o.seq, o.held, dup);
     }
     this.feedsPending--;
     this.pump();

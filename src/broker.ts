@@ -17,6 +17,8 @@ import { apiHandler } from './http/api';
 import { statusJson, STATUS_HTML } from './http/status-page';
 import { AdminBridge } from './main/admin-bridge';
 import { BannedService } from './main/banned-service';
+import { NodeAdmin, takeBannedFromPeers } from './main/node-admin';
+import { log } from './log/logger';
 import { COUNTER_NAMES, sumCounter } from './shared/counters';
 import { configureLogging, setLogLevel } from './log/logger';
 import type { LogLevel } from './config';
@@ -100,6 +102,18 @@ export async function startBroker(config: BrokerConfig, opts: StartOptions = {})
   const supervisor = new Supervisor(config, opts.testHooks ?? false, auth, tls);
   void supervisor.setBanned(banned.all());
   const bridge = new AdminBridge(supervisor);
+  // The admin API's answers about this node; in a cluster also to the other members' APIs.
+  const admin = new NodeAdmin({ bridge, banned, stats: () => statsOf(config, supervisor), nodeId: config.etcd !== undefined ? config.nodeId ?? null : null });
+  if (admin.nodeId !== null) {
+    supervisor.onAdminPeer = (m) => {
+      admin.fromPeer(m.q).then((a) => supervisor.postToCoordinator({ t: 'admin-peer-reply', id: m.id, a }),
+        (err: Error) => supervisor.postToCoordinator({ t: 'admin-peer-reply', id: m.id, error: err.message }));
+    };
+    // A rejoin after fencing: what changed meanwhile (the first join: below, before serving).
+    supervisor.onClusterJoined = (rejoin) => {
+      if (rejoin) void takeBannedFromPeers(admin, banned).then((line) => log.info(`fleetmq: ${line}`));
+    };
+  }
   if (config.metrics !== 'false') auth.timeChecks(new HistogramWriter(supervisor.histograms, mainSlot(config.workers)));
   const readiness = new Readiness();
   const listeners: Listener[] = [];
@@ -121,7 +135,7 @@ export async function startBroker(config: BrokerConfig, opts: StartOptions = {})
     // Before the store loads, so /readyz says "starting" through a long restore.
     const counterView = new Float64Array(supervisor.counters);
     http = new HttpListener(httpRoutes(config, supervisor, readiness, () => listeners.reduce((n, l) => n + l.refused, 0), () => http!.dropped), apiHandler({
-      keys, bridge, banned,
+      keys, bridge, banned, admin,
       stats: () => statsOf(config, supervisor),
       reload: () => reloadAll(),
       setLogLevel: opts.setLogLevel ?? ((level: string) => setLogLevel(level as LogLevel)),
@@ -153,6 +167,8 @@ export async function startBroker(config: BrokerConfig, opts: StartOptions = {})
     await auth.close();
     throw err;
   }
+  // A member that joins takes the cluster's banned list before any client can connect.
+  if (admin.nodeId !== null) log.info(`fleetmq: ${await takeBannedFromPeers(admin, banned)}`);
   const bound: RunningBroker['listeners'] = [];
   try {
     for (const [i, spec] of specs.entries()) {

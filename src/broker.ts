@@ -270,7 +270,7 @@ function httpRoutes(config: BrokerConfig, supervisor: Supervisor, readiness: Rea
       }),
     })],
     ['/livez', () => livez(supervisor.heartbeats, workers)],
-    ['/readyz', () => readyz(readiness)],
+    ['/readyz', () => readyz(readiness, supervisor.cluster)],
     ['/', () => ({ status: 200, body: STATUS_HTML, contentType: 'text/html; charset=utf-8' })],
     ['/status.json', () => ({
       status: 200,

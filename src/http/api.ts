@@ -223,7 +223,7 @@ async function stats(deps: ApiDeps): Promise<Reply> {
     totals[k] = sum;
   }
   const { partial, missing, nodes } = clusterFields(e) as { partial: boolean; missing: string[]; nodes: string[] };
-  return json(200, { ...totals, node: e.cluster.self, members: e.cluster.members, partial, missing, answered: nodes, nodes: perNode });
+  return json(200, { ...totals, node: e.cluster.self, members: e.cluster.members, partial, missing, answered: nodes, ...(e.cluster.fenced ? { fenced: true } : {}), nodes: perNode });
 }
 
 /**

@@ -14,7 +14,7 @@ import { listenerSpecs, RELOADED_LIMITS, type ReloadedLimits, type TransportKind
 import { readTlsMaterial, certSerials } from './main/tls-material';
 import { ApiKeys } from './http/api-keys';
 import { apiHandler } from './http/api';
-import { statusJson, STATUS_HTML } from './http/status-page';
+import { statusJson, STATUS_HTML, MemberFigures } from './http/status-page';
 import { AdminBridge } from './main/admin-bridge';
 import { BannedService } from './main/banned-service';
 import { NodeAdmin, takeBannedFromPeers } from './main/node-admin';
@@ -134,7 +134,14 @@ export async function startBroker(config: BrokerConfig, opts: StartOptions = {})
   if (config.httpPort >= 0) {
     // Before the store loads, so /readyz says "starting" through a long restore.
     const counterView = new Float64Array(supervisor.counters);
-    http = new HttpListener(httpRoutes(config, supervisor, readiness, () => listeners.reduce((n, l) => n + l.refused, 0), () => http!.dropped), apiHandler({
+    // In a cluster the status page shows each member's clients and message rates (asked of the members).
+    const figures = admin.nodeId === null ? null : new MemberFigures(async () => {
+      const e = await admin.everywhere({ op: 'stats' });
+      const stats: Record<string, Record<string, unknown>> = {};
+      for (const r of e.replies) if (r.a.op === 'stats') stats[r.node] = r.a.stats;
+      return { members: e.cluster?.members ?? [], stats };
+    });
+    http = new HttpListener(httpRoutes(config, supervisor, readiness, () => listeners.reduce((n, l) => n + l.refused, 0), () => http!.dropped, figures), apiHandler({
       keys, bridge, banned, admin,
       stats: () => statsOf(config, supervisor),
       reload: () => reloadAll(),
@@ -257,7 +264,7 @@ export async function startBroker(config: BrokerConfig, opts: StartOptions = {})
   };
 }
 
-function httpRoutes(config: BrokerConfig, supervisor: Supervisor, readiness: Readiness, refused: () => number, dropped: () => number): Map<string, Route> {
+function httpRoutes(config: BrokerConfig, supervisor: Supervisor, readiness: Readiness, refused: () => number, dropped: () => number, figures: MemberFigures | null): Map<string, Route> {
   const workers = config.workers;
   const routes = new Map<string, Route>([
     ['/metrics', async () => ({
@@ -278,6 +285,7 @@ function httpRoutes(config: BrokerConfig, supervisor: Supervisor, readiness: Rea
       body: JSON.stringify(statusJson({
         version: VERSION, counters: supervisor.counters, workers, heartbeats: supervisor.heartbeats, startedAt: supervisor.startedAt,
         restarts: () => supervisor.restarts, cluster: () => supervisor.cluster, nodeId: config.nodeId ?? null,
+        memberFigures: () => (figures && supervisor.cluster ? figures.current(supervisor.cluster.members) : null),
       })) + '\n',
     })],
   ]);

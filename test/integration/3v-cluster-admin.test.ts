@@ -25,9 +25,10 @@ import { Clients, subscribeOk, publish } from '../helpers/clients';
 import { request, basic, type HttpAnswer } from '../helpers/http';
 import { connackCode } from '../helpers/raw-client';
 import { parsePromText, sampleValue } from '../helpers/prom-text';
-import { onceEvent, within, delay } from '../helpers/wait';
+import { onceEvent, within, delay, pollUntil } from '../helpers/wait';
 import { uid, utopic } from '../helpers/ids';
 import { crashLines } from '../helpers/proc';
+import { Browser } from '../helpers/chromium';
 
 /** mqtt.js's client is an EventEmitter whose typings do not say so. */
 const emitter = (c: unknown): NodeJS.EventEmitter => c as NodeJS.EventEmitter;
@@ -250,11 +251,29 @@ describe('3v cluster admin API (3 nodes, real etcd, real gRPC)', () => {
     assert.equal(m.payload.toString(), 'through n1');
   });
 
-  test('/readyz is 200 on a joined member; the status page names the members', { timeout: 30_000 }, async () => {
+  test('/readyz is 200 on a joined member; the status page shows every member with its clients (headless Chromium)', { timeout: 120_000 }, async () => {
     assert.equal((await request(n1().http, '/readyz')).status, 200);
-    const s = JSON.parse((await request(n2().http, '/status.json')).body);
+    // /status.json asks the members in the background (at most every 2 s): a later reading has them.
+    let s: any = null;
+    await pollUntil(async () => {
+      s = JSON.parse((await request(n2().http, '/status.json')).body);
+      return s.cluster.nodes.length === 3 && s.cluster.nodes.every((m: { clients: number | null }) => typeof m.clients === 'number' && m.clients >= 1);
+    }, () => `every member's figures in /status.json: ${JSON.stringify(s?.cluster)}`);
     assert.equal(s.cluster.node, 'n2');
     assert.deepEqual(s.cluster.members, ['n1', 'n2', 'n3']);
+    assert.deepEqual(s.cluster.nodes.map((m: { node: string }) => m.node), ['n1', 'n2', 'n3']);
+    const browser = await Browser.launch();
+    try {
+      await browser.goto(`http://127.0.0.1:${n2().http}/`);
+      await pollUntil(async () => (await browser.evaluate<number>('document.querySelectorAll("#members tbody tr").length')) === 3
+        && !(await browser.evaluate<string>('document.getElementById("members").textContent')).includes('no answer'),
+      async () => `three member rows: ${await browser.evaluate<string>('document.getElementById("members").textContent')}`);
+      assert.match(await browser.evaluate<string>('document.getElementById("members").textContent'), /n2 \(this node\)/);
+      assert.match(await browser.evaluate<string>('document.getElementById("cluster").textContent'), /members: n1, n2, n3/);
+      assert.deepEqual(browser.errors, [], 'no console errors, exceptions or failed requests');
+    } finally {
+      await browser.close();
+    }
   });
 
   test('a member that does not answer (blackholed), then one SIGKILLed: answers in bounded time, marked partial', { timeout: 120_000 }, async () => {

@@ -12,6 +12,8 @@
 //    every node; publish through n1's API reaches a subscriber on n2;
 //  - /readyz and the status page name the members; a member cut off from etcd (fenced): /readyz
 //    503 and its API answers partial (fenced) until it rejoins;
+//  - Admin/Ask calls on the cluster port from a stranger, a stale incarnation or with junk are
+//    refused (counted) and kick nobody;
 //  - a member that does not answer (its cluster port blackholed) or is SIGKILLed: the answer
 //    comes in bounded time, marked partial with the missing node, never an error or a hang.
 import { describe, test, before, after } from 'node:test';
@@ -29,12 +31,15 @@ import { onceEvent, within, delay, pollUntil } from '../helpers/wait';
 import { uid, utopic } from '../helpers/ids';
 import { crashLines } from '../helpers/proc';
 import { Browser } from '../helpers/chromium';
+import * as grpc from '@grpc/grpc-js';
+import { ADMIN_ASK } from '../../src/cluster/admin-service';
 
 /** mqtt.js's client is an EventEmitter whose typings do not say so. */
 const emitter = (c: unknown): NodeJS.EventEmitter => c as NodeJS.EventEmitter;
 const TTL_SEC = 5;
 
 interface Node { id: string; b: Broker; http: number }
+const PEER_RE = /peer server listening on [^\s:]+:(\d+)/;
 
 describe('3v cluster admin API (3 nodes, real etcd, real gRPC)', () => {
   let etcd: EtcdCluster;
@@ -274,6 +279,36 @@ describe('3v cluster admin API (3 nodes, real etcd, real gRPC)', () => {
     } finally {
       await browser.close();
     }
+  });
+
+  test('Admin/Ask calls from a stranger, a stale incarnation or with junk are refused; nothing is kicked; the node keeps serving', { timeout: 60_000 }, async () => {
+    const id = uid('safe');
+    const { client } = await clients.mqtt(n1().b.port, { clientId: id, protocolVersion: 5 });
+    const peerPort = Number((await n1().b.waitForOutput(PEER_RE))[1]);
+    const peer = new grpc.Client(`127.0.0.1:${peerPort}`, grpc.credentials.createInsecure());
+    const call = (body: Buffer) => within(new Promise<grpc.ServiceError | null>((resolve) => {
+      peer.makeUnaryRequest(ADMIN_ASK.path, (b: Buffer) => b, (b: Buffer) => b, body, new grpc.Metadata(), { deadline: Date.now() + 10_000 }, (err) => resolve(err));
+    }), 15_000, 'an Admin/Ask answer');
+    try {
+      const kick = { op: 'kick', clientId: id };
+      for (const [body, want] of [
+        [Buffer.from('{not json'), grpc.status.INVALID_ARGUMENT],
+        [Buffer.from(JSON.stringify({ from: 'n2', inc: 'x', q: { op: 'nope' } })), grpc.status.INVALID_ARGUMENT],
+        [Buffer.from(JSON.stringify({ from: 'n2', inc: 'x', q: { op: 'clients', after: '', limit: 'all' } })), grpc.status.INVALID_ARGUMENT],
+        [Buffer.from(JSON.stringify({ from: 'stranger', inc: 'i', q: kick })), grpc.status.FAILED_PRECONDITION],
+        [Buffer.from(JSON.stringify({ from: 'n2', inc: 'not-its-incarnation', q: kick })), grpc.status.FAILED_PRECONDITION],
+      ] as const) {
+        const err = await call(body);
+        assert.equal(err?.code, want, `${body.toString().slice(0, 80)}: ${err?.message}`);
+      }
+    } finally {
+      peer.close();
+    }
+    const still: any = await ok(n2(), `clients/${encodeURIComponent(id)}`);
+    assert.equal(still.connected, true, 'the refused kicks kicked nobody');
+    assert.ok(client.connected);
+    const m = parsePromText((await request(n1().http, '/metrics')).body);
+    assert.ok(sampleValue(m, 'fleetmq_cluster_admin_refused_total') >= 5, 'refusals are counted');
   });
 
   test('a member that does not answer (blackholed), then one SIGKILLed: answers in bounded time, marked partial', { timeout: 120_000 }, async () => {

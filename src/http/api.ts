@@ -354,11 +354,11 @@ async function addBan(deps: ApiDeps, req: ApiRequest): Promise<Reply> {
     throw err;
   }
   const peers = await deps.admin.peers({ op: 'ban-add', kind: entry.kind, value: entry.value, expiresAt: entry.expiresAt });
-  return json(201, { ...banJson(entry), ...peersFields(deps, peers) });
+  return json(201, { ...banJson(entry), ...peersFields(peers) });
 }
 
 /** A change applied here, then on the other members: who took it, who did not. */
-function peersFields(deps: ApiDeps, p: PeersAnswer | null): object {
+function peersFields(p: PeersAnswer | null): object {
   if (!p) return {};
   return clusterFields({ replies: [{ node: p.self, a: { op: 'stats', stats: {} } }, ...p.replies], cluster: { self: p.self, members: p.members, fenced: p.fenced, missing: p.missing } });
 }
@@ -371,8 +371,8 @@ async function removeBan(deps: ApiDeps, seg: string[]): Promise<Reply> {
   const here = await deps.banned.remove(kind as BanKind, value);
   const peers = await deps.admin.peers({ op: 'ban-remove', kind: kind as BanKind, value });
   const anywhere = here || (peers?.replies.some((r) => r.a.op === 'ban-remove' && r.a.removed) ?? false);
-  if (!anywhere) throw new HttpError(404, `no ${kind} ${JSON.stringify(value)} added through the API (entries from the config or --banned-file are removed there)`, undefined, peersFields(deps, peers));
-  return json(200, { removed: { kind, value }, ...peersFields(deps, peers) });
+  if (!anywhere) throw new HttpError(404, `no ${kind} ${JSON.stringify(value)} added through the API (entries from the config or --banned-file are removed there)`, undefined, peersFields(peers));
+  return json(200, { removed: { kind, value }, ...peersFields(peers) });
 }
 
 function logLevel(deps: ApiDeps, req: ApiRequest): Reply {

@@ -14,9 +14,11 @@ import { listenerSpecs, RELOADED_LIMITS, type ReloadedLimits, type TransportKind
 import { readTlsMaterial, certSerials } from './main/tls-material';
 import { ApiKeys } from './http/api-keys';
 import { apiHandler } from './http/api';
-import { statusJson, STATUS_HTML } from './http/status-page';
+import { statusJson, STATUS_HTML, MemberFigures } from './http/status-page';
 import { AdminBridge } from './main/admin-bridge';
 import { BannedService } from './main/banned-service';
+import { NodeAdmin, takeBannedFromPeers } from './main/node-admin';
+import { log } from './log/logger';
 import { COUNTER_NAMES, sumCounter } from './shared/counters';
 import { configureLogging, setLogLevel } from './log/logger';
 import type { LogLevel } from './config';
@@ -100,6 +102,18 @@ export async function startBroker(config: BrokerConfig, opts: StartOptions = {})
   const supervisor = new Supervisor(config, opts.testHooks ?? false, auth, tls);
   void supervisor.setBanned(banned.all());
   const bridge = new AdminBridge(supervisor);
+  // The admin API's answers about this node; in a cluster also to the other members' APIs.
+  const admin = new NodeAdmin({ bridge, banned, stats: () => statsOf(config, supervisor), nodeId: config.etcd !== undefined ? config.nodeId ?? null : null });
+  if (admin.nodeId !== null) {
+    supervisor.onAdminPeer = (m) => {
+      admin.fromPeer(m.q).then((a) => supervisor.postToCoordinator({ t: 'admin-peer-reply', id: m.id, a }),
+        (err: Error) => supervisor.postToCoordinator({ t: 'admin-peer-reply', id: m.id, error: err.message }));
+    };
+    // A rejoin after fencing: what changed meanwhile (the first join: below, before serving).
+    supervisor.onClusterJoined = (rejoin) => {
+      if (rejoin) void takeBannedFromPeers(admin, banned).then((line) => log.info(`fleetmq: ${line}`));
+    };
+  }
   if (config.metrics !== 'false') auth.timeChecks(new HistogramWriter(supervisor.histograms, mainSlot(config.workers)));
   const readiness = new Readiness();
   const listeners: Listener[] = [];
@@ -120,8 +134,15 @@ export async function startBroker(config: BrokerConfig, opts: StartOptions = {})
   if (config.httpPort >= 0) {
     // Before the store loads, so /readyz says "starting" through a long restore.
     const counterView = new Float64Array(supervisor.counters);
-    http = new HttpListener(httpRoutes(config, supervisor, readiness, () => listeners.reduce((n, l) => n + l.refused, 0), () => http!.dropped), apiHandler({
-      keys, bridge, banned,
+    // In a cluster the status page shows each member's clients and message rates (asked of the members).
+    const figures = admin.nodeId === null ? null : new MemberFigures(async () => {
+      const e = await admin.everywhere({ op: 'stats' });
+      const stats: Record<string, Record<string, unknown>> = {};
+      for (const r of e.replies) if (r.a.op === 'stats') stats[r.node] = r.a.stats;
+      return { members: e.cluster?.members ?? [], stats };
+    });
+    http = new HttpListener(httpRoutes(config, supervisor, readiness, () => listeners.reduce((n, l) => n + l.refused, 0), () => http!.dropped, figures), apiHandler({
+      keys, bridge, banned, admin,
       stats: () => statsOf(config, supervisor),
       reload: () => reloadAll(),
       setLogLevel: opts.setLogLevel ?? ((level: string) => setLogLevel(level as LogLevel)),
@@ -153,6 +174,8 @@ export async function startBroker(config: BrokerConfig, opts: StartOptions = {})
     await auth.close();
     throw err;
   }
+  // A member that joins takes the cluster's banned list before any client can connect.
+  if (admin.nodeId !== null) log.info(`fleetmq: ${await takeBannedFromPeers(admin, banned)}`);
   const bound: RunningBroker['listeners'] = [];
   try {
     for (const [i, spec] of specs.entries()) {
@@ -241,7 +264,7 @@ export async function startBroker(config: BrokerConfig, opts: StartOptions = {})
   };
 }
 
-function httpRoutes(config: BrokerConfig, supervisor: Supervisor, readiness: Readiness, refused: () => number, dropped: () => number): Map<string, Route> {
+function httpRoutes(config: BrokerConfig, supervisor: Supervisor, readiness: Readiness, refused: () => number, dropped: () => number, figures: MemberFigures | null): Map<string, Route> {
   const workers = config.workers;
   const routes = new Map<string, Route>([
     ['/metrics', async () => ({
@@ -254,7 +277,7 @@ function httpRoutes(config: BrokerConfig, supervisor: Supervisor, readiness: Rea
       }),
     })],
     ['/livez', () => livez(supervisor.heartbeats, workers)],
-    ['/readyz', () => readyz(readiness)],
+    ['/readyz', () => readyz(readiness, supervisor.cluster)],
     ['/', () => ({ status: 200, body: STATUS_HTML, contentType: 'text/html; charset=utf-8' })],
     ['/status.json', () => ({
       status: 200,
@@ -262,6 +285,7 @@ function httpRoutes(config: BrokerConfig, supervisor: Supervisor, readiness: Rea
       body: JSON.stringify(statusJson({
         version: VERSION, counters: supervisor.counters, workers, heartbeats: supervisor.heartbeats, startedAt: supervisor.startedAt,
         restarts: () => supervisor.restarts, cluster: () => supervisor.cluster, nodeId: config.nodeId ?? null,
+        memberFigures: () => (figures && supervisor.cluster ? figures.current(supervisor.cluster.members) : null),
       })) + '\n',
     })],
   ]);

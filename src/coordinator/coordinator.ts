@@ -21,7 +21,9 @@ import { StoreInbox } from './store-inbox';
 import { BellWaiter } from '../shared/ring';
 import { ClusterState } from '../shared/cluster-state';
 import type { ClusterNode } from '../cluster/node';
-import type { CoordinatorAnswer, CoordinatorQuery, RetainedInfo } from '../shared/admin-messages';
+import type { CoordinatorAnswer, CoordinatorQuery, PeerAsk, PeerAskReply, RetainedInfo } from '../shared/admin-messages';
+import type { AdminService } from '../cluster/admin-service';
+import { C_CLUSTER_ADMIN_ASKED, C_CLUSTER_ADMIN_MISSING, C_CLUSTER_ADMIN_REFUSED } from '../shared/counters';
 import type { RegistryNode } from '../cluster/registry-node';
 import type { ClusterDataPlane } from '../cluster/data-plane';
 import type { ClusterHandover } from '../cluster/handover';
@@ -52,7 +54,9 @@ export type ToMain =
   /** A line for the operator; `error` goes to stderr. */
   | { t: 'log'; line: string; error?: boolean }
   | { t: 'purged'; index: number; removed: number }
-  | { t: 'cluster'; note: ClusterNote };
+  | { t: 'cluster'; note: ClusterNote }
+  /** A member's admin query for the main thread (src/cluster/admin-service.ts). */
+  | PeerAsk;
 
 export class Coordinator {
   /** Every worker's trie subscriptions (subscriber id → filters), to clean up after a dead worker. */
@@ -79,6 +83,8 @@ export class Coordinator {
   private handover: ClusterHandover | null = null;
   /** What worker 0 publishes in $SYS/broker/cluster/ (null: not a cluster member). */
   private clusterInfo: { node: string; incarnation: string; members: string[] } | null = null;
+  /** The admin API's questions to and from the other members (a cluster member only). */
+  private adminService: AdminService | null = null;
 
   constructor(private readonly opts: CoordinatorOptions, private readonly toMain: (m: ToMain) => void) {
     this.ports = new Array(opts.workers).fill(null);
@@ -123,12 +129,14 @@ export class Coordinator {
       fenced: (ev) => {
         // The flag first: a CONNECT handled after a worker drops its clients sees it (workers/README.md).
         this.clusterState.fenced();
+        this.adminService?.setFenced(true);
         for (const port of this.ports) port?.postMessage({ t: 'cluster-fenced' } satisfies FromCoordinator);
         note({ ev: 'fenced', incarnation: ev.incarnation, reason: ev.reason });
       },
       rejoined: (ev, members) => {
         this.clusterInfo = { node: node.nodeId, incarnation: ev.incarnation, members };
         this.clusterState.setRefusing(false);
+        this.adminService?.setFenced(false);
         this.tellSys();
         note({ ev: 'joined', incarnation: ev.incarnation, members, rejoin: true });
       },
@@ -154,6 +162,13 @@ export class Coordinator {
       post: (w, m) => { const port = this.ports[w]; if (!port) return false; port.postMessage(m satisfies FromCoordinator); return true; },
       counters: this.opts.counters ?? null, timeoutMs: 2 * ttlMs + 2000, lingerMs: this.opts.config.clusterHandoverLingerMs,
       maxRouteWaitMs: ttlMs, log: (line) => note({ ev: 'log', line }),
+    });
+    const { AdminService } = await import('../cluster/admin-service');
+    const row = this.opts.counters ? new Float64Array(this.opts.counters) : null;
+    const add = (c: number) => { if (row) row[c] += 1; };
+    this.adminService = new AdminService(node, {
+      toMain: (m) => this.toMain(m),
+      count: { asked: () => add(C_CLUSTER_ADMIN_ASKED), missing: () => add(C_CLUSTER_ADMIN_MISSING), refused: () => add(C_CLUSTER_ADMIN_REFUSED) },
     });
     const joined = await node.join();
     note({ ev: 'log', line: `peer server listening on ${this.opts.config.host}:${node.clusterPort}` });
@@ -326,6 +341,10 @@ export class Coordinator {
     const now = Date.now();
     const info = (m: WireMessage): RetainedInfo => ({ topic: m.topic, payload: m.payload, qos: m.qos, props: m.props, expiryAt: m.expiryAt });
     switch (q.op) {
+      case 'peers': {
+        if (!this.adminService) return Promise.reject(new Error('not a cluster member'));
+        return this.adminService.askPeers(q.q);
+      }
       case 'retained-list': {
         const r = this.retained.list(q.filter, q.after, q.limit, now);
         return Promise.resolve({ op: 'retained-list', messages: r.messages.map(info), total: r.total });
@@ -349,12 +368,16 @@ export class Coordinator {
     }
   }
 
+  /** The main thread's answer to a member's admin query. */
+  adminPeerReply(m: PeerAskReply): void { this.adminService?.fromMain(m); }
+
   /** Store operations workers posted before they exited land before the store closes. */
   async close(): Promise<void> {
     for (let i = 0; i < this.opts.workers; i++) this.takePosted(i);
     this.clusterRegistry?.close();
     this.handover?.close();
     this.dataPlane?.close();
+    this.adminService?.close();
     await this.cluster?.leave();
     await this.persistence?.close();
   }

@@ -3,7 +3,7 @@
 import { parentPort, workerData, type MessagePort } from 'node:worker_threads';
 import { Coordinator, type CoordinatorOptions } from './coordinator';
 import { startHeartbeat, coordinatorSlot } from '../shared/heartbeats';
-import type { AdminAsk, AdminReply, CoordinatorAnswer, CoordinatorQuery } from '../shared/admin-messages';
+import type { AdminAsk, AdminReply, CoordinatorAnswer, CoordinatorQuery, PeerAskReply } from '../shared/admin-messages';
 import { installLogger } from '../log/thread';
 import { ThreadLog, type LogWiring } from '../log/thread-log';
 
@@ -14,6 +14,7 @@ type FromMain =
   | { t: 'attach'; index: number; port: MessagePort; storeRing: SharedArrayBuffer }
   | { t: 'worker-died'; index: number }
   | AdminAsk<CoordinatorQuery>
+  | PeerAskReply
   | { t: 'close' };
 
 const coordinator = new Coordinator(workerData as CoordinatorOptions, (m) => parentPort!.postMessage(m));
@@ -28,6 +29,7 @@ parentPort!.on('message', (m: FromMain) => {
     const reply = (r: Omit<AdminReply<CoordinatorAnswer>, 't' | 'id'>) => parentPort!.postMessage({ t: 'admin-reply', id: m.id, ...r });
     coordinator.admin(m.q).then((a) => reply({ a }), (err: Error) => reply({ error: err.message }));
   }
+  else if (m.t === 'admin-peer-reply') coordinator.adminPeerReply(m);
   else if (m.t === 'close') {
     const closed = () => parentPort!.postMessage({ t: 'closed' });
     coordinator.close().then(closed, closed);

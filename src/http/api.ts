@@ -7,12 +7,21 @@
 // CURSOR opaque (the last item's key), `limit` 1..MAX_LIMIT (default DEFAULT_LIMIT). Queries
 // about clients go to every worker and back (src/main/admin-bridge.ts: bounded, with a timeout:
 // 503 / 504), retained messages to the coordinator. Routes: README.md, "Operate it".
+//
+// In a cluster (--etcd) the answers are the whole cluster's: each query goes to this node and
+// to every other member at once (src/main/node-admin.ts, src/cluster/admin-service.ts, 1.5 s per
+// member) and the answers are merged: lists in one global order (client id, topic) with the same
+// keyset cursor, so paging stays right across nodes; a kick, a retained delete and a ban apply
+// on every member. Every such answer carries `partial` (some member did not answer, or this
+// node is fenced and cannot see the others), `missing` (their ids) and `nodes` (who answered);
+// a single node's answers are exactly as before.
 import type { ApiHandler, ApiRequest, Reply } from './server';
 import type { ApiKeys } from './api-keys';
 import { AdminBridge, BridgeBusy, BridgeTimeout } from '../main/admin-bridge';
+import type { NodeAdmin, Everywhere } from '../main/node-admin';
 import type { BannedService } from '../main/banned-service';
 import { BannedError, BAN_KINDS, type BanEntry, type BanKind } from '../shared/banned';
-import type { ClientInfo, PublishProps, RetainedInfo, WorkerAnswer } from '../shared/admin-messages';
+import type { ClientInfo, NodeAnswer, PeersAnswer, PublishProps, RetainedJson, SubscriptionInfo } from '../shared/admin-messages';
 import { C_API_REQUESTS, C_API_FAILURES } from '../shared/counters';
 
 export const DEFAULT_LIMIT = 100;
@@ -23,6 +32,8 @@ export interface ApiDeps {
   keys: ApiKeys;
   bridge: AdminBridge;
   banned: BannedService;
+  /** This node's answers, and in a cluster every member's (src/main/node-admin.ts). */
+  admin: NodeAdmin;
   /** Every counter summed over the workers, by its $SYS name. */
   stats(): Record<string, number | string | null>;
   /** What SIGHUP does; `lines` say what each part did. */
@@ -34,7 +45,7 @@ export interface ApiDeps {
 }
 
 class HttpError extends Error {
-  constructor(readonly status: number, message: string, readonly headers?: Record<string, string>) { super(message); }
+  constructor(readonly status: number, message: string, readonly headers?: Record<string, string>, readonly extra: object = {}) { super(message); }
 }
 
 const AUTH_HEADER = { 'WWW-Authenticate': 'Basic realm="fleetmq admin API", charset="UTF-8"' };
@@ -50,7 +61,7 @@ export function apiHandler(deps: ApiDeps): ApiHandler {
     try {
       reply = await handle(deps, req);
     } catch (err) {
-      if (err instanceof HttpError) reply = { ...json(err.status, { error: err.message }), headers: err.headers };
+      if (err instanceof HttpError) reply = { ...json(err.status, { error: err.message, ...err.extra }), headers: err.headers };
       else if (err instanceof BridgeBusy) reply = json(503, { error: err.message });
       else if (err instanceof BridgeTimeout) reply = json(504, { error: err.message });
       else throw err;
@@ -90,7 +101,7 @@ async function handle(deps: ApiDeps, req: ApiRequest): Promise<Reply> {
     case 'GET banned': return listBanned(deps, req);
     case 'POST banned': return await addBan(deps, req);
     case 'DELETE banned/:x': return await removeBan(deps, seg);
-    case 'GET stats': return json(200, deps.stats());
+    case 'GET stats': return stats(deps);
     case 'PUT log-level': return logLevel(deps, req);
     case 'POST reload': { const r = await deps.reload(); return json(r.ok ? 200 : 422, r); }
   }
@@ -130,76 +141,135 @@ function page<T>(items: T[], limit: number, key: (x: T) => string, extra: object
   return json(200, { data, next: items.length > limit ? cursorOf(key(data[data.length - 1])) : null, ...extra });
 }
 
+/** In a cluster: who answered, who did not (and so whether the answer is partial). Nothing on a single node. */
+function clusterFields(e: Everywhere): object {
+  if (!e.cluster) return {};
+  const missing = Object.keys(e.cluster.missing).sort();
+  return { partial: missing.length > 0 || e.cluster.fenced, missing, nodes: e.replies.map((r) => r.node), ...(e.cluster.fenced ? { fenced: true } : {}) };
+}
+
+/** The answers of one kind, with the node that gave each. */
+function answers<O extends NodeAnswer['op']>(e: Everywhere, op: O): Array<{ node: string; a: Extract<NodeAnswer, { op: O }> }> {
+  return e.replies.filter((r) => r.a.op === op) as Array<{ node: string; a: Extract<NodeAnswer, { op: O }> }>;
+}
+
+function notFound(e: Everywhere, message: string): HttpError {
+  return new HttpError(404, message, undefined, clusterFields(e));
+}
+
 async function listClients(deps: ApiDeps, req: ApiRequest): Promise<Reply> {
   const { limit, after } = paging(req);
   const opt = (k: string) => req.query.get(k) ?? undefined;
-  // One more than asked from each worker: the merged list then says whether a next page exists.
-  const answers = await deps.bridge.askWorkers({ op: 'clients', after, limit: limit + 1, clientId: opt('clientid'), username: opt('username'), address: opt('address') });
-  const all: ClientInfo[] = [];
-  for (const a of answers) if (a.op === 'clients') all.push(...a.clients);
-  all.sort((x, y) => (x.clientId < y.clientId ? -1 : 1));
-  return page(all, limit, (c) => c.clientId);
+  // One more than asked from each worker and node: the merged list then says whether a next page
+  // exists. Keyset paging by client id: one global order over every node, whatever answers.
+  const e = await deps.admin.everywhere({ op: 'clients', after, limit: limit + 1, clientId: opt('clientid'), username: opt('username'), address: opt('address') });
+  const byId = new Map<string, ClientInfo>();
+  for (const { a } of answers(e, 'clients')) {
+    for (const c of a.clients) {
+      // One owner per client id in a cluster; during a takeover the connected one is the client.
+      const seen = byId.get(c.clientId);
+      if (!seen || (!seen.connected && c.connected)) byId.set(c.clientId, c);
+    }
+  }
+  const all = [...byId.values()].sort((x, y) => (x.clientId < y.clientId ? -1 : 1));
+  return page(all, limit, (c) => c.clientId, clusterFields(e));
 }
 
-async function findClient(deps: ApiDeps, clientId: string): Promise<ClientInfo | null> {
-  const answers = await deps.bridge.askWorkers({ op: 'client', clientId });
-  const found = answers.map((a) => (a.op === 'client' ? a.client : null)).filter((c): c is ClientInfo => c !== null);
-  // During a takeover two workers may hold the id for a moment: the connected one is the client.
-  return found.find((c) => c.connected) ?? found[0] ?? null;
+async function findClient(deps: ApiDeps, clientId: string): Promise<{ e: Everywhere; client: ClientInfo | null }> {
+  const e = await deps.admin.everywhere({ op: 'client', clientId });
+  const found = answers(e, 'client').map(({ a }) => a.client).filter((c): c is ClientInfo => c !== null);
+  return { e, client: found.find((c) => c.connected) ?? found[0] ?? null };
 }
 
 async function getClient(deps: ApiDeps, clientId: string): Promise<Reply> {
-  const c = await findClient(deps, clientId);
-  if (!c) throw new HttpError(404, `no client or session ${JSON.stringify(clientId)}`);
-  return json(200, c);
+  const { e, client } = await findClient(deps, clientId);
+  if (!client) throw notFound(e, `no client or session ${JSON.stringify(clientId)}`);
+  return json(200, client);
 }
 
+/** On whichever node holds it (v5 DISCONNECT 0x98 there). */
 async function kick(deps: ApiDeps, clientId: string): Promise<Reply> {
-  const answers = await deps.bridge.askWorkers({ op: 'kick', clientId });
-  if (!answers.some((a) => a.op === 'kick' && a.kicked)) throw new HttpError(404, `client ${JSON.stringify(clientId)} is not connected`);
-  return json(200, { kicked: clientId });
+  const e = await deps.admin.everywhere({ op: 'kick', clientId });
+  const on = answers(e, 'kick').filter(({ a }) => a.kicked).map(({ node }) => node);
+  if (on.length === 0) throw notFound(e, `client ${JSON.stringify(clientId)} is not connected`);
+  return json(200, e.cluster ? { kicked: clientId, node: on[0], ...clusterFields(e) } : { kicked: clientId });
 }
 
 async function subscriptions(deps: ApiDeps, clientId: string, req: ApiRequest): Promise<Reply> {
   const { limit, after } = paging(req);
-  const answers = await deps.bridge.askWorkers({ op: 'subscriptions', clientId, after, limit: limit + 1 });
-  const hit = answers.find((a): a is Extract<WorkerAnswer, { op: 'subscriptions' }> => a.op === 'subscriptions' && a.found);
-  if (!hit) throw new HttpError(404, `no client or session ${JSON.stringify(clientId)}`);
-  return page(hit.subscriptions, limit, (s) => s.filter);
+  const e = await deps.admin.everywhere({ op: 'subscriptions', clientId, after, limit: limit + 1 });
+  const found = answers(e, 'subscriptions').filter(({ a }) => a.found);
+  const hit = found.find(({ a }) => a.connected) ?? found[0];
+  if (!hit) throw notFound(e, `no client or session ${JSON.stringify(clientId)}`);
+  return page<SubscriptionInfo>(hit.a.subscriptions, limit, (s) => s.filter, e.cluster ? { node: hit.node, ...clusterFields(e) } : {});
 }
 
-function retainedJson(m: RetainedInfo): object {
-  const payload = Buffer.from(m.payload.buffer, m.payload.byteOffset, m.payload.byteLength);
-  const text = payload.toString('utf8');
-  return {
-    topic: m.topic,
-    // The payload as text when it is valid UTF-8, always as base64.
-    payload: Buffer.from(text, 'utf8').equals(payload) ? text : null,
-    payloadBase64: payload.toString('base64'),
-    qos: m.qos,
-    expiresAt: m.expiryAt ? new Date(m.expiryAt).toISOString() : null,
-  };
+/**
+ * One node: its counters, as before. A cluster: the counters summed over the members that
+ * answered, `nodes` = each member's own, plus who answered.
+ */
+async function stats(deps: ApiDeps): Promise<Reply> {
+  const e = await deps.admin.everywhere({ op: 'stats' });
+  const mine = answers(e, 'stats')[0]?.a.stats ?? deps.stats();
+  if (!e.cluster) return json(200, mine);
+  const totals: Record<string, number | string | null> = { ...mine };
+  const perNode: Record<string, unknown> = {};
+  for (const { node, a } of answers(e, 'stats')) perNode[node] = a.stats;
+  for (const [k, v] of Object.entries(mine)) {
+    // Digests (the route hashes) and this node's own facts are not summed.
+    if (typeof v !== 'number' || k === 'uptimeSeconds' || k.endsWith('-hash')) continue;
+    let sum = 0;
+    for (const { a } of answers(e, 'stats')) { const x = a.stats[k]; if (typeof x === 'number') sum += x; }
+    totals[k] = sum;
+  }
+  const { partial, missing, nodes } = clusterFields(e) as { partial: boolean; missing: string[]; nodes: string[] };
+  return json(200, { ...totals, node: e.cluster.self, members: e.cluster.members, partial, missing, answered: nodes, ...(e.cluster.fenced ? { fenced: true } : {}), nodes: perNode });
 }
 
+/**
+ * Merged over the members by topic (keyset paging by topic over the union); a topic held by
+ * several members (retained replication, or published on each) shows this node's copy first,
+ * else the lowest node id's. `total` is this node's count; `totals` each member's.
+ */
 async function listRetained(deps: ApiDeps, req: ApiRequest): Promise<Reply> {
   const { limit, after } = paging(req);
   const filter = req.query.get('filter') ?? '#';
   if (!validFilter(filter)) throw new HttpError(400, `filter ${JSON.stringify(filter)} is not a valid topic filter`);
-  const a = await deps.bridge.askCoordinator({ op: 'retained-list', filter, after, limit: limit + 1 });
-  if (a.op !== 'retained-list') throw new Error('unexpected answer');
-  return page(a.messages.map(retainedJson) as { topic: string }[], limit, (m) => m.topic, { total: a.total });
+  const e = await deps.admin.everywhere({ op: 'retained-list', filter, after, limit: limit + 1 });
+  const lists = answers(e, 'retained-list');
+  const byTopic = new Map<string, RetainedJson>();
+  // A page cut short by its byte budget ends the merged page at its last topic: a topic after it
+  // on that node was not seen, so nothing after it can be shown yet.
+  let bound: string | null = null;
+  for (const { a } of lists) {
+    for (const m of a.messages) if (!byTopic.has(m.topic)) byTopic.set(m.topic, m);
+    if (a.cut && a.messages.length > 0) {
+      const last = a.messages[a.messages.length - 1].topic;
+      if (bound === null || last < bound) bound = last;
+    }
+  }
+  let all = [...byTopic.values()].sort((x, y) => (x.topic < y.topic ? -1 : 1));
+  if (bound !== null) { const b = bound; all = all.filter((m) => m.topic <= b); }
+  const data = all.slice(0, limit);
+  const hasNext = data.length > 0 && (all.length > limit || bound !== null);
+  const extra: Record<string, unknown> = { total: lists[0]?.a.total ?? 0 };
+  if (e.cluster) { extra.totals = Object.fromEntries(lists.map(({ node, a }) => [node, a.total])); Object.assign(extra, clusterFields(e)); }
+  return json(200, { data, next: hasNext ? cursorOf(data[data.length - 1].topic) : null, ...extra });
 }
 
 async function getRetained(deps: ApiDeps, topic: string): Promise<Reply> {
-  const a = await deps.bridge.askCoordinator({ op: 'retained-get', topic });
-  if (a.op !== 'retained-get' || !a.message) throw new HttpError(404, `no retained message on ${JSON.stringify(topic)}`);
-  return json(200, retainedJson(a.message));
+  const e = await deps.admin.everywhere({ op: 'retained-get', topic });
+  const hit = answers(e, 'retained-get').find(({ a }) => a.message !== null);
+  if (!hit || !hit.a.message) throw notFound(e, `no retained message on ${JSON.stringify(topic)}`);
+  return json(200, e.cluster ? { ...hit.a.message, node: hit.node, ...clusterFields(e) } : hit.a.message);
 }
 
+/** On every member: each removes its copy (durably, before it answers). */
 async function deleteRetained(deps: ApiDeps, topic: string): Promise<Reply> {
-  const a = await deps.bridge.askCoordinator({ op: 'retained-delete', topic });
-  if (a.op !== 'retained-delete' || !a.existed) throw new HttpError(404, `no retained message on ${JSON.stringify(topic)}`);
-  return json(200, { deleted: topic });
+  const e = await deps.admin.everywhere({ op: 'retained-delete', topic });
+  const on = answers(e, 'retained-delete').filter(({ a }) => a.existed).map(({ node }) => node);
+  if (on.length === 0) throw notFound(e, `no retained message on ${JSON.stringify(topic)}`);
+  return json(200, e.cluster ? { deleted: topic, on, ...clusterFields(e) } : { deleted: topic });
 }
 
 function body(req: ApiRequest): Record<string, unknown> {
@@ -268,17 +338,29 @@ function listBanned(deps: ApiDeps, req: ApiRequest): Reply {
   return json(200, { data: data.map(banJson), next: all.length > limit ? cursorOf(key(data[data.length - 1])) : null });
 }
 
-/** Answers once every worker refuses the new entry (and has disconnected the clients it names). */
+/**
+ * Answers once every worker refuses the new entry (and has disconnected the clients it names);
+ * in a cluster, every worker of every member that answered (the others are in `missing`).
+ */
 async function addBan(deps: ApiDeps, req: ApiRequest): Promise<Reply> {
   const b = body(req);
   const ttl = b.ttlSeconds ?? 0;
   if (!Number.isInteger(ttl) || (ttl as number) < 0 || (ttl as number) > 10 * 365 * 86400) throw new HttpError(400, 'ttlSeconds must be an integer number of seconds (0: until removed)');
+  let entry: BanEntry;
   try {
-    return json(201, banJson(await deps.banned.add(String(b.kind), b.value, ttl as number)));
+    entry = await deps.banned.add(String(b.kind), b.value, ttl as number);
   } catch (err) {
     if (err instanceof BannedError) throw new HttpError(400, err.message);
     throw err;
   }
+  const peers = await deps.admin.peers({ op: 'ban-add', kind: entry.kind, value: entry.value, expiresAt: entry.expiresAt });
+  return json(201, { ...banJson(entry), ...peersFields(peers) });
+}
+
+/** A change applied here, then on the other members: who took it, who did not. */
+function peersFields(p: PeersAnswer | null): object {
+  if (!p) return {};
+  return clusterFields({ replies: [{ node: p.self, a: { op: 'stats', stats: {} } }, ...p.replies], cluster: { self: p.self, members: p.members, fenced: p.fenced, missing: p.missing } });
 }
 
 /** DELETE banned/KIND/VALUE (VALUE URL-encoded: a CIDR block's '/' as %2F, or plain). */
@@ -286,8 +368,11 @@ async function removeBan(deps: ApiDeps, seg: string[]): Promise<Reply> {
   const kind = param(seg[1]);
   if (!BAN_KINDS.includes(kind as BanKind)) throw new HttpError(400, `kind must be one of ${BAN_KINDS.join(', ')}`);
   const value = rest(seg, 2);
-  if (!(await deps.banned.remove(kind as BanKind, value))) throw new HttpError(404, `no ${kind} ${JSON.stringify(value)} added through the API (entries from the config or --banned-file are removed there)`);
-  return json(200, { removed: { kind, value } });
+  const here = await deps.banned.remove(kind as BanKind, value);
+  const peers = await deps.admin.peers({ op: 'ban-remove', kind: kind as BanKind, value });
+  const anywhere = here || (peers?.replies.some((r) => r.a.op === 'ban-remove' && r.a.removed) ?? false);
+  if (!anywhere) throw new HttpError(404, `no ${kind} ${JSON.stringify(value)} added through the API (entries from the config or --banned-file are removed there)`, undefined, peersFields(peers));
+  return json(200, { removed: { kind, value }, ...peersFields(peers) });
 }
 
 function logLevel(deps: ApiDeps, req: ApiRequest): Reply {

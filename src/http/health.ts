@@ -5,7 +5,9 @@
 //   starting, not stale. The main thread answers the request itself, so it is alive.
 // - /readyz: 503 until the store is loaded and the MQTT listener is bound, 200 while serving,
 //   503 again from the moment shutdown starts (draining), so a load balancer stops sending new
-//   clients before the listener closes.
+//   clients before the listener closes. A cluster member (--etcd) joins its cluster and takes
+//   its peers' banned list before it serves, so "serving" means joined too; while it is fenced
+//   (not counting itself in the cluster, refusing CONNECTs) /readyz is 503 again, until it rejoins.
 import { readHeartbeat, coordinatorSlot, monotonicMs, STALE_AFTER_MS } from '../shared/heartbeats';
 
 export type Phase = 'starting' | 'serving' | 'draining';
@@ -20,10 +22,12 @@ export class Readiness {
 
 export interface Answer { status: number; body: string }
 
-export function readyz(readiness: Readiness): Answer {
+export function readyz(readiness: Readiness, cluster: { fenced: boolean } | null = null): Answer {
   switch (readiness.phase) {
-    case 'serving': return { status: 200, body: 'ready\n' };
-    case 'starting': return { status: 503, body: 'starting: the store is loading or the MQTT listener is not bound yet\n' };
+    case 'serving':
+      if (cluster?.fenced) return { status: 503, body: 'fenced: not a member of the cluster right now (refusing connections until it rejoins)\n' };
+      return { status: 200, body: 'ready\n' };
+    case 'starting': return { status: 503, body: 'starting: the store is loading, the cluster is being joined or the MQTT listener is not bound yet\n' };
     case 'draining': return { status: 503, body: 'draining: shutting down, not accepting connections\n' };
   }
 }

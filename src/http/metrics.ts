@@ -153,6 +153,9 @@ export async function renderMetrics(src: MetricsSources): Promise<string> {
     [{ table: 'remote' }, sum(K.C_CLUSTER_ROUTES_REMOTE_HASH)],
   ]);
   e.one('fleetmq_cluster_peers_connected', 'gauge', 'Peer nodes this node has a forward stream open to.', sum(K.C_CLUSTER_PEERS_CONNECTED));
+  e.one('fleetmq_cluster_admin_calls_total', 'counter', 'Admin API calls made to other cluster members (one per member and request).', sum(K.C_CLUSTER_ADMIN_ASKED));
+  e.one('fleetmq_cluster_admin_missing_total', 'counter', 'Admin API calls to other members that failed or timed out (the answer was marked partial).', sum(K.C_CLUSTER_ADMIN_MISSING));
+  e.one('fleetmq_cluster_admin_refused_total', 'counter', 'Admin calls on the cluster port refused (not a current member, not a query, too many waiting).', sum(K.C_CLUSTER_ADMIN_REFUSED));
   e.one('fleetmq_cluster_registrations_total', 'counter', 'Client-id claims granted by their home node (one per CONNECT on a cluster member).', sum(K.C_CLUSTER_REGISTRATIONS));
   e.one('fleetmq_cluster_takeovers_total', 'counter', 'Sessions on another node ended for a CONNECT on this one (cross-node takeovers).', sum(K.C_CLUSTER_TAKEOVERS));
   e.family('fleetmq_cluster_registry_refused_total', 'counter', 'CONNECTs the client-id registry refused: refused = not a member or the home refused, timeout = home or previous owner did not answer in time.', [

@@ -15,6 +15,44 @@ export interface StatusSources {
   restarts(): number;
   cluster(): { incarnation: string; members: string[]; fenced: boolean } | null;
   readonly nodeId: string | null;
+  /** Each member's figures as last asked (MemberFigures), null on a single node. */
+  memberFigures?(): MemberRow[] | null;
+}
+
+/** One cluster member's line on the page: null figures when it did not answer the last time. */
+export interface MemberRow { node: string; clients: number | null; received: number | null; sent: number | null; at: number | null }
+
+/**
+ * The members' figures for the status page, asked of the whole cluster (the admin service) at
+ * most once per EVERY_MS and only while the page is polled: /status.json answers with the last
+ * figures at once and starts the next asking in the background, so a page left open costs one
+ * small call per member every two seconds and a closed one nothing.
+ */
+export class MemberFigures {
+  static readonly EVERY_MS = 2000;
+  private rows: MemberRow[] = [];
+  private askedAt = -Infinity;
+  private asking = false;
+
+  constructor(private readonly ask: () => Promise<{ members: string[]; stats: Record<string, Record<string, unknown>> }>) {}
+
+  current(members: string[]): MemberRow[] {
+    const now = Date.now();
+    if (!this.asking && now - this.askedAt >= MemberFigures.EVERY_MS) {
+      this.asking = true;
+      this.askedAt = now;
+      this.ask().then((r) => {
+        const at = Date.now();
+        const num = (x: unknown) => (typeof x === 'number' ? x : null);
+        this.rows = r.members.map((node) => {
+          const s = r.stats[node];
+          return s ? { node, clients: num(s['clients/connected']), received: num(s['messages/received']), sent: num(s['messages/sent']), at } : { node, clients: null, received: null, sent: null, at: null };
+        });
+      }, () => undefined).finally(() => { this.asking = false; });
+    }
+    // The view may have changed since: every member now, with what is known of it.
+    return members.map((node) => this.rows.find((r) => r.node === node) ?? { node, clients: null, received: null, sent: null, at: null });
+  }
 }
 
 export function statusJson(src: StatusSources): object {
@@ -56,7 +94,7 @@ export function statusJson(src: StatusSources): object {
     workerRestarts: src.restarts(),
     workers,
     coordinator: { utilization: coord.ageMs === null ? null : coord.utilization, heartbeatAgeMs: coord.ageMs },
-    cluster: cluster ? { node: src.nodeId, incarnation: cluster.incarnation, members: cluster.members, fenced: cluster.fenced } : null,
+    cluster: cluster ? { node: src.nodeId, incarnation: cluster.incarnation, members: cluster.members, fenced: cluster.fenced, nodes: src.memberFigures?.() ?? [] } : null,
   };
 }
 
@@ -99,9 +137,11 @@ export const STATUS_HTML = `<!doctype html>
 <table id="workers"><thead><tr><th>worker</th><th>connections</th><th>clients</th><th>msg in /s</th><th>msg out /s</th><th>event loop busy</th><th>delay p99 ms</th></tr></thead><tbody></tbody></table>
 <h2>Cluster</h2>
 <div id="cluster">-</div>
+<table id="members" hidden><thead><tr><th>member</th><th>MQTT clients</th><th>msg in /s</th><th>msg out /s</th></tr></thead><tbody></tbody></table>
 <script>
 "use strict";
 let last = null;
+const memberSeen = {};
 const $ = (id) => document.getElementById(id);
 const fmt = (n) => (n === null || n === undefined) ? "-" : (Math.round(n * 10) / 10).toLocaleString("en");
 const dropSum = (s) => Object.values(s.dropped).reduce((a, b) => a + b, 0);
@@ -149,6 +189,20 @@ function render(s) {
   $("cluster").textContent = s.cluster
     ? "node " + s.cluster.node + (s.cluster.fenced ? " (FENCED)" : "") + ", members: " + s.cluster.members.join(", ")
     : "single node (no --etcd)";
+  const members = $("members");
+  members.hidden = !s.cluster;
+  if (s.cluster) {
+    rows(members.tBodies[0], s.cluster.nodes.map((m) => {
+      // Rates from two successive answers of that member (they come every 2 s, not every refresh).
+      let seen = memberSeen[m.node];
+      if (m.at !== null && (!seen || seen.at !== m.at)) {
+        const rate = (k) => (seen && seen[k] !== null && m[k] !== null && m.at > seen.at) ? Math.max(0, (m[k] - seen[k]) / ((m.at - seen.at) / 1000)) : null;
+        seen = memberSeen[m.node] = { at: m.at, received: m.received, sent: m.sent, inRate: rate("received"), outRate: rate("sent") };
+      }
+      return [m.node + (m.node === s.cluster.node ? " (this node)" : ""), m.at === null ? "no answer" : fmt(m.clients),
+        fmt(seen ? seen.inRate : null), fmt(seen ? seen.outRate : null)];
+    }));
+  }
   last = s;
 }
 async function refresh() {

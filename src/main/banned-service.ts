@@ -79,6 +79,51 @@ export class BannedService {
     return true;
   }
 
+  /** The API entries in force (what another cluster member adds or a joining one takes over). */
+  apiEntries(now = Date.now()): Array<{ kind: BanKind; value: string; expiresAt: number }> {
+    return [...this.fromApi.values()].filter((e) => e.expiresAt === 0 || e.expiresAt > now).map((e) => ({ kind: e.kind, value: e.value, expiresAt: e.expiresAt }));
+  }
+
+  /**
+   * An API entry added on another cluster member, as it is there (same absolute expiry); throws
+   * BannedError on bad input or a full list. Resolves once every worker refuses it.
+   */
+  async put(kind: string, value: unknown, expiresAt: number): Promise<void> {
+    const n = normalBan(kind, value);
+    const key = `${n.kind}\0${n.value}`;
+    const entry: BanEntry = { ...n, expiresAt, source: 'api' };
+    const next = new Map(this.fromApi).set(key, entry);
+    this.check([...this.fromConfig, ...this.fromFile, ...next.values()]);
+    this.fromApi.set(key, entry);
+    this.watchExpiry();
+    await this.broadcast(this.all());
+  }
+
+  /**
+   * The API entries become `entries` (a node joining a cluster takes over its peers' list);
+   * entries that do not check out are left out. Resolves once every worker holds the list.
+   */
+  async replaceApi(entries: ReadonlyArray<{ kind: string; value: unknown; expiresAt: number }>): Promise<void> {
+    const next = new Map<string, BanEntry>();
+    for (const e of entries) {
+      try {
+        const n = normalBan(e.kind, e.value);
+        next.set(`${n.kind}\0${n.value}`, { ...n, expiresAt: e.expiresAt, source: 'api' });
+      } catch { /* a bad entry from a peer is not taken */ }
+    }
+    try { this.check([...this.fromConfig, ...this.fromFile, ...next.values()]); } catch { return; }
+    this.fromApi.clear();
+    for (const [k, e] of next) this.fromApi.set(k, e);
+    this.watchExpiry();
+    await this.broadcast(this.all());
+  }
+
+  private watchExpiry(): void {
+    if (this.timer !== null || ![...this.fromApi.values()].some((e) => e.expiresAt !== 0)) return;
+    this.timer = setInterval(() => this.prune(), PRUNE_MS);
+    this.timer.unref();
+  }
+
   private check(entries: readonly BanEntry[]): void {
     if (entries.length > MAX_BANS) throw new BannedError(`too many banned entries (${entries.length}, at most ${MAX_BANS})`);
     const prefixes = entries.filter((e) => e.kind === 'clientid-prefix').length;

@@ -16,7 +16,7 @@ import { createClusterState } from '../shared/cluster-state';
 import type { ClusterNote, ToMain } from '../coordinator/coordinator';
 import { createHeartbeats } from '../shared/heartbeats';
 import type { BanEntry, BannedUpdate, BannedApplied } from '../shared/banned';
-import type { AdminReply } from '../shared/admin-messages';
+import type { AdminReply, PeerAsk } from '../shared/admin-messages';
 import { createOpenConnections, OpenConnections } from '../shared/open-connections';
 import { listenerSpecs } from '../shared/listeners';
 import { createHistograms } from '../shared/histograms';
@@ -86,6 +86,10 @@ export class Supervisor {
   private readonly bannedAcks = new Map<number, { left: Set<number>; done: () => void }>();
   /** Answers of workers and the coordinator to admin queries (src/main/admin-bridge.ts). */
   onAdminReply: (m: AdminReply<unknown>) => void = () => undefined;
+  /** A cluster member's admin query, posted by the coordinator (src/main/node-admin.ts answers it). */
+  onAdminPeer: (m: PeerAsk) => void = () => undefined;
+  /** This node joined its cluster (first join or a rejoin after fencing). */
+  onClusterJoined: (rejoin: boolean) => void = () => undefined;
 
   constructor(private readonly config: BrokerConfig, private readonly testHooks: boolean, private readonly auth: AuthService, tls: (TlsMaterial | null)[] | null = null) {
     this.tls = tls;
@@ -126,6 +130,7 @@ export class Supervisor {
         else if (m.t === 'cluster') this.onCluster((m as Extract<ToMain, { t: 'cluster' }>).note);
         else if (m.t === 'purged') this.onPurged((m as unknown as { index: number }).index);
         else if (m.t === 'admin-reply') this.onAdminReply(m as unknown as AdminReply<unknown>);
+        else if (m.t === 'admin-peer') this.onAdminPeer(m as unknown as PeerAsk);
         else if (m.t === 'loaded') resolve();
         else if (m.t === 'failed') reject(new Error(m.message));
       });
@@ -148,6 +153,7 @@ export class Supervisor {
     const was = this.cluster;
     if (n.ev === 'joined') {
       this.cluster = { incarnation: n.incarnation, members: n.members, fenced: false };
+      this.onClusterJoined(n.rejoin);
       if (n.rejoin) out(`${name}: rejoined as ${this.config.nodeId} (incarnation ${n.incarnation}), members: ${n.members.join(', ')}; accepting connections again`, true);
     } else if (n.ev === 'fenced') {
       if (was) was.fenced = true;

@@ -166,6 +166,14 @@ export const C_CLUSTER_REASSERTED = 92;
 export const C_CLUSTER_REASSERT_LOST = 93;
 /** Client ids this node is the home of now (a gauge). */
 export const C_CLUSTER_HOME_ENTRIES = 94;
+// -- Cluster admin service (src/cluster/admin-service.ts): written by the coordinator thread, in
+// worker 0's row (no worker writes them).
+/** Admin API calls made to other members (one per member per API request in a cluster). */
+export const C_CLUSTER_ADMIN_ASKED = 104;
+/** Of those, failed or not answered within the deadline: the member was reported missing. */
+export const C_CLUSTER_ADMIN_MISSING = 105;
+/** Admin calls from the cluster port refused: not a current member, not a query, or too many waiting. */
+export const C_CLUSTER_ADMIN_REFUSED = 106;
 // The publish path's batches (workers/routing/router.ts): one per loop turn across connections.
 /** Routing passes: native match calls over a batch of PUBLISHes (messages received ÷ this = batch size). */
 export const C_ROUTE_PASSES = 116;
@@ -245,6 +253,9 @@ export const COUNTER_NAMES: Record<number, string> = {
   [C_KICKED]: 'clients/disconnected/admin',
   [C_API_REQUESTS]: 'api/requests',
   [C_API_FAILURES]: 'api/failures',
+  [C_CLUSTER_ADMIN_ASKED]: 'cluster/admin/asked',
+  [C_CLUSTER_ADMIN_MISSING]: 'cluster/admin/missing',
+  [C_CLUSTER_ADMIN_REFUSED]: 'cluster/admin/refused',
   [C_CLUSTER_FWD_OUT]: 'cluster/forwarded/out',
   [C_CLUSTER_FWD_IN]: 'cluster/forwarded/in',
   [C_CLUSTER_FWD_DROPPED]: 'cluster/forwarded/dropped',

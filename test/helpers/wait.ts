@@ -34,6 +34,15 @@ export async function within<T>(p: Promise<T>, ms: number, what: string): Promis
 }
 
 /** Resolves after `ms`. Only for bounded observation windows where no event exists to wait on. */
+/** Polls an async condition (an HTTP reading, a page's DOM) every `every` ms until it holds; rejects with `what` after `ms`. */
+export async function pollUntil(cond: () => Promise<boolean>, what: () => string | Promise<string>, ms = WAIT_MS * 3, every = 100): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!(await cond())) {
+    if (Date.now() > deadline) throw new Error(`not within ${ms} ms: ${await what()}`);
+    await delay(every);
+  }
+}
+
 export function delay(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
 }

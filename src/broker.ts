@@ -274,6 +274,10 @@ function httpRoutes(config: BrokerConfig, supervisor: Supervisor, readiness: Rea
         version: VERSION, counters: supervisor.counters, workers, heartbeats: supervisor.heartbeats,
         startedAt: supervisor.startedAt, restarts: () => supervisor.restarts, refusedNoWorker: refused, httpDropped: dropped,
         histograms: supervisor.histograms, gauges: supervisor.gauges, logDrops: () => supervisor.logs.drops(),
+        cluster: () => {
+          const c = supervisor.cluster;
+          return c === null ? null : { members: c.members.length, fenced: c.fenced, fencings: supervisor.fencings };
+        },
       }),
     })],
     ['/livez', () => livez(supervisor.heartbeats, workers)],

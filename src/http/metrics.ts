@@ -30,6 +30,8 @@ export interface MetricsSources {
   readonly gauges?: SharedArrayBuffer;
   /** Log records dropped: in the threads' full log rings, and by the writer when stdout lagged. */
   logDrops?(): { ring: number; writer: number };
+  /** A cluster member's view (null: a single node, no cluster families). */
+  cluster?(): { members: number; fenced: boolean; fencings: number } | null;
 }
 
 type Labels = Record<string, string> | null;
@@ -258,6 +260,12 @@ export async function renderMetrics(src: MetricsSources): Promise<string> {
       TRANSPORTS.map((t, i) => [{ transport: t }, sumGauge(g, n, G_CONN_BASE + i)] as const));
     e.one('fleetmq_messages_inflight', 'gauge', 'QoS 1/2 messages sent to clients and not yet acknowledged, all sessions (sampled once a second).', sumGauge(g, n, G_INFLIGHT));
     e.one('fleetmq_messages_queued', 'gauge', 'Messages waiting in session queues (offline sessions, or a full in-flight window), all sessions (sampled once a second).', sumGauge(g, n, G_QUEUED));
+  }
+  const cluster = src.cluster?.() ?? null;
+  if (cluster !== null) {
+    e.one('fleetmq_cluster_members', 'gauge', 'Members in this node\'s current cluster view, itself included (0 while fenced).', cluster.fenced ? 0 : cluster.members);
+    e.one('fleetmq_cluster_fenced', 'gauge', '1 while this node has fenced itself out of its cluster (its lease could not be proven alive), else 0.', cluster.fenced ? 1 : 0);
+    e.one('fleetmq_cluster_fencings_total', 'counter', 'Times this node fenced itself since it started.', cluster.fencings);
   }
   if (src.logDrops) {
     const d = src.logDrops();

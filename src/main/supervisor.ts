@@ -12,7 +12,7 @@ import type { TlsMaterial, TlsReload, TlsReloaded, ReloadedLimits, LimitsReload 
 import { createCounters, COUNTERS_PER_WORKER, C_CONNECTIONS_OPEN, C_ACCEPTED, C_CLIENTS_CONNECTED, C_SESSIONS, C_SUBSCRIPTIONS } from '../shared/counters';
 import { topicIndex as trie } from '../shared/topic-index';
 import { createSlabBuffer } from '../slab-layout';
-import { createClusterState } from '../shared/cluster-state';
+import { createClusterState, ClusterState } from '../shared/cluster-state';
 import type { ClusterNote, ToMain } from '../coordinator/coordinator';
 import { createHeartbeats } from '../shared/heartbeats';
 import type { BanEntry, BannedUpdate, BannedApplied } from '../shared/banned';
@@ -70,6 +70,8 @@ export class Supervisor {
   private readonly clusterState = createClusterState();
   /** This node in the cluster, as the coordinator last said (null: a single node). */
   cluster: { incarnation: string; members: string[]; fenced: boolean } | null = null;
+  /** Times this node fenced itself (the coordinator counts them in the shared cluster state). */
+  get fencings(): number { return new ClusterState(this.clusterState).fencings; }
   readonly startedAt = Date.now();
   restarts = 0;
   /** Certificates in force: what a worker started now (or a replacement) is given. */

@@ -232,6 +232,10 @@ describe('3v cluster admin API (3 nodes, real etcd, real gRPC)', () => {
     }
     assert.ok(s['clients/connected'] >= 3, `clients on every node are counted: ${s['clients/connected']}`);
     for (const n of ['n1', 'n2', 'n3']) assert.ok(s.nodes[n]['clients/connected'] >= 1, `${n} has clients: ${JSON.stringify(s.nodes[n]['clients/connected'])}`);
+    // /metrics carries the view too (a real parser, helpers/prom-text.ts).
+    const m = parsePromText((await request(n1().http, '/metrics')).body);
+    assert.equal(sampleValue(m, 'fleetmq_cluster_members', {}), 3);
+    assert.equal(sampleValue(m, 'fleetmq_cluster_fenced', {}), 0);
   });
 
   test('retained: retained on n2, listed and read through n1, deleted through n1 on every node; publish through n1 reaches n2', { timeout: 60_000 }, async () => {
@@ -363,9 +367,14 @@ describe('3v cluster admin API (3 nodes, real etcd, real gRPC)', () => {
       const s: any = await ok(n5, 'stats');
       assert.equal(s.partial, true);
       assert.equal(s.fenced, true);
+      const fencedMetrics = parsePromText((await request(n5.http, '/metrics')).body);
+      assert.equal(sampleValue(fencedMetrics, 'fleetmq_cluster_fenced', {}), 1);
+      assert.equal(sampleValue(fencedMetrics, 'fleetmq_cluster_members', {}), 0);
+      assert.ok(sampleValue(fencedMetrics, 'fleetmq_cluster_fencings_total', {}) >= 1);
       etcdProxy.setMode('pass');
       await b.waitForOutput(/rejoined as n5/, 30_000);
       assert.equal((await request(n5.http, '/readyz')).status, 200);
+      assert.equal(sampleValue(parsePromText((await request(n5.http, '/metrics')).body), 'fleetmq_cluster_fenced', {}), 0);
       await allAnswer(n5, ['n1', 'n3', 'n5']);
     } finally {
       etcdProxy.setMode('pass');

@@ -103,7 +103,11 @@ export async function startBroker(config: BrokerConfig, opts: StartOptions = {})
   void supervisor.setBanned(banned.all());
   const bridge = new AdminBridge(supervisor);
   // The admin API's answers about this node; in a cluster also to the other members' APIs.
-  const admin = new NodeAdmin({ bridge, banned, stats: () => statsOf(config, supervisor), nodeId: config.etcd !== undefined ? config.nodeId ?? null : null });
+  const applyLogLevel = opts.setLogLevel ?? ((level: string) => setLogLevel(level as LogLevel));
+  const admin = new NodeAdmin({
+    bridge, banned, stats: () => statsOf(config, supervisor), nodeId: config.etcd !== undefined ? config.nodeId ?? null : null,
+    setLogLevel: applyLogLevel, reload: () => reloadAll(),
+  });
   if (admin.nodeId !== null) {
     supervisor.onAdminPeer = (m) => {
       admin.fromPeer(m.q).then((a) => supervisor.postToCoordinator({ t: 'admin-peer-reply', id: m.id, a }),
@@ -145,7 +149,7 @@ export async function startBroker(config: BrokerConfig, opts: StartOptions = {})
       keys, bridge, banned, admin,
       stats: () => statsOf(config, supervisor),
       reload: () => reloadAll(),
-      setLogLevel: opts.setLogLevel ?? ((level: string) => setLogLevel(level as LogLevel)),
+      setLogLevel: applyLogLevel,
       // Worker 0's row: no worker writes these counters (src/shared/counters.ts).
       count: (c, n) => { counterView[c] += n; },
     }));

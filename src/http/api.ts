@@ -21,12 +21,12 @@ import { AdminBridge, BridgeBusy, BridgeTimeout } from '../main/admin-bridge';
 import type { NodeAdmin, Everywhere } from '../main/node-admin';
 import type { BannedService } from '../main/banned-service';
 import { BannedError, BAN_KINDS, type BanEntry, type BanKind } from '../shared/banned';
-import type { ClientInfo, NodeAnswer, PeersAnswer, PublishProps, RetainedJson, SubscriptionInfo } from '../shared/admin-messages';
+import { LOG_LEVEL_NAMES, type ClientInfo, type NodeAnswer, type PeersAnswer, type PublishProps, type RetainedJson, type SubscriptionInfo } from '../shared/admin-messages';
 import { C_API_REQUESTS, C_API_FAILURES } from '../shared/counters';
 
 export const DEFAULT_LIMIT = 100;
 export const MAX_LIMIT = 1000;
-export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
+export const LOG_LEVELS = LOG_LEVEL_NAMES;
 
 export interface ApiDeps {
   keys: ApiKeys;
@@ -102,8 +102,8 @@ async function handle(deps: ApiDeps, req: ApiRequest): Promise<Reply> {
     case 'POST banned': return await addBan(deps, req);
     case 'DELETE banned/:x': return await removeBan(deps, seg);
     case 'GET stats': return stats(deps);
-    case 'PUT log-level': return logLevel(deps, req);
-    case 'POST reload': { const r = await deps.reload(); return json(r.ok ? 200 : 422, r); }
+    case 'PUT log-level': return await logLevel(deps, req);
+    case 'POST reload': return await reload(deps);
   }
   const known = ['clients', 'retained', 'publish', 'banned', 'stats', 'log-level', 'reload'];
   if (known.includes(seg[0] ?? '')) throw new HttpError(405, `${req.method} /api/v1/${req.path} is not an endpoint (see README.md, "Operate it")`);
@@ -375,10 +375,25 @@ async function removeBan(deps: ApiDeps, seg: string[]): Promise<Reply> {
   return json(200, { removed: { kind, value }, ...peersFields(peers) });
 }
 
-function logLevel(deps: ApiDeps, req: ApiRequest): Reply {
+/** Here, then (in a cluster) on every other member: one operator action for the whole cluster. */
+async function logLevel(deps: ApiDeps, req: ApiRequest): Promise<Reply> {
   const { level } = body(req);
   if (typeof level !== 'string' || !LOG_LEVELS.includes(level)) throw new HttpError(400, `level must be one of ${LOG_LEVELS.join(', ')}`);
   if (!deps.setLogLevel) throw new HttpError(501, 'this broker has no adjustable logger');
   try { deps.setLogLevel(level); } catch (err) { throw new HttpError(400, (err as Error).message); }
-  return json(200, { level });
+  return json(200, { level, ...peersFields(await deps.admin.peers({ op: 'log-level', level })) });
+}
+
+/**
+ * What SIGHUP does, here and (in a cluster) on every other member; `ok` only if every node
+ * that answered reloaded cleanly, `lines` this node's, `byNode` each other member's.
+ */
+async function reload(deps: ApiDeps): Promise<Reply> {
+  const r = await deps.reload();
+  const peers = await deps.admin.peers({ op: 'reload' });
+  if (!peers) return json(r.ok ? 200 : 422, r);
+  const byNode: Record<string, { ok: boolean; lines: string[] }> = {};
+  for (const x of peers.replies) if (x.a.op === 'reload') byNode[x.node] = { ok: x.a.ok, lines: x.a.lines };
+  const ok = r.ok && Object.values(byNode).every((x) => x.ok);
+  return json(ok ? 200 : 422, { ok, lines: r.lines, byNode, ...peersFields(peers) });
 }

@@ -29,6 +29,9 @@ export interface NodeAdminDeps {
   stats(): Record<string, number | string | null>;
   /** This node's id with --etcd, else null (nothing cluster-related is asked). */
   nodeId: string | null;
+  /** PUT log-level and POST reload asked by another member (the same as on this node's own API). */
+  setLogLevel(level: string): void;
+  reload(): Promise<{ ok: boolean; lines: string[] }>;
 }
 
 export function retainedJson(m: RetainedInfo): RetainedJson {
@@ -117,6 +120,8 @@ export class NodeAdmin {
       case 'ban-list': return { op: 'ban-list', entries: banned.apiEntries() };
       case 'ban-add': await banned.put(q.kind, q.value, q.expiresAt); return { op: 'ban-add', ok: true };
       case 'ban-remove': return { op: 'ban-remove', removed: await banned.remove(q.kind, q.value) };
+      case 'log-level': this.deps.setLogLevel(q.level); return { op: 'log-level', level: q.level };
+      case 'reload': { const r = await this.deps.reload(); return { op: 'reload', ok: r.ok, lines: r.lines }; }
     }
   }
 

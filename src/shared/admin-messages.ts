@@ -95,7 +95,10 @@ export type NodeQuery =
   | { op: 'ban-list' }
   /** An entry added through the API on another node, applied here as it is. */
   | { op: 'ban-add'; kind: BanKind; value: string; expiresAt: number }
-  | { op: 'ban-remove'; kind: BanKind; value: string };
+  | { op: 'ban-remove'; kind: BanKind; value: string }
+  /** PUT log-level and POST reload, asked of every member by the node the request came to. */
+  | { op: 'log-level'; level: string }
+  | { op: 'reload' };
 
 export type NodeAnswer =
   | { op: 'clients'; clients: ClientInfo[] }
@@ -109,7 +112,9 @@ export type NodeAnswer =
   | { op: 'retained-delete'; existed: boolean }
   | { op: 'ban-list'; entries: Array<{ kind: BanKind; value: string; expiresAt: number }> }
   | { op: 'ban-add'; ok: true }
-  | { op: 'ban-remove'; removed: boolean };
+  | { op: 'ban-remove'; removed: boolean }
+  | { op: 'log-level'; level: string }
+  | { op: 'reload'; ok: boolean; lines: string[] };
 
 /** One member's answer to a query asked of the whole cluster. */
 export interface NodeReply { node: string; a: NodeAnswer }
@@ -130,6 +135,8 @@ export interface PeersAnswer {
 export interface PeerAsk { t: 'admin-peer'; id: number; q: NodeQuery }
 export interface PeerAskReply { t: 'admin-peer-reply'; id: number; a?: NodeAnswer; error?: string }
 
+/** Pino's levels, as PUT log-level takes them. */
+export const LOG_LEVEL_NAMES: readonly string[] = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
 const isStr = (x: unknown): x is string => typeof x === 'string';
 const isLimit = (x: unknown): boolean => Number.isInteger(x) && (x as number) >= 1 && (x as number) <= 10_001;
 const optStr = (x: unknown): boolean => x === undefined || isStr(x);
@@ -146,7 +153,8 @@ export function nodeQueryProblem(q: unknown): string | null {
       case 'clients': return isStr(r.after) && isLimit(r.limit) && optStr(r.clientId) && optStr(r.username) && optStr(r.address);
       case 'client': case 'kick': return isStr(r.clientId);
       case 'subscriptions': return isStr(r.clientId) && isStr(r.after) && isLimit(r.limit);
-      case 'stats': case 'ban-list': return true;
+      case 'stats': case 'ban-list': case 'reload': return true;
+      case 'log-level': return isStr(r.level) && LOG_LEVEL_NAMES.includes(r.level);
       case 'retained-list': return isStr(r.filter) && isStr(r.after) && isLimit(r.limit);
       case 'retained-get': case 'retained-delete': return isStr(r.topic) && r.topic !== '';
       case 'ban-add': return isStr(r.kind) && isStr(r.value) && Number.isSafeInteger(r.expiresAt) && (r.expiresAt as number) >= 0;

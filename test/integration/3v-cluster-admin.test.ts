@@ -238,6 +238,33 @@ describe('3v cluster admin API (3 nodes, real etcd, real gRPC)', () => {
     assert.equal(sampleValue(m, 'fleetmq_cluster_fenced', {}), 0);
   });
 
+  test('PUT log-level and POST reload through one member act on every member', { timeout: 60_000 }, async () => {
+    await allAnswer(n1(), ['n1', 'n2', 'n3']);
+    // Connect records are info: at warn (set through n1) n2 writes none; back at info, n3 does.
+    const connectedAs = (n: Node, id: string) => n.b.output().split('\n').some((l) => l.includes('client connected') && l.includes(id));
+    const lw: any = await ok(n1(), 'log-level', { method: 'PUT', body: { level: 'warn' } });
+    assert.equal(lw.level, 'warn');
+    assert.deepEqual([...lw.nodes].sort(), ['n1', 'n2', 'n3']);
+    assert.equal(lw.partial, false);
+    const quiet = uid('quiet');
+    assert.equal(await code(n2(), { clientId: quiet }), 0);
+    await ok(n1(), 'log-level', { method: 'PUT', body: { level: 'info' } });
+    const loud = uid('loud');
+    assert.equal(await code(n3(), { clientId: loud }), 0);
+    await pollUntil(async () => connectedAs(n3(), loud), () => 'the info record of a connect on n3 at level info');
+    assert.equal(connectedAs(n2(), quiet), false, 'n2 wrote no info record while the cluster was at warn');
+    assert.equal((await api(n1(), 'log-level', { method: 'PUT', body: { level: 'loud' } })).status, 400);
+    // Reload: each member reloads its API keys file, and says so.
+    const r: any = await ok(n2(), 'reload', { method: 'POST' });
+    assert.equal(r.ok, true, JSON.stringify(r));
+    assert.ok(r.lines.some((l: string) => /API keys reloaded/.test(l)), JSON.stringify(r));
+    assert.deepEqual(Object.keys(r.byNode).sort(), ['n1', 'n3']);
+    for (const x of Object.values(r.byNode) as Array<{ ok: boolean; lines: string[] }>) {
+      assert.equal(x.ok, true);
+      assert.ok(x.lines.some((l) => /API keys reloaded/.test(l)), JSON.stringify(x));
+    }
+  });
+
   test('retained: retained on n2, listed and read through n1, deleted through n1 on every node; publish through n1 reaches n2', { timeout: 60_000 }, async () => {
     const base = utopic('ret');
     const pub = await clients.mqtt(n2().b.port, { protocolVersion: 5 });

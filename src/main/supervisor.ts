@@ -12,7 +12,7 @@ import type { TlsMaterial, TlsReload, TlsReloaded, ReloadedLimits, LimitsReload 
 import { createCounters, COUNTERS_PER_WORKER, C_CONNECTIONS_OPEN, C_ACCEPTED, C_CLIENTS_CONNECTED, C_SESSIONS, C_SUBSCRIPTIONS } from '../shared/counters';
 import { topicIndex as trie } from '../shared/topic-index';
 import { createSlabBuffer } from '../slab-layout';
-import { createClusterState } from '../shared/cluster-state';
+import { ClusterState, createClusterState } from '../shared/cluster-state';
 import type { ClusterNote, ToMain } from '../coordinator/coordinator';
 import { createHeartbeats } from '../shared/heartbeats';
 import type { BanEntry, BannedUpdate, BannedApplied } from '../shared/banned';
@@ -68,6 +68,8 @@ export class Supervisor {
   private readonly coordBell = createBell();
   /** Written by the coordinator, read by workers (src/shared/cluster-state.ts). */
   private readonly clusterState = createClusterState();
+  /** A cluster member catching up with its peers' retained messages (/readyz 503). */
+  get retainedSyncing(): boolean { return new ClusterState(this.clusterState).syncing; }
   /** This node in the cluster, as the coordinator last said (null: a single node). */
   cluster: { incarnation: string; members: string[]; fenced: boolean } | null = null;
   readonly startedAt = Date.now();

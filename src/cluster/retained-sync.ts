@@ -25,7 +25,7 @@
 //   Persisted beside the message (`h` keys, src/store/codec.ts) so a restart keeps them.
 import * as grpc from '@grpc/grpc-js';
 import { bytesMethod } from './peer-server';
-import type { PeerLink, PeerLinks } from './peer-links';
+import type { LinkDownReason, PeerLink, PeerLinks } from './peer-links';
 import { HybridClock } from './hlc';
 import {
   ANSWER_OK, ANSWER_RETRY, FRAME_END, decodeFrame, encodeFrame, entryBytes,
@@ -79,7 +79,7 @@ class PeerFeed {
   readonly dirty = new Set<string>();
   snap: Snapshot | null = null;
   /** The frame in flight or waiting for a retry, and whether it ends a snapshot. */
-  pending: { buf: Buffer; end: boolean } | null = null;
+  pending: { buf: Buffer; end: Snapshot | null } | null = null;
   timer: NodeJS.Timeout | null = null;
   inFlight = false;
   closed = false;
@@ -128,7 +128,8 @@ export class RetainedSync {
       if (this.o.store.valueOf(topic) !== null) return; // a set written after it by a single-node run
       if (stamp.t + this.o.tombstoneTtlMs > this.now()) this.keepTomb(topic, stamp, false);
       else this.o.persist([{ topic, stamp: null }]);
-    } else this.o.store.restamp(topic, stamp);
+    } else if (this.o.store.valueOf(topic) !== null) this.o.store.restamp(topic, stamp);
+    else this.o.persist([{ topic, stamp: null }]); // its message was deleted by a single-node run
   }
 
   /** A retained set or clear received on this node: stamped here and sent to every peer. */
@@ -247,10 +248,17 @@ export class RetainedSync {
     this.schedule(feed, 0);
   }
 
-  linkDown(link: PeerLink): void {
+  /**
+   * A peer left or restarted: what it sent to some peers before it went may not have reached
+   * the others, and nobody relays a peer's entries; so every remaining feed sends a snapshot
+   * again (entries the receiver already holds are ignored there, counted stale).
+   */
+  linkDown(link: PeerLink, reason: LinkDownReason): void {
     const feed = this.feeds.get(link.nodeId);
     if (feed?.link === link) { this.stopFeed(feed); this.feeds.delete(link.nodeId); }
     this.settle(`${link.nodeId}@${link.incarnation}`);
+    if (reason === 'closed') return;
+    for (const other of this.feeds.values()) { this.startSnapshot(other); this.schedule(other, BATCH_MS); }
   }
 
   private stopFeed(feed: PeerFeed): void {
@@ -295,13 +303,13 @@ export class RetainedSync {
         if (feed.closed) return;
         if (err || !res || res[0] !== ANSWER_OK) { this.schedule(feed, RETRY_MS); return; }
         feed.pending = null;
-        if (end) feed.snap = null;
+        if (end !== null && feed.snap === end) feed.snap = null; // not a snapshot restarted meanwhile
         if (feed.snap || feed.dirty.size > 0) this.schedule(feed, 0);
       });
   }
 
   /** The next frame for `feed`: its snapshot's next part, then changed topics. */
-  private build(feed: PeerFeed): { buf: Buffer; end: boolean } | null {
+  private build(feed: PeerFeed): { buf: Buffer; end: Snapshot | null } | null {
     const to = feed.link.incarnation;
     const from = this.o.incarnation();
     if (from === null) return null;
@@ -330,7 +338,7 @@ export class RetainedSync {
     }
     if (entries.length === 0 && !end) return null;
     this.count(K.C_CLUSTER_RETAINED_SENT, entries.length);
-    return { buf: encodeFrame({ flags: end ? FRAME_END : 0, from: this.o.selfId, fromIncarnation: from, toIncarnation: to, entries }), end };
+    return { buf: encodeFrame({ flags: end ? FRAME_END : 0, from: this.o.selfId, fromIncarnation: from, toIncarnation: to, entries }), end: end ? snap : null };
   }
 
   /** `topic`'s state here as an entry (null: nothing held, e.g. a tombstone gone since). */

@@ -183,7 +183,7 @@ export class Coordinator {
     this.restoredStamps = null;
     node.peerServer.addService(...sync.service());
     node.peers.on('up', (link) => sync.linkUp(link));
-    node.peers.on('down', (link) => sync.linkDown(link));
+    node.peers.on('down', (link, reason) => sync.linkDown(link, reason));
     this.retainedSync = sync;
   }
 

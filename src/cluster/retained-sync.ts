@@ -225,9 +225,15 @@ export class RetainedSync {
       if (!this.caughtUpWith.has(key)) need.add(key);
     }
     if (need.size === 0) return Promise.resolve({ missing: [] });
+    // A catch-up started again (a rejoin during one) ends the one before: it has nothing to wait for.
+    this.waiter?.done();
     return new Promise((resolve) => {
-      const timer = setTimeout(() => { this.waiter = null; resolve({ missing: [...need] }); }, timeoutMs);
-      this.waiter = { need, done: () => { clearTimeout(timer); this.waiter = null; resolve({ missing: [] }); } };
+      const w = {
+        need,
+        done: () => { clearTimeout(timer); if (this.waiter === w) this.waiter = null; resolve({ missing: [...need] }); },
+      };
+      const timer = setTimeout(() => w.done(), timeoutMs);
+      this.waiter = w;
     });
   }
 

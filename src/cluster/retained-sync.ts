@@ -24,7 +24,7 @@
 //   computes the same expiry) or, past --retained-tombstones-max, oldest first (counted).
 //   Persisted beside the message (`h` keys, src/store/codec.ts) so a restart keeps them.
 import * as grpc from '@grpc/grpc-js';
-import { bytesMethod } from './peer-server';
+import { bytesMethod, MAX_MESSAGE_BYTES } from './peer-server';
 import type { LinkDownReason, PeerLink, PeerLinks } from './peer-links';
 import { HybridClock } from './hlc';
 import {
@@ -51,6 +51,10 @@ const BATCH_MS = 5;
 const RETRY_MS = 500;
 const CALL_DEADLINE_MS = 10_000;
 const SWEEP_MS = 10_000;
+/** A frame never grows past this (the peer server's message limit, less room for the header). */
+const FRAME_LIMIT = MAX_MESSAGE_BYTES - 64 * 1024;
+/** A message larger than a frame can hold is not replicated (counted, logged). */
+const ENTRY_MAX = FRAME_LIMIT - 1024;
 
 export interface RetainedSyncOptions {
   selfId: string;
@@ -72,6 +76,8 @@ interface Snapshot {
   /** The tombstones' topics, taken once the messages are sent. */
   tombs: string[] | null;
   at: number;
+  /** Entries of a page read that did not fit in the last frame. */
+  carry: RetainedEntry[];
 }
 
 /** What this node sends one peer. */
@@ -276,7 +282,7 @@ export class RetainedSync {
 
   private startSnapshot(feed: PeerFeed): void {
     if (feed.snap) this.o.store.release(feed.snap.cursor);
-    feed.snap = { cursor: this.o.store.open('#'), tombs: null, at: 0 };
+    feed.snap = { cursor: this.o.store.open('#'), tombs: null, at: 0, carry: [] };
   }
 
   /** `topic` changed here: every feed but `except`'s sends it. */
@@ -321,26 +327,38 @@ export class RetainedSync {
     if (from === null) return null;
     const entries: RetainedEntry[] = [];
     let bytes = 0;
-    const add = (e: RetainedEntry | null) => { if (e) { entries.push(e); bytes += entryBytes(e); } };
+    /** Adds `e` unless it would take the frame past gRPC's message limit (false: send it next time). */
+    const add = (e: RetainedEntry | null): boolean => {
+      if (!e) return true;
+      const n = entryBytes(e);
+      if (n > ENTRY_MAX) { this.count(K.C_CLUSTER_RETAINED_TOO_LARGE, 1); this.tooLarge(e.topic, n); return true; }
+      if (entries.length > 0 && bytes + n > FRAME_LIMIT) return false;
+      entries.push(e);
+      bytes += n;
+      return true;
+    };
     const full = () => bytes >= FRAME_BYTES || entries.length >= FRAME_ENTRIES;
     let end = false;
     const snap = feed.snap;
     const now = this.now();
     if (snap) {
-      while (!full() && !snap.cursor.done) {
+      while (!full() && snap.carry.length > 0 && add(snap.carry[0])) snap.carry.shift();
+      while (!full() && snap.carry.length === 0 && !snap.cursor.done) {
         const page = this.o.store.encodedPage(snap.cursor, now);
-        for (let i = 0; i < page.topics.length; i++) add(setEntry(page.topics[i], page.values[i]));
+        for (let i = 0; i < page.topics.length; i++) {
+          const e = setEntry(page.topics[i], page.values[i]);
+          if (snap.carry.length > 0 || !add(e)) snap.carry.push(e);
+        }
       }
-      if (snap.cursor.done) {
+      if (snap.cursor.done && snap.carry.length === 0) {
         if (snap.tombs === null) snap.tombs = [...this.tombs.keys()];
-        while (!full() && snap.at < snap.tombs.length) add(this.entryOf(snap.tombs[snap.at++]));
+        while (!full() && snap.at < snap.tombs.length) { add(this.entryOf(snap.tombs[snap.at])); snap.at++; }
         end = snap.at >= snap.tombs.length;
       }
     }
     for (const topic of feed.dirty) {
-      if (full()) break;
+      if (full() || !add(this.entryOf(topic))) break;
       feed.dirty.delete(topic);
-      add(this.entryOf(topic));
     }
     if (entries.length === 0 && !end) return null;
     this.count(K.C_CLUSTER_RETAINED_SENT, entries.length);
@@ -370,6 +388,14 @@ export class RetainedSync {
   }
 
   get tombstones(): number { return this.tombs.size; }
+
+  private tooLargeLoggedAt = -Infinity;
+  private tooLarge(topic: string, bytes: number): void {
+    const now = this.now();
+    if (now - this.tooLargeLoggedAt < 10_000) return;
+    this.tooLargeLoggedAt = now;
+    this.o.log(`retained message on ${topic} (${bytes} bytes) is larger than a replication frame (${ENTRY_MAX} bytes): kept on this node only (fleetmq_cluster_retained_too_large_total)`);
+  }
 
   private count(c: number, n: number): void { if (this.o.gauges && n) this.o.gauges[c] += n; }
   private gauge(): void { if (this.o.gauges) this.o.gauges[K.C_CLUSTER_RETAINED_TOMBSTONES] = this.tombs.size; }

@@ -172,6 +172,7 @@ export async function renderMetrics(src: MetricsSources): Promise<string> {
   e.one('fleetmq_cluster_retained_tombstones_dropped_total', 'counter', 'Tombstones dropped before their TTL at --retained-tombstones-max (oldest first).', sum(K.C_CLUSTER_RETAINED_TOMBS_DROPPED));
   e.one('fleetmq_cluster_retained_resyncs_total', 'counter', 'Full retained snapshots restarted for a peer whose set of changed topics was full.', sum(K.C_CLUSTER_RETAINED_RESYNCS));
   e.one('fleetmq_cluster_retained_snapshots_total', 'counter', 'Whole retained snapshots received from peers (at a join, restart or rejoin).', sum(K.C_CLUSTER_RETAINED_SNAPSHOTS));
+  e.one('fleetmq_cluster_retained_too_large_total', 'counter', 'Retained messages larger than a replication frame (16 MiB), kept on their node only.', sum(K.C_CLUSTER_RETAINED_TOO_LARGE));
   e.one('fleetmq_connections_relayed_total', 'counter', 'TLS / WebSocket connections relayed to the worker that owns their session.', sum(K.C_RELAYED));
   e.one('fleetmq_sessions', 'gauge', 'Sessions held now (connected or not).', sum(K.C_SESSIONS));
   e.one('fleetmq_subscriptions', 'gauge', 'Subscriptions held now.', sum(K.C_SUBSCRIPTIONS));

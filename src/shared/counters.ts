@@ -181,6 +181,8 @@ export const C_CLUSTER_RETAINED_TOMBS_DROPPED = 148;
 export const C_CLUSTER_RETAINED_RESYNCS = 149;
 /** Retained snapshots received whole from peers. */
 export const C_CLUSTER_RETAINED_SNAPSHOTS = 150;
+/** Retained messages too large for a replication frame, kept on their node only. */
+export const C_CLUSTER_RETAINED_TOO_LARGE = 151;
 /** Counters in use in a row (the next free index). */
 export const COUNTERS_USED = 152;
 /**
@@ -273,6 +275,7 @@ export const COUNTER_NAMES: Record<number, string> = {
   [C_CLUSTER_RETAINED_TOMBS_DROPPED]: 'cluster/retained/tombstones-dropped',
   [C_CLUSTER_RETAINED_RESYNCS]: 'cluster/retained/resyncs',
   [C_CLUSTER_RETAINED_SNAPSHOTS]: 'cluster/retained/snapshots',
+  [C_CLUSTER_RETAINED_TOO_LARGE]: 'cluster/retained/too-large',
 };
 
 for (const [i, r] of DISCONNECT_REASONS.entries()) COUNTER_NAMES[C_DISCONNECT_BASE + i] = `clients/disconnected/${r.replace(/_/g, '-')}`;

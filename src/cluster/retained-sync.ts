@@ -103,8 +103,8 @@ export class RetainedSync {
   private readonly now: () => number;
 
   constructor(private readonly o: RetainedSyncOptions) {
-    this.clock = new HybridClock(o.selfId);
     this.now = o.now ?? Date.now;
+    this.clock = new HybridClock(o.selfId, this.now);
     this.sweeper = setInterval(() => this.sweep(), SWEEP_MS);
     this.sweeper.unref();
   }

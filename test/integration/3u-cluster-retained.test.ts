@@ -5,6 +5,8 @@
 //    another node removes it everywhere; message expiry holds on the other nodes too;
 //  - concurrent sets (and a set racing a clear) on different nodes converge to one value on
 //    every node (last writer by hybrid logical clock);
+//  - a node fenced off etcd (a blackholing proxy) while a message is cleared and another set:
+//    when it says it accepts connections again, it holds the new state;
 //  - a node stopped, the message cleared meanwhile (and another set), the node restarted with
 //    its data dir: the cleared message does not come back on any node (its stale copy reaches
 //    the others and is refused: counted), and what was set meanwhile is there at once;
@@ -16,6 +18,7 @@ import { startEtcdRetrying, EtcdCluster } from '../helpers/etcd';
 import { launchBroker, freePort, Broker, HTTP_LISTEN_RE, makeTempDir, removeDir } from '../helpers/broker';
 import { Clients, subscribeOk, publish, end } from '../helpers/clients';
 import { request } from '../helpers/http';
+import { startTcpProxy, TcpProxy } from '../helpers/tcp-proxy';
 import { parsePromText, sampleValue } from '../helpers/prom-text';
 import { delay } from '../helpers/wait';
 import { utopic } from '../helpers/ids';
@@ -241,5 +244,74 @@ describe('3u cluster: retained messages replicated to every node (real etcd, rea
     const got = await retainedAt('r4', `${base}/#`).catch((err: Error) => { throw new Error(`${err.message}; r4 printed:\n${r4.output()}`); });
     assert.equal(got.length, N, `r4 gave all ${N} retained messages to a subscriber right after /readyz said 200`);
     assert.deepEqual(new Set(got.map((m) => m.payload)), new Set(Array.from({ length: N }, (_, i) => `p${i}`)));
+  });
+});
+
+describe('3u cluster: a node fenced off etcd catches up with the retained messages changed meanwhile before it takes clients again', () => {
+  let etcd: EtcdCluster;
+  let proxy: TcpProxy | undefined;
+  const brokers: Broker[] = [];
+  const clients = new Clients();
+  const cluster = `retfence${process.pid}`;
+  const SENTINEL = utopic('fsentinel');
+
+  before(async () => { etcd = await startEtcdRetrying(1); });
+  after(async () => {
+    await clients.closeAll();
+    for (const b of brokers) await b.kill();
+    await proxy?.close();
+    await etcd?.stop();
+  });
+
+  async function node(id: string, endpoint: string): Promise<Broker> {
+    const b = await launchBroker(1, ['--etcd', endpoint, '--cluster-name', cluster, '--node-id', id, '--lease-ttl', String(TTL_SEC), '--durability', 'none']);
+    brokers.push(b);
+    return b;
+  }
+
+  /** What a new subscriber on `b` gets for `topic` (the sentinel's arrival ends the retained messages). */
+  async function payloadOn(b: Broker, topic: string): Promise<string | null> {
+    const c = await clients.mqtt(b.port, { protocolVersion: 5 });
+    try {
+      await subscribeOk(c.client, { [topic]: { qos: 1 } });
+      await subscribeOk(c.client, { [SENTINEL]: { qos: 1 } });
+      await c.inbox.waitFor(1, SENTINEL, 20_000);
+      const got = c.inbox.on(topic);
+      return got.length ? got[0].payload.toString() : null;
+    } finally {
+      await end(c.client, {}, true);
+    }
+  }
+
+  async function pubOn(b: Broker, topic: string, payload: string): Promise<void> {
+    const c = await clients.mqtt(b.port, { protocolVersion: 5 });
+    await publish(c.client, topic, payload, { qos: 1, retain: true });
+    await end(c.client);
+  }
+
+  it('cleared and set while it was fenced: right after it accepts connections again, it holds the new state', async () => {
+    proxy = await startTcpProxy('127.0.0.1', Number(new URL(etcd.endpoints()[0]).port));
+    const cut = await node('f1', proxy.url);
+    const other = await node('f2', etcd.endpoints()[0]);
+    const x = utopic('fx');
+    const y = utopic('fy');
+    await pubOn(other, SENTINEL, 'end');
+    await pubOn(other, x, 'x1');
+    const deadline = Date.now() + CONVERGE_MS;
+    while ((await payloadOn(cut, x).catch(() => null)) !== 'x1') {
+      if (Date.now() > deadline) throw new Error('f1 never got x1');
+      await delay(100);
+    }
+    proxy.setMode('blackhole');
+    await cut.waitForOutput(/FENCED as f1/, 20_000);
+    // f2 sees f1 gone (its lease expired), then changes what f1 holds.
+    await other.waitForOutput(/members: f2 \(-f1\)/, 20_000);
+    await pubOn(other, x, '');
+    await pubOn(other, y, 'y1');
+    proxy.setMode('pass');
+    await cut.waitForOutput(/rejoined as f1 \(incarnation [^)]+\), members: f1, f2; accepting connections again/, 40_000);
+    assert.equal((cut.output().match(/retained messages caught up with every peer/g) ?? []).length, 2, 'caught up at start and at the rejoin');
+    assert.equal(await payloadOn(cut, x), null, 'the clear made while f1 was fenced is there at once');
+    assert.equal(await payloadOn(cut, y), 'y1', 'the set made while f1 was fenced is there at once');
   });
 });

@@ -120,6 +120,7 @@ export async function startBroker(config: BrokerConfig, opts: StartOptions = {})
   }
   if (config.metrics !== 'false') auth.timeChecks(new HistogramWriter(supervisor.histograms, mainSlot(config.workers)));
   const readiness = new Readiness();
+  readiness.hold(() => (supervisor.retainedSyncing ? 'syncing: catching up with the cluster\'s retained messages' : null));
   const listeners: Listener[] = [];
   let http: HttpListener | null = null;
   let httpAddr: { port: number; host: string } | null = null;

@@ -68,6 +68,10 @@ export interface BrokerConfig {
   advertise?: string;
   leaseTtl: number;
   clusterJoinTimeoutMs: number;
+  /** Retained replication between nodes (src/cluster/retained-sync.ts). */
+  retainedTombstoneTtl: number;
+  retainedTombstonesMax: number;
+  retainedSyncTimeoutMs: number;
   /** Logging (src/log/): the level, and JSON lines or one compact human line per record. */
   logLevel: LogLevel;
   logFormat: 'json' | 'pretty';
@@ -208,6 +212,9 @@ export const SETTINGS: readonly Setting[] = [
   { key: 'advertise', flag: '--advertise', kind: 'string', default: () => undefined, help: 'address peers use to reach this node (default: --host when it is a specific address, else this machine\'s hostname)' },
   { key: 'leaseTtl', flag: '--lease-ttl', kind: 'int', min: 2, max: 3600, default: () => 10, help: 'etcd lease TTL, seconds: a node that cannot renew it for TTL - max(0.5 s, TTL/5) fences itself (refuses CONNECT, disconnects its clients) and rejoins; the others see it gone after TTL' },
   { key: 'clusterJoinTimeoutMs', flag: '--cluster-join-timeout-ms', kind: 'int', min: 1, max: 86_400_000, default: () => 15_000, help: 'how long startup waits for an unreachable etcd (a line every 3 s) before it fails with exit code 1' },
+  { key: 'retainedTombstoneTtl', flag: '--retained-tombstone-ttl', kind: 'int', min: 1, max: 365 * 86400, default: () => 6 * 3600, help: 'cluster: seconds a cleared retained message is remembered (a tombstone), so a node that was down for less than this cannot bring it back when it returns with its data dir; a node down for longer can (default 6 hours)' },
+  { key: 'retainedTombstonesMax', flag: '--retained-tombstones-max', kind: 'int', min: 1, max: 100_000_000, default: () => 1_000_000, help: 'cluster: tombstones kept at most (~150 bytes each); past it the oldest is dropped before its TTL (counted in fleetmq_cluster_retained_tombstones_dropped_total)' },
+  { key: 'retainedSyncTimeoutMs', flag: '--retained-sync-timeout-ms', kind: 'int', min: 1, max: 86_400_000, default: () => 30_000, help: 'cluster: how long a node joining or rejoining waits for every peer\'s retained messages before it serves anyway (logged with the peers it did not hear from); /readyz says 503 until then' },
   { key: 'logLevel', flag: '--log-level', kind: 'enum', choices: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], default: () => 'info', help: 'least severe log records written (info: startup, connects and disconnects with their reason; warn: auth failures and drops, rate-limited; silent: none)' },
   { key: 'logFormat', flag: '--log-format', kind: 'enum', choices: ['json', 'pretty'], default: () => 'json', help: 'json: one JSON object per line on stdout (for log shippers); pretty: one compact human line per record' },
   { key: 'metrics', flag: '--metrics', kind: 'enum', choices: ['true', 'false'], default: () => 'true', help: 'false: no /metrics route and no latency timers (the bench baseline); counters stay, $SYS reads them' },

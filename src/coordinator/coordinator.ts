@@ -20,6 +20,7 @@ import { StoreIds } from '../shared/store-ids';
 import { StoreInbox } from './store-inbox';
 import { BellWaiter } from '../shared/ring';
 import { ClusterState } from '../shared/cluster-state';
+import { COUNTERS_PER_WORKER } from '../shared/counters';
 import type { ClusterNode } from '../cluster/node';
 import type { CoordinatorAnswer, CoordinatorQuery, PeerAsk, PeerAskReply, RetainedInfo } from '../shared/admin-messages';
 import type { AdminService } from '../cluster/admin-service';
@@ -27,6 +28,8 @@ import { C_CLUSTER_ADMIN_ASKED, C_CLUSTER_ADMIN_MISSING, C_CLUSTER_ADMIN_REFUSED
 import type { RegistryNode } from '../cluster/registry-node';
 import type { ClusterDataPlane } from '../cluster/data-plane';
 import type { ClusterHandover } from '../cluster/handover';
+import type { RetainedSync } from '../cluster/retained-sync';
+import type { RetainedStamp } from '../store/types';
 
 export interface CoordinatorOptions {
   workers: number;
@@ -85,6 +88,10 @@ export class Coordinator {
   private clusterInfo: { node: string; incarnation: string; members: string[] } | null = null;
   /** The admin API's questions to and from the other members (a cluster member only). */
   private adminService: AdminService | null = null;
+  /** Retained messages replicated to every member (a cluster member only). */
+  private retainedSync: RetainedSync | null = null;
+  /** Retained stamps and tombstones read back at start, for retainedSync (a cluster member only). */
+  private restoredStamps: Array<[string, RetainedStamp]> | null = null;
 
   constructor(private readonly opts: CoordinatorOptions, private readonly toMain: (m: ToMain) => void) {
     this.ports = new Array(opts.workers).fill(null);
@@ -101,7 +108,9 @@ export class Coordinator {
     if (this.opts.histograms && this.opts.config.metrics !== 'false') {
       this.persistence.timeCommits(new HistogramWriter(this.opts.histograms, coordinatorSlot(this.opts.workers)));
     }
-    const { sessions } = await this.persistence.load((line) => tlog().info(`fleetmq: ${line}`), (m) => this.retained.set(m));
+    const stamps: Array<[string, RetainedStamp]> | null = this.opts.config.etcd !== undefined ? (this.restoredStamps = []) : null;
+    const { sessions } = await this.persistence.load((line) => tlog().info(`fleetmq: ${line}`), (m) => this.retained.set(m),
+      stamps ? (topic, s) => stamps.push([topic, s]) : undefined);
     sessions.forEach((s, i) => this.toAdopt[i % this.opts.workers].push(s));
     this.parkStores();
     if (this.opts.config.etcd !== undefined) await this.joinCluster();
@@ -135,10 +144,13 @@ export class Coordinator {
       },
       rejoined: (ev, members) => {
         this.clusterInfo = { node: node.nodeId, incarnation: ev.incarnation, members };
-        this.clusterState.setRefusing(false);
         this.adminService?.setFenced(false);
-        this.tellSys();
-        note({ ev: 'joined', incarnation: ev.incarnation, members, rejoin: true });
+        // Clients come back once the retained messages cleared or set meanwhile are here.
+        void this.catchUpRetained().then(() => {
+          if (this.clusterInfo?.incarnation === ev.incarnation) this.clusterState.setRefusing(false);
+          this.tellSys();
+          note({ ev: 'joined', incarnation: ev.incarnation, members, rejoin: true });
+        });
       },
     });
     this.clusterRegistry = new RegistryNode(node, {
@@ -170,11 +182,52 @@ export class Coordinator {
       toMain: (m) => this.toMain(m),
       count: { asked: () => add(C_CLUSTER_ADMIN_ASKED), missing: () => add(C_CLUSTER_ADMIN_MISSING), refused: () => add(C_CLUSTER_ADMIN_REFUSED) },
     });
+    await this.startRetainedSync(node);
     const joined = await node.join();
     note({ ev: 'log', line: `peer server listening on ${this.opts.config.host}:${node.clusterPort}` });
     this.cluster = node;
     this.clusterInfo = { node: node.nodeId, ...joined };
     note({ ev: 'joined', incarnation: joined.incarnation, members: joined.members, rejoin: false });
+    // No worker serves before this node holds what its peers hold (retained-sync.ts).
+    await this.catchUpRetained();
+  }
+
+  /** Retained replication on the node's peer server and links, with the stamps the store kept. */
+  private async startRetainedSync(node: ClusterNode): Promise<void> {
+    const { RetainedSync } = await import('../cluster/retained-sync');
+    const c = this.opts.config;
+    const sync = new RetainedSync({
+      selfId: node.nodeId, incarnation: () => node.incarnation, links: node.peers, store: this.retained,
+      persist: (writes) => this.persistence?.writeRetained(writes, (error) => {
+        if (error) limitedLog().error('store-error', `fleetmq: store: retained stamps: ${error}`);
+      }),
+      tombstoneTtlMs: c.retainedTombstoneTtl * 1000, maxTombstones: c.retainedTombstonesMax,
+      gauges: this.opts.counters ? new Float64Array(this.opts.counters, 0, COUNTERS_PER_WORKER) : null,
+      log: (line) => this.toMain({ t: 'cluster', note: { ev: 'log', line } }),
+    });
+    for (const [topic, s] of this.restoredStamps ?? []) sync.restored(topic, s);
+    this.restoredStamps = null;
+    node.peerServer.addService(...sync.service());
+    node.peers.on('up', (link) => sync.linkUp(link));
+    node.peers.on('down', (link, reason) => sync.linkDown(link, reason));
+    this.retainedSync = sync;
+  }
+
+  /**
+   * Waits (bounded) for every peer's retained snapshot; /readyz says 503 meanwhile
+   * (src/shared/cluster-state.ts CS_SYNCING).
+   */
+  private async catchUpRetained(): Promise<void> {
+    const sync = this.retainedSync;
+    if (!sync) return;
+    this.clusterState.setSyncing(true);
+    const started = Date.now();
+    const { missing } = await sync.catchUp(this.opts.config.retainedSyncTimeoutMs);
+    this.clusterState.setSyncing(false);
+    const line = missing.length === 0
+      ? `retained messages caught up with every peer in ${Date.now() - started} ms`
+      : `retained messages: no snapshot from ${missing.join(', ')} within --retained-sync-timeout-ms (${this.opts.config.retainedSyncTimeoutMs} ms); serving with what the others sent`;
+    this.toMain({ t: 'cluster', note: { ev: 'log', line } });
   }
 
   /** The cluster registry gave `id` to another node: the session here ends. */
@@ -245,8 +298,8 @@ export class Coordinator {
         break;
       case 'released': this.registry.released(index, m.req); break;
       case 'ended': if (this.registry.ended(index, m.clientId)) this.clusterRegistry?.ended(m.clientId); break;
-      case 'retain': this.retained.set(m.msg); break;
-      case 'retain-batch': readRetainedBatch(m.bytes, (w) => this.retained.set(w)); break;
+      case 'retain': this.setRetained(m.msg); break;
+      case 'retain-batch': readRetainedBatch(m.bytes, (w) => this.setRetained(w)); break;
       case 'sub': {
         let f = this.journal.get(m.sub);
         if (!f) this.journal.set(m.sub, (f = new Set()));
@@ -275,6 +328,12 @@ export class Coordinator {
         break;
       }
     }
+  }
+
+  /** A retained set or clear received on this node (replicated to the peers on a cluster member). */
+  private setRetained(m: WireMessage): void {
+    if (this.retainedSync) this.retainedSync.local(m);
+    else this.retained.set(m);
   }
 
   /** Applies a worker's store requests from its ring; each is answered on its port. */
@@ -356,7 +415,7 @@ export class Coordinator {
       case 'retained-delete': {
         const existed = this.retained.get(q.topic, now) !== null;
         const clear: WireMessage = { topic: q.topic, payload: new Uint8Array(0), qos: 0, retain: true, props: null, expiryAt: 0 };
-        this.retained.set(clear);
+        this.setRetained(clear);
         if (!existed || !this.persistence || q.topic.startsWith('$')) return Promise.resolve({ op: 'retained-delete', existed });
         return new Promise((resolve, reject) => {
           this.persistence!.apply([{ o: 'retain', msg: clear }], (_r, error) => {
@@ -378,6 +437,7 @@ export class Coordinator {
     this.handover?.close();
     this.dataPlane?.close();
     this.adminService?.close();
+    this.retainedSync?.close();
     await this.cluster?.leave();
     await this.persistence?.close();
   }

@@ -6,7 +6,7 @@ import { promises as fs } from 'node:fs';
 import { RocksStore } from '../store/rocks-store';
 import { withOpenTimeout } from '../store/data-dir';
 import type { StoreBatch } from '../store/batch';
-import type { StoredMessage, StoredSession, StoredSubscription, QueueEntry, InflightEntry, NewMessage, MessageProperties } from '../store/types';
+import type { StoredMessage, StoredSession, StoredSubscription, QueueEntry, InflightEntry, NewMessage, MessageProperties, RetainedStamp } from '../store/types';
 import type { BrokerConfig } from '../config';
 import type { PersistResult, RestoredSession, StoreOp, WireMessage, WireQueued, WireInflight } from '../shared/messages';
 import { propsFromStore, propsToStore } from '../shared/props-codec';
@@ -64,6 +64,13 @@ function hangForTests(): Promise<RocksStore> | null {
   return fs.mkdir('/proc/fleetmq-test-hang/store', { recursive: true }).then(never, never);
 }
 
+/** One retained write of a cluster member (Persistence.writeRetained). */
+export interface RetainedWrite {
+  topic: string;
+  msg?: WireMessage;
+  stamp: RetainedStamp | null;
+}
+
 export class Persistence {
   private readonly subToClient = new Map<number, string>();
   /** Message bodies added by the request being applied (see 'inflight' below). */
@@ -92,7 +99,8 @@ export class Persistence {
    * as they are read (the index is built while the store is read, and 1M of them are never
    * all held as objects at once).
    */
-  async load(log: (line: string) => void, retained: (m: WireMessage) => void): Promise<{ sessions: RestoredSession[] }> {
+  async load(log: (line: string) => void, retained: (m: WireMessage) => void,
+    retainedStamp?: (topic: string, s: RetainedStamp) => void): Promise<{ sessions: RestoredSession[] }> {
     if (!this.store) return { sessions: [] };
     const started = Date.now();
     log('store: loading sessions, subscriptions, retained and queued messages (progress every 100000 records)');
@@ -103,6 +111,7 @@ export class Persistence {
       session: (s) => { byClient.set(s.clientId, { session: s, subs: [], queue: [], inflight: [], inbound: [] }); },
       subscription: (s) => { of(s.clientId)?.subs.push(s); },
       retained: (m) => { retained(toWire(m)); },
+      retainedStamp: (topic, s) => { retainedStamp?.(topic, s); },
       message: (m) => { messages.set(m.id, m); },
       queued: (c, e) => { this.addQueued(of(c), e, messages); },
       inflight: (c, e) => { this.addInflight(of(c), e, messages); },
@@ -154,6 +163,26 @@ export class Persistence {
         delay: s.will.delayInterval,
       } : null,
     };
+  }
+
+  /**
+   * A cluster member's own retained writes (src/cluster/retained-sync.ts): a message taken from
+   * a peer (`msg`; empty payload = delete), and the stamp or tombstone kept beside it (`stamp`;
+   * null = delete it). `done` runs once durable, with the error if the write failed.
+   */
+  writeRetained(writes: readonly RetainedWrite[], done: (error: string | null) => void = () => undefined): void {
+    if (!this.store || writes.length === 0) { done(null); return; }
+    const b = this.store.batch();
+    const now = Date.now();
+    for (const w of writes) {
+      if (w.msg) {
+        if (w.msg.payload.byteLength === 0) b.deleteRetained(w.topic);
+        else b.putRetained(fromWire(w.msg, now));
+      }
+      if (w.stamp) b.putRetainedStamp(w.topic, w.stamp);
+      else b.deleteRetainedStamp(w.topic);
+    }
+    this.store.commit(b, { sync: this.sync }).then(() => done(null), (err: Error) => done(err.message));
   }
 
   /** Group-commits one worker request; `done` runs once it is durable (per --durability). */

@@ -7,7 +7,7 @@
 // Memory: a leaf is its parent's Map entry, its level string and one latin1 string holding the
 // message (retained-value.ts); a node object exists only where a topic has topics below it.
 import type { WireMessage } from '../shared/messages';
-import { decodePage, encodeRetained, expiryOf, payloadOffset, seqOf } from './retained-value';
+import { decodePage, encodeRetained, expiryOf, payloadOffset, seqOf, withSeq, withStamp, type Stamp } from './retained-value';
 
 /** A page holds at most this many messages ... */
 export const PAGE_MESSAGES = 256;
@@ -144,14 +144,53 @@ export class RetainedStore {
   private readonly live = new Set<RetainedCursor>();
   private churn = 0;
 
-  /** An empty payload clears the topic [MQTT-3.3.1-6]. O(levels). */
-  set(msg: WireMessage): void {
+  /**
+   * An empty payload clears the topic [MQTT-3.3.1-6]. O(levels). `stamp`: the set's cluster
+   * stamp (a cluster member only, src/cluster/retained-sync.ts).
+   */
+  set(msg: WireMessage, stamp: Stamp | null = null): void {
     if (msg.payload.byteLength === 0) this.clear(msg.topic);
-    else this.put(msg.topic.split('/'), encodeRetained(msg, ++this.seq));
+    else this.put(msg.topic.split('/'), encodeRetained(msg, ++this.seq, stamp));
+    this.churned();
+  }
+
+  private churned(): void {
     if (++this.churn >= TOUCH_EVERY) {
       this.churn = 0;
       for (const c of this.live) touch(c);
     }
+  }
+
+  /** Sets `topic` to an encoded message taken from a peer (given a set number of this store). */
+  putEncoded(topic: string, v: string): void {
+    this.put(topic.split('/'), withSeq(v, ++this.seq));
+    this.churned();
+  }
+
+  /** The encoded message of `topic` (expired or not), or null. O(levels). */
+  valueOf(topic: string): string | null {
+    const levels = topic.split('/');
+    let c: Child | undefined = this.root;
+    for (const k of levels) {
+      if (c === undefined || typeof c === 'string') return null;
+      c = c.get(k);
+    }
+    return c === undefined ? null : valOf(c);
+  }
+
+  /** Gives `topic`'s message the cluster stamp read back from the store (same set number). */
+  restamp(topic: string, stamp: Stamp): void {
+    const v = this.valueOf(topic);
+    if (v !== null) this.put(topic.split('/'), withStamp(v, stamp));
+  }
+
+  /**
+   * The next page of a cursor as encoded messages (for a peer's snapshot): what `page` would
+   * decode. Expired messages are left out (and cleared) as there.
+   */
+  encodedPage(cursor: RetainedCursor, now: number): { topics: string[]; values: string[] } {
+    const hits = this.pageHits(cursor, now);
+    return { topics: hits.topics, values: hits.values };
   }
 
   get size(): number { return this.count; }
@@ -248,8 +287,13 @@ export class RetainedStore {
 
   /** The next page of `cursor`'s messages (empty and done at the end). */
   page(cursor: RetainedCursor, now: number): WireMessage[] {
-    if (cursor.done) return [];
+    const hits = this.pageHits(cursor, now);
+    return decodePage(hits.topics, hits.values);
+  }
+
+  private pageHits(cursor: RetainedCursor, now: number): Hits {
     const hits: Hits = { topics: [], values: [], bytes: 0 };
+    if (cursor.done) return hits;
     if (!cursor.started) {
       cursor.started = true;
       this.visit(cursor, this.root, 0, 0, hits, now);
@@ -268,7 +312,7 @@ export class RetainedStore {
       this.visit(cursor, child, levels[fr.fi] === '#' ? fr.fi : fr.fi + 1, fr.depth + 1, hits, now);
     }
     if (frames.length === 0) { cursor.done = true; this.live.delete(cursor); }
-    return decodePage(hits.topics, hits.values);
+    return hits;
   }
 
   /**

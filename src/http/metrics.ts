@@ -173,6 +173,17 @@ export async function renderMetrics(src: MetricsSources): Promise<string> {
     [{ dir: 'failed' }, sum(K.C_CLUSTER_HANDOVERS_FAILED)],
   ]);
   e.one('fleetmq_cluster_handover_dropped_total', 'counter', 'Queued messages left out of a session handover (over the bytes one handover carries).', sum(K.C_CLUSTER_HANDOVER_DROPPED));
+  // Retained replication (src/cluster/retained-sync.ts), coordinator, row 0.
+  e.one('fleetmq_cluster_retained_sent_total', 'counter', 'Retained entries (messages and tombstones) sent to peer nodes.', sum(K.C_CLUSTER_RETAINED_SENT));
+  e.family('fleetmq_cluster_retained_received_total', 'counter', 'Retained entries received from peers: applied = newer than this node\'s (last writer wins), stale = not newer (or malformed), ignored.', [
+    [{ result: 'applied' }, sum(K.C_CLUSTER_RETAINED_APPLIED)],
+    [{ result: 'stale' }, sum(K.C_CLUSTER_RETAINED_STALE)],
+  ]);
+  e.one('fleetmq_cluster_retained_tombstones', 'gauge', 'Cleared retained topics remembered now (tombstones, kept --retained-tombstone-ttl).', sum(K.C_CLUSTER_RETAINED_TOMBSTONES));
+  e.one('fleetmq_cluster_retained_tombstones_dropped_total', 'counter', 'Tombstones dropped before their TTL at --retained-tombstones-max (oldest first).', sum(K.C_CLUSTER_RETAINED_TOMBS_DROPPED));
+  e.one('fleetmq_cluster_retained_resyncs_total', 'counter', 'Full retained snapshots restarted for a peer whose set of changed topics was full.', sum(K.C_CLUSTER_RETAINED_RESYNCS));
+  e.one('fleetmq_cluster_retained_snapshots_total', 'counter', 'Whole retained snapshots received from peers (at a join, restart or rejoin).', sum(K.C_CLUSTER_RETAINED_SNAPSHOTS));
+  e.one('fleetmq_cluster_retained_too_large_total', 'counter', 'Retained messages larger than a replication frame (16 MiB), kept on their node only.', sum(K.C_CLUSTER_RETAINED_TOO_LARGE));
   e.one('fleetmq_connections_relayed_total', 'counter', 'TLS / WebSocket connections relayed to the worker that owns their session.', sum(K.C_RELAYED));
   e.one('fleetmq_sessions', 'gauge', 'Sessions held now (connected or not).', sum(K.C_SESSIONS));
   e.one('fleetmq_subscriptions', 'gauge', 'Subscriptions held now.', sum(K.C_SUBSCRIPTIONS));

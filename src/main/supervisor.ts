@@ -68,6 +68,8 @@ export class Supervisor {
   private readonly coordBell = createBell();
   /** Written by the coordinator, read by workers (src/shared/cluster-state.ts). */
   private readonly clusterState = createClusterState();
+  /** A cluster member catching up with its peers' retained messages (/readyz 503). */
+  get retainedSyncing(): boolean { return new ClusterState(this.clusterState).syncing; }
   /** This node in the cluster, as the coordinator last said (null: a single node). */
   cluster: { incarnation: string; members: string[]; fenced: boolean } | null = null;
   /** Times this node fenced itself (the coordinator counts them in the shared cluster state). */

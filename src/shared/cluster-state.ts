@@ -7,7 +7,9 @@
 export const CS_REFUSING = 0;
 /** Times this node fenced itself since it started. */
 export const CS_FENCINGS = 1;
-const SLOTS = 2;
+/** 1 while this node catches up with its peers' retained messages: /readyz says 503. */
+export const CS_SYNCING = 2;
+const SLOTS = 3;
 
 export function createClusterState(): SharedArrayBuffer {
   return new SharedArrayBuffer(4 * SLOTS);
@@ -18,6 +20,9 @@ export class ClusterState {
   constructor(sab: SharedArrayBuffer) { this.a = new Int32Array(sab); }
   get refusing(): boolean { return Atomics.load(this.a, CS_REFUSING) !== 0; }
   get fencings(): number { return Atomics.load(this.a, CS_FENCINGS); }
+  get syncing(): boolean { return Atomics.load(this.a, CS_SYNCING) !== 0; }
+  /** Coordinator only. */
+  setSyncing(on: boolean): void { Atomics.store(this.a, CS_SYNCING, on ? 1 : 0); }
   /** Coordinator only. */
   setRefusing(on: boolean): void { Atomics.store(this.a, CS_REFUSING, on ? 1 : 0); }
   /** Coordinator only. */

@@ -192,8 +192,25 @@ export const C_CLUSTER_HANDOVERS_IN = 137;
 export const C_CLUSTER_HANDOVERS_FAILED = 138;
 /** Queued messages left out of a handover: over the size one handover may carry. */
 export const C_CLUSTER_HANDOVER_DROPPED = 139;
+// -- Cluster retained replication (src/cluster/retained-sync.ts): the coordinator, row 0.
+/** Retained entries (sets and tombstones) sent to peers. */
+export const C_CLUSTER_RETAINED_SENT = 144;
+/** Retained entries from peers that were newer than this node's and were applied. */
+export const C_CLUSTER_RETAINED_APPLIED = 145;
+/** Retained entries from peers that were not newer (or did not decode) and were ignored. */
+export const C_CLUSTER_RETAINED_STALE = 146;
+/** Tombstones (cleared retained topics) held now (a gauge). */
+export const C_CLUSTER_RETAINED_TOMBSTONES = 147;
+/** Tombstones dropped before their TTL because --retained-tombstones-max was reached. */
+export const C_CLUSTER_RETAINED_TOMBS_DROPPED = 148;
+/** Full snapshots restarted because a peer's changed-topic set was full. */
+export const C_CLUSTER_RETAINED_RESYNCS = 149;
+/** Retained snapshots received whole from peers. */
+export const C_CLUSTER_RETAINED_SNAPSHOTS = 150;
+/** Retained messages too large for a replication frame, kept on their node only. */
+export const C_CLUSTER_RETAINED_TOO_LARGE = 151;
 /** Counters in use in a row (the next free index). */
-export const COUNTERS_USED = 140;
+export const COUNTERS_USED = 152;
 /**
  * Row stride, in doubles. Each worker writes its row on every message from its own core; rows
  * that shared a 64-byte cache line would bounce it between cores (false sharing). A
@@ -287,6 +304,14 @@ export const COUNTER_NAMES: Record<number, string> = {
   [C_CLUSTER_HANDOVERS_FAILED]: 'cluster/handover/failed',
   [C_CLUSTER_HANDOVER_DROPPED]: 'cluster/handover/dropped',
   [C_SESSION_DEADLINES]: 'sessions/deadlines',
+  [C_CLUSTER_RETAINED_SENT]: 'cluster/retained/sent',
+  [C_CLUSTER_RETAINED_APPLIED]: 'cluster/retained/applied',
+  [C_CLUSTER_RETAINED_STALE]: 'cluster/retained/stale',
+  [C_CLUSTER_RETAINED_TOMBSTONES]: 'cluster/retained/tombstones',
+  [C_CLUSTER_RETAINED_TOMBS_DROPPED]: 'cluster/retained/tombstones-dropped',
+  [C_CLUSTER_RETAINED_RESYNCS]: 'cluster/retained/resyncs',
+  [C_CLUSTER_RETAINED_SNAPSHOTS]: 'cluster/retained/snapshots',
+  [C_CLUSTER_RETAINED_TOO_LARGE]: 'cluster/retained/too-large',
 };
 
 for (const [i, r] of DISCONNECT_REASONS.entries()) COUNTER_NAMES[C_DISCONNECT_BASE + i] = `clients/disconnected/${r.replace(/_/g, '-')}`;

@@ -2,7 +2,7 @@
 // it as plain data lets both stores share one apply step (state.ts) and lets the RocksDB store
 // merge many batches into one write.
 import type {
-  InflightEntry, NewMessage, NewQueueEntry, QueueEntry, StoredMessage, StoredSession, StoredSubscription,
+  InflightEntry, NewMessage, NewQueueEntry, QueueEntry, RetainedStamp, StoredMessage, StoredSession, StoredSubscription,
 } from './types';
 
 export type BatchOp =
@@ -19,7 +19,9 @@ export type BatchOp =
   | { t: 'inbound'; clientId: string; packetId: number }
   | { t: 'delInbound'; clientId: string; packetId: number }
   | { t: 'retain'; message: NewMessage }
-  | { t: 'delRetain'; topic: string };
+  | { t: 'delRetain'; topic: string }
+  | { t: 'retainStamp'; topic: string; stamp: RetainedStamp }
+  | { t: 'delRetainStamp'; topic: string };
 
 /** Hands out message ids and queue sequence numbers; owned by the store, restored on load. */
 export interface IdSource {
@@ -116,4 +118,9 @@ export class StoreBatch {
   putRetained(message: NewMessage): this { this.push({ t: 'retain', message }); return this; }
 
   deleteRetained(topic: string): this { this.push({ t: 'delRetain', topic }); return this; }
+
+  /** A cluster member's stamp (or tombstone) of a retained topic; kept apart from the message. */
+  putRetainedStamp(topic: string, stamp: RetainedStamp): this { this.push({ t: 'retainStamp', topic, stamp }); return this; }
+
+  deleteRetainedStamp(topic: string): this { this.push({ t: 'delRetainStamp', topic }); return this; }
 }

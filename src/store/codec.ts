@@ -13,11 +13,13 @@
 //   i <len16 clientId> <packetId u16>  inbound QoS 2 awaiting PUBREL   (empty value)
 //   m <messageId u64>                  message body, stored once encodeMessage
 //   r <topic>                          retained message          encodeMessage (id 0)
+//   h <topic>                          its cluster stamp or tombstone   encodeRetainedStamp
+//                                      (absent in data dirs of single nodes: stamp 0)
 //
 // Values are hand-written binary (no JSON on the message path); a value that does not decode
 // throws DecodeError, which the store reports as a corrupt store.
 import type {
-  InflightEntry, MessageProperties, NewMessage, NewQueueEntry, ProtocolVersion, QoS,
+  InflightEntry, MessageProperties, NewMessage, NewQueueEntry, ProtocolVersion, QoS, RetainedStamp,
   StoredSession, StoredSubscription, StoredWill,
 } from './types';
 
@@ -31,6 +33,7 @@ export const T_INFLIGHT = 0x6f; // o
 export const T_INBOUND = 0x69; // i
 export const T_MESSAGE = 0x6d; // m
 export const T_RETAINED = 0x72; // r
+export const T_RETAINED_STAMP = 0x68; // h
 
 export class DecodeError extends Error {}
 
@@ -176,6 +179,24 @@ export function messageKey(id: bigint): Buffer {
 
 export function retainedKey(topic: string): Buffer {
   return Buffer.concat([Buffer.from([T_RETAINED]), Buffer.from(topic, 'utf8')]);
+}
+
+export function retainedStampKey(topic: string): Buffer {
+  return Buffer.concat([Buffer.from([T_RETAINED_STAMP]), Buffer.from(topic, 'utf8')]);
+}
+
+/** [t u48][c u48][tombstone u8] */
+export function encodeRetainedStamp(s: RetainedStamp): Buffer {
+  return new Writer(13).u48(s.t).u48(s.c).u8(s.tombstone ? 1 : 0).done();
+}
+
+export function decodeRetainedStamp(b: Buffer): RetainedStamp {
+  const r = new Reader(b);
+  const t = r.u48();
+  const c = r.u48();
+  const kind = r.u8();
+  if (kind > 1) throw new DecodeError(`retained stamp kind ${kind}`);
+  return { t, c, tombstone: kind === 1 };
 }
 
 /** Smallest key greater than every key starting with `prefix` (exclusive upper bound). */

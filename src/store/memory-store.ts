@@ -7,7 +7,7 @@ import { copyMessage, copySession, copySub } from './copy';
 import { StoreIndex, StoreSink } from './state';
 import type { CommitOptions, LoadOptions, LoadSummary, LoadVisitor, Store } from './store';
 import type {
-  InflightEntry, NewMessage, QueueEntry, StoredMessage, StoredSession, StoredSubscription,
+  InflightEntry, NewMessage, QueueEntry, RetainedStamp, StoredMessage, StoredSession, StoredSubscription,
 } from './types';
 
 function inner<K, V>(outer: Map<string, Map<K, V>>, clientId: string): Map<K, V> {
@@ -53,6 +53,9 @@ class MemorySink implements StoreSink {
   delInbound(clientId: string, packetId: number): void { this.inbound.get(clientId)?.delete(packetId); }
   putRetained(m: NewMessage): void { this.retained.set(m.topic, copyMessage(m)); }
   delRetained(topic: string): void { this.retained.delete(topic); }
+  readonly stamps = new Map<string, RetainedStamp>();
+  putRetainedStamp(topic: string, s: RetainedStamp): void { this.stamps.set(topic, { ...s }); }
+  delRetainedStamp(topic: string): void { this.stamps.delete(topic); }
 }
 
 export class MemoryStore implements Store {
@@ -73,6 +76,7 @@ export class MemoryStore implements Store {
     for (const s of d.sessions.values()) { sum.sessions++; v.session?.(copySession(s)); }
     for (const subs of d.subs.values()) for (const s of subs.values()) { sum.subscriptions++; v.subscription?.(copySub(s)); }
     for (const m of d.retained.values()) { sum.retained++; v.retained?.(copyMessage(m)); }
+    for (const [topic, s] of d.stamps) v.retainedStamp?.(topic, { ...s });
     for (const m of d.messages.values()) { sum.messages++; v.message?.(copyMessage(m)); }
     for (const [c, q] of d.queues) for (const e of q.values()) { sum.queued++; v.queued?.(c, { ...e }); }
     for (const [c, f] of d.inflight) {

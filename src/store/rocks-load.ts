@@ -30,6 +30,7 @@ export class RocksLoader {
     await this.phase('sessions', codec.T_SESSION, (k, val) => this.session(k, val));
     await this.phase('subscriptions', codec.T_SUB, (k, val) => this.subscription(k, val));
     await this.phase('retained', codec.T_RETAINED, (k, val) => this.retained(k, val));
+    await this.phase('retained-stamps', codec.T_RETAINED_STAMP, (k, val) => this.v.retainedStamp?.(k.toString('utf8', 1), codec.decodeRetainedStamp(val)));
     const seen = new Set<bigint>();
     await this.phase('messages', codec.T_MESSAGE, (k, val) => this.message(k, val, seen));
     this.dropDangling(seen);

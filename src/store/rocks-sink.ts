@@ -5,7 +5,7 @@
 import * as codec from './codec';
 import type { RawOp } from './rocksdb';
 import type { StoreSink } from './state';
-import type { InflightEntry, NewMessage, QueueEntry, StoredMessage, StoredSession, StoredSubscription } from './types';
+import type { InflightEntry, NewMessage, QueueEntry, RetainedStamp, StoredMessage, StoredSession, StoredSubscription } from './types';
 
 const EMPTY = Buffer.alloc(0);
 
@@ -98,4 +98,6 @@ export class RocksSink implements StoreSink {
   delInbound(clientId: string, packetId: number): void { this.del(codec.inboundKey(clientId, packetId)); }
   putRetained(m: NewMessage): void { this.put(codec.retainedKey(m.topic), codec.encodeMessage(m)); }
   delRetained(topic: string): void { this.del(codec.retainedKey(topic)); }
+  putRetainedStamp(topic: string, s: RetainedStamp): void { this.put(codec.retainedStampKey(topic), codec.encodeRetainedStamp(s)); }
+  delRetainedStamp(topic: string): void { this.del(codec.retainedStampKey(topic)); }
 }

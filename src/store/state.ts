@@ -5,7 +5,7 @@
 import type { BatchOp, IdSource } from './batch';
 import { NEVER_EXPIRES } from './types';
 import type {
-  InflightEntry, NewMessage, QueueEntry, StoredMessage, StoredSession, StoredSubscription,
+  InflightEntry, NewMessage, QueueEntry, RetainedStamp, StoredMessage, StoredSession, StoredSubscription,
 } from './types';
 
 /** Physical effects of a batch, in order. */
@@ -24,6 +24,8 @@ export interface StoreSink {
   delInbound(clientId: string, packetId: number): void;
   putRetained(m: NewMessage): void;
   delRetained(topic: string): void;
+  putRetainedStamp(topic: string, s: RetainedStamp): void;
+  delRetainedStamp(topic: string): void;
 }
 
 export class ClientIndex {
@@ -173,6 +175,12 @@ export class StoreIndex implements IdSource {
         return;
       case 'delRetain':
         sink.delRetained(op.topic);
+        return;
+      case 'retainStamp':
+        sink.putRetainedStamp(op.topic, op.stamp);
+        return;
+      case 'delRetainStamp':
+        sink.delRetainedStamp(op.topic);
         return;
       case 'message':
         return; // handled by apply()

@@ -5,7 +5,7 @@
 // writes depend on) → any number of commits → close.
 import type { StoreBatch } from './batch';
 import type {
-  InflightEntry, NewMessage, QueueEntry, StoredMessage, StoredSession, StoredSubscription,
+  InflightEntry, NewMessage, QueueEntry, RetainedStamp, StoredMessage, StoredSession, StoredSubscription,
 } from './types';
 
 export interface CommitOptions {
@@ -14,7 +14,7 @@ export interface CommitOptions {
 }
 
 export type LoadPhase =
-  | 'index' | 'sessions' | 'subscriptions' | 'retained' | 'messages' | 'queues' | 'inflight' | 'inbound';
+  | 'index' | 'sessions' | 'subscriptions' | 'retained' | 'retained-stamps' | 'messages' | 'queues' | 'inflight' | 'inbound';
 
 export interface LoadProgress {
   phase: LoadPhase;
@@ -33,6 +33,8 @@ export interface LoadVisitor {
   session?(s: StoredSession): void;
   subscription?(s: StoredSubscription): void;
   retained?(m: NewMessage): void;
+  /** A retained topic's cluster stamp or tombstone (after every retained message). */
+  retainedStamp?(topic: string, s: RetainedStamp): void;
   message?(m: StoredMessage): void;
   queued?(clientId: string, e: QueueEntry): void;
   inflight?(clientId: string, e: InflightEntry): void;

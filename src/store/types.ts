@@ -67,6 +67,19 @@ export interface NewMessage {
   publishedAt: number;
 }
 
+/**
+ * A retained topic's cluster stamp (a hybrid logical clock, src/cluster/hlc.ts): the last set or
+ * clear of the topic a cluster member applied. A tombstone is a clear kept so an older set
+ * arriving later (a stale node) cannot bring the message back.
+ */
+export interface RetainedStamp {
+  /** Wall ms of the stamp. */
+  t: number;
+  /** Logical counter × 2^32 + node hash. */
+  c: number;
+  tombstone: boolean;
+}
+
 /** Stored once, referenced by every queue and in-flight entry that needs it. */
 export interface StoredMessage extends NewMessage {
   id: bigint;

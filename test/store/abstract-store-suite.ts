@@ -203,6 +203,24 @@ export function abstractStoreSuite(name: string, opts: StoreSuiteOptions): void 
       assert.equal(s.retained.get('a/c')!.payload.toString(), 'three');
     });
 
+    test('retained stamps and tombstones are kept apart from the messages, replaced and deleted per topic', async () => {
+      await store.commit(store.batch()
+        .putRetained(message('s/live', 'v', { retain: true }))
+        .putRetainedStamp('s/live', { t: 1_700_000_000_000, c: 3 * 2 ** 32 + 0xdeadbeef, tombstone: false })
+        .putRetainedStamp('s/gone', { t: 1_700_000_000_001, c: 7, tombstone: true })
+        .putRetainedStamp('s/drop', { t: 5, c: 5, tombstone: true }));
+      await store.commit(store.batch().deleteRetainedStamp('s/drop').deleteRetained('s/live'));
+      if (opts.reopen) store = await opts.reopen(store);
+      const stamps = new Map<string, unknown>();
+      const retained: string[] = [];
+      await store.loadAll({ retained: (m) => retained.push(m.topic), retainedStamp: (topic, st) => stamps.set(topic, st) });
+      assert.deepEqual(retained, [], 'deleting the message leaves its stamp');
+      assert.deepEqual(Object.fromEntries(stamps), {
+        's/live': { t: 1_700_000_000_000, c: 3 * 2 ** 32 + 0xdeadbeef, tombstone: false },
+        's/gone': { t: 1_700_000_000_001, c: 7, tombstone: true },
+      });
+    });
+
     test('deleteSession removes everything of that client and only that client', async () => {
       const b = store.batch();
       const shared = b.addMessage(message('t', 'shared'));

@@ -26,7 +26,7 @@ import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import type { IConnackPacket, IDisconnectPacket, IPublishPacket } from 'mqtt-packet';
 import { startEtcdRetrying, type EtcdCluster } from '../helpers/etcd';
-import { launchBroker, freePort, makeTempDir, removeDir, HTTP_LISTEN_RE, type Broker } from '../helpers/broker';
+import { launchBroker, freePort, makeTempDir, HTTP_LISTEN_RE, type Broker } from '../helpers/broker';
 import { startTcpProxy, type TcpProxy } from '../helpers/tcp-proxy';
 import { Clients, subscribeOk, publish, end, type Connected, type Received } from '../helpers/clients';
 import { RawClient } from '../helpers/raw-client';
@@ -35,6 +35,7 @@ import { parsePromText, sampleValue } from '../helpers/prom-text';
 import { waitUntil, delay } from '../helpers/wait';
 import { metricAtLeast } from '../helpers/metrics';
 import { utopic, uid } from '../helpers/ids';
+import { tearDownCluster } from '../helpers/cluster-teardown';
 
 const TTL_SEC = 3;
 
@@ -304,12 +305,7 @@ describe('3t cluster: the stored copy follows the session (real etcd, --durabili
   const clients = new Clients();
 
   before(async () => { etcd = await startEtcdRetrying(1); });
-  after(async () => {
-    await clients.closeAll();
-    for (const b of brokers) await b.kill();
-    await etcd?.stop();
-    for (const d of dirs) removeDir(d);
-  });
+  after(() => tearDownCluster({ clients, brokers, etcd, dirs }));
 
   it("the old node's store forgets the session once the new node has it; the new node's store keeps it", async () => {
     const common = ['--etcd', etcd.endpoints().join(','), '--cluster-name', `stored${process.pid}`, '--lease-ttl', String(TTL_SEC), '--durability', 'process'];
@@ -356,12 +352,7 @@ describe('3t cluster: the new node dies between the phases (real etcd, a proxy i
   let proxy: TcpProxy | undefined;
 
   before(async () => { etcd = await startEtcdRetrying(1); });
-  after(async () => {
-    await clients.closeAll();
-    for (const b of brokers) await b.kill();
-    await proxy?.close();
-    await etcd?.stop();
-  });
+  after(() => tearDownCluster({ clients, brokers, proxies: [proxy], etcd }));
 
   it('the old node keeps the whole session when the new one dies before asking for its queue', async () => {
     const common = ['--etcd', etcd.endpoints().join(','), '--cluster-name', `diehalf${process.pid}`, '--lease-ttl', String(TTL_SEC), '--durability', 'none'];

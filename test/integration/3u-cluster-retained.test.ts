@@ -22,6 +22,7 @@ import { startTcpProxy, TcpProxy } from '../helpers/tcp-proxy';
 import { parsePromText, sampleValue } from '../helpers/prom-text';
 import { delay } from '../helpers/wait';
 import { utopic } from '../helpers/ids';
+import { tearDownCluster } from '../helpers/cluster-teardown';
 
 const TTL_SEC = 2;
 const CONVERGE_MS = 30_000;
@@ -256,12 +257,7 @@ describe('3u cluster: a node fenced off etcd catches up with the retained messag
   const SENTINEL = utopic('fsentinel');
 
   before(async () => { etcd = await startEtcdRetrying(1); });
-  after(async () => {
-    await clients.closeAll();
-    for (const b of brokers) await b.kill();
-    await proxy?.close();
-    await etcd?.stop();
-  });
+  after(() => tearDownCluster({ clients, brokers, proxies: [proxy], etcd }));
 
   async function node(id: string, endpoint: string): Promise<Broker> {
     const b = await launchBroker(1, ['--etcd', endpoint, '--cluster-name', cluster, '--node-id', id, '--lease-ttl', String(TTL_SEC), '--durability', 'none']);

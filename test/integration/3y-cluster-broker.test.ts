@@ -24,6 +24,7 @@ import { Clients } from '../helpers/clients';
 import { connackCode } from '../helpers/raw-client';
 import { waitUntil, delay } from '../helpers/wait';
 import type { IDisconnectPacket } from 'mqtt-packet';
+import { tearDownCluster } from '../helpers/cluster-teardown';
 
 const now = () => performance.now();
 const TTL_SEC = 2;
@@ -38,12 +39,7 @@ describe('3y cluster: broker processes as members (real etcd, --lease-ttl 2)', (
   const clients = new Clients();
 
   before(async () => { etcd = await startEtcdRetrying(1); });
-  after(async () => {
-    await clients.closeAll();
-    for (const b of brokers) await b.kill();
-    await proxy?.close();
-    await etcd?.stop();
-  });
+  after(() => tearDownCluster({ clients, brokers, proxies: [proxy], etcd }));
 
   async function node(cluster: string, nodeId: string, endpoints = etcd.endpoints().join(','), extra: string[] = []): Promise<Broker> {
     const b = await launchBroker(1, ['--etcd', endpoints, '--node-id', nodeId, '--cluster-name', cluster,

@@ -33,6 +33,7 @@ import { request } from '../helpers/http';
 import { parsePromText, sampleValue } from '../helpers/prom-text';
 import { waitUntil, within, delay } from '../helpers/wait';
 import { utopic, uid } from '../helpers/ids';
+import { tearDownCluster } from '../helpers/cluster-teardown';
 
 const TTL_SEC = 2;
 const PEER_RE = /peer server listening on [^\s:]+:(\d+)/;
@@ -62,11 +63,7 @@ describe('3z cluster: cross-node publish / subscribe (real etcd, real gRPC)', ()
     await routesConverged('the probe routes', 30_000);
   });
 
-  after(async () => {
-    await clients.closeAll();
-    for (const n of nodes) await n.b.kill();
-    await etcd?.stop();
-  });
+  after(() => tearDownCluster({ clients, brokers: nodes.map((n) => n.b), etcd }));
 
   const [n1, n2, n3] = [0, 1, 2].map((i) => () => nodes[i]);
 
@@ -304,12 +301,7 @@ describe('3z cluster: peer streams cut through a proxy (real etcd, real gRPC)', 
     for (const b of brokers) http.push(Number((await b.waitForOutput(HTTP_LISTEN_RE))[2]));
   });
 
-  after(async () => {
-    await clients.closeAll();
-    for (const b of brokers) await b.kill();
-    await proxy?.close();
-    await etcd?.stop();
-  });
+  after(() => tearDownCluster({ clients, brokers, proxies: [proxy], etcd }));
 
   async function metric(i: number, family: string, labels: Record<string, string> = {}): Promise<number> {
     const r = await request(http[i], '/metrics');
@@ -450,11 +442,7 @@ describe('3z cluster: a node killed mid-stream, then restarted under its id (rea
     common = ['--etcd', etcd.endpoints().join(','), '--cluster-name', cluster, '--lease-ttl', String(TTL_SEC), '--durability', 'none'];
   });
 
-  after(async () => {
-    await clients.closeAll();
-    for (const b of brokers) await b.kill();
-    await etcd?.stop();
-  });
+  after(() => tearDownCluster({ clients, brokers, etcd }));
 
   it('QoS 1 to two nodes, one SIGKILLed mid-stream: every PUBACK comes, the survivor gets everything in order; the node restarts under its id and routes resync', async () => {
     const k1 = await node('k1', 1);
@@ -499,11 +487,7 @@ describe('3z cluster: forwarded QoS 1 to a persistent session (real etcd, --dura
   const clients = new Clients();
 
   before(async () => { etcd = await startEtcdRetrying(1); });
-  after(async () => {
-    await clients.closeAll();
-    for (const b of brokers) await b.kill();
-    await etcd?.stop();
-  });
+  after(() => tearDownCluster({ clients, brokers, etcd }));
 
   it('messages forwarded while the subscriber is offline wait in its session on its node, in order', async () => {
     const common = ['--etcd', etcd.endpoints().join(','), '--cluster-name', `durable${process.pid}`, '--lease-ttl', String(TTL_SEC), '--durability', 'process'];
